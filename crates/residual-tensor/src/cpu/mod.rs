@@ -1,0 +1,204 @@
+//! The CPU backend: dense `Vec` storage, kernels on slices, parallel with rayon,
+//! GEMM through [`gemm::sgemm`].
+
+mod conv;
+mod elementwise;
+pub mod gemm;
+mod layout;
+mod norm;
+mod pool;
+mod reduce;
+mod softmax;
+
+use crate::backend::*;
+use crate::{DType, Error, Result, Shape};
+use half::{bf16, f16};
+use std::any::Any;
+use std::sync::Arc;
+
+/// Elements per rayon task for elementwise work: below this, threading costs more than it saves.
+pub(crate) const PAR_CHUNK: usize = 1 << 14;
+
+/// Host storage of the CPU backend.
+#[derive(Debug)]
+pub enum CpuStorage {
+    /// f32 elements.
+    F32(Vec<f32>),
+    /// f16 elements.
+    F16(Vec<f16>),
+    /// bf16 elements.
+    BF16(Vec<bf16>),
+}
+
+impl BackendStorage for CpuStorage {
+    fn as_any(&self) -> &dyn Any {
+        self
+    }
+    fn dtype(&self) -> DType {
+        match self {
+            CpuStorage::F32(_) => DType::F32,
+            CpuStorage::F16(_) => DType::F16,
+            CpuStorage::BF16(_) => DType::BF16,
+        }
+    }
+    fn len(&self) -> usize {
+        match self {
+            CpuStorage::F32(v) => v.len(),
+            CpuStorage::F16(v) => v.len(),
+            CpuStorage::BF16(v) => v.len(),
+        }
+    }
+}
+
+/// The f32 slice of a CPU storage; an error for another backend's or dtype's storage.
+pub(crate) fn f32s(s: &Storage) -> Result<&[f32]> {
+    match s.as_any().downcast_ref::<CpuStorage>() {
+        Some(CpuStorage::F32(v)) => Ok(v),
+        Some(other) => Err(Error::DType { op: "cpu kernel", got: other.dtype(), expected: "f32".into() }),
+        None => Err(Error::Backend { backend: "cpu".into(), msg: format!("storage {s:?} belongs to another backend") }),
+    }
+}
+
+/// Wraps a result vector as storage.
+pub(crate) fn store(v: Vec<f32>) -> Storage {
+    Arc::new(CpuStorage::F32(v))
+}
+
+/// The CPU backend (`Device::cpu()`).
+#[derive(Debug, Default, Clone, Copy)]
+pub struct CpuBackend;
+
+impl Backend for CpuBackend {
+    fn name(&self) -> String {
+        "cpu".into()
+    }
+
+    fn upload(&self, data: HostData) -> Result<Storage> {
+        Ok(Arc::new(match data {
+            HostData::F32(v) => CpuStorage::F32(v),
+            HostData::F16(v) => CpuStorage::F16(v),
+            HostData::BF16(v) => CpuStorage::BF16(v),
+        }))
+    }
+
+    fn download(&self, s: &Storage) -> Result<HostData> {
+        match s.as_any().downcast_ref::<CpuStorage>() {
+            Some(CpuStorage::F32(v)) => Ok(HostData::F32(v.clone())),
+            Some(CpuStorage::F16(v)) => Ok(HostData::F16(v.clone())),
+            Some(CpuStorage::BF16(v)) => Ok(HostData::BF16(v.clone())),
+            None => Err(Error::Backend { backend: "cpu".into(), msg: "storage belongs to another backend".into() }),
+        }
+    }
+
+    fn full(&self, len: usize, value: f32) -> Result<Storage> {
+        Ok(store(vec![value; len]))
+    }
+
+    fn cast(&self, s: &Storage, to: DType) -> Result<Storage> {
+        let f = self.download(s)?.into_f32();
+        Ok(Arc::new(match to {
+            DType::F32 => CpuStorage::F32(f),
+            DType::F16 => CpuStorage::F16(f.iter().map(|&x| f16::from_f32(x)).collect()),
+            DType::BF16 => CpuStorage::BF16(f.iter().map(|&x| bf16::from_f32(x)).collect()),
+        }))
+    }
+
+    fn unary(&self, op: UnaryOp, x: &Storage) -> Result<Storage> {
+        Ok(store(elementwise::unary(op, f32s(x)?)))
+    }
+    fn unary_backward(&self, op: UnaryOp, x: &Storage, dy: &Storage) -> Result<Storage> {
+        Ok(store(elementwise::unary_backward(op, f32s(x)?, f32s(dy)?)))
+    }
+    fn binary(&self, op: BinaryOp, a: (&Storage, &Shape), b: (&Storage, &Shape), out: &Shape) -> Result<Storage> {
+        Ok(store(elementwise::binary(op, (f32s(a.0)?, a.1), (f32s(b.0)?, b.1), out)))
+    }
+
+    fn reduce(&self, op: ReduceOp, x: &Storage, shape: &Shape, axes: &[usize]) -> Result<Storage> {
+        Ok(store(reduce::reduce(op, f32s(x)?, shape, axes)))
+    }
+    fn argmax(&self, x: &Storage, view: AxisView) -> Result<Vec<u32>> {
+        Ok(reduce::argmax(f32s(x)?, view))
+    }
+
+    fn matmul(&self, a: &Storage, b: &Storage, spec: MatmulSpec) -> Result<Storage> {
+        Ok(store(gemm::batched(f32s(a)?, f32s(b)?, spec)))
+    }
+
+    fn strided_copy(&self, x: &Storage, out: &Shape, strides: &[usize], offset: usize) -> Result<Storage> {
+        Ok(store(layout::strided_copy(f32s(x)?, out, strides, offset)))
+    }
+    fn concat(&self, parts: &[(&Storage, usize)], outer: usize, inner: usize) -> Result<Storage> {
+        let parts: Vec<(&[f32], usize)> = parts.iter().map(|(s, l)| Ok((f32s(s)?, *l))).collect::<Result<_>>()?;
+        Ok(store(layout::concat(&parts, outer, inner)))
+    }
+    fn index_select(&self, x: &Storage, view: AxisView, index: &[usize]) -> Result<Storage> {
+        Ok(store(layout::index_select(f32s(x)?, view, index)))
+    }
+    fn index_add(&self, dy: &Storage, view: AxisView, index: &[usize]) -> Result<Storage> {
+        Ok(store(layout::index_add(f32s(dy)?, view, index)))
+    }
+
+    fn conv2d(&self, x: &Storage, w: &Storage, g: &Conv2dGeometry) -> Result<Storage> {
+        Ok(store(conv::forward(f32s(x)?, f32s(w)?, g)))
+    }
+    fn conv2d_backward_input(&self, dy: &Storage, w: &Storage, g: &Conv2dGeometry) -> Result<Storage> {
+        Ok(store(conv::backward_input(f32s(dy)?, f32s(w)?, g)))
+    }
+    fn conv2d_backward_weight(&self, x: &Storage, dy: &Storage, g: &Conv2dGeometry) -> Result<Storage> {
+        Ok(store(conv::backward_weight(f32s(x)?, f32s(dy)?, g)))
+    }
+
+    fn max_pool2d(&self, x: &Storage, g: &Pool2dGeometry) -> Result<Storage> {
+        Ok(store(pool::max_forward(f32s(x)?, g)))
+    }
+    fn max_pool2d_backward(&self, x: &Storage, dy: &Storage, g: &Pool2dGeometry) -> Result<Storage> {
+        Ok(store(pool::max_backward(f32s(x)?, f32s(dy)?, g)))
+    }
+    fn avg_pool2d(&self, x: &Storage, g: &Pool2dGeometry) -> Result<Storage> {
+        Ok(store(pool::avg_forward(f32s(x)?, g)))
+    }
+    fn avg_pool2d_backward(&self, dy: &Storage, g: &Pool2dGeometry) -> Result<Storage> {
+        Ok(store(pool::avg_backward(f32s(dy)?, g)))
+    }
+    fn adaptive_avg_pool2d(&self, x: &Storage, g: &Pool2dGeometry) -> Result<Storage> {
+        Ok(store(pool::adaptive_forward(f32s(x)?, g)))
+    }
+    fn adaptive_avg_pool2d_backward(&self, dy: &Storage, g: &Pool2dGeometry) -> Result<Storage> {
+        Ok(store(pool::adaptive_backward(f32s(dy)?, g)))
+    }
+
+    fn batch_norm(&self, x: &Storage, view: AxisView, gamma: &Storage, beta: &Storage, eps: f32) -> Result<(Storage, NormStats)> {
+        let (y, mean, rstd) = norm::batch_forward(f32s(x)?, view, f32s(gamma)?, f32s(beta)?, eps);
+        Ok((store(y), NormStats { mean: store(mean), rstd: store(rstd) }))
+    }
+    fn batch_norm_backward(&self, x: &Storage, dy: &Storage, view: AxisView, gamma: &Storage, stats: &NormStats) -> Result<NormGrads> {
+        let (dx, dg, db) = norm::batch_backward(f32s(x)?, f32s(dy)?, view, f32s(gamma)?, f32s(&stats.mean)?, f32s(&stats.rstd)?);
+        Ok(NormGrads { dx: store(dx), dgamma: store(dg), dbeta: store(db) })
+    }
+    fn row_norm(&self, x: &Storage, rows: usize, cols: usize, affine: RowAffine, gamma: &Storage, beta: &Storage, eps: f32) -> Result<(Storage, NormStats)> {
+        let (y, mean, rstd) = norm::row_forward(f32s(x)?, rows, cols, affine, f32s(gamma)?, f32s(beta)?, eps);
+        Ok((store(y), NormStats { mean: store(mean), rstd: store(rstd) }))
+    }
+    fn row_norm_backward(&self, x: &Storage, dy: &Storage, rows: usize, cols: usize, affine: RowAffine, gamma: &Storage, stats: &NormStats) -> Result<NormGrads> {
+        let (dx, dg, db) = norm::row_backward(f32s(x)?, f32s(dy)?, rows, cols, affine, f32s(gamma)?, f32s(&stats.mean)?, f32s(&stats.rstd)?);
+        Ok(NormGrads { dx: store(dx), dgamma: store(dg), dbeta: store(db) })
+    }
+
+    fn softmax(&self, x: &Storage, view: AxisView, log: bool) -> Result<Storage> {
+        Ok(store(softmax::forward(f32s(x)?, view, log)))
+    }
+    fn softmax_backward(&self, y: &Storage, dy: &Storage, view: AxisView, log: bool) -> Result<Storage> {
+        Ok(store(softmax::backward(f32s(y)?, f32s(dy)?, view, log)))
+    }
+    fn cross_entropy(&self, logits: &Storage, n: usize, c: usize, targets: &[usize], smoothing: f32) -> Result<Storage> {
+        Ok(store(vec![softmax::cross_entropy(f32s(logits)?, n, c, targets, smoothing)]))
+    }
+    fn cross_entropy_backward(&self, logits: &Storage, n: usize, c: usize, targets: &[usize], smoothing: f32, dloss: &Storage) -> Result<Storage> {
+        let dl = f32s(dloss)?[0];
+        Ok(store(softmax::cross_entropy_backward(f32s(logits)?, n, c, targets, smoothing, dl)))
+    }
+
+    fn dropout(&self, x: &Storage, p: f32, seed: u64) -> Result<Storage> {
+        Ok(store(elementwise::dropout(f32s(x)?, p, seed)))
+    }
+}

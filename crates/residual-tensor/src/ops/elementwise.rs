@@ -1,0 +1,139 @@
+//! Elementwise arithmetic with broadcasting, unary math and activations.
+
+use crate::backend::{BinaryOp, UnaryOp};
+use crate::{Result, Shape, Tensor};
+
+impl Tensor {
+    fn binary(&self, op: BinaryOp, name: &'static str, rhs: &Tensor) -> Result<Tensor> {
+        self.expect_same(name, rhs)?;
+        let out = Shape::broadcast(name, self.shape(), rhs.shape())?;
+        let s = self.device().backend().binary(
+            op,
+            (self.storage(), self.shape()),
+            (rhs.storage(), rhs.shape()),
+            &out,
+        )?;
+        let (a, b) = (self.clone(), rhs.clone());
+        Ok(Tensor::from_op(s, out, self.device(), name, &[self, rhs], move |g| {
+            let (ga, gb) = match op {
+                BinaryOp::Add => (g.clone(), g.clone()),
+                BinaryOp::Sub => (g.clone(), g.neg()?),
+                BinaryOp::Mul => (g.mul(&b)?, g.mul(&a)?),
+                BinaryOp::Div => {
+                    // d(a/b)/db = -a / b^2
+                    let gb = g.mul(&a)?.div(&b.mul(&b)?)?.neg()?;
+                    (g.div(&b)?, gb)
+                }
+            };
+            Ok(vec![
+                a.requires_grad().then(|| ga.sum_to(a.shape())).transpose()?,
+                b.requires_grad().then(|| gb.sum_to(b.shape())).transpose()?,
+            ])
+        }))
+    }
+
+    /// `self + rhs` with NumPy broadcasting.
+    pub fn add(&self, rhs: &Tensor) -> Result<Tensor> {
+        self.binary(BinaryOp::Add, "add", rhs)
+    }
+    /// `self - rhs` with NumPy broadcasting.
+    pub fn sub(&self, rhs: &Tensor) -> Result<Tensor> {
+        self.binary(BinaryOp::Sub, "sub", rhs)
+    }
+    /// `self * rhs` with NumPy broadcasting.
+    pub fn mul(&self, rhs: &Tensor) -> Result<Tensor> {
+        self.binary(BinaryOp::Mul, "mul", rhs)
+    }
+    /// `self / rhs` with NumPy broadcasting.
+    pub fn div(&self, rhs: &Tensor) -> Result<Tensor> {
+        self.binary(BinaryOp::Div, "div", rhs)
+    }
+
+    /// Sums a broadcast gradient back down to `shape` (the inverse of broadcasting).
+    pub fn sum_to(&self, shape: &Shape) -> Result<Tensor> {
+        if self.shape() == shape {
+            return Ok(self.clone());
+        }
+        let off = self.rank() - shape.rank();
+        let axes: Vec<isize> = (0..self.rank())
+            .filter(|&i| i < off || (shape.dims()[i - off] == 1 && self.dims()[i] != 1))
+            .map(|i| i as isize)
+            .collect();
+        let summed = if axes.is_empty() { self.clone() } else { self.sum(&axes, true)? };
+        summed.reshape(shape.dims())
+    }
+
+    fn unary(&self, op: UnaryOp, name: &'static str) -> Result<Tensor> {
+        self.expect_f32(name)?;
+        let s = self.device().backend().unary(op, self.storage())?;
+        let x = self.clone();
+        Ok(Tensor::from_op(s, self.shape().clone(), self.device(), name, &[self], move |g| {
+            let dx = x.device().backend().unary_backward(op, x.storage(), g.storage())?;
+            Ok(vec![Some(Tensor::from_storage(dx, x.shape().clone(), x.device())?)])
+        }))
+    }
+
+    /// `-x`
+    pub fn neg(&self) -> Result<Tensor> {
+        self.unary(UnaryOp::Neg, "neg")
+    }
+    /// `e^x`
+    pub fn exp(&self) -> Result<Tensor> {
+        self.unary(UnaryOp::Exp, "exp")
+    }
+    /// Natural logarithm.
+    pub fn log(&self) -> Result<Tensor> {
+        self.unary(UnaryOp::Log, "log")
+    }
+    /// Square root.
+    pub fn sqrt(&self) -> Result<Tensor> {
+        self.unary(UnaryOp::Sqrt, "sqrt")
+    }
+    /// `1 / sqrt(x)`
+    pub fn rsqrt(&self) -> Result<Tensor> {
+        self.unary(UnaryOp::Rsqrt, "rsqrt")
+    }
+    /// `|x|` (gradient 0 at 0, as PyTorch).
+    pub fn abs(&self) -> Result<Tensor> {
+        self.unary(UnaryOp::Abs, "abs")
+    }
+    /// `x^p`
+    pub fn powf(&self, p: f32) -> Result<Tensor> {
+        self.unary(UnaryOp::Powf(p), "powf")
+    }
+    /// `x + c`
+    pub fn add_scalar(&self, c: f32) -> Result<Tensor> {
+        self.unary(UnaryOp::AddScalar(c), "add_scalar")
+    }
+    /// `x * c`
+    pub fn mul_scalar(&self, c: f32) -> Result<Tensor> {
+        self.unary(UnaryOp::MulScalar(c), "mul_scalar")
+    }
+    /// Clamps to `[lo, hi]`; the gradient passes where `lo <= x <= hi` (as PyTorch).
+    pub fn clamp(&self, lo: f32, hi: f32) -> Result<Tensor> {
+        if lo > hi || lo.is_nan() || hi.is_nan() {
+            return Err(crate::Error::arg("clamp", format!("needs lo <= hi, got lo={lo} hi={hi}")));
+        }
+        self.unary(UnaryOp::Clamp(lo, hi), "clamp")
+    }
+    /// `max(x, 0)`
+    pub fn relu(&self) -> Result<Tensor> {
+        self.unary(UnaryOp::Relu, "relu")
+    }
+    /// GELU, exact erf form (PyTorch's default `approximate='none'`).
+    pub fn gelu(&self) -> Result<Tensor> {
+        self.unary(UnaryOp::Gelu, "gelu")
+    }
+    /// SiLU / swish: `x * sigmoid(x)`.
+    pub fn silu(&self) -> Result<Tensor> {
+        self.unary(UnaryOp::Silu, "silu")
+    }
+    /// Logistic sigmoid.
+    pub fn sigmoid(&self) -> Result<Tensor> {
+        self.unary(UnaryOp::Sigmoid, "sigmoid")
+    }
+    /// Hyperbolic tangent.
+    pub fn tanh(&self) -> Result<Tensor> {
+        self.unary(UnaryOp::Tanh, "tanh")
+    }
+}

@@ -1,0 +1,14 @@
+//! Differentiable ops on [`crate::Tensor`]: each validates its arguments, calls
+//! one backend kernel for its forward and records its backward rule beside it.
+
+mod conv;
+mod dropout;
+mod elementwise;
+mod layout;
+mod loss;
+mod matmul;
+mod norm;
+mod pool;
+mod reduce;
+
+pub use norm::BatchNormOutput;

@@ -1,0 +1,292 @@
+//! The [`Tensor`] handle: construction, read-back, casts and the op plumbing.
+
+use crate::autograd::{self, BackwardFn, Gradients, Node, TensorId};
+use crate::backend::{HostData, Storage};
+use crate::{rng, DType, Device, Error, Result, Shape};
+use std::fmt;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+static NEXT_TENSOR_ID: AtomicU64 = AtomicU64::new(1);
+
+/// An n-dimensional array on a [`Device`]: a cheap-to-clone handle to immutable,
+/// dense row-major storage, plus the op that made it when it takes part in autograd.
+#[derive(Clone)]
+pub struct Tensor(Arc<Inner>);
+
+struct Inner {
+    id: TensorId,
+    storage: Storage,
+    shape: Shape,
+    device: Device,
+    requires_grad: bool,
+    node: Option<Node>,
+}
+
+impl Tensor {
+    // ---- plumbing -----------------------------------------------------
+
+    /// Wraps backend storage as a tensor (a leaf that does not require grad).
+    pub fn from_storage(storage: Storage, shape: impl Into<Shape>, device: &Device) -> Result<Self> {
+        let shape = shape.into();
+        if storage.len() != shape.numel() {
+            return Err(Error::shape(
+                "from_storage",
+                format!("storage holds {} elements but shape {shape} needs {}", storage.len(), shape.numel()),
+            ));
+        }
+        Ok(Self::leaf(storage, shape, device.clone(), false))
+    }
+
+    fn leaf(storage: Storage, shape: Shape, device: Device, requires_grad: bool) -> Self {
+        Tensor(Arc::new(Inner {
+            id: TensorId(NEXT_TENSOR_ID.fetch_add(1, Ordering::Relaxed)),
+            storage,
+            shape,
+            device,
+            requires_grad,
+            node: None,
+        }))
+    }
+
+    /// The result of an op: records `backward` when grad is enabled and an input requires grad.
+    pub(crate) fn from_op(
+        storage: Storage,
+        shape: Shape,
+        device: &Device,
+        op: &'static str,
+        inputs: &[&Tensor],
+        backward: impl Fn(&Tensor) -> Result<Vec<Option<Tensor>>> + Send + Sync + 'static,
+    ) -> Self {
+        debug_assert_eq!(storage.len(), shape.numel(), "{op}: kernel output size");
+        let track = autograd::is_grad_enabled() && inputs.iter().any(|t| t.requires_grad());
+        let node = track.then(|| Node {
+            op,
+            inputs: inputs.iter().map(|t| (*t).clone()).collect(),
+            backward: Box::new(backward) as BackwardFn,
+        });
+        Tensor(Arc::new(Inner {
+            id: TensorId(NEXT_TENSOR_ID.fetch_add(1, Ordering::Relaxed)),
+            storage,
+            shape,
+            device: device.clone(),
+            requires_grad: track,
+            node,
+        }))
+    }
+
+    /// Checks that `self` is f32 for `op`.
+    pub(crate) fn expect_f32(&self, op: &'static str) -> Result<()> {
+        if self.dtype() != DType::F32 {
+            return Err(Error::DType {
+                op,
+                got: self.dtype(),
+                expected: "f32 (cast half-precision storage with .cast(DType::F32) first)".into(),
+            });
+        }
+        Ok(())
+    }
+
+    /// Checks that `self` and `other` are on one device and both f32.
+    pub(crate) fn expect_same(&self, op: &'static str, other: &Tensor) -> Result<()> {
+        if self.device() != other.device() {
+            return Err(Error::Device { op, a: self.device().to_string(), b: other.device().to_string() });
+        }
+        self.expect_f32(op)?;
+        other.expect_f32(op)
+    }
+
+    pub(crate) fn node(&self) -> Option<&Node> {
+        self.0.node.as_ref()
+    }
+
+    // ---- accessors ----------------------------------------------------
+
+    /// Identity of this tensor (shared by clones of the handle).
+    pub fn id(&self) -> TensorId {
+        self.0.id
+    }
+    /// The shape.
+    pub fn shape(&self) -> &Shape {
+        &self.0.shape
+    }
+    /// The dimensions.
+    pub fn dims(&self) -> &[usize] {
+        self.0.shape.dims()
+    }
+    /// Number of dimensions.
+    pub fn rank(&self) -> usize {
+        self.0.shape.rank()
+    }
+    /// Number of elements.
+    pub fn numel(&self) -> usize {
+        self.0.shape.numel()
+    }
+    /// Element type.
+    pub fn dtype(&self) -> DType {
+        self.0.storage.dtype()
+    }
+    /// The device holding the storage.
+    pub fn device(&self) -> &Device {
+        &self.0.device
+    }
+    /// The backend storage.
+    pub fn storage(&self) -> &Storage {
+        &self.0.storage
+    }
+    /// Whether gradients flow to this tensor.
+    pub fn requires_grad(&self) -> bool {
+        self.0.requires_grad
+    }
+    /// Whether this tensor was made by a recorded op (not a leaf).
+    pub fn is_leaf(&self) -> bool {
+        self.0.node.is_none()
+    }
+    /// A new leaf sharing this storage that requires grad (a trainable parameter).
+    pub fn requires_grad_(&self) -> Tensor {
+        Self::leaf(self.0.storage.clone(), self.shape().clone(), self.device().clone(), true)
+    }
+    /// A new leaf sharing this storage, cut from the graph.
+    pub fn detach(&self) -> Tensor {
+        Self::leaf(self.0.storage.clone(), self.shape().clone(), self.device().clone(), false)
+    }
+    /// Gradients of every leaf that requires grad, from this one-element tensor.
+    pub fn backward(&self) -> Result<Gradients> {
+        autograd::backward(self)
+    }
+
+    // ---- construction -------------------------------------------------
+
+    /// A tensor from f32 values in row-major order.
+    pub fn from_vec(data: Vec<f32>, shape: impl Into<Shape>, device: &Device) -> Result<Self> {
+        Self::from_host(HostData::F32(data), shape, device)
+    }
+
+    /// A tensor from host data of any dtype.
+    pub fn from_host(data: HostData, shape: impl Into<Shape>, device: &Device) -> Result<Self> {
+        let shape = shape.into();
+        if data.len() != shape.numel() {
+            return Err(Error::shape(
+                "from_vec",
+                format!("got {} values for shape {shape}, which needs {}", data.len(), shape.numel()),
+            ));
+        }
+        let s = device.backend().upload(data)?;
+        Ok(Self::leaf(s, shape, device.clone(), false))
+    }
+
+    /// A tensor from an ndarray array (any layout; read in logical order).
+    pub fn from_ndarray<D: ndarray::Dimension>(a: &ndarray::Array<f32, D>, device: &Device) -> Result<Self> {
+        let shape = Shape::new(a.shape().to_vec());
+        Self::from_vec(a.iter().copied().collect(), shape, device)
+    }
+
+    /// A one-element tensor of shape `[]`.
+    pub fn scalar(value: f32, device: &Device) -> Result<Self> {
+        Self::full(value, Shape::new(vec![]), device)
+    }
+
+    /// Every element `value`.
+    pub fn full(value: f32, shape: impl Into<Shape>, device: &Device) -> Result<Self> {
+        let shape = shape.into();
+        let s = device.backend().full(shape.numel(), value)?;
+        Ok(Self::leaf(s, shape, device.clone(), false))
+    }
+    /// Zeros.
+    pub fn zeros(shape: impl Into<Shape>, device: &Device) -> Result<Self> {
+        Self::full(0.0, shape, device)
+    }
+    /// Ones.
+    pub fn ones(shape: impl Into<Shape>, device: &Device) -> Result<Self> {
+        Self::full(1.0, shape, device)
+    }
+    /// Zeros with the shape and device of `t`.
+    pub fn zeros_like(t: &Tensor) -> Result<Self> {
+        Self::zeros(t.shape().clone(), t.device())
+    }
+    /// Ones with the shape and device of `t`.
+    pub fn ones_like(t: &Tensor) -> Result<Self> {
+        Self::ones(t.shape().clone(), t.device())
+    }
+    /// `[start, start + step, ...]` below `end` (f32 values), as `torch.arange`.
+    pub fn arange(start: f32, end: f32, step: f32, device: &Device) -> Result<Self> {
+        if step == 0.0 || !step.is_finite() || ((end - start) / step) < 0.0 {
+            return Err(Error::arg(
+                "arange",
+                format!("step {step} cannot go from {start} to {end}"),
+            ));
+        }
+        let n = ((end - start) / step).ceil().max(0.0) as usize;
+        let v: Vec<f32> = (0..n).map(|i| start + step * i as f32).collect();
+        Self::from_vec(v, [n], device)
+    }
+    /// Normal samples from a seeded generator (the same seed gives the same tensor).
+    pub fn randn(shape: impl Into<Shape>, mean: f32, std: f32, seed: u64, device: &Device) -> Result<Self> {
+        let shape = shape.into();
+        Self::from_vec(rng::normal(seed, shape.numel(), mean, std), shape, device)
+    }
+    /// Uniform samples in `[low, high)` from a seeded generator.
+    pub fn rand_uniform(
+        shape: impl Into<Shape>,
+        low: f32,
+        high: f32,
+        seed: u64,
+        device: &Device,
+    ) -> Result<Self> {
+        let shape = shape.into();
+        Self::from_vec(rng::uniform(seed, shape.numel(), low, high), shape, device)
+    }
+
+    // ---- read-back and casts -----------------------------------------
+
+    /// The elements as f32 in row-major order (converting half storage).
+    pub fn to_vec(&self) -> Result<Vec<f32>> {
+        Ok(self.device().backend().download(self.storage())?.into_f32())
+    }
+    /// The elements in their own dtype.
+    pub fn to_host(&self) -> Result<HostData> {
+        self.device().backend().download(self.storage())
+    }
+    /// The value of a one-element tensor.
+    pub fn to_scalar(&self) -> Result<f32> {
+        if self.numel() != 1 {
+            return Err(Error::shape("to_scalar", format!("expected one element, got shape {}", self.shape())));
+        }
+        Ok(self.to_vec()?[0])
+    }
+    /// The elements as an ndarray array of this shape.
+    pub fn to_ndarray(&self) -> Result<ndarray::ArrayD<f32>> {
+        ndarray::ArrayD::from_shape_vec(self.dims().to_vec(), self.to_vec()?)
+            .map_err(|e| Error::shape("to_ndarray", e.to_string()))
+    }
+    /// Copies to another device (the only way tensors change device).
+    pub fn to_device(&self, device: &Device) -> Result<Tensor> {
+        if device == self.device() {
+            return Ok(self.clone());
+        }
+        Self::from_host(self.to_host()?, self.shape().clone(), device)
+    }
+    /// Converts the element type. Differentiable: the gradient is cast back.
+    pub fn cast(&self, dtype: DType) -> Result<Tensor> {
+        if dtype == self.dtype() {
+            return Ok(self.clone());
+        }
+        let from = self.dtype();
+        let s = self.device().backend().cast(self.storage(), dtype)?;
+        Ok(Tensor::from_op(s, self.shape().clone(), self.device(), "cast", &[self], move |g| {
+            Ok(vec![Some(g.cast(from)?)])
+        }))
+    }
+}
+
+impl fmt::Debug for Tensor {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Tensor({}, {}, {}", self.shape(), self.dtype(), self.device())?;
+        if let Some(n) = self.node() {
+            write!(f, ", op={}", n.op)?;
+        } else if self.requires_grad() {
+            write!(f, ", requires_grad")?;
+        }
+        write!(f, ")")
+    }
+}
