@@ -119,13 +119,20 @@ pub(crate) fn backward(root: &Tensor) -> Result<Gradients> {
     pending.insert(root.id(), Tensor::ones_like(root)?);
     let mut leaves = Gradients::default();
     for t in order.iter().rev() {
-        let Some(grad) = pending.remove(&t.id()) else { continue };
+        let Some(grad) = pending.remove(&t.id()) else {
+            continue;
+        };
         let Some(node) = t.node() else {
             leaves.map.insert(t.id(), grad);
             continue;
         };
         let grads = (node.backward)(&grad)?;
-        debug_assert_eq!(grads.len(), node.inputs.len(), "{}: wrong number of grads", node.op);
+        debug_assert_eq!(
+            grads.len(),
+            node.inputs.len(),
+            "{}: wrong number of grads",
+            node.op
+        );
         for (input, g) in node.inputs.iter().zip(grads) {
             let Some(g) = g else { continue };
             if !input.requires_grad() {

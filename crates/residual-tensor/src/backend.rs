@@ -162,7 +162,12 @@ pub struct Conv2dParams {
 
 impl Default for Conv2dParams {
     fn default() -> Self {
-        Conv2dParams { stride: (1, 1), padding: [0; 4], dilation: (1, 1), groups: 1 }
+        Conv2dParams {
+            stride: (1, 1),
+            padding: [0; 4],
+            dilation: (1, 1),
+            groups: 1,
+        }
     }
 }
 
@@ -357,8 +362,12 @@ pub trait Backend: Send + Sync + Debug {
     /// `y: [n, c_out, oh, ow] = conv(x: [n, c_in, h, w], w: [c_out, c_in/g, kh, kw])`.
     fn conv2d(&self, x: &Storage, w: &Storage, g: &Conv2dGeometry) -> Result<Storage>;
     /// `dx: [n, c_in, h, w]` from `dy: [n, c_out, oh, ow]` and `w`.
-    fn conv2d_backward_input(&self, dy: &Storage, w: &Storage, g: &Conv2dGeometry)
-        -> Result<Storage>;
+    fn conv2d_backward_input(
+        &self,
+        dy: &Storage,
+        w: &Storage,
+        g: &Conv2dGeometry,
+    ) -> Result<Storage>;
     /// `dw: [c_out, c_in/g, kh, kw]` from `x` and `dy`.
     fn conv2d_backward_weight(
         &self,
@@ -436,8 +445,13 @@ pub trait Backend: Send + Sync + Debug {
     fn softmax(&self, x: &Storage, view: AxisView, log: bool) -> Result<Storage>;
     /// Backward from the forward's output `y`: softmax `dx = y * (dy - sum(dy*y))`,
     /// log-softmax `dx = dy - exp(y) * sum(dy)`.
-    fn softmax_backward(&self, y: &Storage, dy: &Storage, view: AxisView, log: bool)
-        -> Result<Storage>;
+    fn softmax_backward(
+        &self,
+        y: &Storage,
+        dy: &Storage,
+        view: AxisView,
+        log: bool,
+    ) -> Result<Storage>;
     /// Mean cross-entropy of `logits: [n, c]` against class `targets` with label
     /// smoothing `eps`: a one-element storage.
     fn cross_entropy(

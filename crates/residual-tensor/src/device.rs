@@ -20,12 +20,19 @@ impl Device {
     /// The CPU (ndarray + rayon). Every call returns the same device.
     pub fn cpu() -> Device {
         static CPU: OnceLock<Device> = OnceLock::new();
-        CPU.get_or_init(|| Device { id: 0, backend: Arc::new(CpuBackend) }).clone()
+        CPU.get_or_init(|| Device {
+            id: 0,
+            backend: Arc::new(CpuBackend),
+        })
+        .clone()
     }
 
     /// A device for another backend (e.g. a wgpu adapter).
     pub fn from_backend(backend: Arc<dyn Backend>) -> Device {
-        Device { id: NEXT_DEVICE_ID.fetch_add(1, Ordering::Relaxed), backend }
+        Device {
+            id: NEXT_DEVICE_ID.fetch_add(1, Ordering::Relaxed),
+            backend,
+        }
     }
 
     /// The backend whose kernels run on this device.

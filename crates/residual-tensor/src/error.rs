@@ -23,7 +23,9 @@ pub enum Error {
         expected: String,
     },
     /// Tensors on different devices were mixed in one operation.
-    #[error("{op}: tensors are on different devices ({a} and {b}); move one explicitly with to_device")]
+    #[error(
+        "{op}: tensors are on different devices ({a} and {b}); move one explicitly with to_device"
+    )]
     Device {
         /// The operation that failed.
         op: &'static str,
@@ -59,10 +61,16 @@ pub type Result<T> = std::result::Result<T, Error>;
 impl Error {
     /// A shape error for `op`.
     pub fn shape(op: &'static str, msg: impl Into<String>) -> Self {
-        Error::Shape { op, msg: msg.into() }
+        Error::Shape {
+            op,
+            msg: msg.into(),
+        }
     }
     /// An invalid-argument error for `op`.
     pub fn arg(op: &'static str, msg: impl Into<String>) -> Self {
-        Error::Argument { op, msg: msg.into() }
+        Error::Argument {
+            op,
+            msg: msg.into(),
+        }
     }
 }

@@ -27,12 +27,20 @@ impl Tensor {
     // ---- plumbing -----------------------------------------------------
 
     /// Wraps backend storage as a tensor (a leaf that does not require grad).
-    pub fn from_storage(storage: Storage, shape: impl Into<Shape>, device: &Device) -> Result<Self> {
+    pub fn from_storage(
+        storage: Storage,
+        shape: impl Into<Shape>,
+        device: &Device,
+    ) -> Result<Self> {
         let shape = shape.into();
         if storage.len() != shape.numel() {
             return Err(Error::shape(
                 "from_storage",
-                format!("storage holds {} elements but shape {shape} needs {}", storage.len(), shape.numel()),
+                format!(
+                    "storage holds {} elements but shape {shape} needs {}",
+                    storage.len(),
+                    shape.numel()
+                ),
             ));
         }
         Ok(Self::leaf(storage, shape, device.clone(), false))
@@ -90,7 +98,11 @@ impl Tensor {
     /// Checks that `self` and `other` are on one device and both f32.
     pub(crate) fn expect_same(&self, op: &'static str, other: &Tensor) -> Result<()> {
         if self.device() != other.device() {
-            return Err(Error::Device { op, a: self.device().to_string(), b: other.device().to_string() });
+            return Err(Error::Device {
+                op,
+                a: self.device().to_string(),
+                b: other.device().to_string(),
+            });
         }
         self.expect_f32(op)?;
         other.expect_f32(op)
@@ -144,11 +156,21 @@ impl Tensor {
     }
     /// A new leaf sharing this storage that requires grad (a trainable parameter).
     pub fn requires_grad_(&self) -> Tensor {
-        Self::leaf(self.0.storage.clone(), self.shape().clone(), self.device().clone(), true)
+        Self::leaf(
+            self.0.storage.clone(),
+            self.shape().clone(),
+            self.device().clone(),
+            true,
+        )
     }
     /// A new leaf sharing this storage, cut from the graph.
     pub fn detach(&self) -> Tensor {
-        Self::leaf(self.0.storage.clone(), self.shape().clone(), self.device().clone(), false)
+        Self::leaf(
+            self.0.storage.clone(),
+            self.shape().clone(),
+            self.device().clone(),
+            false,
+        )
     }
     /// Gradients of every leaf that requires grad, from this one-element tensor.
     pub fn backward(&self) -> Result<Gradients> {
@@ -168,7 +190,11 @@ impl Tensor {
         if data.len() != shape.numel() {
             return Err(Error::shape(
                 "from_vec",
-                format!("got {} values for shape {shape}, which needs {}", data.len(), shape.numel()),
+                format!(
+                    "got {} values for shape {shape}, which needs {}",
+                    data.len(),
+                    shape.numel()
+                ),
             ));
         }
         let s = device.backend().upload(data)?;
@@ -176,7 +202,10 @@ impl Tensor {
     }
 
     /// A tensor from an ndarray array (any layout; read in logical order).
-    pub fn from_ndarray<D: ndarray::Dimension>(a: &ndarray::Array<f32, D>, device: &Device) -> Result<Self> {
+    pub fn from_ndarray<D: ndarray::Dimension>(
+        a: &ndarray::Array<f32, D>,
+        device: &Device,
+    ) -> Result<Self> {
         let shape = Shape::new(a.shape().to_vec());
         Self::from_vec(a.iter().copied().collect(), shape, device)
     }
@@ -221,7 +250,13 @@ impl Tensor {
         Self::from_vec(v, [n], device)
     }
     /// Normal samples from a seeded generator (the same seed gives the same tensor).
-    pub fn randn(shape: impl Into<Shape>, mean: f32, std: f32, seed: u64, device: &Device) -> Result<Self> {
+    pub fn randn(
+        shape: impl Into<Shape>,
+        mean: f32,
+        std: f32,
+        seed: u64,
+        device: &Device,
+    ) -> Result<Self> {
         let shape = shape.into();
         Self::from_vec(rng::normal(seed, shape.numel(), mean, std), shape, device)
     }
@@ -250,7 +285,10 @@ impl Tensor {
     /// The value of a one-element tensor.
     pub fn to_scalar(&self) -> Result<f32> {
         if self.numel() != 1 {
-            return Err(Error::shape("to_scalar", format!("expected one element, got shape {}", self.shape())));
+            return Err(Error::shape(
+                "to_scalar",
+                format!("expected one element, got shape {}", self.shape()),
+            ));
         }
         Ok(self.to_vec()?[0])
     }
@@ -273,15 +311,26 @@ impl Tensor {
         }
         let from = self.dtype();
         let s = self.device().backend().cast(self.storage(), dtype)?;
-        Ok(Tensor::from_op(s, self.shape().clone(), self.device(), "cast", &[self], move |g| {
-            Ok(vec![Some(g.cast(from)?)])
-        }))
+        Ok(Tensor::from_op(
+            s,
+            self.shape().clone(),
+            self.device(),
+            "cast",
+            &[self],
+            move |g| Ok(vec![Some(g.cast(from)?)]),
+        ))
     }
 }
 
 impl fmt::Debug for Tensor {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "Tensor({}, {}, {}", self.shape(), self.dtype(), self.device())?;
+        write!(
+            f,
+            "Tensor({}, {}, {}",
+            self.shape(),
+            self.dtype(),
+            self.device()
+        )?;
         if let Some(n) = self.node() {
             write!(f, ", op={}", n.op)?;
         } else if self.requires_grad() {

@@ -98,11 +98,13 @@ fn derivative(op: UnaryOp, x: f32) -> f32 {
 /// `y = f(x)`.
 pub fn unary(op: UnaryOp, x: &[f32]) -> Vec<f32> {
     let mut y = vec![0.0; x.len()];
-    y.par_chunks_mut(PAR_CHUNK).zip(x.par_chunks(PAR_CHUNK)).for_each(|(y, x)| {
-        for (y, &x) in y.iter_mut().zip(x) {
-            *y = apply(op, x);
-        }
-    });
+    y.par_chunks_mut(PAR_CHUNK)
+        .zip(x.par_chunks(PAR_CHUNK))
+        .for_each(|(y, x)| {
+            for (y, &x) in y.iter_mut().zip(x) {
+                *y = apply(op, x);
+            }
+        });
     y
 }
 
@@ -154,21 +156,23 @@ pub fn binary(op: BinaryOp, a: (&[f32], &Shape), b: (&[f32], &Shape), out: &Shap
     let last = dims[r - 1];
     let (la, lb) = (sa[r - 1], sb[r - 1]);
     let rows_per_task = (PAR_CHUNK / last).max(1);
-    y.par_chunks_mut(last * rows_per_task).enumerate().for_each(|(task, chunk)| {
-        for (j, row) in chunk.chunks_mut(last).enumerate() {
-            let mut rest = task * rows_per_task + j;
-            let (mut oa, mut ob) = (0, 0);
-            for d in (0..r - 1).rev() {
-                let i = rest % dims[d];
-                rest /= dims[d];
-                oa += i * sa[d];
-                ob += i * sb[d];
+    y.par_chunks_mut(last * rows_per_task)
+        .enumerate()
+        .for_each(|(task, chunk)| {
+            for (j, row) in chunk.chunks_mut(last).enumerate() {
+                let mut rest = task * rows_per_task + j;
+                let (mut oa, mut ob) = (0, 0);
+                for d in (0..r - 1).rev() {
+                    let i = rest % dims[d];
+                    rest /= dims[d];
+                    oa += i * sa[d];
+                    ob += i * sb[d];
+                }
+                for (k, y) in row.iter_mut().enumerate() {
+                    *y = combine(op, a.0[oa + k * la], b.0[ob + k * lb]);
+                }
             }
-            for (k, y) in row.iter_mut().enumerate() {
-                *y = combine(op, a.0[oa + k * la], b.0[ob + k * lb]);
-            }
-        }
-    });
+        });
     y
 }
 

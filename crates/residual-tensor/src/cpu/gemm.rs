@@ -17,7 +17,16 @@ pub struct MatRef<'a> {
 /// `c[m, n] = alpha * op(a)[m, k] @ op(b)[k, n] + beta * c`, all dense row-major
 /// (`a` stored `[m, k]`, or `[k, m]` when transposed; likewise `b`).
 #[allow(clippy::too_many_arguments)]
-pub fn sgemm(m: usize, k: usize, n: usize, alpha: f32, a: MatRef, b: MatRef, beta: f32, c: &mut [f32]) {
+pub fn sgemm(
+    m: usize,
+    k: usize,
+    n: usize,
+    alpha: f32,
+    a: MatRef,
+    b: MatRef,
+    beta: f32,
+    c: &mut [f32],
+) {
     debug_assert!(a.data.len() >= m * k && b.data.len() >= k * n && c.len() >= m * n);
     if m == 0 || n == 0 {
         return;
@@ -26,8 +35,16 @@ pub fn sgemm(m: usize, k: usize, n: usize, alpha: f32, a: MatRef, b: MatRef, bet
         c[..m * n].iter_mut().for_each(|v| *v *= beta);
         return;
     }
-    let (rsa, csa) = if a.trans { (1, m as isize) } else { (k as isize, 1) };
-    let (rsb, csb) = if b.trans { (1, k as isize) } else { (n as isize, 1) };
+    let (rsa, csa) = if a.trans {
+        (1, m as isize)
+    } else {
+        (k as isize, 1)
+    };
+    let (rsb, csb) = if b.trans {
+        (1, k as isize)
+    } else {
+        (n as isize, 1)
+    };
     // SAFETY: the slices hold at least m*k, k*n and m*n elements (asserted
     // above in debug builds and guaranteed by every caller's shapes), and the
     // strides describe dense row-major matrices inside them.
@@ -66,15 +83,23 @@ pub fn batched(a: &[f32], b: &[f32], s: MatmulSpec) -> Vec<f32> {
             s.k,
             s.n,
             1.0,
-            MatRef { data: &a[ai..ai + sa], trans: s.trans_a },
-            MatRef { data: &b[bi..bi + sb], trans: s.trans_b },
+            MatRef {
+                data: &a[ai..ai + sa],
+                trans: s.trans_a,
+            },
+            MatRef {
+                data: &b[bi..bi + sb],
+                trans: s.trans_b,
+            },
             0.0,
             c,
         );
     };
     // Small products: parallel over the batch. Large ones: the GEMM threads itself.
     if s.batch > 1 && s.m * s.k * s.n < 64 * 64 * 64 {
-        c.par_chunks_mut(sc).enumerate().for_each(|(i, c)| one(i, c));
+        c.par_chunks_mut(sc)
+            .enumerate()
+            .for_each(|(i, c)| one(i, c));
     } else {
         c.chunks_mut(sc).enumerate().for_each(|(i, c)| one(i, c));
     }

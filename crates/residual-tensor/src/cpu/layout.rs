@@ -21,23 +21,25 @@ pub fn strided_copy(x: &[f32], out: &Shape, strides: &[usize], offset: usize) ->
     let last = dims[r - 1];
     let ls = strides[r - 1];
     let rows_per_task = (PAR_CHUNK / last).max(1);
-    y.par_chunks_mut(last * rows_per_task).enumerate().for_each(|(task, chunk)| {
-        for (j, row) in chunk.chunks_mut(last).enumerate() {
-            let mut rest = task * rows_per_task + j;
-            let mut o = offset;
-            for d in (0..r - 1).rev() {
-                o += (rest % dims[d]) * strides[d];
-                rest /= dims[d];
-            }
-            if ls == 1 {
-                row.copy_from_slice(&x[o..o + last]);
-            } else {
-                for (k, y) in row.iter_mut().enumerate() {
-                    *y = x[o + k * ls];
+    y.par_chunks_mut(last * rows_per_task)
+        .enumerate()
+        .for_each(|(task, chunk)| {
+            for (j, row) in chunk.chunks_mut(last).enumerate() {
+                let mut rest = task * rows_per_task + j;
+                let mut o = offset;
+                for d in (0..r - 1).rev() {
+                    o += (rest % dims[d]) * strides[d];
+                    rest /= dims[d];
+                }
+                if ls == 1 {
+                    row.copy_from_slice(&x[o..o + last]);
+                } else {
+                    for (k, y) in row.iter_mut().enumerate() {
+                        *y = x[o + k * ls];
+                    }
                 }
             }
-        }
-    });
+        });
     y
 }
 

@@ -54,8 +54,15 @@ impl BackendStorage for CpuStorage {
 pub(crate) fn f32s(s: &Storage) -> Result<&[f32]> {
     match s.as_any().downcast_ref::<CpuStorage>() {
         Some(CpuStorage::F32(v)) => Ok(v),
-        Some(other) => Err(Error::DType { op: "cpu kernel", got: other.dtype(), expected: "f32".into() }),
-        None => Err(Error::Backend { backend: "cpu".into(), msg: format!("storage {s:?} belongs to another backend") }),
+        Some(other) => Err(Error::DType {
+            op: "cpu kernel",
+            got: other.dtype(),
+            expected: "f32".into(),
+        }),
+        None => Err(Error::Backend {
+            backend: "cpu".into(),
+            msg: format!("storage {s:?} belongs to another backend"),
+        }),
     }
 }
 
@@ -86,7 +93,10 @@ impl Backend for CpuBackend {
             Some(CpuStorage::F32(v)) => Ok(HostData::F32(v.clone())),
             Some(CpuStorage::F16(v)) => Ok(HostData::F16(v.clone())),
             Some(CpuStorage::BF16(v)) => Ok(HostData::BF16(v.clone())),
-            None => Err(Error::Backend { backend: "cpu".into(), msg: "storage belongs to another backend".into() }),
+            None => Err(Error::Backend {
+                backend: "cpu".into(),
+                msg: "storage belongs to another backend".into(),
+            }),
         }
     }
 
@@ -109,8 +119,19 @@ impl Backend for CpuBackend {
     fn unary_backward(&self, op: UnaryOp, x: &Storage, dy: &Storage) -> Result<Storage> {
         Ok(store(elementwise::unary_backward(op, f32s(x)?, f32s(dy)?)))
     }
-    fn binary(&self, op: BinaryOp, a: (&Storage, &Shape), b: (&Storage, &Shape), out: &Shape) -> Result<Storage> {
-        Ok(store(elementwise::binary(op, (f32s(a.0)?, a.1), (f32s(b.0)?, b.1), out)))
+    fn binary(
+        &self,
+        op: BinaryOp,
+        a: (&Storage, &Shape),
+        b: (&Storage, &Shape),
+        out: &Shape,
+    ) -> Result<Storage> {
+        Ok(store(elementwise::binary(
+            op,
+            (f32s(a.0)?, a.1),
+            (f32s(b.0)?, b.1),
+            out,
+        )))
     }
 
     fn reduce(&self, op: ReduceOp, x: &Storage, shape: &Shape, axes: &[usize]) -> Result<Storage> {
@@ -124,11 +145,20 @@ impl Backend for CpuBackend {
         Ok(store(gemm::batched(f32s(a)?, f32s(b)?, spec)))
     }
 
-    fn strided_copy(&self, x: &Storage, out: &Shape, strides: &[usize], offset: usize) -> Result<Storage> {
+    fn strided_copy(
+        &self,
+        x: &Storage,
+        out: &Shape,
+        strides: &[usize],
+        offset: usize,
+    ) -> Result<Storage> {
         Ok(store(layout::strided_copy(f32s(x)?, out, strides, offset)))
     }
     fn concat(&self, parts: &[(&Storage, usize)], outer: usize, inner: usize) -> Result<Storage> {
-        let parts: Vec<(&[f32], usize)> = parts.iter().map(|(s, l)| Ok((f32s(s)?, *l))).collect::<Result<_>>()?;
+        let parts: Vec<(&[f32], usize)> = parts
+            .iter()
+            .map(|(s, l)| Ok((f32s(s)?, *l)))
+            .collect::<Result<_>>()?;
         Ok(store(layout::concat(&parts, outer, inner)))
     }
     fn index_select(&self, x: &Storage, view: AxisView, index: &[usize]) -> Result<Storage> {
@@ -141,17 +171,32 @@ impl Backend for CpuBackend {
     fn conv2d(&self, x: &Storage, w: &Storage, g: &Conv2dGeometry) -> Result<Storage> {
         Ok(store(conv::forward(f32s(x)?, f32s(w)?, g)))
     }
-    fn conv2d_backward_input(&self, dy: &Storage, w: &Storage, g: &Conv2dGeometry) -> Result<Storage> {
+    fn conv2d_backward_input(
+        &self,
+        dy: &Storage,
+        w: &Storage,
+        g: &Conv2dGeometry,
+    ) -> Result<Storage> {
         Ok(store(conv::backward_input(f32s(dy)?, f32s(w)?, g)))
     }
-    fn conv2d_backward_weight(&self, x: &Storage, dy: &Storage, g: &Conv2dGeometry) -> Result<Storage> {
+    fn conv2d_backward_weight(
+        &self,
+        x: &Storage,
+        dy: &Storage,
+        g: &Conv2dGeometry,
+    ) -> Result<Storage> {
         Ok(store(conv::backward_weight(f32s(x)?, f32s(dy)?, g)))
     }
 
     fn max_pool2d(&self, x: &Storage, g: &Pool2dGeometry) -> Result<Storage> {
         Ok(store(pool::max_forward(f32s(x)?, g)))
     }
-    fn max_pool2d_backward(&self, x: &Storage, dy: &Storage, g: &Pool2dGeometry) -> Result<Storage> {
+    fn max_pool2d_backward(
+        &self,
+        x: &Storage,
+        dy: &Storage,
+        g: &Pool2dGeometry,
+    ) -> Result<Storage> {
         Ok(store(pool::max_backward(f32s(x)?, f32s(dy)?, g)))
     }
     fn avg_pool2d(&self, x: &Storage, g: &Pool2dGeometry) -> Result<Storage> {
@@ -167,35 +212,138 @@ impl Backend for CpuBackend {
         Ok(store(pool::adaptive_backward(f32s(dy)?, g)))
     }
 
-    fn batch_norm(&self, x: &Storage, view: AxisView, gamma: &Storage, beta: &Storage, eps: f32) -> Result<(Storage, NormStats)> {
+    fn batch_norm(
+        &self,
+        x: &Storage,
+        view: AxisView,
+        gamma: &Storage,
+        beta: &Storage,
+        eps: f32,
+    ) -> Result<(Storage, NormStats)> {
         let (y, mean, rstd) = norm::batch_forward(f32s(x)?, view, f32s(gamma)?, f32s(beta)?, eps);
-        Ok((store(y), NormStats { mean: store(mean), rstd: store(rstd) }))
+        Ok((
+            store(y),
+            NormStats {
+                mean: store(mean),
+                rstd: store(rstd),
+            },
+        ))
     }
-    fn batch_norm_backward(&self, x: &Storage, dy: &Storage, view: AxisView, gamma: &Storage, stats: &NormStats) -> Result<NormGrads> {
-        let (dx, dg, db) = norm::batch_backward(f32s(x)?, f32s(dy)?, view, f32s(gamma)?, f32s(&stats.mean)?, f32s(&stats.rstd)?);
-        Ok(NormGrads { dx: store(dx), dgamma: store(dg), dbeta: store(db) })
+    fn batch_norm_backward(
+        &self,
+        x: &Storage,
+        dy: &Storage,
+        view: AxisView,
+        gamma: &Storage,
+        stats: &NormStats,
+    ) -> Result<NormGrads> {
+        let (dx, dg, db) = norm::batch_backward(
+            f32s(x)?,
+            f32s(dy)?,
+            view,
+            f32s(gamma)?,
+            f32s(&stats.mean)?,
+            f32s(&stats.rstd)?,
+        );
+        Ok(NormGrads {
+            dx: store(dx),
+            dgamma: store(dg),
+            dbeta: store(db),
+        })
     }
-    fn row_norm(&self, x: &Storage, rows: usize, cols: usize, affine: RowAffine, gamma: &Storage, beta: &Storage, eps: f32) -> Result<(Storage, NormStats)> {
-        let (y, mean, rstd) = norm::row_forward(f32s(x)?, rows, cols, affine, f32s(gamma)?, f32s(beta)?, eps);
-        Ok((store(y), NormStats { mean: store(mean), rstd: store(rstd) }))
+    fn row_norm(
+        &self,
+        x: &Storage,
+        rows: usize,
+        cols: usize,
+        affine: RowAffine,
+        gamma: &Storage,
+        beta: &Storage,
+        eps: f32,
+    ) -> Result<(Storage, NormStats)> {
+        let (y, mean, rstd) =
+            norm::row_forward(f32s(x)?, rows, cols, affine, f32s(gamma)?, f32s(beta)?, eps);
+        Ok((
+            store(y),
+            NormStats {
+                mean: store(mean),
+                rstd: store(rstd),
+            },
+        ))
     }
-    fn row_norm_backward(&self, x: &Storage, dy: &Storage, rows: usize, cols: usize, affine: RowAffine, gamma: &Storage, stats: &NormStats) -> Result<NormGrads> {
-        let (dx, dg, db) = norm::row_backward(f32s(x)?, f32s(dy)?, rows, cols, affine, f32s(gamma)?, f32s(&stats.mean)?, f32s(&stats.rstd)?);
-        Ok(NormGrads { dx: store(dx), dgamma: store(dg), dbeta: store(db) })
+    fn row_norm_backward(
+        &self,
+        x: &Storage,
+        dy: &Storage,
+        rows: usize,
+        cols: usize,
+        affine: RowAffine,
+        gamma: &Storage,
+        stats: &NormStats,
+    ) -> Result<NormGrads> {
+        let (dx, dg, db) = norm::row_backward(
+            f32s(x)?,
+            f32s(dy)?,
+            rows,
+            cols,
+            affine,
+            f32s(gamma)?,
+            f32s(&stats.mean)?,
+            f32s(&stats.rstd)?,
+        );
+        Ok(NormGrads {
+            dx: store(dx),
+            dgamma: store(dg),
+            dbeta: store(db),
+        })
     }
 
     fn softmax(&self, x: &Storage, view: AxisView, log: bool) -> Result<Storage> {
         Ok(store(softmax::forward(f32s(x)?, view, log)))
     }
-    fn softmax_backward(&self, y: &Storage, dy: &Storage, view: AxisView, log: bool) -> Result<Storage> {
+    fn softmax_backward(
+        &self,
+        y: &Storage,
+        dy: &Storage,
+        view: AxisView,
+        log: bool,
+    ) -> Result<Storage> {
         Ok(store(softmax::backward(f32s(y)?, f32s(dy)?, view, log)))
     }
-    fn cross_entropy(&self, logits: &Storage, n: usize, c: usize, targets: &[usize], smoothing: f32) -> Result<Storage> {
-        Ok(store(vec![softmax::cross_entropy(f32s(logits)?, n, c, targets, smoothing)]))
+    fn cross_entropy(
+        &self,
+        logits: &Storage,
+        n: usize,
+        c: usize,
+        targets: &[usize],
+        smoothing: f32,
+    ) -> Result<Storage> {
+        Ok(store(vec![softmax::cross_entropy(
+            f32s(logits)?,
+            n,
+            c,
+            targets,
+            smoothing,
+        )]))
     }
-    fn cross_entropy_backward(&self, logits: &Storage, n: usize, c: usize, targets: &[usize], smoothing: f32, dloss: &Storage) -> Result<Storage> {
+    fn cross_entropy_backward(
+        &self,
+        logits: &Storage,
+        n: usize,
+        c: usize,
+        targets: &[usize],
+        smoothing: f32,
+        dloss: &Storage,
+    ) -> Result<Storage> {
         let dl = f32s(dloss)?[0];
-        Ok(store(softmax::cross_entropy_backward(f32s(logits)?, n, c, targets, smoothing, dl)))
+        Ok(store(softmax::cross_entropy_backward(
+            f32s(logits)?,
+            n,
+            c,
+            targets,
+            smoothing,
+            dl,
+        )))
     }
 
     fn dropout(&self, x: &Storage, p: f32, seed: u64) -> Result<Storage> {

@@ -13,28 +13,44 @@ fn channel_runs<'a>(x: &'a [f32], v: AxisView, c: usize) -> impl Iterator<Item =
 }
 
 /// Batch norm forward: returns `(y, mean[C], rstd[C])`.
-pub fn batch_forward(x: &[f32], v: AxisView, gamma: &[f32], beta: &[f32], eps: f32) -> (Vec<f32>, Vec<f32>, Vec<f32>) {
+pub fn batch_forward(
+    x: &[f32],
+    v: AxisView,
+    gamma: &[f32],
+    beta: &[f32],
+    eps: f32,
+) -> (Vec<f32>, Vec<f32>, Vec<f32>) {
     let m = v.outer * v.inner;
     let stats: Vec<(f32, f32)> = (0..v.len)
         .into_par_iter()
         .map(|c| {
             // Two passes: the mean, then the biased variance around it.
-            let mean = channel_runs(x, v, c).flatten().map(|&e| e as f64).sum::<f64>() / m as f64;
-            let var = channel_runs(x, v, c).flatten().map(|&e| (e as f64 - mean).powi(2)).sum::<f64>() / m as f64;
+            let mean = channel_runs(x, v, c)
+                .flatten()
+                .map(|&e| e as f64)
+                .sum::<f64>()
+                / m as f64;
+            let var = channel_runs(x, v, c)
+                .flatten()
+                .map(|&e| (e as f64 - mean).powi(2))
+                .sum::<f64>()
+                / m as f64;
             (mean as f32, (1.0 / (var + eps as f64).sqrt()) as f32)
         })
         .collect();
     let mut y = vec![0.0; x.len()];
     if v.inner > 0 {
-        y.par_chunks_mut(v.inner).enumerate().for_each(|(plane, out)| {
-            let c = plane % v.len;
-            let (mean, rstd) = stats[c];
-            let (s, b) = (gamma[c] * rstd, beta[c] - mean * gamma[c] * rstd);
-            let src = &x[plane * v.inner..(plane + 1) * v.inner];
-            for (o, &xv) in out.iter_mut().zip(src) {
-                *o = xv * s + b;
-            }
-        });
+        y.par_chunks_mut(v.inner)
+            .enumerate()
+            .for_each(|(plane, out)| {
+                let c = plane % v.len;
+                let (mean, rstd) = stats[c];
+                let (s, b) = (gamma[c] * rstd, beta[c] - mean * gamma[c] * rstd);
+                let src = &x[plane * v.inner..(plane + 1) * v.inner];
+                for (o, &xv) in out.iter_mut().zip(src) {
+                    *o = xv * s + b;
+                }
+            });
     }
     let (mean, rstd) = stats.into_iter().unzip();
     (y, mean, rstd)
@@ -68,18 +84,20 @@ pub fn batch_backward(
         .collect();
     let mut dx = vec![0.0; x.len()];
     if v.inner > 0 {
-        dx.par_chunks_mut(v.inner).enumerate().for_each(|(plane, out)| {
-            let c = plane % v.len;
-            let (mu, r) = (mean[c], rstd[c]);
-            let k = gamma[c] * r / m as f32;
-            let (sdy, sdyx) = (sums[c].0 as f32, sums[c].1 as f32);
-            let xs = &x[plane * v.inner..(plane + 1) * v.inner];
-            let ds = &dy[plane * v.inner..(plane + 1) * v.inner];
-            for ((o, &xv), &d) in out.iter_mut().zip(xs).zip(ds) {
-                let xhat = (xv - mu) * r;
-                *o = k * (m as f32 * d - sdy - xhat * sdyx);
-            }
-        });
+        dx.par_chunks_mut(v.inner)
+            .enumerate()
+            .for_each(|(plane, out)| {
+                let c = plane % v.len;
+                let (mu, r) = (mean[c], rstd[c]);
+                let k = gamma[c] * r / m as f32;
+                let (sdy, sdyx) = (sums[c].0 as f32, sums[c].1 as f32);
+                let xs = &x[plane * v.inner..(plane + 1) * v.inner];
+                let ds = &dy[plane * v.inner..(plane + 1) * v.inner];
+                for ((o, &xv), &d) in out.iter_mut().zip(xs).zip(ds) {
+                    let xhat = (xv - mu) * r;
+                    *o = k * (m as f32 * d - sdy - xhat * sdyx);
+                }
+            });
     }
     let dgamma = sums.iter().map(|s| s.1 as f32).collect();
     let dbeta = sums.iter().map(|s| s.0 as f32).collect();
@@ -177,5 +195,9 @@ pub fn row_backward(
                 (a1, b1)
             },
         );
-    (dx, dg.into_iter().map(|v| v as f32).collect(), db.into_iter().map(|v| v as f32).collect())
+    (
+        dx,
+        dg.into_iter().map(|v| v as f32).collect(),
+        db.into_iter().map(|v| v as f32).collect(),
+    )
 }

@@ -24,8 +24,18 @@ fn window(g: &Pool2dGeometry, oy: usize, ox: usize) -> Window {
     };
     let (y0, y1, ph) = span(oy, p.kernel.0, p.stride.0, p.padding.0, g.h);
     let (x0, x1, pw) = span(ox, p.kernel.1, p.stride.1, p.padding.1, g.w);
-    let divisor = if p.count_include_pad { (ph * pw) as f32 } else { ((y1 - y0) * (x1 - x0)) as f32 };
-    Window { y0, y1, x0, x1, divisor }
+    let divisor = if p.count_include_pad {
+        (ph * pw) as f32
+    } else {
+        ((y1 - y0) * (x1 - x0)) as f32
+    };
+    Window {
+        y0,
+        y1,
+        x0,
+        x1,
+        divisor,
+    }
 }
 
 /// Adaptive window along one axis: `floor(i*len/out) .. ceil((i+1)*len/out)`.
@@ -50,110 +60,133 @@ fn argmax_in(plane: &[f32], wdt: usize, win: &Window) -> Option<usize> {
 /// Max pooling forward.
 pub fn max_forward(x: &[f32], g: &Pool2dGeometry) -> Vec<f32> {
     let mut y = vec![0.0; g.planes * g.oh * g.ow];
-    y.par_chunks_mut(g.oh * g.ow).enumerate().for_each(|(pl, out)| {
-        let plane = &x[pl * g.h * g.w..(pl + 1) * g.h * g.w];
-        for oy in 0..g.oh {
-            for ox in 0..g.ow {
-                let win = window(g, oy, ox);
-                out[oy * g.ow + ox] = argmax_in(plane, g.w, &win).map_or(f32::NEG_INFINITY, |i| plane[i]);
+    y.par_chunks_mut(g.oh * g.ow)
+        .enumerate()
+        .for_each(|(pl, out)| {
+            let plane = &x[pl * g.h * g.w..(pl + 1) * g.h * g.w];
+            for oy in 0..g.oh {
+                for ox in 0..g.ow {
+                    let win = window(g, oy, ox);
+                    out[oy * g.ow + ox] =
+                        argmax_in(plane, g.w, &win).map_or(f32::NEG_INFINITY, |i| plane[i]);
+                }
             }
-        }
-    });
+        });
     y
 }
 
 /// Max pooling backward: each window's gradient goes to its first maximum.
 pub fn max_backward(x: &[f32], dy: &[f32], g: &Pool2dGeometry) -> Vec<f32> {
     let mut dx = vec![0.0; g.planes * g.h * g.w];
-    dx.par_chunks_mut(g.h * g.w).enumerate().for_each(|(pl, dplane)| {
-        let plane = &x[pl * g.h * g.w..(pl + 1) * g.h * g.w];
-        let dout = &dy[pl * g.oh * g.ow..(pl + 1) * g.oh * g.ow];
-        for oy in 0..g.oh {
-            for ox in 0..g.ow {
-                if let Some(i) = argmax_in(plane, g.w, &window(g, oy, ox)) {
-                    dplane[i] += dout[oy * g.ow + ox];
+    dx.par_chunks_mut(g.h * g.w)
+        .enumerate()
+        .for_each(|(pl, dplane)| {
+            let plane = &x[pl * g.h * g.w..(pl + 1) * g.h * g.w];
+            let dout = &dy[pl * g.oh * g.ow..(pl + 1) * g.oh * g.ow];
+            for oy in 0..g.oh {
+                for ox in 0..g.ow {
+                    if let Some(i) = argmax_in(plane, g.w, &window(g, oy, ox)) {
+                        dplane[i] += dout[oy * g.ow + ox];
+                    }
                 }
             }
-        }
-    });
+        });
     dx
 }
 
 /// Average pooling forward.
 pub fn avg_forward(x: &[f32], g: &Pool2dGeometry) -> Vec<f32> {
     let mut y = vec![0.0; g.planes * g.oh * g.ow];
-    y.par_chunks_mut(g.oh * g.ow).enumerate().for_each(|(pl, out)| {
-        let plane = &x[pl * g.h * g.w..(pl + 1) * g.h * g.w];
-        for oy in 0..g.oh {
-            for ox in 0..g.ow {
-                let win = window(g, oy, ox);
-                let mut s = 0.0;
-                for iy in win.y0..win.y1 {
-                    s += plane[iy * g.w + win.x0..iy * g.w + win.x1].iter().sum::<f32>();
+    y.par_chunks_mut(g.oh * g.ow)
+        .enumerate()
+        .for_each(|(pl, out)| {
+            let plane = &x[pl * g.h * g.w..(pl + 1) * g.h * g.w];
+            for oy in 0..g.oh {
+                for ox in 0..g.ow {
+                    let win = window(g, oy, ox);
+                    let mut s = 0.0;
+                    for iy in win.y0..win.y1 {
+                        s += plane[iy * g.w + win.x0..iy * g.w + win.x1]
+                            .iter()
+                            .sum::<f32>();
+                    }
+                    out[oy * g.ow + ox] = if win.divisor > 0.0 {
+                        s / win.divisor
+                    } else {
+                        0.0
+                    };
                 }
-                out[oy * g.ow + ox] = if win.divisor > 0.0 { s / win.divisor } else { 0.0 };
             }
-        }
-    });
+        });
     y
 }
 
 /// Average pooling backward.
 pub fn avg_backward(dy: &[f32], g: &Pool2dGeometry) -> Vec<f32> {
     let mut dx = vec![0.0; g.planes * g.h * g.w];
-    dx.par_chunks_mut(g.h * g.w).enumerate().for_each(|(pl, dplane)| {
-        let dout = &dy[pl * g.oh * g.ow..(pl + 1) * g.oh * g.ow];
-        for oy in 0..g.oh {
-            for ox in 0..g.ow {
-                let win = window(g, oy, ox);
-                if win.divisor == 0.0 {
-                    continue;
-                }
-                let v = dout[oy * g.ow + ox] / win.divisor;
-                for iy in win.y0..win.y1 {
-                    dplane[iy * g.w + win.x0..iy * g.w + win.x1].iter_mut().for_each(|d| *d += v);
+    dx.par_chunks_mut(g.h * g.w)
+        .enumerate()
+        .for_each(|(pl, dplane)| {
+            let dout = &dy[pl * g.oh * g.ow..(pl + 1) * g.oh * g.ow];
+            for oy in 0..g.oh {
+                for ox in 0..g.ow {
+                    let win = window(g, oy, ox);
+                    if win.divisor == 0.0 {
+                        continue;
+                    }
+                    let v = dout[oy * g.ow + ox] / win.divisor;
+                    for iy in win.y0..win.y1 {
+                        dplane[iy * g.w + win.x0..iy * g.w + win.x1]
+                            .iter_mut()
+                            .for_each(|d| *d += v);
+                    }
                 }
             }
-        }
-    });
+        });
     dx
 }
 
 /// Adaptive average pooling forward.
 pub fn adaptive_forward(x: &[f32], g: &Pool2dGeometry) -> Vec<f32> {
     let mut y = vec![0.0; g.planes * g.oh * g.ow];
-    y.par_chunks_mut(g.oh * g.ow).enumerate().for_each(|(pl, out)| {
-        let plane = &x[pl * g.h * g.w..(pl + 1) * g.h * g.w];
-        for oy in 0..g.oh {
-            let (y0, y1) = adaptive_span(oy, g.h, g.oh);
-            for ox in 0..g.ow {
-                let (x0, x1) = adaptive_span(ox, g.w, g.ow);
-                let mut s = 0.0;
-                for iy in y0..y1 {
-                    s += plane[iy * g.w + x0..iy * g.w + x1].iter().sum::<f32>();
+    y.par_chunks_mut(g.oh * g.ow)
+        .enumerate()
+        .for_each(|(pl, out)| {
+            let plane = &x[pl * g.h * g.w..(pl + 1) * g.h * g.w];
+            for oy in 0..g.oh {
+                let (y0, y1) = adaptive_span(oy, g.h, g.oh);
+                for ox in 0..g.ow {
+                    let (x0, x1) = adaptive_span(ox, g.w, g.ow);
+                    let mut s = 0.0;
+                    for iy in y0..y1 {
+                        s += plane[iy * g.w + x0..iy * g.w + x1].iter().sum::<f32>();
+                    }
+                    out[oy * g.ow + ox] = s / ((y1 - y0) * (x1 - x0)) as f32;
                 }
-                out[oy * g.ow + ox] = s / ((y1 - y0) * (x1 - x0)) as f32;
             }
-        }
-    });
+        });
     y
 }
 
 /// Adaptive average pooling backward.
 pub fn adaptive_backward(dy: &[f32], g: &Pool2dGeometry) -> Vec<f32> {
     let mut dx = vec![0.0; g.planes * g.h * g.w];
-    dx.par_chunks_mut(g.h * g.w).enumerate().for_each(|(pl, dplane)| {
-        let dout = &dy[pl * g.oh * g.ow..(pl + 1) * g.oh * g.ow];
-        for oy in 0..g.oh {
-            let (y0, y1) = adaptive_span(oy, g.h, g.oh);
-            for ox in 0..g.ow {
-                let (x0, x1) = adaptive_span(ox, g.w, g.ow);
-                let v = dout[oy * g.ow + ox] / ((y1 - y0) * (x1 - x0)) as f32;
-                for iy in y0..y1 {
-                    dplane[iy * g.w + x0..iy * g.w + x1].iter_mut().for_each(|d| *d += v);
+    dx.par_chunks_mut(g.h * g.w)
+        .enumerate()
+        .for_each(|(pl, dplane)| {
+            let dout = &dy[pl * g.oh * g.ow..(pl + 1) * g.oh * g.ow];
+            for oy in 0..g.oh {
+                let (y0, y1) = adaptive_span(oy, g.h, g.oh);
+                for ox in 0..g.ow {
+                    let (x0, x1) = adaptive_span(ox, g.w, g.ow);
+                    let v = dout[oy * g.ow + ox] / ((y1 - y0) * (x1 - x0)) as f32;
+                    for iy in y0..y1 {
+                        dplane[iy * g.w + x0..iy * g.w + x1]
+                            .iter_mut()
+                            .for_each(|d| *d += v);
+                    }
                 }
             }
-        }
-    });
+        });
     dx
 }

@@ -13,7 +13,10 @@ pub fn reduce(op: ReduceOp, x: &[f32], shape: &Shape, axes: &[usize]) -> Vec<f32
     let kept: Vec<usize> = (0..dims.len()).filter(|d| !axes.contains(d)).collect();
     let row: usize = axes.iter().map(|&a| dims[a]).product();
     let rows: usize = kept.iter().map(|&a| dims[a]).product();
-    let trailing = axes.iter().enumerate().all(|(i, &a)| a == dims.len() - axes.len() + i);
+    let trailing = axes
+        .iter()
+        .enumerate()
+        .all(|(i, &a)| a == dims.len() - axes.len() + i);
     let gathered;
     let data: &[f32] = if trailing {
         x
@@ -29,13 +32,22 @@ pub fn reduce(op: ReduceOp, x: &[f32], shape: &Shape, axes: &[usize]) -> Vec<f32
     if row == 0 {
         return y; // sums of nothing (max over empty is rejected by the op)
     }
-    y.par_iter_mut().enumerate().with_min_len(64).for_each(|(r, y)| {
-        let s = &data[r * row..(r + 1) * row];
-        *y = match op {
-            ReduceOp::Sum => s.iter().map(|&v| v as f64).sum::<f64>() as f32,
-            ReduceOp::Max => s.iter().copied().fold(f32::NEG_INFINITY, |m, v| if v > m || v.is_nan() { v } else { m }),
-        };
-    });
+    y.par_iter_mut()
+        .enumerate()
+        .with_min_len(64)
+        .for_each(|(r, y)| {
+            let s = &data[r * row..(r + 1) * row];
+            *y = match op {
+                ReduceOp::Sum => s.iter().map(|&v| v as f64).sum::<f64>() as f32,
+                ReduceOp::Max => s.iter().copied().fold(f32::NEG_INFINITY, |m, v| {
+                    if v > m || v.is_nan() {
+                        v
+                    } else {
+                        m
+                    }
+                }),
+            };
+        });
     y
 }
 

@@ -25,12 +25,18 @@ pub fn forward(x: &[f32], v: AxisView, log: bool) -> Vec<f32> {
     let (len, inner) = (v.len, v.inner);
     for_each_line(&mut y, v, |base, off, blk| {
         let idx = |j: usize| base + j * inner;
-        let m = (0..len).map(|j| x[idx(j)]).fold(f32::NEG_INFINITY, f32::max);
+        let m = (0..len)
+            .map(|j| x[idx(j)])
+            .fold(f32::NEG_INFINITY, f32::max);
         let sum: f64 = (0..len).map(|j| ((x[idx(j)] - m) as f64).exp()).sum();
         let lse = m + sum.ln() as f32;
         for j in 0..len {
             let z = x[idx(j)];
-            blk[off + j * inner] = if log { z - lse } else { ((z - m) as f64).exp() as f32 / sum as f32 };
+            blk[off + j * inner] = if log {
+                z - lse
+            } else {
+                ((z - m) as f64).exp() as f32 / sum as f32
+            };
         }
     });
     y
@@ -60,7 +66,11 @@ pub fn backward(y: &[f32], dy: &[f32], v: AxisView, log: bool) -> Vec<f32> {
 /// Per-row log-softmax of `[n, c]` logits.
 fn log_probs(row: &[f32]) -> Vec<f32> {
     let m = row.iter().copied().fold(f32::NEG_INFINITY, f32::max);
-    let lse = m + row.iter().map(|&z| ((z - m) as f64).exp()).sum::<f64>().ln() as f32;
+    let lse = m + row
+        .iter()
+        .map(|&z| ((z - m) as f64).exp())
+        .sum::<f64>()
+        .ln() as f32;
     row.iter().map(|&z| z - lse).collect()
 }
 
@@ -79,7 +89,14 @@ pub fn cross_entropy(logits: &[f32], n: usize, c: usize, targets: &[usize], eps:
 }
 
 /// `dlogits = dloss / n * (softmax - (1 - eps) * onehot - eps / c)`.
-pub fn cross_entropy_backward(logits: &[f32], n: usize, c: usize, targets: &[usize], eps: f32, dloss: f32) -> Vec<f32> {
+pub fn cross_entropy_backward(
+    logits: &[f32],
+    n: usize,
+    c: usize,
+    targets: &[usize],
+    eps: f32,
+    dloss: f32,
+) -> Vec<f32> {
     let mut dx = vec![0.0; n * c];
     let k = dloss / n as f32;
     dx.par_chunks_mut(c).enumerate().for_each(|(i, out)| {

@@ -9,62 +9,116 @@ pub(crate) fn conv_geometry(x: &Shape, w: &Shape, p: &Conv2dParams) -> Result<Co
     if x.rank() != 4 || w.rank() != 4 {
         return Err(Error::shape(OP, format!("expected input [N, C, H, W] and weight [C_out, C_in/groups, kH, kW], got input {x} and weight {w}")));
     }
-    if p.groups == 0 || p.stride.0 == 0 || p.stride.1 == 0 || p.dilation.0 == 0 || p.dilation.1 == 0 {
-        return Err(Error::arg(OP, format!("stride, dilation and groups must be >= 1, got {p:?}")));
+    if p.groups == 0 || p.stride.0 == 0 || p.stride.1 == 0 || p.dilation.0 == 0 || p.dilation.1 == 0
+    {
+        return Err(Error::arg(
+            OP,
+            format!("stride, dilation and groups must be >= 1, got {p:?}"),
+        ));
     }
     let (n, c_in, h, wd) = (x.dims()[0], x.dims()[1], x.dims()[2], x.dims()[3]);
     let (c_out, cpg, kh, kw) = (w.dims()[0], w.dims()[1], w.dims()[2], w.dims()[3]);
     if c_in % p.groups != 0 || c_out % p.groups != 0 {
-        return Err(Error::shape(OP, format!("input channels {c_in} and output channels {c_out} must both divide by groups={}", p.groups)));
+        return Err(Error::shape(
+            OP,
+            format!(
+                "input channels {c_in} and output channels {c_out} must both divide by groups={}",
+                p.groups
+            ),
+        ));
     }
     if cpg * p.groups != c_in {
-        return Err(Error::shape(OP, format!("weight {w} expects {} input channels (groups={}), but input {x} has {c_in}", cpg * p.groups, p.groups)));
+        return Err(Error::shape(
+            OP,
+            format!(
+                "weight {w} expects {} input channels (groups={}), but input {x} has {c_in}",
+                cpg * p.groups,
+                p.groups
+            ),
+        ));
     }
     let eff_h = p.dilation.0 * (kh.max(1) - 1) + 1;
     let eff_w = p.dilation.1 * (kw.max(1) - 1) + 1;
     let ph = h + p.padding[0] + p.padding[1];
     let pw = wd + p.padding[2] + p.padding[3];
     if kh == 0 || kw == 0 || ph < eff_h || pw < eff_w {
-        return Err(Error::shape(OP, format!("kernel {kh}x{kw} (dilation {:?}) is larger than the padded input {ph}x{pw} of {x}", p.dilation)));
+        return Err(Error::shape(
+            OP,
+            format!(
+                "kernel {kh}x{kw} (dilation {:?}) is larger than the padded input {ph}x{pw} of {x}",
+                p.dilation
+            ),
+        ));
     }
     let oh = (ph - eff_h) / p.stride.0 + 1;
     let ow = (pw - eff_w) / p.stride.1 + 1;
-    Ok(Conv2dGeometry { n, c_in, h, w: wd, c_out, kh, kw, oh, ow, p: *p })
+    Ok(Conv2dGeometry {
+        n,
+        c_in,
+        h,
+        w: wd,
+        c_out,
+        kh,
+        kw,
+        oh,
+        ow,
+        p: *p,
+    })
 }
 
 impl Tensor {
     /// 2-D cross-correlation as PyTorch's `F.conv2d`: `self: [N, C_in, H, W]`,
     /// `weight: [C_out, C_in/groups, kH, kW]`, optional `bias: [C_out]`.
-    pub fn conv2d(&self, weight: &Tensor, bias: Option<&Tensor>, p: Conv2dParams) -> Result<Tensor> {
+    pub fn conv2d(
+        &self,
+        weight: &Tensor,
+        bias: Option<&Tensor>,
+        p: Conv2dParams,
+    ) -> Result<Tensor> {
         self.expect_same("conv2d", weight)?;
         let g = conv_geometry(self.shape(), weight.shape(), &p)?;
         let be = self.device().backend();
         let s = be.conv2d(self.storage(), weight.storage(), &g)?;
         let (x, w) = (self.clone(), weight.clone());
         let out = Shape::new([g.n, g.c_out, g.oh, g.ow]);
-        let y = Tensor::from_op(s, out, self.device(), "conv2d", &[self, weight], move |dy| {
-            let be = dy.device().backend();
-            let dx = x
-                .requires_grad()
-                .then(|| -> Result<Tensor> {
-                    let s = be.conv2d_backward_input(dy.storage(), w.storage(), &g)?;
-                    Tensor::from_storage(s, x.shape().clone(), x.device())
-                })
-                .transpose()?;
-            let dw = w
-                .requires_grad()
-                .then(|| -> Result<Tensor> {
-                    let s = be.conv2d_backward_weight(x.storage(), dy.storage(), &g)?;
-                    Tensor::from_storage(s, w.shape().clone(), w.device())
-                })
-                .transpose()?;
-            Ok(vec![dx, dw])
-        });
+        let y = Tensor::from_op(
+            s,
+            out,
+            self.device(),
+            "conv2d",
+            &[self, weight],
+            move |dy| {
+                let be = dy.device().backend();
+                let dx = x
+                    .requires_grad()
+                    .then(|| -> Result<Tensor> {
+                        let s = be.conv2d_backward_input(dy.storage(), w.storage(), &g)?;
+                        Tensor::from_storage(s, x.shape().clone(), x.device())
+                    })
+                    .transpose()?;
+                let dw = w
+                    .requires_grad()
+                    .then(|| -> Result<Tensor> {
+                        let s = be.conv2d_backward_weight(x.storage(), dy.storage(), &g)?;
+                        Tensor::from_storage(s, w.shape().clone(), w.device())
+                    })
+                    .transpose()?;
+                Ok(vec![dx, dw])
+            },
+        );
         match bias {
             None => Ok(y),
             Some(b) => {
                 if b.dims() != [g.c_out] {
-                    return Err(Error::shape("conv2d", format!("bias must be [{}] for weight {}, got {}", g.c_out, weight.shape(), b.shape())));
+                    return Err(Error::shape(
+                        "conv2d",
+                        format!(
+                            "bias must be [{}] for weight {}, got {}",
+                            g.c_out,
+                            weight.shape(),
+                            b.shape()
+                        ),
+                    ));
                 }
                 y.add(&b.reshape(&[1, g.c_out, 1, 1])?)
             }

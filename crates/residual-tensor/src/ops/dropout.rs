@@ -9,15 +9,29 @@ impl Tensor {
     pub fn dropout(&self, p: f32, seed: u64) -> Result<Tensor> {
         self.expect_f32("dropout")?;
         if !(0.0..1.0).contains(&p) {
-            return Err(Error::arg("dropout", format!("probability must be in [0, 1), got {p}")));
+            return Err(Error::arg(
+                "dropout",
+                format!("probability must be in [0, 1), got {p}"),
+            ));
         }
         if p == 0.0 {
             return Ok(self.clone());
         }
         let s = self.device().backend().dropout(self.storage(), p, seed)?;
-        Ok(Tensor::from_op(s, self.shape().clone(), self.device(), "dropout", &[self], move |dy| {
-            let dx = dy.device().backend().dropout(dy.storage(), p, seed)?;
-            Ok(vec![Some(Tensor::from_storage(dx, dy.shape().clone(), dy.device())?)])
-        }))
+        Ok(Tensor::from_op(
+            s,
+            self.shape().clone(),
+            self.device(),
+            "dropout",
+            &[self],
+            move |dy| {
+                let dx = dy.device().backend().dropout(dy.storage(), p, seed)?;
+                Ok(vec![Some(Tensor::from_storage(
+                    dx,
+                    dy.shape().clone(),
+                    dy.device(),
+                )?)])
+            },
+        ))
     }
 }

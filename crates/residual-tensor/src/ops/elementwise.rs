@@ -14,22 +14,33 @@ impl Tensor {
             &out,
         )?;
         let (a, b) = (self.clone(), rhs.clone());
-        Ok(Tensor::from_op(s, out, self.device(), name, &[self, rhs], move |g| {
-            let (ga, gb) = match op {
-                BinaryOp::Add => (g.clone(), g.clone()),
-                BinaryOp::Sub => (g.clone(), g.neg()?),
-                BinaryOp::Mul => (g.mul(&b)?, g.mul(&a)?),
-                BinaryOp::Div => {
-                    // d(a/b)/db = -a / b^2
-                    let gb = g.mul(&a)?.div(&b.mul(&b)?)?.neg()?;
-                    (g.div(&b)?, gb)
-                }
-            };
-            Ok(vec![
-                a.requires_grad().then(|| ga.sum_to(a.shape())).transpose()?,
-                b.requires_grad().then(|| gb.sum_to(b.shape())).transpose()?,
-            ])
-        }))
+        Ok(Tensor::from_op(
+            s,
+            out,
+            self.device(),
+            name,
+            &[self, rhs],
+            move |g| {
+                let (ga, gb) = match op {
+                    BinaryOp::Add => (g.clone(), g.clone()),
+                    BinaryOp::Sub => (g.clone(), g.neg()?),
+                    BinaryOp::Mul => (g.mul(&b)?, g.mul(&a)?),
+                    BinaryOp::Div => {
+                        // d(a/b)/db = -a / b^2
+                        let gb = g.mul(&a)?.div(&b.mul(&b)?)?.neg()?;
+                        (g.div(&b)?, gb)
+                    }
+                };
+                Ok(vec![
+                    a.requires_grad()
+                        .then(|| ga.sum_to(a.shape()))
+                        .transpose()?,
+                    b.requires_grad()
+                        .then(|| gb.sum_to(b.shape()))
+                        .transpose()?,
+                ])
+            },
+        ))
     }
 
     /// `self + rhs` with NumPy broadcasting.
@@ -59,7 +70,11 @@ impl Tensor {
             .filter(|&i| i < off || (shape.dims()[i - off] == 1 && self.dims()[i] != 1))
             .map(|i| i as isize)
             .collect();
-        let summed = if axes.is_empty() { self.clone() } else { self.sum(&axes, true)? };
+        let summed = if axes.is_empty() {
+            self.clone()
+        } else {
+            self.sum(&axes, true)?
+        };
         summed.reshape(shape.dims())
     }
 
@@ -67,10 +82,24 @@ impl Tensor {
         self.expect_f32(name)?;
         let s = self.device().backend().unary(op, self.storage())?;
         let x = self.clone();
-        Ok(Tensor::from_op(s, self.shape().clone(), self.device(), name, &[self], move |g| {
-            let dx = x.device().backend().unary_backward(op, x.storage(), g.storage())?;
-            Ok(vec![Some(Tensor::from_storage(dx, x.shape().clone(), x.device())?)])
-        }))
+        Ok(Tensor::from_op(
+            s,
+            self.shape().clone(),
+            self.device(),
+            name,
+            &[self],
+            move |g| {
+                let dx = x
+                    .device()
+                    .backend()
+                    .unary_backward(op, x.storage(), g.storage())?;
+                Ok(vec![Some(Tensor::from_storage(
+                    dx,
+                    x.shape().clone(),
+                    x.device(),
+                )?)])
+            },
+        ))
     }
 
     /// `-x`
@@ -112,7 +141,10 @@ impl Tensor {
     /// Clamps to `[lo, hi]`; the gradient passes where `lo <= x <= hi` (as PyTorch).
     pub fn clamp(&self, lo: f32, hi: f32) -> Result<Tensor> {
         if lo > hi || lo.is_nan() || hi.is_nan() {
-            return Err(crate::Error::arg("clamp", format!("needs lo <= hi, got lo={lo} hi={hi}")));
+            return Err(crate::Error::arg(
+                "clamp",
+                format!("needs lo <= hi, got lo={lo} hi={hi}"),
+            ));
         }
         self.unary(UnaryOp::Clamp(lo, hi), "clamp")
     }

@@ -11,10 +11,24 @@ impl Tensor {
         let view = AxisView::new(self.shape(), a);
         let s = self.device().backend().softmax(self.storage(), view, log)?;
         let y = Tensor::from_storage(s.clone(), self.shape().clone(), self.device())?;
-        Ok(Tensor::from_op(s, self.shape().clone(), self.device(), op, &[self], move |dy| {
-            let dx = dy.device().backend().softmax_backward(y.storage(), dy.storage(), view, log)?;
-            Ok(vec![Some(Tensor::from_storage(dx, y.shape().clone(), y.device())?)])
-        }))
+        Ok(Tensor::from_op(
+            s,
+            self.shape().clone(),
+            self.device(),
+            op,
+            &[self],
+            move |dy| {
+                let dx =
+                    dy.device()
+                        .backend()
+                        .softmax_backward(y.storage(), dy.storage(), view, log)?;
+                Ok(vec![Some(Tensor::from_storage(
+                    dx,
+                    y.shape().clone(),
+                    y.device(),
+                )?)])
+            },
+        ))
     }
 
     /// Softmax along `axis`.
@@ -34,23 +48,63 @@ impl Tensor {
         const OP: &str = "cross_entropy";
         self.expect_f32(OP)?;
         if self.rank() != 2 {
-            return Err(Error::shape(OP, format!("expected logits [N, C], got {}", self.shape())));
+            return Err(Error::shape(
+                OP,
+                format!("expected logits [N, C], got {}", self.shape()),
+            ));
         }
         let (n, c) = (self.dims()[0], self.dims()[1]);
         if targets.len() != n || n == 0 {
-            return Err(Error::shape(OP, format!("logits {} need {n} targets (N > 0), got {}", self.shape(), targets.len())));
+            return Err(Error::shape(
+                OP,
+                format!(
+                    "logits {} need {n} targets (N > 0), got {}",
+                    self.shape(),
+                    targets.len()
+                ),
+            ));
         }
         if let Some((i, &t)) = targets.iter().enumerate().find(|(_, &t)| t >= c) {
-            return Err(Error::arg(OP, format!("target {t} at position {i} is not a class index below C={c}")));
+            return Err(Error::arg(
+                OP,
+                format!("target {t} at position {i} is not a class index below C={c}"),
+            ));
         }
         if !(0.0..=1.0).contains(&label_smoothing) {
-            return Err(Error::arg(OP, format!("label_smoothing must be in [0, 1], got {label_smoothing}")));
+            return Err(Error::arg(
+                OP,
+                format!("label_smoothing must be in [0, 1], got {label_smoothing}"),
+            ));
         }
-        let s = self.device().backend().cross_entropy(self.storage(), n, c, targets, label_smoothing)?;
+        let s = self.device().backend().cross_entropy(
+            self.storage(),
+            n,
+            c,
+            targets,
+            label_smoothing,
+        )?;
         let (x, t) = (self.clone(), targets.to_vec());
-        Ok(Tensor::from_op(s, Shape::new(vec![]), self.device(), OP, &[self], move |dl| {
-            let dx = dl.device().backend().cross_entropy_backward(x.storage(), n, c, &t, label_smoothing, dl.storage())?;
-            Ok(vec![Some(Tensor::from_storage(dx, x.shape().clone(), x.device())?)])
-        }))
+        Ok(Tensor::from_op(
+            s,
+            Shape::new(vec![]),
+            self.device(),
+            OP,
+            &[self],
+            move |dl| {
+                let dx = dl.device().backend().cross_entropy_backward(
+                    x.storage(),
+                    n,
+                    c,
+                    &t,
+                    label_smoothing,
+                    dl.storage(),
+                )?;
+                Ok(vec![Some(Tensor::from_storage(
+                    dx,
+                    x.shape().clone(),
+                    x.device(),
+                )?)])
+            },
+        ))
     }
 }

@@ -5,7 +5,10 @@ use crate::{Error, Result, Shape, Tensor};
 
 /// `op(a) @ op(b)` on rank-3 storage, no autograd (used by backward rules).
 fn raw(a: &Tensor, b: &Tensor, spec: MatmulSpec, out: Shape) -> Result<Tensor> {
-    let s = a.device().backend().matmul(a.storage(), b.storage(), spec)?;
+    let s = a
+        .device()
+        .backend()
+        .matmul(a.storage(), b.storage(), spec)?;
     Tensor::from_storage(s, out, a.device())
 }
 
@@ -17,7 +20,11 @@ impl Tensor {
         if self.rank() < 2 || rhs.rank() < 2 {
             return Err(Error::shape(
                 "matmul",
-                format!("needs two tensors of rank >= 2, got {} and {}", self.shape(), rhs.shape()),
+                format!(
+                    "needs two tensors of rank >= 2, got {} and {}",
+                    self.shape(),
+                    rhs.shape()
+                ),
             ));
         }
         let (ra, rb) = (self.rank(), rhs.rank());
@@ -26,13 +33,24 @@ impl Tensor {
         if k != k2 {
             return Err(Error::shape(
                 "matmul",
-                format!("inner dimensions differ: {} @ {} ({k} vs {k2})", self.shape(), rhs.shape()),
+                format!(
+                    "inner dimensions differ: {} @ {} ({k} vs {k2})",
+                    self.shape(),
+                    rhs.shape()
+                ),
             ));
         }
         let ba = Shape::new(self.dims()[..ra - 2].to_vec());
         let bb = Shape::new(rhs.dims()[..rb - 2].to_vec());
         let batch = Shape::broadcast("matmul", &ba, &bb).map_err(|_| {
-            Error::shape("matmul", format!("batch dimensions of {} and {} do not broadcast", self.shape(), rhs.shape()))
+            Error::shape(
+                "matmul",
+                format!(
+                    "batch dimensions of {} and {} do not broadcast",
+                    self.shape(),
+                    rhs.shape()
+                ),
+            )
         })?;
         // A side whose batch is a single matrix is shared; any other partial
         // broadcast is materialised (recorded, so autograd sums it back).
@@ -50,29 +68,74 @@ impl Tensor {
         let (a, a_shared) = prepare(self, &ba, ra)?;
         let (b, b_shared) = prepare(rhs, &bb, rb)?;
         let nb = batch.numel();
-        let spec = MatmulSpec { batch: nb, m, k, n, trans_a: false, trans_b: false, a_shared, b_shared };
+        let spec = MatmulSpec {
+            batch: nb,
+            m,
+            k,
+            n,
+            trans_a: false,
+            trans_b: false,
+            a_shared,
+            b_shared,
+        };
         let mut out = batch.dims().to_vec();
         out.extend([m, n]);
-        let s = a.device().backend().matmul(a.storage(), b.storage(), spec)?;
+        let s = a
+            .device()
+            .backend()
+            .matmul(a.storage(), b.storage(), spec)?;
         let (sa, sb) = (a.clone(), b.clone());
-        Ok(Tensor::from_op(s, Shape::new(out), a.device(), "matmul", &[&a, &b], move |g| {
-            let ga = if sa.requires_grad() {
-                // dA = dC @ B^T : [nb, m, n] x [nb|1, k, n]^T
-                let spec = MatmulSpec { batch: nb, m, k: n, n: k, trans_a: false, trans_b: true, a_shared: false, b_shared };
-                let full = raw(g, &sb, spec, Shape::new([nb, m, k]))?;
-                Some(if a_shared { full.sum(&[0], false)?.reshape(sa.dims())? } else { full.reshape(sa.dims())? })
-            } else {
-                None
-            };
-            let gb = if sb.requires_grad() {
-                // dB = A^T @ dC : [nb|1, m, k]^T x [nb, m, n]
-                let spec = MatmulSpec { batch: nb, m: k, k: m, n, trans_a: true, trans_b: false, a_shared, b_shared: false };
-                let full = raw(&sa, g, spec, Shape::new([nb, k, n]))?;
-                Some(if b_shared { full.sum(&[0], false)?.reshape(sb.dims())? } else { full.reshape(sb.dims())? })
-            } else {
-                None
-            };
-            Ok(vec![ga, gb])
-        }))
+        Ok(Tensor::from_op(
+            s,
+            Shape::new(out),
+            a.device(),
+            "matmul",
+            &[&a, &b],
+            move |g| {
+                let ga = if sa.requires_grad() {
+                    // dA = dC @ B^T : [nb, m, n] x [nb|1, k, n]^T
+                    let spec = MatmulSpec {
+                        batch: nb,
+                        m,
+                        k: n,
+                        n: k,
+                        trans_a: false,
+                        trans_b: true,
+                        a_shared: false,
+                        b_shared,
+                    };
+                    let full = raw(g, &sb, spec, Shape::new([nb, m, k]))?;
+                    Some(if a_shared {
+                        full.sum(&[0], false)?.reshape(sa.dims())?
+                    } else {
+                        full.reshape(sa.dims())?
+                    })
+                } else {
+                    None
+                };
+                let gb = if sb.requires_grad() {
+                    // dB = A^T @ dC : [nb|1, m, k]^T x [nb, m, n]
+                    let spec = MatmulSpec {
+                        batch: nb,
+                        m: k,
+                        k: m,
+                        n,
+                        trans_a: true,
+                        trans_b: false,
+                        a_shared,
+                        b_shared: false,
+                    };
+                    let full = raw(&sa, g, spec, Shape::new([nb, k, n]))?;
+                    Some(if b_shared {
+                        full.sum(&[0], false)?.reshape(sb.dims())?
+                    } else {
+                        full.reshape(sb.dims())?
+                    })
+                } else {
+                    None
+                };
+                Ok(vec![ga, gb])
+            },
+        ))
     }
 }

@@ -19,13 +19,30 @@ pub struct BatchNormOutput {
 
 impl BatchNormOutput {
     /// PyTorch's running-stat update: `r = (1 - momentum) * r + momentum * batch`.
-    pub fn update_running_stats(&self, running_mean: &mut Tensor, running_var: &mut Tensor, momentum: f32) -> Result<()> {
+    pub fn update_running_stats(
+        &self,
+        running_mean: &mut Tensor,
+        running_var: &mut Tensor,
+        momentum: f32,
+    ) -> Result<()> {
         autograd::no_grad(|| {
-            for (r, b) in [(running_mean, &self.mean), (running_var, &self.var_unbiased)] {
+            for (r, b) in [
+                (running_mean, &self.mean),
+                (running_var, &self.var_unbiased),
+            ] {
                 if r.shape() != b.shape() {
-                    return Err(Error::shape("batch_norm", format!("running statistic {} does not match channels {}", r.shape(), b.shape())));
+                    return Err(Error::shape(
+                        "batch_norm",
+                        format!(
+                            "running statistic {} does not match channels {}",
+                            r.shape(),
+                            b.shape()
+                        ),
+                    ));
                 }
-                *r = r.mul_scalar(1.0 - momentum)?.add(&b.mul_scalar(momentum)?)?;
+                *r = r
+                    .mul_scalar(1.0 - momentum)?
+                    .add(&b.mul_scalar(momentum)?)?;
             }
             Ok(())
         })
@@ -33,12 +50,26 @@ impl BatchNormOutput {
 }
 
 /// Checks an optional per-channel parameter and returns it (or `fill` values).
-fn affine_param(op: &'static str, name: &str, p: Option<&Tensor>, x: &Tensor, len: usize, fill: f32) -> Result<Tensor> {
+fn affine_param(
+    op: &'static str,
+    name: &str,
+    p: Option<&Tensor>,
+    x: &Tensor,
+    len: usize,
+    fill: f32,
+) -> Result<Tensor> {
     match p {
         Some(t) => {
             x.expect_same(op, t)?;
             if t.dims() != [len] {
-                return Err(Error::shape(op, format!("{name} must be [{len}] for input {}, got {}", x.shape(), t.shape())));
+                return Err(Error::shape(
+                    op,
+                    format!(
+                        "{name} must be [{len}] for input {}, got {}",
+                        x.shape(),
+                        t.shape()
+                    ),
+                ));
             }
             Ok(t.clone())
         }
@@ -57,36 +88,58 @@ fn record(
 ) -> Tensor {
     let (gs, bs) = (gamma.shape().clone(), beta.shape().clone());
     let xs = x.shape().clone();
-    Tensor::from_op(y, xs.clone(), x.device(), op, &[x, gamma, beta], move |dy| {
-        let g = backward(dy)?;
-        let dev = dy.device();
-        Ok(vec![
-            Some(Tensor::from_storage(g.dx, xs.clone(), dev)?),
-            Some(Tensor::from_storage(g.dgamma, gs.clone(), dev)?),
-            Some(Tensor::from_storage(g.dbeta, bs.clone(), dev)?),
-        ])
-    })
+    Tensor::from_op(
+        y,
+        xs.clone(),
+        x.device(),
+        op,
+        &[x, gamma, beta],
+        move |dy| {
+            let g = backward(dy)?;
+            let dev = dy.device();
+            Ok(vec![
+                Some(Tensor::from_storage(g.dx, xs.clone(), dev)?),
+                Some(Tensor::from_storage(g.dgamma, gs.clone(), dev)?),
+                Some(Tensor::from_storage(g.dbeta, bs.clone(), dev)?),
+            ])
+        },
+    )
 }
 
 impl Tensor {
     /// Training-mode batch norm over `[N, C, ...]`: normalises each channel with
     /// the batch mean and biased variance, then `y = xhat * weight + bias`.
-    pub fn batch_norm_train(&self, weight: Option<&Tensor>, bias: Option<&Tensor>, eps: f32) -> Result<BatchNormOutput> {
+    pub fn batch_norm_train(
+        &self,
+        weight: Option<&Tensor>,
+        bias: Option<&Tensor>,
+        eps: f32,
+    ) -> Result<BatchNormOutput> {
         const OP: &str = "batch_norm";
         self.expect_f32(OP)?;
         if self.rank() < 2 {
-            return Err(Error::shape(OP, format!("expected input [N, C, ...], got {}", self.shape())));
+            return Err(Error::shape(
+                OP,
+                format!("expected input [N, C, ...], got {}", self.shape()),
+            ));
         }
         let view = AxisView::new(self.shape(), 1);
         let count = view.outer * view.inner;
         if count < 2 {
-            return Err(Error::arg(OP, format!("training needs more than one value per channel, got input {}", self.shape())));
+            return Err(Error::arg(
+                OP,
+                format!(
+                    "training needs more than one value per channel, got input {}",
+                    self.shape()
+                ),
+            ));
         }
         let c = view.len;
         let gamma = affine_param(OP, "weight", weight, self, c, 1.0)?;
         let beta = affine_param(OP, "bias", bias, self, c, 0.0)?;
         let be = self.device().backend();
-        let (y, stats) = be.batch_norm(self.storage(), view, gamma.storage(), beta.storage(), eps)?;
+        let (y, stats) =
+            be.batch_norm(self.storage(), view, gamma.storage(), beta.storage(), eps)?;
         let dev = self.device();
         let mean = Tensor::from_storage(stats.mean.clone(), [c], dev)?;
         // unbiased var = (1/rstd^2 - eps) * n / (n - 1)
@@ -98,9 +151,19 @@ impl Tensor {
             .mul_scalar(count as f32 / (count - 1) as f32)?;
         let (x, g) = (self.clone(), gamma.clone());
         let y = record(OP, y, self, &gamma, &beta, move |dy| {
-            dy.device().backend().batch_norm_backward(x.storage(), dy.storage(), view, g.storage(), &stats)
+            dy.device().backend().batch_norm_backward(
+                x.storage(),
+                dy.storage(),
+                view,
+                g.storage(),
+                &stats,
+            )
         });
-        Ok(BatchNormOutput { y, mean, var_unbiased })
+        Ok(BatchNormOutput {
+            y,
+            mean,
+            var_unbiased,
+        })
     }
 
     /// Evaluation-mode batch norm with running statistics: a per-channel affine
@@ -116,7 +179,10 @@ impl Tensor {
         const OP: &str = "batch_norm";
         self.expect_f32(OP)?;
         if self.rank() < 2 {
-            return Err(Error::shape(OP, format!("expected input [N, C, ...], got {}", self.shape())));
+            return Err(Error::shape(
+                OP,
+                format!("expected input [N, C, ...], got {}", self.shape()),
+            ));
         }
         let c = self.dims()[1];
         let mean = affine_param(OP, "running_mean", Some(running_mean), self, c, 0.0)?;
@@ -127,27 +193,62 @@ impl Tensor {
         let shift = beta.sub(&mean.mul(&scale)?)?;
         let mut bshape = vec![1; self.rank()];
         bshape[1] = c;
-        self.mul(&scale.reshape(&bshape)?)?.add(&shift.reshape(&bshape)?)
+        self.mul(&scale.reshape(&bshape)?)?
+            .add(&shift.reshape(&bshape)?)
     }
 
     /// Group norm over `[N, C, ...]` with `groups` groups, as `F.group_norm`.
-    pub fn group_norm(&self, groups: usize, weight: Option<&Tensor>, bias: Option<&Tensor>, eps: f32) -> Result<Tensor> {
+    pub fn group_norm(
+        &self,
+        groups: usize,
+        weight: Option<&Tensor>,
+        bias: Option<&Tensor>,
+        eps: f32,
+    ) -> Result<Tensor> {
         const OP: &str = "group_norm";
         self.expect_f32(OP)?;
         if self.rank() < 2 {
-            return Err(Error::shape(OP, format!("expected input [N, C, ...], got {}", self.shape())));
+            return Err(Error::shape(
+                OP,
+                format!("expected input [N, C, ...], got {}", self.shape()),
+            ));
         }
         let (n, c) = (self.dims()[0], self.dims()[1]);
         if groups == 0 || c % groups != 0 {
-            return Err(Error::arg(OP, format!("channels {c} of input {} must divide by groups={groups}", self.shape())));
+            return Err(Error::arg(
+                OP,
+                format!(
+                    "channels {c} of input {} must divide by groups={groups}",
+                    self.shape()
+                ),
+            ));
         }
         let hw: usize = self.dims()[2..].iter().product();
-        let affine = RowAffine { groups, channels_per_group: c / groups, per_channel: hw };
-        self.row_norm(OP, n * groups, c / groups * hw, affine, c, weight, bias, eps)
+        let affine = RowAffine {
+            groups,
+            channels_per_group: c / groups,
+            per_channel: hw,
+        };
+        self.row_norm(
+            OP,
+            n * groups,
+            c / groups * hw,
+            affine,
+            c,
+            weight,
+            bias,
+            eps,
+        )
     }
 
     /// Layer norm over the trailing dimensions `normalized_shape`, as `F.layer_norm`.
-    pub fn layer_norm(&self, normalized_shape: &[usize], weight: Option<&Tensor>, bias: Option<&Tensor>, eps: f32) -> Result<Tensor> {
+    pub fn layer_norm(
+        &self,
+        normalized_shape: &[usize],
+        weight: Option<&Tensor>,
+        bias: Option<&Tensor>,
+        eps: f32,
+    ) -> Result<Tensor> {
         const OP: &str = "layer_norm";
         self.expect_f32(OP)?;
         let r = normalized_shape.len();
@@ -158,13 +259,20 @@ impl Tensor {
         let rows = self.numel() / cols.max(1);
         let check = |p: Option<&Tensor>, name: &str| -> Result<Option<Tensor>> {
             match p {
-                Some(t) if t.dims() != normalized_shape => Err(Error::shape(OP, format!("{name} must be {:?}, got {}", normalized_shape, t.shape()))),
+                Some(t) if t.dims() != normalized_shape => Err(Error::shape(
+                    OP,
+                    format!("{name} must be {:?}, got {}", normalized_shape, t.shape()),
+                )),
                 Some(t) => Ok(Some(t.reshape(&[cols])?)),
                 None => Ok(None),
             }
         };
         let (w, b) = (check(weight, "weight")?, check(bias, "bias")?);
-        let affine = RowAffine { groups: 1, channels_per_group: cols, per_channel: 1 };
+        let affine = RowAffine {
+            groups: 1,
+            channels_per_group: cols,
+            per_channel: 1,
+        };
         self.row_norm(OP, rows, cols, affine, cols, w.as_ref(), b.as_ref(), eps)
     }
 
@@ -181,15 +289,34 @@ impl Tensor {
         eps: f32,
     ) -> Result<Tensor> {
         if cols == 0 {
-            return Err(Error::arg(op, format!("nothing to normalise in input {}", self.shape())));
+            return Err(Error::arg(
+                op,
+                format!("nothing to normalise in input {}", self.shape()),
+            ));
         }
         let gamma = affine_param(op, "weight", weight, self, params, 1.0)?;
         let beta = affine_param(op, "bias", bias, self, params, 0.0)?;
         let be = self.device().backend();
-        let (y, stats): (_, NormStats) = be.row_norm(self.storage(), rows, cols, affine, gamma.storage(), beta.storage(), eps)?;
+        let (y, stats): (_, NormStats) = be.row_norm(
+            self.storage(),
+            rows,
+            cols,
+            affine,
+            gamma.storage(),
+            beta.storage(),
+            eps,
+        )?;
         let (x, g) = (self.clone(), gamma.clone());
         let out = record(op, y, self, &gamma, &beta, move |dy| {
-            dy.device().backend().row_norm_backward(x.storage(), dy.storage(), rows, cols, affine, g.storage(), &stats)
+            dy.device().backend().row_norm_backward(
+                x.storage(),
+                dy.storage(),
+                rows,
+                cols,
+                affine,
+                g.storage(),
+                &stats,
+            )
         });
         // The output keeps the input's shape.
         debug_assert_eq!(out.shape(), &Shape::new(self.dims().to_vec()));

@@ -19,7 +19,11 @@ fn reduced_shape(shape: &Shape, axes: &[usize], keepdim: bool) -> (Shape, Shape)
         .map(|(_, &d)| d)
         .collect();
     let kept = Shape::new(kept);
-    let out = if keepdim { kept.clone() } else { Shape::new(squeezed) };
+    let out = if keepdim {
+        kept.clone()
+    } else {
+        Shape::new(squeezed)
+    };
     (kept, out)
 }
 
@@ -29,11 +33,23 @@ impl Tensor {
         self.expect_f32("sum")?;
         let ax = self.shape().axes("sum", axes)?;
         let (kept, out) = reduced_shape(self.shape(), &ax, keepdim);
-        let s = self.device().backend().reduce(ReduceOp::Sum, self.storage(), self.shape(), &ax)?;
+        let s = self
+            .device()
+            .backend()
+            .reduce(ReduceOp::Sum, self.storage(), self.shape(), &ax)?;
         let in_shape = self.shape().clone();
-        Ok(Tensor::from_op(s, out, self.device(), "sum", &[self], move |g| {
-            Ok(vec![Some(g.reshape(kept.dims())?.broadcast_to(in_shape.dims())?)])
-        }))
+        Ok(Tensor::from_op(
+            s,
+            out,
+            self.device(),
+            "sum",
+            &[self],
+            move |g| {
+                Ok(vec![Some(
+                    g.reshape(kept.dims())?.broadcast_to(in_shape.dims())?,
+                )])
+            },
+        ))
     }
 
     /// Sum of all elements, shape `[]`.
@@ -46,7 +62,10 @@ impl Tensor {
         let ax = self.shape().axes("mean", axes)?;
         let count: usize = ax.iter().map(|&a| self.dims()[a]).product();
         if count == 0 {
-            return Err(Error::arg("mean", format!("mean over empty axes of shape {}", self.shape())));
+            return Err(Error::arg(
+                "mean",
+                format!("mean over empty axes of shape {}", self.shape()),
+            ));
         }
         self.sum(axes, keepdim)?.mul_scalar(1.0 / count as f32)
     }
@@ -57,19 +76,32 @@ impl Tensor {
         self.expect_f32("max")?;
         let ax = self.shape().axes("max", axes)?;
         if ax.iter().any(|&a| self.dims()[a] == 0) {
-            return Err(Error::arg("max", format!("max over an empty axis of shape {}", self.shape())));
+            return Err(Error::arg(
+                "max",
+                format!("max over an empty axis of shape {}", self.shape()),
+            ));
         }
         let (kept, out) = reduced_shape(self.shape(), &ax, keepdim);
-        let s = self.device().backend().reduce(ReduceOp::Max, self.storage(), self.shape(), &ax)?;
+        let s = self
+            .device()
+            .backend()
+            .reduce(ReduceOp::Max, self.storage(), self.shape(), &ax)?;
         let x = self.clone();
         let y = Tensor::from_storage(s.clone(), kept.clone(), self.device())?;
         let axes_i: Vec<isize> = ax.iter().map(|&a| a as isize).collect();
-        Ok(Tensor::from_op(s, out, self.device(), "max", &[self], move |g| {
-            let mask = x.eq_mask(&y)?;
-            let count = mask.sum(&axes_i, true)?;
-            let g = g.reshape(kept.dims())?;
-            Ok(vec![Some(mask.mul(&g.div(&count)?)?)])
-        }))
+        Ok(Tensor::from_op(
+            s,
+            out,
+            self.device(),
+            "max",
+            &[self],
+            move |g| {
+                let mask = x.eq_mask(&y)?;
+                let count = mask.sum(&axes_i, true)?;
+                let g = g.reshape(kept.dims())?;
+                Ok(vec![Some(mask.mul(&g.div(&count)?)?)])
+            },
+        ))
     }
 
     /// 1.0 where `self == other` (broadcast), else 0.0; not differentiable.
@@ -77,22 +109,35 @@ impl Tensor {
         // (x - m) is 0 exactly where equal; relu(1 - |x - m| * inf) would overflow,
         // so compute it on the host-independent path: 1 - min(|x - m| * big, 1).
         let d = self.detach().sub(&other.detach())?.abs()?;
-        d.mul_scalar(f32::MAX)?.clamp(0.0, 1.0)?.neg()?.add_scalar(1.0)
+        d.mul_scalar(f32::MAX)?
+            .clamp(0.0, 1.0)?
+            .neg()?
+            .add_scalar(1.0)
     }
 
     /// Variance over `axes`; `unbiased` divides by `count - 1` (PyTorch's default).
     pub fn var(&self, axes: &[isize], keepdim: bool, unbiased: bool) -> Result<Tensor> {
         let ax = self.shape().axes("var", axes)?;
         let count: usize = ax.iter().map(|&a| self.dims()[a]).product();
-        let denom = if unbiased { count.saturating_sub(1) } else { count };
+        let denom = if unbiased {
+            count.saturating_sub(1)
+        } else {
+            count
+        };
         if denom == 0 {
             return Err(Error::arg(
                 "var",
-                format!("variance over {count} element(s) of shape {} (unbiased={unbiased})", self.shape()),
+                format!(
+                    "variance over {count} element(s) of shape {} (unbiased={unbiased})",
+                    self.shape()
+                ),
             ));
         }
         let centered = self.sub(&self.mean(axes, true)?)?;
-        centered.mul(&centered)?.sum(axes, keepdim)?.mul_scalar(1.0 / denom as f32)
+        centered
+            .mul(&centered)?
+            .sum(axes, keepdim)?
+            .mul_scalar(1.0 / denom as f32)
     }
 
     /// Index of the maximum along `axis` (first on ties), shape without the axis.
@@ -100,9 +145,15 @@ impl Tensor {
         self.expect_f32("argmax")?;
         let a = self.shape().axis("argmax", axis)?;
         if self.dims()[a] == 0 {
-            return Err(Error::arg("argmax", format!("empty axis {a} of shape {}", self.shape())));
+            return Err(Error::arg(
+                "argmax",
+                format!("empty axis {a} of shape {}", self.shape()),
+            ));
         }
-        let idx = self.device().backend().argmax(self.storage(), AxisView::new(self.shape(), a))?;
+        let idx = self
+            .device()
+            .backend()
+            .argmax(self.storage(), AxisView::new(self.shape(), a))?;
         Ok(idx.into_iter().map(|i| i as usize).collect())
     }
 }
