@@ -1,1 +1,159 @@
-fn main() {}
+//! `cargo xtask`: the project's tasks.
+//!
+//! - `cargo xtask test`: formatting, lints (warnings are errors), every test; a summary.
+//! - `cargo xtask bench [--filter TEXT]`: benchmarks, one JSON object per line and case.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Command, ExitCode, Stdio};
+use std::time::Instant;
+
+const USAGE: &str = "usage: cargo xtask <test | bench [--filter TEXT]>\n\
+  test    cargo fmt --check, cargo clippy -D warnings, cargo test --workspace\n\
+  bench   release-mode benchmarks as JSON lines (see docs/benchmarks.md)";
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    match args.first().map(String::as_str) {
+        Some("test") if args.len() == 1 => test(),
+        Some("bench") => bench(&args[1..]),
+        Some("-h" | "--help") => {
+            println!("{USAGE}");
+            ExitCode::SUCCESS
+        }
+        other => {
+            eprintln!("xtask: unknown or malformed command {other:?}\n{USAGE}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+/// One step of `xtask test`: its name, whether it passed and how long it took.
+struct Step {
+    name: &'static str,
+    ok: bool,
+    secs: f64,
+}
+
+fn cargo() -> Command {
+    Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
+}
+
+fn run_step(name: &'static str, args: &[&str]) -> Step {
+    eprintln!("\n== xtask: {name}: cargo {}", args.join(" "));
+    let t0 = Instant::now();
+    let ok = cargo()
+        .args(args)
+        .status()
+        .map(|s| s.success())
+        .unwrap_or(false);
+    Step {
+        name,
+        ok,
+        secs: t0.elapsed().as_secs_f64(),
+    }
+}
+
+/// Runs `cargo test`, echoing its output and adding up its result lines.
+fn run_tests(args: &[&str]) -> (Step, u64, u64, u64) {
+    eprintln!("\n== xtask: tests: cargo {}", args.join(" "));
+    let t0 = Instant::now();
+    let (mut passed, mut failed, mut ignored) = (0, 0, 0);
+    let child = cargo().args(args).stdout(Stdio::piped()).spawn();
+    let ok = match child {
+        Err(e) => {
+            eprintln!("xtask: could not start cargo test: {e}");
+            false
+        }
+        Ok(mut child) => {
+            let out = child.stdout.take().expect("piped stdout");
+            for line in BufReader::new(out).lines().map_while(Result::ok) {
+                println!("{line}");
+                if let Some(rest) = line.strip_prefix("test result: ") {
+                    let num = |key: &str| -> u64 {
+                        rest.split(';')
+                            .find_map(|part| {
+                                part.trim()
+                                    .strip_suffix(key)
+                                    .and_then(|n| n.trim().rsplit(' ').next()?.parse().ok())
+                            })
+                            .unwrap_or(0)
+                    };
+                    passed += num(" passed");
+                    failed += num(" failed");
+                    ignored += num(" ignored");
+                }
+            }
+            child.wait().map(|s| s.success()).unwrap_or(false)
+        }
+    };
+    (
+        Step {
+            name: "tests",
+            ok,
+            secs: t0.elapsed().as_secs_f64(),
+        },
+        passed,
+        failed,
+        ignored,
+    )
+}
+
+fn test() -> ExitCode {
+    let mut steps = vec![
+        run_step("format", &["fmt", "--all", "--", "--check"]),
+        run_step(
+            "clippy",
+            &[
+                "clippy",
+                "--workspace",
+                "--all-targets",
+                "--",
+                "-D",
+                "warnings",
+            ],
+        ),
+    ];
+    let (step, passed, failed, ignored) = run_tests(&["test", "--workspace"]);
+    steps.push(step);
+    println!("\n== xtask test summary");
+    for s in &steps {
+        println!(
+            "  {:<8} {:<4} {:>7.1}s",
+            s.name,
+            if s.ok { "ok" } else { "FAIL" },
+            s.secs
+        );
+    }
+    println!("tests: {passed} passed, {failed} failed, {ignored} skipped");
+    if steps.iter().all(|s| s.ok) {
+        ExitCode::SUCCESS
+    } else {
+        let bad: Vec<&str> = steps.iter().filter(|s| !s.ok).map(|s| s.name).collect();
+        eprintln!("xtask test FAILED: {}", bad.join(", "));
+        ExitCode::FAILURE
+    }
+}
+
+fn bench(args: &[String]) -> ExitCode {
+    // Benchmarks run optimised: hand over to the release-built runner.
+    let mut cmd = cargo();
+    cmd.args([
+        "run",
+        "--quiet",
+        "--release",
+        "-p",
+        "xtask",
+        "--bin",
+        "bench-runner",
+        "--",
+    ])
+    .args(args);
+    match cmd.status() {
+        Ok(s) if s.success() => ExitCode::SUCCESS,
+        Ok(_) => ExitCode::FAILURE,
+        Err(e) => {
+            eprintln!("xtask: could not start the bench runner: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -66,7 +66,7 @@ impl Drop for NoGradGuard {
 pub struct TensorId(pub(crate) u64);
 
 /// Gradients of the leaves of a graph, keyed by tensor.
-#[derive(Default)]
+#[derive(Default, Debug)]
 pub struct Gradients {
     map: HashMap<TensorId, Tensor>,
 }

@@ -1,51 +1,131 @@
-//! Convolution kernels: im2col + GEMM per sample and group, with a direct GEMM
-//! for 1x1 / stride 1 / no padding. Shapes:
-//! `x: [n, c_in, h, w]`, `w: [c_out, c_in/g, kh, kw]`, `y: [n, c_out, oh, ow]`.
+//! Convolution kernels: im2col + one GEMM per chunk of samples and group.
+//!
+//! Shapes: `x: [n, c_in, h, w]`, `w: [c_out, c_in/g, kh, kw]`,
+//! `y: [n, c_out, oh, ow]`. Per group, `K = c_in/g * kh * kw` and `P = oh * ow`.
+//! Samples are processed in chunks of `nb` so that the GEMM's column count
+//! `nb * P` stays large when the spatial size is small (the deep ResNet
+//! stages); a 1x1 / stride 1 / unpadded convolution of one sample multiplies
+//! the input directly, without im2col.
 
 use super::gemm::{sgemm, MatRef};
 use crate::backend::Conv2dGeometry;
 use rayon::prelude::*;
 
-/// Whether the convolution is a plain matrix product over pixels.
+/// GEMM columns to aim for per chunk: enough for the GEMM's panels to be efficient.
+const TARGET_COLUMNS: usize = 4096;
+/// Upper bound for one chunk's column buffer, in elements (128 MiB of f32).
+const MAX_COLS_ELEMS: usize = 32 << 20;
+
+/// Sizes shared by the three kernels.
+#[derive(Clone, Copy)]
+struct Dims {
+    /// Input channels per group.
+    cpg: usize,
+    /// Output channels per group.
+    opg: usize,
+    /// GEMM inner size `cpg * kh * kw`.
+    k: usize,
+    /// Input plane `h * w`.
+    x_plane: usize,
+    /// Output plane `oh * ow`.
+    p: usize,
+    /// Samples per chunk.
+    nb: usize,
+}
+
+fn dims(g: &Conv2dGeometry) -> Dims {
+    let cpg = g.c_in / g.p.groups;
+    let k = cpg * g.kh * g.kw;
+    let p = g.oh * g.ow;
+    let by_target = TARGET_COLUMNS.div_ceil(p.max(1));
+    let by_memory = (MAX_COLS_ELEMS / (k * p).max(1)).max(1);
+    // Large planes already make wide GEMMs: batching them only adds copies.
+    let nb = if p >= TARGET_COLUMNS / 4 {
+        1
+    } else {
+        by_target.min(by_memory).clamp(1, g.n.max(1))
+    };
+    Dims {
+        cpg,
+        opg: g.c_out / g.p.groups,
+        k,
+        x_plane: g.h * g.w,
+        p,
+        nb,
+    }
+}
+
+/// Whether one sample's convolution is a plain matrix product over pixels.
 fn is_pointwise(g: &Conv2dGeometry) -> bool {
     g.kh == 1 && g.kw == 1 && g.p.stride == (1, 1) && g.p.padding == [0; 4]
 }
 
-/// Input row touched by output row `o` and kernel row `k`, if inside the input.
+/// The output positions `o` in `0..out` whose input `o*stride + k*dil - pad`
+/// lies inside `0..len`, as a half-open range.
 #[inline]
-fn src_index(
-    o: usize,
+fn valid_range(
+    out: usize,
     k: usize,
     stride: usize,
     dil: usize,
     pad: usize,
     len: usize,
-) -> Option<usize> {
-    let i = (o * stride + k * dil) as isize - pad as isize;
-    (i >= 0 && (i as usize) < len).then_some(i as usize)
+) -> (usize, usize) {
+    let shift = (k * dil) as isize - pad as isize; // input = o*stride + shift
+    let lo = if shift >= 0 {
+        0
+    } else {
+        ((-shift) as usize).div_ceil(stride)
+    };
+    let hi = if (len as isize) <= shift {
+        0
+    } else {
+        ((len as isize - shift) as usize).div_ceil(stride)
+    };
+    (lo.min(out), hi.min(out).max(lo.min(out)))
 }
 
-/// `cols: [cpg * kh * kw, oh * ow]` from one sample-group `x: [cpg, h, w]`.
-fn im2col(x: &[f32], cpg: usize, g: &Conv2dGeometry, cols: &mut [f32]) {
-    let (oh, ow) = (g.oh, g.ow);
-    let p = &g.p;
-    cols.par_chunks_mut(oh * ow)
+/// im2col of samples `n0 .. n0 + nb` of group `grp` into `cols: [K, nb * P]`:
+/// row `(c, ki, kj)`, column `s * P + oy * ow + ox`.
+fn im2col(
+    x: &[f32],
+    g: &Conv2dGeometry,
+    d: Dims,
+    n0: usize,
+    nb: usize,
+    grp: usize,
+    cols: &mut [f32],
+) {
+    let (oh, ow, p) = (g.oh, g.ow, &g.p);
+    let ld = nb * d.p;
+    cols[..d.k * ld]
+        .par_chunks_mut(ld)
         .enumerate()
         .for_each(|(row, out)| {
             let c = row / (g.kh * g.kw);
-            let ki = (row / g.kw) % g.kh;
-            let kj = row % g.kw;
-            debug_assert!(c < cpg);
-            let plane = &x[c * g.h * g.w..(c + 1) * g.h * g.w];
-            for oy in 0..oh {
-                let dst = &mut out[oy * ow..(oy + 1) * ow];
-                match src_index(oy, ki, p.stride.0, p.dilation.0, p.padding[0], g.h) {
-                    None => dst.fill(0.0),
-                    Some(iy) => {
+            let (ki, kj) = ((row / g.kw) % g.kh, row % g.kw);
+            let (y0, y1) = valid_range(oh, ki, p.stride.0, p.dilation.0, p.padding[0], g.h);
+            let (x0, x1) = valid_range(ow, kj, p.stride.1, p.dilation.1, p.padding[2], g.w);
+            let ix0 = (x0 * p.stride.1 + kj * p.dilation.1) as isize - p.padding[2] as isize;
+            for s in 0..nb {
+                let plane = &x[((n0 + s) * g.c_in + grp * d.cpg + c) * d.x_plane..][..d.x_plane];
+                let dst = &mut out[s * d.p..(s + 1) * d.p];
+                dst[..y0 * ow].fill(0.0);
+                dst[y1 * ow..].fill(0.0);
+                for oy in y0..y1 {
+                    let iy = oy * p.stride.0 + ki * p.dilation.0 - p.padding[0];
+                    let line = &mut dst[oy * ow..(oy + 1) * ow];
+                    line[..x0].fill(0.0);
+                    line[x1..].fill(0.0);
+                    if x1 > x0 {
                         let src = &plane[iy * g.w..(iy + 1) * g.w];
-                        for (ox, d) in dst.iter_mut().enumerate() {
-                            *d = src_index(ox, kj, p.stride.1, p.dilation.1, p.padding[2], g.w)
-                                .map_or(0.0, |ix| src[ix]);
+                        let start = ix0 as usize;
+                        if p.stride.1 == 1 {
+                            line[x0..x1].copy_from_slice(&src[start..start + (x1 - x0)]);
+                        } else {
+                            for (j, v) in line[x0..x1].iter_mut().enumerate() {
+                                *v = src[start + j * p.stride.1];
+                            }
                         }
                     }
                 }
@@ -53,152 +133,216 @@ fn im2col(x: &[f32], cpg: usize, g: &Conv2dGeometry, cols: &mut [f32]) {
         });
 }
 
-/// Adds `cols: [cpg * kh * kw, oh * ow]` back into `dx: [cpg, h, w]`.
-fn col2im(cols: &[f32], cpg: usize, g: &Conv2dGeometry, dx: &mut [f32]) {
-    let (oh, ow, kk) = (g.oh, g.ow, g.kh * g.kw);
-    let p = &g.p;
-    dx.par_chunks_mut(g.h * g.w)
+/// Adds `cols: [K, nb * P]` back into samples `n0 ..` of group `grp` of `dx`.
+fn col2im(
+    cols: &[f32],
+    g: &Conv2dGeometry,
+    d: Dims,
+    n0: usize,
+    nb: usize,
+    grp: usize,
+    dx: &mut [f32],
+) {
+    let (ow, kk, p) = (g.ow, g.kh * g.kw, &g.p);
+    let ld = nb * d.p;
+    // Each (sample, channel) plane of dx is written by one task.
+    let planes: Vec<(usize, &mut [f32])> = dx
+        .chunks_mut(d.x_plane)
         .enumerate()
-        .for_each(|(c, plane)| {
-            debug_assert!(c < cpg);
-            for k in 0..kk {
-                let (ki, kj) = (k / g.kw, k % g.kw);
-                let col = &cols[(c * kk + k) * oh * ow..(c * kk + k + 1) * oh * ow];
-                for oy in 0..oh {
-                    let Some(iy) = src_index(oy, ki, p.stride.0, p.dilation.0, p.padding[0], g.h)
-                    else {
-                        continue;
-                    };
-                    let src = &col[oy * ow..(oy + 1) * ow];
-                    let dst = &mut plane[iy * g.w..(iy + 1) * g.w];
-                    for (ox, &v) in src.iter().enumerate() {
-                        if let Some(ix) =
-                            src_index(ox, kj, p.stride.1, p.dilation.1, p.padding[2], g.w)
-                        {
-                            dst[ix] += v;
-                        }
-                    }
+        .filter_map(|(i, pl)| {
+            let (n, c) = (i / g.c_in, i % g.c_in);
+            (n >= n0 && n < n0 + nb && c / d.cpg == grp).then_some((i, pl))
+        })
+        .collect();
+    planes.into_par_iter().for_each(|(i, plane)| {
+        let (s, c) = (i / g.c_in - n0, i % g.c_in - grp * d.cpg);
+        for k in 0..kk {
+            let (ki, kj) = (k / g.kw, k % g.kw);
+            let (y0, y1) = valid_range(g.oh, ki, p.stride.0, p.dilation.0, p.padding[0], g.h);
+            let (x0, x1) = valid_range(ow, kj, p.stride.1, p.dilation.1, p.padding[2], g.w);
+            if x1 <= x0 {
+                continue;
+            }
+            let ix0 = x0 * p.stride.1 + kj * p.dilation.1 - p.padding[2];
+            let col = &cols[(c * kk + k) * ld + s * d.p..][..d.p];
+            for oy in y0..y1 {
+                let iy = oy * p.stride.0 + ki * p.dilation.0 - p.padding[0];
+                let src = &col[oy * ow + x0..oy * ow + x1];
+                let dst = &mut plane[iy * g.w..(iy + 1) * g.w];
+                for (j, &v) in src.iter().enumerate() {
+                    dst[ix0 + j * p.stride.1] += v;
                 }
+            }
+        }
+    });
+}
+
+/// Gathers `[opg, nb * P]` of group `grp` from `t: [n, c_out, P]`.
+fn gather_out(
+    t: &[f32],
+    g: &Conv2dGeometry,
+    d: Dims,
+    n0: usize,
+    nb: usize,
+    grp: usize,
+    buf: &mut [f32],
+) {
+    buf[..d.opg * nb * d.p]
+        .par_chunks_mut(nb * d.p)
+        .enumerate()
+        .for_each(|(m, row)| {
+            for s in 0..nb {
+                let src = &t[((n0 + s) * g.c_out + grp * d.opg + m) * d.p..][..d.p];
+                row[s * d.p..(s + 1) * d.p].copy_from_slice(src);
             }
         });
 }
 
-/// Sizes shared by the three kernels.
-struct Dims {
-    cpg: usize,
-    opg: usize,
-    k: usize,
-    x_plane: usize,
-    y_plane: usize,
-}
-
-fn dims(g: &Conv2dGeometry) -> Dims {
-    let cpg = g.c_in / g.p.groups;
-    Dims {
-        cpg,
-        opg: g.c_out / g.p.groups,
-        k: cpg * g.kh * g.kw,
-        x_plane: g.h * g.w,
-        y_plane: g.oh * g.ow,
+/// Scatters `[opg, nb * P]` into group `grp` of `y: [n, c_out, P]`.
+fn scatter_out(
+    buf: &[f32],
+    g: &Conv2dGeometry,
+    d: Dims,
+    n0: usize,
+    nb: usize,
+    grp: usize,
+    y: &mut [f32],
+) {
+    for s in 0..nb {
+        let dst = &mut y[((n0 + s) * g.c_out + grp * d.opg) * d.p..][..d.opg * d.p];
+        dst.par_chunks_mut(d.p).enumerate().for_each(|(m, out)| {
+            out.copy_from_slice(&buf[m * nb * d.p + s * d.p..][..d.p]);
+        });
     }
 }
 
-/// Forward: `y[n, grp] = w[grp] @ im2col(x[n, grp])`.
+/// The chunks `(n0, nb)` covering the batch.
+fn chunks(n: usize, nb: usize) -> impl Iterator<Item = (usize, usize)> {
+    (0..n)
+        .step_by(nb.max(1))
+        .map(move |n0| (n0, nb.min(n - n0)))
+}
+
+/// Forward: `y[chunk, grp] = w[grp] @ im2col(x[chunk, grp])`.
 pub fn forward(x: &[f32], w: &[f32], g: &Conv2dGeometry) -> Vec<f32> {
     let d = dims(g);
-    let mut y = vec![0.0; g.n * g.c_out * d.y_plane];
-    let mut cols = if is_pointwise(g) {
+    let mut y = vec![0.0; g.n * g.c_out * d.p];
+    let direct = is_pointwise(g) && d.nb == 1;
+    let mut cols = if direct {
         Vec::new()
     } else {
-        vec![0.0; d.k * d.y_plane]
+        vec![0.0; d.k * d.nb * d.p]
     };
-    for n in 0..g.n {
+    let mut tmp = if d.nb > 1 {
+        vec![0.0; d.opg * d.nb * d.p]
+    } else {
+        Vec::new()
+    };
+    for (n0, nb) in chunks(g.n, d.nb) {
         for grp in 0..g.p.groups {
-            let xs = &x[(n * g.c_in + grp * d.cpg) * d.x_plane..][..d.cpg * d.x_plane];
-            let b = if is_pointwise(g) {
-                xs
+            let ws = MatRef {
+                data: &w[grp * d.opg * d.k..][..d.opg * d.k],
+                trans: false,
+            };
+            let b: &[f32] = if direct {
+                &x[(n0 * g.c_in + grp * d.cpg) * d.x_plane..][..d.cpg * d.x_plane]
             } else {
-                im2col(xs, d.cpg, g, &mut cols);
+                im2col(x, g, d, n0, nb, grp, &mut cols);
                 &cols
             };
-            let ws = &w[grp * d.opg * d.k..][..d.opg * d.k];
-            let ys = &mut y[(n * g.c_out + grp * d.opg) * d.y_plane..][..d.opg * d.y_plane];
-            sgemm(
-                d.opg,
-                d.k,
-                d.y_plane,
-                1.0,
-                MatRef {
-                    data: ws,
-                    trans: false,
-                },
-                MatRef {
-                    data: b,
-                    trans: false,
-                },
-                0.0,
-                ys,
-            );
+            let b = MatRef {
+                data: b,
+                trans: false,
+            };
+            if nb == 1 {
+                let ys = &mut y[(n0 * g.c_out + grp * d.opg) * d.p..][..d.opg * d.p];
+                sgemm(d.opg, d.k, d.p, 1.0, ws, b, 0.0, ys);
+            } else {
+                sgemm(d.opg, d.k, nb * d.p, 1.0, ws, b, 0.0, &mut tmp);
+                scatter_out(&tmp, g, d, n0, nb, grp, &mut y);
+            }
         }
     }
     y
 }
 
-/// Input gradient: `dx[n, grp] = col2im(w[grp]^T @ dy[n, grp])`.
+/// Input gradient: `dx[chunk, grp] = col2im(w[grp]^T @ dy[chunk, grp])`.
 pub fn backward_input(dy: &[f32], w: &[f32], g: &Conv2dGeometry) -> Vec<f32> {
     let d = dims(g);
     let mut dx = vec![0.0; g.n * g.c_in * d.x_plane];
-    let mut cols = vec![0.0; d.k * d.y_plane];
-    for n in 0..g.n {
+    let direct = is_pointwise(g) && d.nb == 1;
+    let mut cols = if direct {
+        Vec::new()
+    } else {
+        vec![0.0; d.k * d.nb * d.p]
+    };
+    let mut tmp = if d.nb > 1 {
+        vec![0.0; d.opg * d.nb * d.p]
+    } else {
+        Vec::new()
+    };
+    for (n0, nb) in chunks(g.n, d.nb) {
         for grp in 0..g.p.groups {
-            let ws = &w[grp * d.opg * d.k..][..d.opg * d.k];
-            let dys = &dy[(n * g.c_out + grp * d.opg) * d.y_plane..][..d.opg * d.y_plane];
-            let dxs = &mut dx[(n * g.c_in + grp * d.cpg) * d.x_plane..][..d.cpg * d.x_plane];
-            let (wt, dyr) = (
-                MatRef {
-                    data: ws,
-                    trans: true,
-                },
-                MatRef {
-                    data: dys,
-                    trans: false,
-                },
-            );
-            if is_pointwise(g) {
-                sgemm(d.k, d.opg, d.y_plane, 1.0, wt, dyr, 0.0, dxs);
+            let wt = MatRef {
+                data: &w[grp * d.opg * d.k..][..d.opg * d.k],
+                trans: true,
+            };
+            let dys: &[f32] = if nb == 1 {
+                &dy[(n0 * g.c_out + grp * d.opg) * d.p..][..d.opg * d.p]
             } else {
-                sgemm(d.k, d.opg, d.y_plane, 1.0, wt, dyr, 0.0, &mut cols);
-                col2im(&cols, d.cpg, g, dxs);
+                gather_out(dy, g, d, n0, nb, grp, &mut tmp);
+                &tmp
+            };
+            let dys = MatRef {
+                data: dys,
+                trans: false,
+            };
+            if direct {
+                let dxs = &mut dx[(n0 * g.c_in + grp * d.cpg) * d.x_plane..][..d.cpg * d.x_plane];
+                sgemm(d.k, d.opg, d.p, 1.0, wt, dys, 0.0, dxs);
+            } else {
+                sgemm(d.k, d.opg, nb * d.p, 1.0, wt, dys, 0.0, &mut cols);
+                col2im(&cols, g, d, n0, nb, grp, &mut dx);
             }
         }
     }
     dx
 }
 
-/// Weight gradient: `dw[grp] = sum_n dy[n, grp] @ im2col(x[n, grp])^T`.
+/// Weight gradient: `dw[grp] = sum over chunks of dy[chunk, grp] @ im2col(x[chunk, grp])^T`.
 pub fn backward_weight(x: &[f32], dy: &[f32], g: &Conv2dGeometry) -> Vec<f32> {
     let d = dims(g);
     let mut dw = vec![0.0; g.c_out * d.k];
-    let mut cols = if is_pointwise(g) {
+    let direct = is_pointwise(g) && d.nb == 1;
+    let mut cols = if direct {
         Vec::new()
     } else {
-        vec![0.0; d.k * d.y_plane]
+        vec![0.0; d.k * d.nb * d.p]
     };
-    for n in 0..g.n {
+    let mut tmp = if d.nb > 1 {
+        vec![0.0; d.opg * d.nb * d.p]
+    } else {
+        Vec::new()
+    };
+    for (i, (n0, nb)) in chunks(g.n, d.nb).enumerate() {
         for grp in 0..g.p.groups {
-            let xs = &x[(n * g.c_in + grp * d.cpg) * d.x_plane..][..d.cpg * d.x_plane];
-            let b = if is_pointwise(g) {
-                xs
+            let b: &[f32] = if direct {
+                &x[(n0 * g.c_in + grp * d.cpg) * d.x_plane..][..d.cpg * d.x_plane]
             } else {
-                im2col(xs, d.cpg, g, &mut cols);
+                im2col(x, g, d, n0, nb, grp, &mut cols);
                 &cols
             };
-            let dys = &dy[(n * g.c_out + grp * d.opg) * d.y_plane..][..d.opg * d.y_plane];
+            let dys: &[f32] = if nb == 1 {
+                &dy[(n0 * g.c_out + grp * d.opg) * d.p..][..d.opg * d.p]
+            } else {
+                gather_out(dy, g, d, n0, nb, grp, &mut tmp);
+                &tmp
+            };
             let dws = &mut dw[grp * d.opg * d.k..][..d.opg * d.k];
-            let beta = if n == 0 { 0.0 } else { 1.0 };
+            let beta = if i == 0 { 0.0 } else { 1.0 };
             sgemm(
                 d.opg,
-                d.y_plane,
+                nb * d.p,
                 d.k,
                 1.0,
                 MatRef {

@@ -45,26 +45,50 @@ pub fn sgemm(
     } else {
         (n as isize, 1)
     };
+    // matrixmultiply splits its threads over blocks of rows of C: a wide,
+    // short product (a conv with few output channels and many pixels) gets
+    // one block and one thread. Compute those as C^T = B^T A^T instead,
+    // writing C through transposed strides.
+    let swap = m < n && m < 256;
     // SAFETY: the slices hold at least m*k, k*n and m*n elements (asserted
     // above in debug builds and guaranteed by every caller's shapes), and the
-    // strides describe dense row-major matrices inside them.
+    // strides describe dense matrices inside them, read or written transposed.
     unsafe {
-        matrixmultiply::sgemm(
-            m,
-            k,
-            n,
-            alpha,
-            a.data.as_ptr(),
-            rsa,
-            csa,
-            b.data.as_ptr(),
-            rsb,
-            csb,
-            beta,
-            c.as_mut_ptr(),
-            n as isize,
-            1,
-        );
+        if swap {
+            matrixmultiply::sgemm(
+                n,
+                k,
+                m,
+                alpha,
+                b.data.as_ptr(),
+                csb,
+                rsb,
+                a.data.as_ptr(),
+                csa,
+                rsa,
+                beta,
+                c.as_mut_ptr(),
+                1,
+                n as isize,
+            );
+        } else {
+            matrixmultiply::sgemm(
+                m,
+                k,
+                n,
+                alpha,
+                a.data.as_ptr(),
+                rsa,
+                csa,
+                b.data.as_ptr(),
+                rsb,
+                csb,
+                beta,
+                c.as_mut_ptr(),
+                n as isize,
+                1,
+            );
+        }
     }
 }
 

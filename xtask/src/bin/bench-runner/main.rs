@@ -1,0 +1,298 @@
+//! The benchmark runner behind `cargo xtask bench` (built in release mode).
+//!
+//! Prints one JSON object per line and case with the keys of the design guide:
+//! `case`, `device`, `gflops`, `peak_share` (of the FMA peak measured first, in
+//! the same run), `peak_mem_mb`, and, where `python3 -c "import torch"` works,
+//! `torch_gflops` and `ratio_vs_torch` from PyTorch timing the same case now.
+
+mod peak;
+
+use residual_tensor::backend::{Conv2dGeometry, Conv2dParams};
+use residual_tensor::{Device, Tensor};
+use serde_json::{json, Value};
+use std::collections::HashMap;
+use std::io::Write;
+use std::process::{Command, Stdio};
+use std::time::Instant;
+
+/// Seconds of repetitions per case (after one warm-up run), at least 3 runs.
+const MIN_SECS: f64 = 1.0;
+
+/// What a case runs.
+#[derive(Clone)]
+enum Kind {
+    Sgemm(usize),
+    ConvFwd(Conv2dGeometry),
+    ConvBwd(Conv2dGeometry),
+}
+
+struct Case {
+    name: String,
+    kind: Kind,
+    flops: f64,
+}
+
+fn conv(
+    n: usize,
+    c_in: usize,
+    hw: usize,
+    c_out: usize,
+    k: usize,
+    stride: usize,
+    pad: usize,
+) -> Conv2dGeometry {
+    let p = Conv2dParams::new(stride, pad, 1, 1);
+    let o = (hw + 2 * pad - k) / stride + 1;
+    Conv2dGeometry {
+        n,
+        c_in,
+        h: hw,
+        w: hw,
+        c_out,
+        kh: k,
+        kw: k,
+        oh: o,
+        ow: o,
+        p,
+    }
+}
+
+fn conv_flops(g: &Conv2dGeometry) -> f64 {
+    2.0 * (g.n * g.c_out * g.oh * g.ow * (g.c_in / g.p.groups) * g.kh * g.kw) as f64
+}
+
+/// The cases: sgemm sizes, and the ResNet-50 conv shapes at batch 8 / 224 input.
+fn cases() -> Vec<Case> {
+    let mut v: Vec<Case> = [256, 512, 1024, 2048]
+        .into_iter()
+        .map(|n| Case {
+            name: format!("sgemm {n}"),
+            kind: Kind::Sgemm(n),
+            flops: 2.0 * (n as f64).powi(3),
+        })
+        .collect();
+    let b = 8;
+    let mut shapes = vec![(
+        "stem 7x7 3->64 224".to_string(),
+        conv(b, 3, 224, 64, 7, 2, 3),
+    )];
+    for (stage, (c, hw)) in [(64, 56), (128, 28), (256, 14), (512, 7)]
+        .into_iter()
+        .enumerate()
+    {
+        let s = stage + 1;
+        shapes.push((
+            format!("layer{s} 3x3 {c}->{c} {hw}"),
+            conv(b, c, hw, c, 3, 1, 1),
+        ));
+        shapes.push((
+            format!("layer{s} 1x1 {c}->{} {hw}", 4 * c),
+            conv(b, c, hw, 4 * c, 1, 1, 0),
+        ));
+    }
+    for (dir, wrap) in [
+        ("fwd", Kind::ConvFwd as fn(_) -> _),
+        ("bwd", Kind::ConvBwd as fn(_) -> _),
+    ] {
+        for (name, g) in &shapes {
+            let f = conv_flops(g) * if dir == "bwd" { 2.0 } else { 1.0 };
+            v.push(Case {
+                name: format!("conv2d {dir} {name} b{b}"),
+                kind: wrap(*g),
+                flops: f,
+            });
+        }
+    }
+    v
+}
+
+/// Median seconds of `f` after a warm-up run.
+fn timed(mut f: impl FnMut()) -> f64 {
+    f();
+    let mut times = Vec::new();
+    let t_end = Instant::now() + std::time::Duration::from_secs_f64(MIN_SECS);
+    while times.len() < 3 || (Instant::now() < t_end && times.len() < 20) {
+        let t0 = Instant::now();
+        f();
+        times.push(t0.elapsed().as_secs_f64());
+    }
+    times.sort_by(f64::total_cmp);
+    times[times.len() / 2]
+}
+
+/// Resets the kernel's peak-RSS counter (Linux); false where unsupported.
+fn reset_peak_rss() -> bool {
+    std::fs::write("/proc/self/clear_refs", "5").is_ok()
+}
+
+/// Peak resident memory in MB since the last reset.
+fn peak_rss_mb() -> Option<f64> {
+    let s = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = s.lines().find(|l| l.starts_with("VmHWM:"))?;
+    let kb: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kb / 1024.0)
+}
+
+fn run_case(c: &Case, dev: &Device) -> f64 {
+    let be = dev.backend();
+    match &c.kind {
+        Kind::Sgemm(n) => {
+            let a = Tensor::randn([*n, *n], 0.0, 1.0, 1, dev).unwrap();
+            let b = Tensor::randn([*n, *n], 0.0, 1.0, 2, dev).unwrap();
+            timed(|| {
+                std::hint::black_box(a.matmul(&b).unwrap());
+            })
+        }
+        Kind::ConvFwd(g) => {
+            let x = Tensor::randn([g.n, g.c_in, g.h, g.w], 0.0, 1.0, 3, dev).unwrap();
+            let w = Tensor::randn([g.c_out, g.c_in, g.kh, g.kw], 0.0, 0.1, 4, dev).unwrap();
+            timed(|| {
+                std::hint::black_box(x.conv2d(&w, None, g.p).unwrap());
+            })
+        }
+        Kind::ConvBwd(g) => {
+            let x = Tensor::randn([g.n, g.c_in, g.h, g.w], 0.0, 1.0, 3, dev).unwrap();
+            let w = Tensor::randn([g.c_out, g.c_in, g.kh, g.kw], 0.0, 0.1, 4, dev).unwrap();
+            let dy = Tensor::randn([g.n, g.c_out, g.oh, g.ow], 0.0, 1.0, 5, dev).unwrap();
+            timed(|| {
+                std::hint::black_box(
+                    be.conv2d_backward_input(dy.storage(), w.storage(), g)
+                        .unwrap(),
+                );
+                std::hint::black_box(
+                    be.conv2d_backward_weight(x.storage(), dy.storage(), g)
+                        .unwrap(),
+                );
+            })
+        }
+    }
+}
+
+/// PyTorch's GFLOP/s per case name, or why there are none.
+fn torch_figures(cases: &[&Case], threads: usize) -> Result<HashMap<String, Value>, String> {
+    let ok = Command::new("python3")
+        .args(["-c", "import torch"])
+        .stderr(Stdio::null())
+        .status();
+    if !matches!(ok, Ok(s) if s.success()) {
+        return Err("python3 -c \"import torch\" failed: no PyTorch figures in this run (pip install torch)".into());
+    }
+    let spec: Vec<Value> = cases
+        .iter()
+        .map(|c| match &c.kind {
+            Kind::Sgemm(n) => json!({"case": c.name, "kind": "sgemm", "n": n, "flops": c.flops}),
+            Kind::ConvFwd(g) | Kind::ConvBwd(g) => json!({
+                "case": c.name,
+                "kind": if matches!(c.kind, Kind::ConvFwd(_)) { "conv_fwd" } else { "conv_bwd" },
+                "x": [g.n, g.c_in, g.h, g.w], "w": [g.c_out, g.c_in, g.kh, g.kw],
+                "stride": g.p.stride.0, "padding": g.p.padding[0], "flops": c.flops,
+            }),
+        })
+        .collect();
+    let script =
+        std::env::temp_dir().join(format!("residual_torch_peer_{}.py", std::process::id()));
+    std::fs::write(&script, include_str!("torch_peer.py")).map_err(|e| e.to_string())?;
+    let mut child = Command::new("python3")
+        .arg(&script)
+        .args([threads.to_string(), MIN_SECS.to_string()])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .map_err(|e| format!("could not start python3: {e}"))?;
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(spec_json(&spec).as_bytes())
+        .map_err(|e| e.to_string())?;
+    let out = child.wait_with_output().map_err(|e| e.to_string())?;
+    let _ = std::fs::remove_file(&script);
+    if !out.status.success() {
+        return Err("the PyTorch timing script failed (see stderr above)".into());
+    }
+    let mut m = HashMap::new();
+    for line in String::from_utf8_lossy(&out.stdout).lines() {
+        if let Ok(v) = serde_json::from_str::<Value>(line) {
+            if let Some(name) = v["case"].as_str() {
+                m.insert(name.to_string(), v);
+            }
+        }
+    }
+    Ok(m)
+}
+
+fn spec_json(v: &[Value]) -> String {
+    Value::Array(v.to_vec()).to_string()
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let mut filter: Option<String> = None;
+    let mut it = args.iter();
+    while let Some(a) = it.next() {
+        match a.as_str() {
+            "--filter" => match it.next() {
+                Some(f) => filter = Some(f.clone()),
+                None => {
+                    eprintln!("bench: --filter needs a TEXT argument");
+                    std::process::exit(2);
+                }
+            },
+            other => {
+                eprintln!(
+                    "bench: unknown argument {other:?}; usage: cargo xtask bench [--filter TEXT]"
+                );
+                std::process::exit(2);
+            }
+        }
+    }
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let (peak, lanes) = peak::measure(threads);
+    println!(
+        "{}",
+        json!({"case": "fma peak", "device": "cpu", "gflops": round(peak), "threads": threads, "vector_lanes": lanes})
+    );
+    let all = cases();
+    let selected: Vec<&Case> = all
+        .iter()
+        .filter(|c| filter.as_ref().is_none_or(|f| c.name.contains(f.as_str())))
+        .collect();
+    if selected.is_empty() {
+        eprintln!(
+            "bench: no case name contains {:?}",
+            filter.unwrap_or_default()
+        );
+        std::process::exit(2);
+    }
+    let torch = torch_figures(&selected, threads);
+    if let Err(why) = &torch {
+        eprintln!("bench: {why}");
+    }
+    let dev = Device::cpu();
+    for c in selected {
+        let rss = reset_peak_rss();
+        let secs = run_case(c, &dev);
+        let gflops = c.flops / secs / 1e9;
+        let mut row = json!({
+            "case": c.name, "device": "cpu", "gflops": round(gflops),
+            "peak_share": round(gflops / peak), "median_ms": round(secs * 1e3),
+        });
+        if rss {
+            row["peak_mem_mb"] = peak_rss_mb().map(round).into();
+        }
+        match &torch {
+            Ok(m) => {
+                if let Some(t) = m.get(&c.name).and_then(|v| v["torch_gflops"].as_f64()) {
+                    row["torch_gflops"] = round(t).into();
+                    row["ratio_vs_torch"] = round(gflops / t).into();
+                }
+            }
+            Err(_) => row["torch"] = "not importable".into(),
+        }
+        println!("{row}");
+    }
+}
+
+fn round(v: f64) -> f64 {
+    (v * 1000.0).round() / 1000.0
+}

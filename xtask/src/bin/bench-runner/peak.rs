@@ -1,0 +1,116 @@
+//! The machine's measured fp32 FMA peak: every thread runs independent FMA
+//! chains on the widest vectors the CPU has, for a fixed number of iterations.
+
+use std::time::Instant;
+
+/// Independent accumulators per thread: enough to cover FMA latency x ports.
+const CHAINS: usize = 12;
+const ITERS: usize = 20_000_000;
+
+#[cfg(target_arch = "x86_64")]
+mod x86 {
+    use super::{CHAINS, ITERS};
+    use std::arch::x86_64::*;
+
+    /// FMAs on 8-lane vectors; returns a value so the work is not optimised away.
+    #[target_feature(enable = "avx2,fma")]
+    pub unsafe fn avx2(iters: usize) -> f32 {
+        let a = _mm256_set1_ps(0.999_999);
+        let b = _mm256_set1_ps(1e-7);
+        let mut acc = [_mm256_set1_ps(1.0); CHAINS];
+        for _ in 0..iters {
+            for v in acc.iter_mut() {
+                *v = _mm256_fmadd_ps(*v, a, b);
+            }
+        }
+        let mut s = _mm256_setzero_ps();
+        for v in acc {
+            s = _mm256_add_ps(s, v);
+        }
+        let mut out = [0f32; 8];
+        // SAFETY: `out` holds exactly 8 f32, the width of one __m256 store.
+        unsafe { _mm256_storeu_ps(out.as_mut_ptr(), s) };
+        out.iter().sum()
+    }
+
+    /// FMAs on 16-lane vectors.
+    #[target_feature(enable = "avx512f")]
+    pub unsafe fn avx512(iters: usize) -> f32 {
+        let a = _mm512_set1_ps(0.999_999);
+        let b = _mm512_set1_ps(1e-7);
+        let mut acc = [_mm512_set1_ps(1.0); CHAINS];
+        for _ in 0..iters {
+            for v in acc.iter_mut() {
+                *v = _mm512_fmadd_ps(*v, a, b);
+            }
+        }
+        let mut s = _mm512_setzero_ps();
+        for v in acc {
+            s = _mm512_add_ps(s, v);
+        }
+        _mm512_reduce_add_ps(s)
+    }
+
+    /// (lanes, kernel) of the widest FMA this CPU runs.
+    pub fn kernels() -> Vec<(usize, unsafe fn(usize) -> f32)> {
+        let mut k: Vec<(usize, unsafe fn(usize) -> f32)> = Vec::new();
+        if is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma") {
+            k.push((8, avx2));
+        }
+        if is_x86_feature_detected!("avx512f") {
+            k.push((16, avx512));
+        }
+        let _ = ITERS;
+        k
+    }
+}
+
+/// Scalar fallback (other architectures): `f32::mul_add` chains.
+fn scalar(iters: usize) -> f32 {
+    let mut acc = [1.0f32; CHAINS];
+    for _ in 0..iters {
+        for v in acc.iter_mut() {
+            *v = v.mul_add(0.999_999, 1e-7);
+        }
+    }
+    acc.iter().sum()
+}
+
+/// Measured peak in GFLOP/s over `threads` threads, and the vector width used.
+pub fn measure(threads: usize) -> (f64, usize) {
+    #[allow(unused_mut)]
+    let mut kernels: Vec<(usize, unsafe fn(usize) -> f32)> = vec![(1, |n| scalar(n))];
+    #[cfg(target_arch = "x86_64")]
+    kernels.extend(x86::kernels());
+    let mut best = (0.0, 1);
+    for (lanes, k) in kernels {
+        let iters = ITERS / lanes.max(4);
+        // Warm up clocks, then time all threads together.
+        let run = || {
+            let t0 = Instant::now();
+            std::thread::scope(|s| {
+                let hs: Vec<_> = (0..threads)
+                    .map(|_| {
+                        s.spawn(move || {
+                            // SAFETY: the kernel list only holds kernels whose
+                            // CPU features were detected at run time.
+                            std::hint::black_box(unsafe { k(iters) })
+                        })
+                    })
+                    .collect();
+                hs.into_iter().for_each(|h| {
+                    h.join().expect("peak thread");
+                });
+            });
+            t0.elapsed().as_secs_f64()
+        };
+        run();
+        let secs = (0..3).map(|_| run()).fold(f64::MAX, f64::min);
+        let flops = (threads * iters * CHAINS * lanes * 2) as f64;
+        let g = flops / secs / 1e9;
+        if g > best.0 {
+            best = (g, lanes);
+        }
+    }
+    best
+}
