@@ -417,6 +417,7 @@ pub trait Backend: Send + Sync + Debug {
     /// transform with `gamma`/`beta` indexed by `(col / per_channel) % channels`.
     /// Layer norm: `per_channel = 1, channels = cols`; group norm over `[n, c, hw]`
     /// with `rows = n * groups`: `per_channel = hw`, `channels = c / groups` offset by group.
+    #[allow(clippy::too_many_arguments)]
     fn row_norm(
         &self,
         x: &Storage,

@@ -39,7 +39,8 @@ pub fn unary_forward(dev: &Device) {
     let x = away_from_zero(dev, &[3, 5, 7], 1);
     let xv: Vec<f64> = x.to_vec().unwrap().iter().map(|&v| v as f64).collect();
     let pos = x.abs().unwrap();
-    let cases: Vec<(&str, Tensor, Box<dyn Fn(f64) -> f64>, bool)> = vec![
+    type Reference = Box<dyn Fn(f64) -> f64>;
+    let cases: Vec<(&str, Tensor, Reference, bool)> = vec![
         ("neg", x.neg().unwrap(), Box::new(|v| -v), false),
         ("exp", x.exp().unwrap(), Box::new(f64::exp), false),
         (
@@ -122,17 +123,17 @@ pub fn unary_forward(dev: &Device) {
 pub fn unary_backward(dev: &Device) {
     let x = away_from_zero(dev, &[2, 3, 4], 2);
     let p = x.abs().unwrap().add_scalar(0.3).unwrap();
-    check_gradients("neg", dev, &[x.clone()], 1e-2, |v| v[0].neg());
-    check_gradients("exp", dev, &[x.clone()], 1e-2, |v| v[0].exp());
-    check_gradients("log", dev, &[p.clone()], 1e-3, |v| v[0].log());
-    check_gradients("sqrt", dev, &[p.clone()], 1e-3, |v| v[0].sqrt());
-    check_gradients("rsqrt", dev, &[p.clone()], 1e-3, |v| v[0].rsqrt());
-    check_gradients("abs", dev, &[x.clone()], 1e-2, |v| v[0].abs());
-    check_gradients("powf", dev, &[p.clone()], 1e-3, |v| v[0].powf(2.5));
-    check_gradients("add_scalar", dev, &[x.clone()], 1e-2, |v| {
+    check_gradients("neg", dev, vec![x.clone()], 1e-2, |v| v[0].neg());
+    check_gradients("exp", dev, vec![x.clone()], 1e-2, |v| v[0].exp());
+    check_gradients("log", dev, vec![p.clone()], 1e-3, |v| v[0].log());
+    check_gradients("sqrt", dev, vec![p.clone()], 1e-3, |v| v[0].sqrt());
+    check_gradients("rsqrt", dev, vec![p.clone()], 1e-3, |v| v[0].rsqrt());
+    check_gradients("abs", dev, vec![x.clone()], 1e-2, |v| v[0].abs());
+    check_gradients("powf", dev, vec![p.clone()], 1e-3, |v| v[0].powf(2.5));
+    check_gradients("add_scalar", dev, vec![x.clone()], 1e-2, |v| {
         v[0].add_scalar(3.0)
     });
-    check_gradients("mul_scalar", dev, &[x.clone()], 1e-2, |v| {
+    check_gradients("mul_scalar", dev, vec![x.clone()], 1e-2, |v| {
         v[0].mul_scalar(-2.0)
     });
     // Samples below, inside and above [-0.9, 1.1], none within the step of a bound.
@@ -141,17 +142,17 @@ pub fn unary_backward(dev: &Device) {
         vec![-1.7, -1.0, -0.8, -0.3, 0.0, 0.4, 1.0, 1.2, 2.5],
         &[3, 3],
     );
-    check_gradients("clamp", dev, &[c], 1e-2, |v| v[0].clamp(-0.9, 1.1));
+    check_gradients("clamp", dev, vec![c], 1e-2, |v| v[0].clamp(-0.9, 1.1));
 }
 
 /// Backward of the activations.
 pub fn activations_backward(dev: &Device) {
     let x = away_from_zero(dev, &[2, 3, 5], 3);
-    check_gradients("relu", dev, &[x.clone()], 1e-2, |v| v[0].relu());
-    check_gradients("gelu", dev, &[x.clone()], 1e-2, |v| v[0].gelu());
-    check_gradients("silu", dev, &[x.clone()], 1e-2, |v| v[0].silu());
-    check_gradients("sigmoid", dev, &[x.clone()], 1e-2, |v| v[0].sigmoid());
-    check_gradients("tanh", dev, &[x.clone()], 1e-2, |v| v[0].tanh());
+    check_gradients("relu", dev, vec![x.clone()], 1e-2, |v| v[0].relu());
+    check_gradients("gelu", dev, vec![x.clone()], 1e-2, |v| v[0].gelu());
+    check_gradients("silu", dev, vec![x.clone()], 1e-2, |v| v[0].silu());
+    check_gradients("sigmoid", dev, vec![x.clone()], 1e-2, |v| v[0].sigmoid());
+    check_gradients("tanh", dev, vec![x.clone()], 1e-2, |v| v[0].tanh());
 }
 
 /// Broadcasting add / sub / mul / div against a host reference.
@@ -162,9 +163,9 @@ pub fn binary_broadcast(dev: &Device) {
     let want = |f: fn(f32, f32) -> f32| -> Vec<f32> {
         let mut out = Vec::new();
         for i in 0..2 * 3 {
-            for j in 0..4 {
+            for &bj in &bv {
                 for k in 0..5 {
-                    out.push(f(av[i * 5 + k], bv[j]));
+                    out.push(f(av[i * 5 + k], bj));
                 }
             }
         }
@@ -211,22 +212,22 @@ pub fn binary_broadcast(dev: &Device) {
 pub fn binary_backward(dev: &Device) {
     let a = randn(dev, &[2, 3, 4], 6);
     let b = away_from_zero(dev, &[3, 1], 7);
-    check_gradients("add", dev, &[a.clone(), b.clone()], 1e-2, |v| {
+    check_gradients("add", dev, vec![a.clone(), b.clone()], 1e-2, |v| {
         v[0].add(&v[1])
     });
-    check_gradients("sub", dev, &[a.clone(), b.clone()], 1e-2, |v| {
+    check_gradients("sub", dev, vec![a.clone(), b.clone()], 1e-2, |v| {
         v[0].sub(&v[1])
     });
-    check_gradients("mul", dev, &[a.clone(), b.clone()], 1e-2, |v| {
+    check_gradients("mul", dev, vec![a.clone(), b.clone()], 1e-2, |v| {
         v[0].mul(&v[1])
     });
-    check_gradients("div", dev, &[a.clone(), b.clone()], 1e-3, |v| {
+    check_gradients("div", dev, vec![a.clone(), b.clone()], 1e-3, |v| {
         v[0].div(&v[1])
     });
     check_gradients(
         "div rhs broadcast lhs",
         dev,
-        &[b.clone(), a.abs().unwrap().add_scalar(0.5).unwrap()],
+        vec![b.clone(), a.abs().unwrap().add_scalar(0.5).unwrap()],
         1e-3,
         |v| v[0].div(&v[1]),
     );
@@ -284,13 +285,17 @@ pub fn reductions_forward(dev: &Device) {
 /// Backward of the reductions.
 pub fn reductions_backward(dev: &Device) {
     let x = randn(dev, &[2, 3, 4], 9);
-    check_gradients("sum", dev, &[x.clone()], 1e-2, |v| v[0].sum(&[0, 2], false));
-    check_gradients("mean", dev, &[x.clone()], 1e-2, |v| v[0].mean(&[1], true));
-    check_gradients("var", dev, &[x.clone()], 1e-2, |v| {
+    check_gradients("sum", dev, vec![x.clone()], 1e-2, |v| {
+        v[0].sum(&[0, 2], false)
+    });
+    check_gradients("mean", dev, vec![x.clone()], 1e-2, |v| {
+        v[0].mean(&[1], true)
+    });
+    check_gradients("var", dev, vec![x.clone()], 1e-2, |v| {
         v[0].var(&[2], false, true)
     });
     let d = distinct(dev, &[2, 3, 4], 10);
-    check_gradients("max", dev, &[d], 1e-2, |v| v[0].max(&[1, 2], false));
+    check_gradients("max", dev, vec![d], 1e-2, |v| v[0].max(&[1, 2], false));
 }
 
 /// argmax takes the first maximum.
@@ -371,19 +376,19 @@ pub fn matmul_forward(dev: &Device) {
 pub fn matmul_backward(dev: &Device) {
     let a = randn(dev, &[3, 4], 17);
     let b = randn(dev, &[4, 2], 18);
-    check_gradients("matmul", dev, &[a.clone(), b.clone()], 1e-2, |v| {
+    check_gradients("matmul", dev, vec![a.clone(), b.clone()], 1e-2, |v| {
         v[0].matmul(&v[1])
     });
     let a = randn(dev, &[2, 3, 4], 19);
     check_gradients(
         "matmul shared rhs",
         dev,
-        &[a.clone(), b.clone()],
+        vec![a.clone(), b.clone()],
         1e-2,
         |v| v[0].matmul(&v[1]),
     );
     let bb = randn(dev, &[3, 1, 4, 2], 20);
-    check_gradients("matmul broadcast", dev, &[a, bb], 1e-2, |v| {
+    check_gradients("matmul broadcast", dev, vec![a, bb], 1e-2, |v| {
         v[0].matmul(&v[1])
     });
 }
@@ -455,24 +460,30 @@ pub fn layout_forward(dev: &Device) {
 /// Backward of the layout ops.
 pub fn layout_backward(dev: &Device) {
     let x = randn(dev, &[2, 3, 4], 21);
-    check_gradients("permute", dev, &[x.clone()], 1e-2, |v| {
+    check_gradients("permute", dev, vec![x.clone()], 1e-2, |v| {
         v[0].permute(&[1, 2, 0])
     });
-    check_gradients("narrow", dev, &[x.clone()], 1e-2, |v| v[0].narrow(1, 1, 2));
+    check_gradients("narrow", dev, vec![x.clone()], 1e-2, |v| {
+        v[0].narrow(1, 1, 2)
+    });
     check_gradients(
         "concat",
         dev,
-        &[x.clone(), x.narrow(2, 0, 3).unwrap()],
+        vec![x.clone(), x.narrow(2, 0, 3).unwrap()],
         1e-2,
         |v| Tensor::concat(&[&v[0], &v[1]], 2),
     );
-    check_gradients("index_select (repeats)", dev, &[x.clone()], 1e-2, |v| {
+    check_gradients("index_select (repeats)", dev, vec![x.clone()], 1e-2, |v| {
         v[0].index_select(2, &[3, 0, 3, 1])
     });
-    check_gradients("broadcast_to", dev, &[randn(dev, &[3, 1], 22)], 1e-2, |v| {
-        v[0].broadcast_to(&[2, 3, 5])
-    });
-    check_gradients("reshape", dev, &[x], 1e-2, |v| {
+    check_gradients(
+        "broadcast_to",
+        dev,
+        vec![randn(dev, &[3, 1], 22)],
+        1e-2,
+        |v| v[0].broadcast_to(&[2, 3, 5]),
+    );
+    check_gradients("reshape", dev, vec![x], 1e-2, |v| {
         v[0].reshape(&[6, 4])?.transpose(0, 1)
     });
 }
@@ -488,12 +499,12 @@ pub fn conv2d_finite_differences(dev: &Device) {
         dilation: (1, 2),
         groups: 2,
     };
-    check_gradients("conv2d grouped", dev, &[x, w, b], 1e-2, move |v| {
+    check_gradients("conv2d grouped", dev, vec![x, w, b], 1e-2, move |v| {
         v[0].conv2d(&v[1], Some(&v[2]), p)
     });
     let x = randn(dev, &[1, 3, 4, 4], 26);
     let w = randn(dev, &[2, 3, 1, 1], 27);
-    check_gradients("conv2d 1x1", dev, &[x, w], 1e-2, |v| {
+    check_gradients("conv2d 1x1", dev, vec![x, w], 1e-2, |v| {
         v[0].conv2d(&v[1], None, Conv2dParams::default())
     });
 }
@@ -524,13 +535,13 @@ pub fn conv2d_non_contiguous_input(dev: &Device) {
 /// Pooling backward against finite differences.
 pub fn pool_finite_differences(dev: &Device) {
     let x = distinct(dev, &[2, 2, 5, 7], 30);
-    check_gradients("max_pool2d", dev, &[x.clone()], 1e-2, |v| {
+    check_gradients("max_pool2d", dev, vec![x.clone()], 1e-2, |v| {
         v[0].max_pool2d(Pool2dParams::new(3, 2, 1))
     });
-    check_gradients("avg_pool2d", dev, &[x.clone()], 1e-2, |v| {
+    check_gradients("avg_pool2d", dev, vec![x.clone()], 1e-2, |v| {
         v[0].avg_pool2d(Pool2dParams::new(2, 2, 1))
     });
-    check_gradients("adaptive_avg_pool2d", dev, &[x], 1e-2, |v| {
+    check_gradients("adaptive_avg_pool2d", dev, vec![x], 1e-2, |v| {
         v[0].adaptive_avg_pool2d((3, 4))
     });
 }
@@ -543,20 +554,20 @@ pub fn norm_finite_differences(dev: &Device) {
     check_gradients(
         "batch_norm train",
         dev,
-        &[x.clone(), g.clone(), b.clone()],
+        vec![x.clone(), g.clone(), b.clone()],
         1e-2,
         |v| Ok(v[0].batch_norm_train(Some(&v[1]), Some(&v[2]), 1e-5)?.y),
     );
     check_gradients(
         "group_norm",
         dev,
-        &[x.clone(), g.clone(), b.clone()],
+        vec![x.clone(), g.clone(), b.clone()],
         1e-2,
         |v| v[0].group_norm(2, Some(&v[1]), Some(&v[2]), 1e-5),
     );
     let g6 = randn(dev, &[2, 3], 34);
     let b6 = randn(dev, &[2, 3], 35);
-    check_gradients("layer_norm 2 dims", dev, &[x, g6, b6], 1e-2, |v| {
+    check_gradients("layer_norm 2 dims", dev, vec![x, g6, b6], 1e-2, |v| {
         v[0].layer_norm(&[2, 3], Some(&v[1]), Some(&v[2]), 1e-5)
     });
 }
@@ -564,17 +575,17 @@ pub fn norm_finite_differences(dev: &Device) {
 /// Softmax, log-softmax and cross-entropy backward against finite differences.
 pub fn softmax_cross_entropy_finite_differences(dev: &Device) {
     let x = randn(dev, &[3, 4, 2], 36);
-    check_gradients("softmax axis 1", dev, &[x.clone()], 1e-2, |v| {
+    check_gradients("softmax axis 1", dev, vec![x.clone()], 1e-2, |v| {
         v[0].softmax(1)
     });
-    check_gradients("log_softmax axis -1", dev, &[x.clone()], 1e-2, |v| {
+    check_gradients("log_softmax axis -1", dev, vec![x.clone()], 1e-2, |v| {
         v[0].log_softmax(-1)
     });
     let logits = randn(dev, &[4, 5], 37);
-    check_gradients("cross_entropy", dev, &[logits.clone()], 1e-2, |v| {
+    check_gradients("cross_entropy", dev, vec![logits.clone()], 1e-2, |v| {
         v[0].cross_entropy(&[1, 0, 4, 2], 0.0)
     });
-    check_gradients("cross_entropy smoothed", dev, &[logits], 1e-2, |v| {
+    check_gradients("cross_entropy smoothed", dev, vec![logits], 1e-2, |v| {
         v[0].cross_entropy(&[3, 3, 0, 1], 0.2)
     });
 }
@@ -658,7 +669,7 @@ pub fn no_grad_and_detach(dev: &Device) {
 
 /// f32 -> f16 / bf16 -> f32 round trips and ops refusing half storage.
 pub fn casts_round_trip(dev: &Device) {
-    let x = t(dev, vec![1.0, -2.5, 1e-3, 65504.0, 3.14159], &[5]);
+    let x = t(dev, vec![1.0, -2.5, 1e-3, 65504.0, 2.71], &[5]);
     let h = x.cast(DType::F16).unwrap();
     assert_eq!(h.dtype(), DType::F16);
     let back = h.cast(DType::F32).unwrap().to_vec().unwrap();

@@ -57,7 +57,7 @@ pub fn assert_close(what: &str, got: &[f32], want: &[f32], tol: f32) {
 pub fn check_gradients(
     what: &str,
     dev: &Device,
-    inputs: &[Tensor],
+    inputs: Vec<Tensor>,
     h: f32,
     f: impl Fn(&[Tensor]) -> Result<Tensor>,
 ) {

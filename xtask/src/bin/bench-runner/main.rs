@@ -22,6 +22,8 @@ const MIN_SECS: f64 = 1.0;
 #[derive(Clone)]
 enum Kind {
     Sgemm(usize),
+    /// The same product through the `gemm` crate (candle's GEMM), for the choice of kernel.
+    SgemmGemmCrate(usize),
     ConvFwd(Conv2dGeometry),
     ConvBwd(Conv2dGeometry),
 }
@@ -65,10 +67,20 @@ fn conv_flops(g: &Conv2dGeometry) -> f64 {
 fn cases() -> Vec<Case> {
     let mut v: Vec<Case> = [256, 512, 1024, 2048]
         .into_iter()
-        .map(|n| Case {
-            name: format!("sgemm {n}"),
-            kind: Kind::Sgemm(n),
-            flops: 2.0 * (n as f64).powi(3),
+        .flat_map(|n| {
+            let flops = 2.0 * (n as f64).powi(3);
+            [
+                Case {
+                    name: format!("sgemm {n}"),
+                    kind: Kind::Sgemm(n),
+                    flops,
+                },
+                Case {
+                    name: format!("sgemm {n} gemm-crate"),
+                    kind: Kind::SgemmGemmCrate(n),
+                    flops,
+                },
+            ]
         })
         .collect();
     let b = 8;
@@ -143,6 +155,40 @@ fn run_case(c: &Case, dev: &Device) -> f64 {
                 std::hint::black_box(a.matmul(&b).unwrap());
             })
         }
+        Kind::SgemmGemmCrate(n) => {
+            let n = *n;
+            let a = residual_tensor::rng::normal(1, n * n, 0.0, 1.0);
+            let b = residual_tensor::rng::normal(2, n * n, 0.0, 1.0);
+            let threads = rayon::current_num_threads();
+            timed(|| {
+                let mut c = vec![0f32; n * n];
+                // SAFETY: a, b and c are dense row-major n x n matrices.
+                unsafe {
+                    gemm::gemm(
+                        n,
+                        n,
+                        n,
+                        c.as_mut_ptr(),
+                        1,
+                        n as isize,
+                        false,
+                        a.as_ptr(),
+                        1,
+                        n as isize,
+                        b.as_ptr(),
+                        1,
+                        n as isize,
+                        0.0,
+                        1.0,
+                        false,
+                        false,
+                        false,
+                        gemm::Parallelism::Rayon(threads),
+                    );
+                }
+                std::hint::black_box(c);
+            })
+        }
         Kind::ConvFwd(g) => {
             let x = Tensor::randn([g.n, g.c_in, g.h, g.w], 0.0, 1.0, 3, dev).unwrap();
             let w = Tensor::randn([g.c_out, g.c_in, g.kh, g.kw], 0.0, 0.1, 4, dev).unwrap();
@@ -180,7 +226,9 @@ fn torch_figures(cases: &[&Case], threads: usize) -> Result<HashMap<String, Valu
     let spec: Vec<Value> = cases
         .iter()
         .map(|c| match &c.kind {
-            Kind::Sgemm(n) => json!({"case": c.name, "kind": "sgemm", "n": n, "flops": c.flops}),
+            Kind::Sgemm(n) | Kind::SgemmGemmCrate(n) => {
+                json!({"case": c.name, "kind": "sgemm", "n": n, "flops": c.flops})
+            }
             Kind::ConvFwd(g) | Kind::ConvBwd(g) => json!({
                 "case": c.name,
                 "kind": if matches!(c.kind, Kind::ConvFwd(_)) { "conv_fwd" } else { "conv_bwd" },

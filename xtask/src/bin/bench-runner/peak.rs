@@ -7,9 +7,12 @@ use std::time::Instant;
 const CHAINS: usize = 12;
 const ITERS: usize = 20_000_000;
 
+/// A peak kernel: runs `iters` rounds of FMAs over every chain.
+type Kernel = unsafe fn(usize) -> f32;
+
 #[cfg(target_arch = "x86_64")]
 mod x86 {
-    use super::{CHAINS, ITERS};
+    use super::CHAINS;
     use std::arch::x86_64::*;
 
     /// FMAs on 8-lane vectors; returns a value so the work is not optimised away.
@@ -52,15 +55,14 @@ mod x86 {
     }
 
     /// (lanes, kernel) of the widest FMA this CPU runs.
-    pub fn kernels() -> Vec<(usize, unsafe fn(usize) -> f32)> {
-        let mut k: Vec<(usize, unsafe fn(usize) -> f32)> = Vec::new();
+    pub fn kernels() -> Vec<(usize, super::Kernel)> {
+        let mut k: Vec<(usize, super::Kernel)> = Vec::new();
         if is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma") {
             k.push((8, avx2));
         }
         if is_x86_feature_detected!("avx512f") {
             k.push((16, avx512));
         }
-        let _ = ITERS;
         k
     }
 }
@@ -79,7 +81,7 @@ fn scalar(iters: usize) -> f32 {
 /// Measured peak in GFLOP/s over `threads` threads, and the vector width used.
 pub fn measure(threads: usize) -> (f64, usize) {
     #[allow(unused_mut)]
-    let mut kernels: Vec<(usize, unsafe fn(usize) -> f32)> = vec![(1, |n| scalar(n))];
+    let mut kernels: Vec<(usize, Kernel)> = vec![(1, |n| scalar(n))];
     #[cfg(target_arch = "x86_64")]
     kernels.extend(x86::kernels());
     let mut best = (0.0, 1);
