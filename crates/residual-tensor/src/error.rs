@@ -45,6 +45,17 @@ pub enum Error {
     /// Misuse of automatic differentiation.
     #[error("autograd: {0}")]
     Autograd(String),
+    /// A file could not be read or written.
+    #[error("{path}: {msg}")]
+    Io {
+        /// The file.
+        path: String,
+        /// What went wrong.
+        msg: String,
+    },
+    /// Weights (a checkpoint, a state dict) that do not fit the model or are corrupt.
+    #[error("weights: {0}")]
+    Weights(String),
     /// A failure inside a backend (out of memory, a driver error...).
     #[error("backend {backend}: {msg}")]
     Backend {

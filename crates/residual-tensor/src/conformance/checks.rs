@@ -393,6 +393,29 @@ pub fn matmul_backward(dev: &Device) {
     });
 }
 
+/// `linear` against matmul with the transposed weight, forward and backward.
+pub fn linear_forward_backward(dev: &Device) {
+    let x = randn(dev, &[2, 3, 5], 41);
+    let w = randn(dev, &[4, 5], 42);
+    let b = randn(dev, &[4], 43);
+    let want = x
+        .matmul(&w.transpose(0, 1).unwrap())
+        .unwrap()
+        .add(&b)
+        .unwrap();
+    let got = x.linear(&w, Some(&b)).unwrap();
+    assert_eq!(got.dims(), [2, 3, 4]);
+    assert_close(
+        "linear",
+        &got.to_vec().unwrap(),
+        &want.to_vec().unwrap(),
+        1e-6,
+    );
+    check_gradients("linear", dev, vec![x, w, b], 1e-2, |v| {
+        v[0].linear(&v[1], Some(&v[2]))
+    });
+}
+
 /// reshape, permute, transpose, narrow, concat, index_select, broadcast_to.
 pub fn layout_forward(dev: &Device) {
     let x = t(dev, (0..24).map(|v| v as f32).collect(), &[2, 3, 4]);

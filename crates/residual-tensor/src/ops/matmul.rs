@@ -139,3 +139,94 @@ impl Tensor {
         ))
     }
 }
+
+impl Tensor {
+    /// A fully connected layer as PyTorch's `F.linear`: `self: [..., in]`,
+    /// `weight: [out, in]`, optional `bias: [out]`, result `[..., out]`. The
+    /// weight is read transposed by the GEMM, never copied.
+    pub fn linear(&self, weight: &Tensor, bias: Option<&Tensor>) -> Result<Tensor> {
+        self.expect_same("linear", weight)?;
+        if self.rank() < 1 || weight.rank() != 2 || self.dims()[self.rank() - 1] != weight.dims()[1]
+        {
+            return Err(Error::shape(
+                "linear",
+                format!("input {} and weight {} do not fit: expected input [..., in] and weight [out, in]", self.shape(), weight.shape()),
+            ));
+        }
+        let (out_f, in_f) = (weight.dims()[0], weight.dims()[1]);
+        let rows = self.numel() / in_f.max(1);
+        let x2 = self.reshape(&[rows, in_f])?;
+        let spec = MatmulSpec {
+            batch: 1,
+            m: rows,
+            k: in_f,
+            n: out_f,
+            trans_a: false,
+            trans_b: true,
+            a_shared: false,
+            b_shared: false,
+        };
+        let s = self
+            .device()
+            .backend()
+            .matmul(x2.storage(), weight.storage(), spec)?;
+        let (x, w) = (x2.clone(), weight.clone());
+        let y = Tensor::from_op(
+            s,
+            Shape::new([rows, out_f]),
+            self.device(),
+            "linear",
+            &[&x2, weight],
+            move |g| {
+                let dx = x.requires_grad().then(|| {
+                    // dX = dY @ W : [rows, out] x [out, in]
+                    let spec = MatmulSpec {
+                        batch: 1,
+                        m: rows,
+                        k: out_f,
+                        n: in_f,
+                        trans_a: false,
+                        trans_b: false,
+                        a_shared: false,
+                        b_shared: false,
+                    };
+                    raw(g, &w, spec, Shape::new([rows, in_f]))
+                });
+                let dw = w.requires_grad().then(|| {
+                    // dW = dY^T @ X : [out, rows] x [rows, in]
+                    let spec = MatmulSpec {
+                        batch: 1,
+                        m: out_f,
+                        k: rows,
+                        n: in_f,
+                        trans_a: true,
+                        trans_b: false,
+                        a_shared: false,
+                        b_shared: false,
+                    };
+                    raw(g, &x, spec, Shape::new([out_f, in_f]))
+                });
+                Ok(vec![dx.transpose()?, dw.transpose()?])
+            },
+        );
+        let mut out_dims = self.dims()[..self.rank() - 1].to_vec();
+        out_dims.push(out_f);
+        let y = match bias {
+            None => y,
+            Some(b) => {
+                if b.dims() != [out_f] {
+                    return Err(Error::shape(
+                        "linear",
+                        format!(
+                            "bias must be [{out_f}] for weight {}, got {}",
+                            weight.shape(),
+                            b.shape()
+                        ),
+                    ));
+                }
+                y.add(b)?
+            }
+        };
+        y.reshape(&out_dims)
+    }
+}

@@ -1,0 +1,17 @@
+//! The layers of a ResNet and a ViT hybrid.
+
+mod activation;
+mod container;
+mod conv;
+mod dropout;
+mod linear;
+mod norm;
+mod pool;
+
+pub use activation::Activation;
+pub use container::{Identity, Sequential};
+pub use conv::Conv2d;
+pub use dropout::{DropPath, Dropout};
+pub use linear::Linear;
+pub use norm::{BatchNorm2d, BnMode, GroupNorm, LayerNorm};
+pub use pool::{AdaptiveAvgPool2d, AvgPool2d, MaxPool2d};
