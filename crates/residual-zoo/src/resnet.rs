@@ -1,0 +1,291 @@
+//! The ResNet model: stem, stages of blocks, global pooling, classifier.
+
+use crate::block::{activation, Block, BlockSpec, Norm};
+use crate::config::{ResNetConfig, StemKind};
+use crate::summary::{Summary, SummaryRow};
+use residual_nn::init::SeedSequence;
+use residual_nn::*;
+use residual_tensor::{Device, Error, Pool2dParams, Result, Tensor};
+
+/// A ResNet built from a [`ResNetConfig`]; parameter names are torchvision's
+/// (`conv1.weight`, `layer1.0.bn1.running_mean`, `fc.bias`, ...).
+pub struct ResNet {
+    config: ResNetConfig,
+    /// Stem convolution.
+    pub conv1: Conv2d,
+    /// Stem norm.
+    pub bn1: Norm,
+    act: Activation,
+    maxpool: Option<MaxPool2d>,
+    /// `layer1`, `layer2`, ...: the stages.
+    pub stages: Vec<Vec<Block>>,
+    /// The classifier.
+    pub fc: Linear,
+}
+
+impl ResNet {
+    /// Builds and initialises a model (torchvision's init) from `seed`.
+    pub fn new(config: &ResNetConfig, seed: u64, dev: &Device) -> Result<Self> {
+        config.validate()?;
+        let c = config;
+        let mut seeds = SeedSequence::new(seed);
+        let (k, stride, pad) = match c.stem {
+            StemKind::Imagenet => (7, 2, 3),
+            StemKind::Cifar => (3, 1, 1),
+        };
+        let conv1 = Conv2d::new(
+            c.in_channels,
+            c.stem_width,
+            k,
+            stride,
+            pad,
+            1,
+            false,
+            seeds.next_seed(),
+            dev,
+        )?;
+        let bn1 = Norm::new(c.norm, c.stem_width, dev)?;
+        let maxpool =
+            (c.stem == StemKind::Imagenet).then_some(MaxPool2d(Pool2dParams::new(3, 2, 1)));
+        let mut c_in = c.stem_width;
+        let mut stages = Vec::new();
+        for (i, (&n, &width)) in c.layers.iter().zip(&c.widths).enumerate() {
+            let mut blocks = Vec::new();
+            for b in 0..n {
+                let stride = if i > 0 && b == 0 { 2 } else { 1 };
+                let spec = BlockSpec {
+                    kind: c.block,
+                    c_in,
+                    width,
+                    stride,
+                    shortcut: c.shortcut,
+                    norm: c.norm,
+                    act: c.act,
+                    zero_init_residual: c.zero_init_residual,
+                };
+                blocks.push(Block::new(spec, &mut seeds, dev)?);
+                c_in = width * c.block.expansion();
+            }
+            stages.push(blocks);
+        }
+        let fc = Linear::new(c_in, c.num_classes, true, seeds.next_seed(), dev)?;
+        Ok(ResNet {
+            config: c.clone(),
+            conv1,
+            bn1,
+            act: activation(c.act),
+            maxpool,
+            stages,
+            fc,
+        })
+    }
+
+    /// The configuration it was built from.
+    pub fn config(&self) -> &ResNetConfig {
+        &self.config
+    }
+
+    /// The final feature map `[N, C, h, w]` (before pooling and the classifier).
+    pub fn features(&self, x: &Tensor, mode: Mode) -> Result<Tensor> {
+        if x.rank() != 4 || x.dims()[1] != self.config.in_channels {
+            return Err(Error::shape(
+                "resnet",
+                format!(
+                    "expected input [N, {}, H, W], got {}",
+                    self.config.in_channels,
+                    x.shape()
+                ),
+            ));
+        }
+        let mut h = self
+            .act
+            .apply(&self.bn1.forward(&self.conv1.forward(x, mode)?, mode)?)?;
+        if let Some(p) = &self.maxpool {
+            h = p.forward(&h, mode)?;
+        }
+        for stage in &self.stages {
+            for block in stage {
+                h = block.forward(&h, mode)?;
+            }
+        }
+        Ok(h)
+    }
+
+    /// Per-layer output shapes, parameters and multiply-accumulates for an
+    /// input of `[c, h, w]` (MACs of convolutions and the classifier, as
+    /// torchvision's published figures count them).
+    pub fn summary(&self, name: &str, input: [usize; 3]) -> Result<Summary> {
+        if input[0] != self.config.in_channels {
+            return Err(Error::shape(
+                "summary",
+                format!(
+                    "model takes {} input channels, got input {input:?}",
+                    self.config.in_channels
+                ),
+            ));
+        }
+        let mut rows = Vec::new();
+        let (mut h, mut w) = (input[1], input[2]);
+        let (oh, ow, macs) = conv_cost(&self.conv1, h, w)?;
+        (h, w) = (oh, ow);
+        rows.push(SummaryRow::new(
+            "conv1",
+            "Conv2d",
+            [self.conv1.out_channels(), h, w],
+            count(&self.conv1),
+            macs,
+        ));
+        rows.push(SummaryRow::new(
+            "bn1",
+            norm_name(&self.bn1),
+            [self.conv1.out_channels(), h, w],
+            count(&self.bn1),
+            0,
+        ));
+        if self.maxpool.is_some() {
+            (h, w) = ((h + 2 - 3) / 2 + 1, (w + 2 - 3) / 2 + 1);
+            rows.push(SummaryRow::new(
+                "maxpool",
+                "MaxPool2d",
+                [self.conv1.out_channels(), h, w],
+                0,
+                0,
+            ));
+        }
+        let mut c = self.conv1.out_channels();
+        for (i, stage) in self.stages.iter().enumerate() {
+            for (j, block) in stage.iter().enumerate() {
+                let mut macs = 0;
+                let (mut bh, mut bw) = (h, w);
+                for (conv, _) in &block.layers {
+                    let (oh, ow, m) = conv_cost(conv, bh, bw)?;
+                    (bh, bw, c) = (oh, ow, conv.out_channels());
+                    macs += m;
+                }
+                if let Some((conv, _)) = &block.downsample {
+                    macs += conv_cost(conv, h, w)?.2;
+                }
+                (h, w) = (bh, bw);
+                let kind = match block.layers.len() {
+                    2 => "BasicBlock",
+                    _ => "Bottleneck",
+                };
+                let kind = if block.shortcut {
+                    kind.to_string()
+                } else {
+                    format!("Plain{kind}")
+                };
+                rows.push(SummaryRow::new(
+                    &format!("layer{}.{j}", i + 1),
+                    &kind,
+                    [c, h, w],
+                    count(block),
+                    macs,
+                ));
+            }
+        }
+        rows.push(SummaryRow::new(
+            "avgpool",
+            "AdaptiveAvgPool2d",
+            [c, 1, 1],
+            0,
+            0,
+        ));
+        let classes = self.config.num_classes;
+        rows.push(SummaryRow::new(
+            "fc",
+            "Linear",
+            [classes, 1, 1],
+            count(&self.fc),
+            (c * classes) as u64,
+        ));
+        Ok(Summary {
+            model: name.to_string(),
+            input,
+            rows,
+        })
+    }
+}
+
+fn norm_name(n: &Norm) -> &'static str {
+    match n {
+        Norm::Batch(b) if b.mode == BnMode::Frozen => "FrozenBatchNorm2d",
+        Norm::Batch(_) => "BatchNorm2d",
+        Norm::Group(_) => "GroupNorm",
+    }
+}
+
+/// Output size and MACs of a convolution on an `h x w` input.
+fn conv_cost(conv: &Conv2d, h: usize, w: usize) -> Result<(usize, usize, u64)> {
+    let wt = conv.weight.get();
+    let d = wt.dims();
+    let p = conv.params;
+    let span =
+        |len: usize, pad0: usize, pad1: usize, k: usize, dil: usize, s: usize| -> Result<usize> {
+            let eff = dil * (k - 1) + 1;
+            let padded = len + pad0 + pad1;
+            if padded < eff {
+                return Err(Error::shape(
+                    "summary",
+                    format!(
+                        "input {h}x{w} is too small for a {}x{} convolution",
+                        d[2], d[3]
+                    ),
+                ));
+            }
+            Ok((padded - eff) / s + 1)
+        };
+    let oh = span(
+        h,
+        p.padding[0],
+        p.padding[1],
+        d[2],
+        p.dilation.0,
+        p.stride.0,
+    )?;
+    let ow = span(
+        w,
+        p.padding[2],
+        p.padding[3],
+        d[3],
+        p.dilation.1,
+        p.stride.1,
+    )?;
+    Ok((oh, ow, (d[0] * oh * ow * d[1] * d[2] * d[3]) as u64))
+}
+
+/// Parameters of a module (trainable and frozen, not buffers), as PyTorch's `parameters()`.
+fn count(m: &dyn Module) -> usize {
+    named_tensors(m)
+        .iter()
+        .filter(|(_, p)| p.kind() != ParamKind::Buffer)
+        .map(|(_, p)| p.get().numel())
+        .sum()
+}
+
+impl Module for ResNet {
+    fn forward(&self, x: &Tensor, mode: Mode) -> Result<Tensor> {
+        let h = self.features(x, mode)?;
+        let pooled = h.adaptive_avg_pool2d((1, 1))?.flatten(1)?;
+        self.fc.forward(&pooled, mode)
+    }
+
+    fn visit(&self, f: &mut Visitor<'_>) {
+        visit_child("conv1", &self.conv1, f);
+        visit_child("bn1", &self.bn1, f);
+        for (i, stage) in self.stages.iter().enumerate() {
+            for (j, block) in stage.iter().enumerate() {
+                visit_child(&format!("layer{}.{j}", i + 1), block, f);
+            }
+        }
+        visit_child("fc", &self.fc, f);
+    }
+}
+
+impl std::fmt::Debug for ResNet {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ResNet")
+            .field("config", &self.config)
+            .finish_non_exhaustive()
+    }
+}
