@@ -80,6 +80,7 @@ fn formula_weights_match_torchvision() {
         let got = m.forward(&x, Mode::Eval).unwrap().to_vec().unwrap();
         let want = refs[&format!("{name}.logits")].to_vec().unwrap();
         let (d, scale) = (max_diff(&got, &want), max_abs(&want));
+        println!("{name}: max |diff| {d:.3e}, max |ref| {scale:.3e}");
         assert!(d <= 1e-4 * scale, "{name}: max |diff| {d} exceeds 1e-4 * max |ref| {scale}");
     }
 }
