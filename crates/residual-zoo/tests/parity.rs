@@ -16,7 +16,8 @@ use std::path::PathBuf;
 const M32: u64 = 0xFFFF_FFFF;
 
 fn fnv1a32(s: &str) -> u64 {
-    s.bytes().fold(0x811C_9DC5u64, |h, b| ((h ^ b as u64) * 0x0100_0193) & M32)
+    s.bytes()
+        .fold(0x811C_9DC5u64, |h, b| ((h ^ b as u64) * 0x0100_0193) & M32)
 }
 
 fn fmix32(mut h: u64) -> u64 {
@@ -69,10 +70,34 @@ fn max_diff(a: &[f32], b: &[f32]) -> f32 {
 #[test]
 fn formula_weights_match_torchvision() {
     let dev = Device::cpu();
-    let refs = read_tensors(concat!(env!("CARGO_MANIFEST_DIR"), "/fixtures/parity_small.safetensors"), &dev).unwrap();
-    let x = Tensor::from_vec(unit(12345, 2 * 3 * 64 * 64).iter().map(|&v| v as f32).collect(), [2, 3, 64, 64], &dev).unwrap();
+    let refs = read_tensors(
+        concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/fixtures/parity_small.safetensors"
+        ),
+        &dev,
+    )
+    .unwrap();
+    let x = Tensor::from_vec(
+        unit(12345, 2 * 3 * 64 * 64)
+            .iter()
+            .map(|&v| v as f32)
+            .collect(),
+        [2, 3, 64, 64],
+        &dev,
+    )
+    .unwrap();
     for name in ["resnet18", "resnet50"] {
-        let m = build(name, ModelOptions { num_classes: Some(10), ..Default::default() }, 0, &dev).unwrap();
+        let m = build(
+            name,
+            ModelOptions {
+                num_classes: Some(10),
+                ..Default::default()
+            },
+            0,
+            &dev,
+        )
+        .unwrap();
         for (key, slot) in named_tensors(&m) {
             let shape = slot.get().dims().to_vec();
             slot.set(Tensor::from_vec(formula(&key, &shape), shape, &dev).unwrap());
@@ -81,7 +106,10 @@ fn formula_weights_match_torchvision() {
         let want = refs[&format!("{name}.logits")].to_vec().unwrap();
         let (d, scale) = (max_diff(&got, &want), max_abs(&want));
         println!("{name}: max |diff| {d:.3e}, max |ref| {scale:.3e}");
-        assert!(d <= 1e-4 * scale, "{name}: max |diff| {d} exceeds 1e-4 * max |ref| {scale}");
+        assert!(
+            d <= 1e-4 * scale,
+            "{name}: max |diff| {d} exceeds 1e-4 * max |ref| {scale}"
+        );
     }
 }
 
@@ -92,14 +120,29 @@ fn full_size_parity() {
     let dir = PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../../target/parity"));
     for name in ["resnet18", "resnet34", "resnet50", "resnet101", "resnet152"] {
         let weights = dir.join(format!("{name}.safetensors"));
-        assert!(weights.exists(), "{} missing: run python3 scripts/parity/make_parity.py --full", weights.display());
+        assert!(
+            weights.exists(),
+            "{} missing: run python3 scripts/parity/make_parity.py --full",
+            weights.display()
+        );
         let m = build(name, ModelOptions::default(), 0, &dev).unwrap();
         let report = load_safetensors(&m, &weights, true).unwrap();
         let io = read_tensors(dir.join(format!("{name}_io.safetensors")), &dev).unwrap();
-        let got = m.forward(&io["input"], Mode::Eval).unwrap().to_vec().unwrap();
+        let got = m
+            .forward(&io["input"], Mode::Eval)
+            .unwrap()
+            .to_vec()
+            .unwrap();
         let want = io["output"].to_vec().unwrap();
         let (d, scale) = (max_diff(&got, &want), max_abs(&want));
-        println!("{name}: {} tensors loaded, max |diff| {d:.3e}, max |ref| {scale:.3e}, ratio {:.2e}", report.loaded.len(), d / scale);
-        assert!(d <= 1e-4 * scale, "{name}: max |diff| {d} exceeds 1e-4 * max |ref| {scale}");
+        println!(
+            "{name}: {} tensors loaded, max |diff| {d:.3e}, max |ref| {scale:.3e}, ratio {:.2e}",
+            report.loaded.len(),
+            d / scale
+        );
+        assert!(
+            d <= 1e-4 * scale,
+            "{name}: max |diff| {d} exceeds 1e-4 * max |ref| {scale}"
+        );
     }
 }

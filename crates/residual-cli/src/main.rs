@@ -1,0 +1,53 @@
+//! `residual`: the command-line front end.
+
+mod predict;
+mod summary;
+
+use clap::{Parser, Subcommand};
+use std::process::ExitCode;
+
+/// residual: ResNets in Rust, on the CPU or any GPU.
+#[derive(Parser)]
+#[command(name = "residual", version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Print a model's layers, output shapes, parameters and multiply-accumulates.
+    Summary(summary::Args),
+    /// Run a model in evaluation mode on a tensor stored in a safetensors file.
+    Predict(predict::Args),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Summary(a) => summary::run(a),
+        Command::Predict(a) => predict::run(a),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Parses `3x224x224` as `[3, 224, 224]`.
+pub fn parse_chw(s: &str) -> Result<[usize; 3], String> {
+    let parts: Vec<&str> = s.split('x').collect();
+    let nums: Option<Vec<usize>> = parts
+        .iter()
+        .map(|p| p.trim().parse().ok().filter(|&n| n > 0))
+        .collect();
+    match nums.as_deref() {
+        Some(&[c, h, w]) => Ok([c, h, w]),
+        _ => Err(format!(
+            "expected CxHxW with positive integers (e.g. 3x224x224), got {s:?}"
+        )),
+    }
+}

@@ -1,0 +1,190 @@
+//! The `residual` binary, end to end.
+
+use residual_nn::weights::{read_tensors, save_safetensors, write_tensors};
+use residual_nn::{Mode, Module};
+use residual_tensor::{Device, Tensor};
+use residual_zoo::{build, ModelOptions};
+use std::path::PathBuf;
+use std::process::{Command, Output};
+
+fn residual(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_residual"))
+        .args(args)
+        .output()
+        .expect("run residual")
+}
+
+fn tmp(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("residual-cli-tests-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    dir.join(name)
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+#[test]
+fn summary_prints_the_table() {
+    let o = residual(&["summary", "resnet18"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    insta::assert_snapshot!("summary_resnet18_cli", String::from_utf8_lossy(&o.stdout));
+    let o = residual(&["summary", "resnet20", "--input", "1x28x28"]);
+    assert!(o.status.success());
+    assert!(String::from_utf8_lossy(&o.stdout).contains("resnet20 (input 1x28x28)"));
+}
+
+#[test]
+fn summary_rejects_bad_names_and_sizes() {
+    let o = residual(&["summary", "resnet19"]);
+    assert!(!o.status.success());
+    assert!(
+        stderr(&o).contains("unknown model \"resnet19\""),
+        "{}",
+        stderr(&o)
+    );
+    let o = residual(&["summary", "resnet50", "--input", "3x0x224"]);
+    assert!(!o.status.success());
+    assert!(stderr(&o).contains("CxHxW"), "{}", stderr(&o));
+}
+
+#[test]
+fn predict_matches_the_library_and_reports_bad_input() {
+    let dev = Device::cpu();
+    let model = build(
+        "resnet18",
+        ModelOptions {
+            num_classes: Some(5),
+            ..Default::default()
+        },
+        9,
+        &dev,
+    )
+    .unwrap();
+    let weights = tmp("r18.safetensors");
+    save_safetensors(&model, &weights).unwrap();
+    let x = Tensor::randn([2, 3, 32, 32], 0.0, 1.0, 4, &dev).unwrap();
+    let input = tmp("x.safetensors");
+    write_tensors(&input, &[("input".into(), x.clone())]).unwrap();
+    let output = tmp("y.safetensors");
+    let (w, i, out) = (
+        weights.to_str().unwrap(),
+        input.to_str().unwrap(),
+        output.to_str().unwrap(),
+    );
+    let o = residual(&[
+        "predict",
+        "--model",
+        "resnet18",
+        "--weights",
+        w,
+        "--input",
+        i,
+        "--output",
+        out,
+        "--classes",
+        "5",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let y = read_tensors(&output, &dev).unwrap()["output"]
+        .to_vec()
+        .unwrap();
+    let want = model.forward(&x, Mode::Eval).unwrap().to_vec().unwrap();
+    assert_eq!(y, want);
+
+    // Weights for 5 classes loaded into the default 1000-class head: strict load names the keys.
+    let o = residual(&[
+        "predict",
+        "--model",
+        "resnet18",
+        "--weights",
+        w,
+        "--input",
+        i,
+        "--output",
+        out,
+    ]);
+    assert!(!o.status.success());
+    assert!(
+        stderr(&o).contains("fc.weight") && stderr(&o).contains("[5, 512]"),
+        "{}",
+        stderr(&o)
+    );
+    // A missing file.
+    let o = residual(&[
+        "predict",
+        "--model",
+        "resnet18",
+        "--weights",
+        "/no/such.safetensors",
+        "--input",
+        i,
+        "--output",
+        out,
+    ]);
+    assert!(
+        !o.status.success() && stderr(&o).contains("/no/such.safetensors"),
+        "{}",
+        stderr(&o)
+    );
+    // No tensor named input.
+    let other = tmp("other.safetensors");
+    write_tensors(&other, &[("images".into(), x.clone())]).unwrap();
+    let o = residual(&[
+        "predict",
+        "--model",
+        "resnet18",
+        "--weights",
+        w,
+        "--input",
+        other.to_str().unwrap(),
+        "--output",
+        out,
+    ]);
+    assert!(
+        !o.status.success()
+            && stderr(&o).contains("no tensor named \"input\"")
+            && stderr(&o).contains("images"),
+        "{}",
+        stderr(&o)
+    );
+    // Wrong rank.
+    let flat = tmp("flat.safetensors");
+    write_tensors(&flat, &[("input".into(), x.reshape(&[2, 3072]).unwrap())]).unwrap();
+    let o = residual(&[
+        "predict",
+        "--model",
+        "resnet18",
+        "--weights",
+        w,
+        "--input",
+        flat.to_str().unwrap(),
+        "--output",
+        out,
+    ]);
+    assert!(
+        !o.status.success()
+            && stderr(&o).contains("[N, C, H, W]")
+            && stderr(&o).contains("[2, 3072]"),
+        "{}",
+        stderr(&o)
+    );
+    // A corrupt input file.
+    std::fs::write(&flat, b"garbage").unwrap();
+    let o = residual(&[
+        "predict",
+        "--model",
+        "resnet18",
+        "--weights",
+        w,
+        "--input",
+        flat.to_str().unwrap(),
+        "--output",
+        out,
+    ]);
+    assert!(
+        !o.status.success() && stderr(&o).contains("not a valid safetensors file"),
+        "{}",
+        stderr(&o)
+    );
+}
