@@ -54,7 +54,7 @@ pub fn run(a: Args) -> Result<(), Error> {
     };
     let model = build(&a.model, opts, 0, &dev)?;
     load_safetensors(&model, &a.weights, true)?;
-    let y = model.forward(x, Mode::Eval)?;
+    let y = residual_tensor::no_grad(|| model.forward(x, Mode::Eval))?;
     write_tensors(&a.output, &[("output".to_string(), y.clone())])?;
     eprintln!("wrote output {} to {}", y.shape(), a.output.display());
     Ok(())

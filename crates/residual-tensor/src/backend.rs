@@ -208,6 +208,18 @@ pub struct Conv2dGeometry {
     pub p: Conv2dParams,
 }
 
+/// What [`Backend::conv2d_fused`] applies after the convolution, in order:
+/// add `bias: [c_out]`, add `residual: [n, c_out, oh, ow]`, apply `act`.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ConvEpilogue<'a> {
+    /// Per-channel bias.
+    pub bias: Option<&'a Storage>,
+    /// A tensor of the output's shape to add (the residual shortcut).
+    pub residual: Option<&'a Storage>,
+    /// An elementwise function applied last.
+    pub act: Option<UnaryOp>,
+}
+
 /// Geometry of 2-D max / average pooling.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct Pool2dParams {
@@ -375,6 +387,36 @@ pub trait Backend: Send + Sync + Debug {
         dy: &Storage,
         g: &Conv2dGeometry,
     ) -> Result<Storage>;
+
+    /// Inference convolution with a fused epilogue:
+    /// `y = act(conv(x, w) + bias[c] + residual)`, each part optional (see
+    /// [`ConvEpilogue`]). The default composes the other kernels; a backend
+    /// overrides it to apply the epilogue in one pass.
+    fn conv2d_fused(
+        &self,
+        x: &Storage,
+        w: &Storage,
+        g: &Conv2dGeometry,
+        epi: &ConvEpilogue<'_>,
+    ) -> Result<Storage> {
+        let out = Shape::new([g.n, g.c_out, g.oh, g.ow]);
+        let mut y = self.conv2d(x, w, g)?;
+        if let Some(b) = epi.bias {
+            y = self.binary(
+                BinaryOp::Add,
+                (&y, &out),
+                (b, &Shape::new([1, g.c_out, 1, 1])),
+                &out,
+            )?;
+        }
+        if let Some(r) = epi.residual {
+            y = self.binary(BinaryOp::Add, (&y, &out), (r, &out), &out)?;
+        }
+        if let Some(a) = epi.act {
+            y = self.unary(a, &y)?;
+        }
+        Ok(y)
+    }
 
     // ---- pooling ------------------------------------------------------
     /// `y: [planes, oh, ow]` = max over each window of `x: [planes, h, w]`.

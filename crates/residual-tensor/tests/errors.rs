@@ -67,6 +67,13 @@ fn conv2d_errors() {
             .unwrap_err(),
         &["conv2d", "bias", "[5]"],
     );
+    let r = t(&[1, 4, 5, 5]);
+    says(
+        t(&[1, 3, 8, 8])
+            .conv2d_fused(&t(&[4, 3, 3, 3]), None, Some(&r), None, p)
+            .unwrap_err(),
+        &["conv2d", "residual", "[1, 4, 5, 5]", "[1, 4, 6, 6]"],
+    );
     let g = Conv2dParams { groups: 2, ..p };
     says(
         t(&[1, 3, 8, 8])

@@ -1,9 +1,10 @@
 //! BasicBlock and Bottleneck (torchvision's, v1.5), and their plain twins.
 
 use crate::config::{ActKind, BlockKind, NormKind};
+use crate::conv_norm::ConvNorm;
 use residual_nn::init::SeedSequence;
 use residual_nn::*;
-use residual_tensor::{Device, Error, Result, Tensor};
+use residual_tensor::{Device, Error, Result, Shape, Tensor};
 
 /// The norm after a convolution: batch norm (trainable or frozen) or group norm.
 pub enum Norm {
@@ -29,6 +30,16 @@ impl Norm {
             Norm::Group(g) => &g.weight,
         }
     }
+}
+
+pub(crate) fn shape_mismatch(branch: &Shape, shortcut: &Shape) -> Error {
+    Error::shape(
+        "residual add",
+        format!(
+            "the block's branch gives {branch} but its shortcut gives {shortcut}; a block that changes stride \
+             or channels needs a 1x1 conv + norm shortcut (downsample)"
+        ),
+    )
 }
 
 /// 32 groups, or the largest divisor of `c` below that.
@@ -63,15 +74,7 @@ pub fn activation(a: ActKind) -> Activation {
 /// `y = branch + shortcut`, refusing shapes that differ (never a silent broadcast).
 pub fn residual_add(branch: &Tensor, shortcut: &Tensor) -> Result<Tensor> {
     if branch.shape() != shortcut.shape() {
-        return Err(Error::shape(
-            "residual add",
-            format!(
-                "the block's branch gives {} but its shortcut gives {}; a block that changes stride \
-                 or channels needs a 1x1 conv + norm shortcut (downsample)",
-                branch.shape(),
-                shortcut.shape()
-            ),
-        ));
+        return Err(shape_mismatch(branch.shape(), shortcut.shape()));
     }
     branch.add(shortcut)
 }
@@ -101,9 +104,9 @@ pub struct BlockSpec {
 /// names it (`conv1`, `bn1`, ..., `downsample.0`, `downsample.1`).
 pub struct Block {
     /// `(conv_i, bn_i)` for i = 1, 2 (and 3 for a bottleneck).
-    pub layers: Vec<(Conv2d, Norm)>,
+    pub layers: Vec<ConvNorm>,
     /// 1x1 conv + norm when the block changes stride or channels (and has a shortcut).
-    pub downsample: Option<(Conv2d, Norm)>,
+    pub downsample: Option<ConvNorm>,
     /// Whether the block adds its input back (false: a plain block).
     pub shortcut: bool,
     /// The activation.
@@ -129,7 +132,7 @@ impl Block {
             ],
         };
         let downsample = if s.shortcut && (s.stride != 1 || s.c_in != out) {
-            Some((
+            Some(ConvNorm::new(
                 conv(s.c_in, out, 1, s.stride, 0)?,
                 Norm::new(s.norm, out, dev)?,
             ))
@@ -139,11 +142,11 @@ impl Block {
         let mut layers = Vec::new();
         for c in convs {
             let n = c.out_channels();
-            layers.push((c, Norm::new(s.norm, n, dev)?));
+            layers.push(ConvNorm::new(c, Norm::new(s.norm, n, dev)?));
         }
         if s.zero_init_residual {
-            if let Some((_, bn)) = layers.last() {
-                bn.weight().set(Tensor::zeros([out], dev)?);
+            if let Some(last) = layers.last() {
+                last.norm.weight().set(Tensor::zeros([out], dev)?);
             }
         }
         Ok(Block {
@@ -157,32 +160,28 @@ impl Block {
 
 impl Module for Block {
     fn forward(&self, x: &Tensor, mode: Mode) -> Result<Tensor> {
+        let identity = match (&self.downsample, self.shortcut) {
+            (_, false) => None,
+            (Some(ds), true) => Some(ds.forward_fused(x, mode, None, None)?),
+            (None, true) => Some(x.clone()),
+        };
         let mut h = x.clone();
         let last = self.layers.len() - 1;
-        for (i, (conv, norm)) in self.layers.iter().enumerate() {
-            h = norm.forward(&conv.forward(&h, mode)?, mode)?;
-            if i < last {
-                h = self.act.apply(&h)?;
-            }
+        for (i, unit) in self.layers.iter().enumerate() {
+            let residual = if i == last { identity.as_ref() } else { None };
+            h = unit.forward_fused(&h, mode, residual, Some(self.act))?;
         }
-        if self.shortcut {
-            let identity = match &self.downsample {
-                Some((conv, norm)) => norm.forward(&conv.forward(x, mode)?, mode)?,
-                None => x.clone(),
-            };
-            h = residual_add(&h, &identity)?;
-        }
-        self.act.apply(&h)
+        Ok(h)
     }
 
     fn visit(&self, f: &mut Visitor<'_>) {
-        for (i, (conv, norm)) in self.layers.iter().enumerate() {
-            visit_child(&format!("conv{}", i + 1), conv, f);
-            visit_child(&format!("bn{}", i + 1), norm, f);
+        for (i, unit) in self.layers.iter().enumerate() {
+            visit_child(&format!("conv{}", i + 1), &unit.conv, f);
+            visit_child(&format!("bn{}", i + 1), &unit.norm, f);
         }
-        if let Some((conv, norm)) = &self.downsample {
-            visit_child("downsample.0", conv, f);
-            visit_child("downsample.1", norm, f);
+        if let Some(unit) = &self.downsample {
+            visit_child("downsample.0", &unit.conv, f);
+            visit_child("downsample.1", &unit.norm, f);
         }
     }
 }

@@ -8,11 +8,13 @@
 
 mod block;
 mod config;
+mod conv_norm;
 mod resnet;
 mod summary;
 
 pub use block::{residual_add, Block, BlockSpec, Norm};
 pub use config::{ActKind, BlockKind, NormKind, ResNetConfig, StemKind, PRESETS};
+pub use conv_norm::{conv_output_shape, ConvNorm};
 pub use resnet::ResNet;
 pub use summary::{thousands, Summary, SummaryRow};
 

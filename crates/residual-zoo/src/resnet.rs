@@ -2,6 +2,7 @@
 
 use crate::block::{activation, Block, BlockSpec, Norm};
 use crate::config::{ResNetConfig, StemKind};
+use crate::conv_norm::ConvNorm;
 use crate::summary::{Summary, SummaryRow};
 use residual_nn::init::SeedSequence;
 use residual_nn::*;
@@ -11,10 +12,8 @@ use residual_tensor::{Device, Error, Pool2dParams, Result, Tensor};
 /// (`conv1.weight`, `layer1.0.bn1.running_mean`, `fc.bias`, ...).
 pub struct ResNet {
     config: ResNetConfig,
-    /// Stem convolution.
-    pub conv1: Conv2d,
-    /// Stem norm.
-    pub bn1: Norm,
+    /// Stem convolution (`conv1`) and norm (`bn1`).
+    pub stem: ConvNorm,
     act: Activation,
     maxpool: Option<MaxPool2d>,
     /// `layer1`, `layer2`, ...: the stages.
@@ -71,8 +70,7 @@ impl ResNet {
         let fc = Linear::new(c_in, c.num_classes, true, seeds.next_seed(), dev)?;
         Ok(ResNet {
             config: c.clone(),
-            conv1,
-            bn1,
+            stem: ConvNorm::new(conv1, bn1),
             act: activation(c.act),
             maxpool,
             stages,
@@ -97,9 +95,7 @@ impl ResNet {
                 ),
             ));
         }
-        let mut h = self
-            .act
-            .apply(&self.bn1.forward(&self.conv1.forward(x, mode)?, mode)?)?;
+        let mut h = self.stem.forward_fused(x, mode, None, Some(self.act))?;
         if let Some(p) = &self.maxpool {
             h = p.forward(&h, mode)?;
         }
@@ -126,20 +122,20 @@ impl ResNet {
         }
         let mut rows = Vec::new();
         let (mut h, mut w) = (input[1], input[2]);
-        let (oh, ow, macs) = conv_cost(&self.conv1, h, w)?;
+        let (oh, ow, macs) = conv_cost(&self.stem.conv, h, w)?;
         (h, w) = (oh, ow);
         rows.push(SummaryRow::new(
             "conv1",
             "Conv2d",
-            [self.conv1.out_channels(), h, w],
-            count(&self.conv1),
+            [self.stem.conv.out_channels(), h, w],
+            count(&self.stem.conv),
             macs,
         ));
         rows.push(SummaryRow::new(
             "bn1",
-            norm_name(&self.bn1),
-            [self.conv1.out_channels(), h, w],
-            count(&self.bn1),
+            norm_name(&self.stem.norm),
+            [self.stem.conv.out_channels(), h, w],
+            count(&self.stem.norm),
             0,
         ));
         if self.maxpool.is_some() {
@@ -147,23 +143,23 @@ impl ResNet {
             rows.push(SummaryRow::new(
                 "maxpool",
                 "MaxPool2d",
-                [self.conv1.out_channels(), h, w],
+                [self.stem.conv.out_channels(), h, w],
                 0,
                 0,
             ));
         }
-        let mut c = self.conv1.out_channels();
+        let mut c = self.stem.conv.out_channels();
         for (i, stage) in self.stages.iter().enumerate() {
             for (j, block) in stage.iter().enumerate() {
                 let mut macs = 0;
                 let (mut bh, mut bw) = (h, w);
-                for (conv, _) in &block.layers {
-                    let (oh, ow, m) = conv_cost(conv, bh, bw)?;
-                    (bh, bw, c) = (oh, ow, conv.out_channels());
+                for unit in &block.layers {
+                    let (oh, ow, m) = conv_cost(&unit.conv, bh, bw)?;
+                    (bh, bw, c) = (oh, ow, unit.conv.out_channels());
                     macs += m;
                 }
-                if let Some((conv, _)) = &block.downsample {
-                    macs += conv_cost(conv, h, w)?.2;
+                if let Some(unit) = &block.downsample {
+                    macs += conv_cost(&unit.conv, h, w)?.2;
                 }
                 (h, w) = (bh, bw);
                 let kind = match block.layers.len() {
@@ -271,8 +267,8 @@ impl Module for ResNet {
     }
 
     fn visit(&self, f: &mut Visitor<'_>) {
-        visit_child("conv1", &self.conv1, f);
-        visit_child("bn1", &self.bn1, f);
+        visit_child("conv1", &self.stem.conv, f);
+        visit_child("bn1", &self.stem.norm, f);
         for (i, stage) in self.stages.iter().enumerate() {
             for (j, block) in stage.iter().enumerate() {
                 visit_child(&format!("layer{}.{j}", i + 1), block, f);

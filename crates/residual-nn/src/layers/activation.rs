@@ -16,6 +16,16 @@ pub enum Activation {
 }
 
 impl Activation {
+    /// The elementwise op of the tensor core (for fused kernels).
+    pub fn op(&self) -> residual_tensor::backend::UnaryOp {
+        use residual_tensor::backend::UnaryOp;
+        match self {
+            Activation::Relu => UnaryOp::Relu,
+            Activation::Gelu => UnaryOp::Gelu,
+            Activation::Silu => UnaryOp::Silu,
+        }
+    }
+
     /// Applies the function.
     pub fn apply(&self, x: &Tensor) -> Result<Tensor> {
         match self {

@@ -532,6 +532,49 @@ pub fn conv2d_finite_differences(dev: &Device) {
     });
 }
 
+/// The fused inference convolution equals conv + bias + residual + activation,
+/// and with gradients it is differentiable like them.
+pub fn conv2d_fused_epilogue(dev: &Device) {
+    use crate::backend::UnaryOp;
+    let x = randn(dev, &[2, 3, 6, 5], 44);
+    let w = randn(dev, &[4, 3, 3, 3], 45);
+    let b = randn(dev, &[4], 46);
+    let p = Conv2dParams::new(2, 1, 1, 1);
+    let r = randn(dev, &[2, 4, 3, 3], 47);
+    for act in [None, Some(UnaryOp::Relu), Some(UnaryOp::Silu)] {
+        let fused = crate::no_grad(|| x.conv2d_fused(&w, Some(&b), Some(&r), act, p)).unwrap();
+        let mut want = x.conv2d(&w, Some(&b), p).unwrap().add(&r).unwrap();
+        if let Some(op) = act {
+            want = want.unary_op(op).unwrap();
+        }
+        assert_close(
+            &format!("conv2d_fused {act:?}"),
+            &fused.to_vec().unwrap(),
+            &want.to_vec().unwrap(),
+            1e-6,
+        );
+    }
+    let fused = crate::no_grad(|| x.conv2d_fused(&w, None, None, Some(UnaryOp::Relu), p)).unwrap();
+    assert_close(
+        "conv2d_fused relu only",
+        &fused.to_vec().unwrap(),
+        &x.conv2d(&w, None, p)
+            .unwrap()
+            .relu()
+            .unwrap()
+            .to_vec()
+            .unwrap(),
+        1e-6,
+    );
+    check_gradients(
+        "conv2d_fused with grad",
+        dev,
+        vec![x, w, b, r],
+        1e-2,
+        move |v| v[0].conv2d_fused(&v[1], Some(&v[2]), Some(&v[3]), Some(UnaryOp::Tanh), p),
+    );
+}
+
 /// A convolution of a permuted input (NHWC data viewed as NCHW) equals the
 /// convolution of the same values laid out NCHW: no layout guessed from strides.
 pub fn conv2d_non_contiguous_input(dev: &Device) {

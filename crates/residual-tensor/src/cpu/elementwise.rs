@@ -149,9 +149,16 @@ pub fn binary(op: BinaryOp, a: (&[f32], &Shape), b: (&[f32], &Shape), out: &Shap
     }
     // General case: rows along the last output dimension; each row's start
     // offsets in `a` and `b` come from its index over the leading dimensions.
-    let sa = a.1.broadcast_strides(out);
-    let sb = b.1.broadcast_strides(out);
-    let dims = out.dims();
+    let (dims, st) = super::layout::coalesce(
+        out.dims(),
+        &[
+            &a.1.broadcast_strides(out),
+            &b.1.broadcast_strides(out),
+            &out.strides(),
+        ],
+    );
+    let (sa, sb) = (&st[0], &st[1]);
+    let dims = &dims[..];
     let r = dims.len();
     let last = dims[r - 1];
     let (la, lb) = (sa[r - 1], sb[r - 1]);
@@ -189,4 +196,33 @@ pub fn dropout(x: &[f32], p: f32, seed: u64) -> Vec<f32> {
         }
     });
     y
+}
+
+/// In place over `y: [n, c, plane]`: `y = act(y + bias[c] + residual)`.
+pub fn conv_epilogue(
+    y: &mut [f32],
+    c: usize,
+    plane: usize,
+    bias: Option<&[f32]>,
+    residual: Option<&[f32]>,
+    act: Option<UnaryOp>,
+) {
+    if plane == 0 {
+        return;
+    }
+    y.par_chunks_mut(plane).enumerate().for_each(|(i, out)| {
+        let b = bias.map_or(0.0, |b| b[i % c]);
+        let res = residual.map(|r| &r[i * plane..(i + 1) * plane]);
+        for (j, v) in out.iter_mut().enumerate() {
+            let mut z = *v + b;
+            if let Some(r) = res {
+                z += r[j];
+            }
+            *v = match act {
+                Some(UnaryOp::Relu) => z.max(0.0),
+                Some(op) => apply(op, z),
+                None => z,
+            };
+        }
+    });
 }

@@ -171,6 +171,19 @@ impl Backend for CpuBackend {
     fn conv2d(&self, x: &Storage, w: &Storage, g: &Conv2dGeometry) -> Result<Storage> {
         Ok(store(conv::forward(f32s(x)?, f32s(w)?, g)))
     }
+    fn conv2d_fused(
+        &self,
+        x: &Storage,
+        w: &Storage,
+        g: &Conv2dGeometry,
+        epi: &ConvEpilogue<'_>,
+    ) -> Result<Storage> {
+        let mut y = conv::forward(f32s(x)?, f32s(w)?, g);
+        let bias = epi.bias.map(f32s).transpose()?;
+        let residual = epi.residual.map(f32s).transpose()?;
+        elementwise::conv_epilogue(&mut y, g.c_out, g.oh * g.ow, bias, residual, epi.act);
+        Ok(store(y))
+    }
     fn conv2d_backward_input(
         &self,
         dy: &Storage,

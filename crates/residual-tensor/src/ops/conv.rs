@@ -1,6 +1,6 @@
 //! 2-D convolution (NCHW, PyTorch's weight layout `[c_out, c_in/groups, kh, kw]`).
 
-use crate::backend::{Conv2dGeometry, Conv2dParams};
+use crate::backend::{Conv2dGeometry, Conv2dParams, ConvEpilogue, UnaryOp};
 use crate::{Error, Result, Shape, Tensor};
 
 /// Checks a convolution call and resolves its geometry.
@@ -123,5 +123,72 @@ impl Tensor {
                 y.add(&b.reshape(&[1, g.c_out, 1, 1])?)
             }
         }
+    }
+}
+
+impl Tensor {
+    /// `act(conv2d(self, weight) + bias + residual)` in one fused kernel when no
+    /// input needs gradients (inference); with gradients it runs the same
+    /// computation as separate differentiable ops. `residual` must have the
+    /// output's shape (it is never broadcast); `act` is any elementwise op.
+    pub fn conv2d_fused(
+        &self,
+        weight: &Tensor,
+        bias: Option<&Tensor>,
+        residual: Option<&Tensor>,
+        act: Option<UnaryOp>,
+        p: Conv2dParams,
+    ) -> Result<Tensor> {
+        self.expect_same("conv2d", weight)?;
+        let g = conv_geometry(self.shape(), weight.shape(), &p)?;
+        let out = Shape::new([g.n, g.c_out, g.oh, g.ow]);
+        if let Some(b) = bias {
+            self.expect_same("conv2d", b)?;
+            if b.dims() != [g.c_out] {
+                return Err(Error::shape(
+                    "conv2d",
+                    format!(
+                        "bias must be [{}] for weight {}, got {}",
+                        g.c_out,
+                        weight.shape(),
+                        b.shape()
+                    ),
+                ));
+            }
+        }
+        if let Some(r) = residual {
+            self.expect_same("conv2d", r)?;
+            if r.shape() != &out {
+                return Err(Error::shape(
+                    "conv2d",
+                    format!("residual {} must have the output's shape {out}", r.shape()),
+                ));
+            }
+        }
+        let needs_grad = crate::is_grad_enabled()
+            && [Some(self), Some(weight), bias, residual]
+                .into_iter()
+                .flatten()
+                .any(Tensor::requires_grad);
+        if needs_grad {
+            let mut y = self.conv2d(weight, bias, p)?;
+            if let Some(r) = residual {
+                y = y.add(r)?;
+            }
+            return match act {
+                Some(op) => y.unary_op(op),
+                None => Ok(y),
+            };
+        }
+        let epi = ConvEpilogue {
+            bias: bias.map(Tensor::storage),
+            residual: residual.map(Tensor::storage),
+            act,
+        };
+        let s = self
+            .device()
+            .backend()
+            .conv2d_fused(self.storage(), weight.storage(), &g, &epi)?;
+        Tensor::from_storage(s, out, self.device())
     }
 }

@@ -102,6 +102,28 @@ impl Tensor {
         ))
     }
 
+    /// Applies any elementwise [`UnaryOp`] (differentiable).
+    pub fn unary_op(&self, op: UnaryOp) -> Result<Tensor> {
+        let name = match op {
+            UnaryOp::Neg => "neg",
+            UnaryOp::Exp => "exp",
+            UnaryOp::Log => "log",
+            UnaryOp::Sqrt => "sqrt",
+            UnaryOp::Rsqrt => "rsqrt",
+            UnaryOp::Abs => "abs",
+            UnaryOp::Powf(_) => "powf",
+            UnaryOp::AddScalar(_) => "add_scalar",
+            UnaryOp::MulScalar(_) => "mul_scalar",
+            UnaryOp::Clamp(lo, hi) => return self.clamp(lo, hi),
+            UnaryOp::Relu => "relu",
+            UnaryOp::Gelu => "gelu",
+            UnaryOp::Silu => "silu",
+            UnaryOp::Sigmoid => "sigmoid",
+            UnaryOp::Tanh => "tanh",
+        };
+        self.unary(op, name)
+    }
+
     /// `-x`
     pub fn neg(&self) -> Result<Tensor> {
         self.unary(UnaryOp::Neg, "neg")

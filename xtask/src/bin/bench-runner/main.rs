@@ -26,6 +26,8 @@ enum Kind {
     SgemmGemmCrate(usize),
     ConvFwd(Conv2dGeometry),
     ConvBwd(Conv2dGeometry),
+    /// Evaluation-mode forward of a zoo model: (name, batch, input size).
+    Infer(&'static str, usize, usize),
 }
 
 struct Case {
@@ -115,7 +117,38 @@ fn cases() -> Vec<Case> {
             });
         }
     }
+    for (model, batch, size) in [
+        ("resnet50", 1, 224),
+        ("resnet50", 8, 224),
+        ("resnet18", 8, 224),
+        ("resnet152", 1, 224),
+    ] {
+        let m = residual_zoo::build(
+            model,
+            residual_zoo::ModelOptions::default(),
+            0,
+            &Device::cpu(),
+        )
+        .expect("zoo model");
+        let macs = m
+            .summary(model, [3, size, size])
+            .expect("summary")
+            .total_macs();
+        v.push(Case {
+            name: format!("infer {model} b{batch} {size}"),
+            kind: Kind::Infer(model, batch, size),
+            flops: 2.0 * macs as f64 * batch as f64,
+        });
+    }
     v
+}
+
+/// Images per case run (for img/s), 0 for kernel cases.
+fn images(k: &Kind) -> usize {
+    match k {
+        Kind::Infer(_, b, _) => *b,
+        _ => 0,
+    }
 }
 
 /// Median seconds of `f` after a warm-up run.
@@ -196,6 +229,18 @@ fn run_case(c: &Case, dev: &Device) -> f64 {
                 std::hint::black_box(x.conv2d(&w, None, g.p).unwrap());
             })
         }
+        Kind::Infer(model, batch, size) => {
+            use residual_nn::Module;
+            let m =
+                residual_zoo::build(model, residual_zoo::ModelOptions::default(), 0, dev).unwrap();
+            let x = Tensor::randn([*batch, 3, *size, *size], 0.0, 1.0, 6, dev).unwrap();
+            // Inference as a user runs it: evaluation mode, no graph recording.
+            residual_tensor::no_grad(|| {
+                timed(|| {
+                    std::hint::black_box(m.forward(&x, residual_nn::Mode::Eval).unwrap());
+                })
+            })
+        }
         Kind::ConvBwd(g) => {
             let x = Tensor::randn([g.n, g.c_in, g.h, g.w], 0.0, 1.0, 3, dev).unwrap();
             let w = Tensor::randn([g.c_out, g.c_in, g.kh, g.kw], 0.0, 0.1, 4, dev).unwrap();
@@ -229,6 +274,9 @@ fn torch_figures(cases: &[&Case], threads: usize) -> Result<HashMap<String, Valu
             Kind::Sgemm(n) | Kind::SgemmGemmCrate(n) => {
                 json!({"case": c.name, "kind": "sgemm", "n": n, "flops": c.flops})
             }
+            Kind::Infer(model, batch, size) => json!({
+                "case": c.name, "kind": "infer", "model": model, "batch": batch, "size": size, "flops": c.flops,
+            }),
             Kind::ConvFwd(g) | Kind::ConvBwd(g) => json!({
                 "case": c.name,
                 "kind": if matches!(c.kind, Kind::ConvFwd(_)) { "conv_fwd" } else { "conv_bwd" },
@@ -328,11 +376,26 @@ fn main() {
         if rss {
             row["peak_mem_mb"] = peak_rss_mb().map(round).into();
         }
+        let imgs = images(&c.kind);
+        if imgs > 0 {
+            row["img_per_s"] = round(imgs as f64 / secs).into();
+        }
         match &torch {
             Ok(m) => {
-                if let Some(t) = m.get(&c.name).and_then(|v| v["torch_gflops"].as_f64()) {
+                let peer = m.get(&c.name);
+                if let Some(t) = peer.and_then(|v| v["torch_gflops"].as_f64()) {
                     row["torch_gflops"] = round(t).into();
                     row["ratio_vs_torch"] = round(gflops / t).into();
+                    if imgs > 0 {
+                        row["torch_img_per_s"] = round(t * 1e9 / c.flops * imgs as f64).into();
+                    }
+                }
+                if let Some(o) = peer.and_then(|v| v["ort_gflops"].as_f64()) {
+                    row["ort_img_per_s"] = round(o * 1e9 / c.flops * imgs as f64).into();
+                    row["ratio_vs_ort"] = round(gflops / o).into();
+                }
+                if let Some(note) = peer.and_then(|v| v["ort_note"].as_str()) {
+                    row["ort"] = note.into();
                 }
             }
             Err(_) => row["torch"] = "not importable".into(),

@@ -1,6 +1,7 @@
 # Times the bench cases in PyTorch on the CPU, in the same run as residual.
 # stdin: a JSON list of cases; stdout: one JSON object per case.
 import json
+import warnings
 import statistics
 import sys
 import time
@@ -8,6 +9,7 @@ import time
 import torch
 import torch.nn.functional as F
 
+warnings.filterwarnings("ignore")
 torch.set_num_threads(int(sys.argv[1]))
 torch.manual_seed(0)
 MIN_SECS = float(sys.argv[2])
@@ -24,8 +26,44 @@ def timed(fn):
     return statistics.median(times)
 
 
+def ort_infer(model, x):
+    """ONNX Runtime on the exported model, or a note saying why not."""
+    try:
+        import onnxruntime as ort
+    except ImportError:
+        return None, "onnxruntime not importable"
+    import os
+    import tempfile
+    path = os.path.join(tempfile.mkdtemp(), "model.onnx")
+    try:
+        torch.onnx.export(model, (x,), path, input_names=["x"], output_names=["y"], dynamo=False)
+    except Exception as e:  # noqa: BLE001 - report whatever the exporter says
+        return None, f"ONNX export failed: {type(e).__name__}"
+    so = ort.SessionOptions()
+    so.intra_op_num_threads = int(sys.argv[1])
+    so.inter_op_num_threads = 1
+    sess = ort.InferenceSession(path, so, providers=["CPUExecutionProvider"])
+    xn = x.numpy()
+    return timed(lambda: sess.run(None, {"x": xn})), None
+
+
 for case in json.load(sys.stdin):
     k = case["kind"]
+    extra = {}
+    if k == "infer":
+        import torchvision
+        model = getattr(torchvision.models, case["model"])().eval()
+        x = torch.randn(case["batch"], 3, case["size"], case["size"])
+        with torch.inference_mode():
+            secs = timed(lambda: model(x))
+        ort_secs, note = ort_infer(model, x)
+        if ort_secs:
+            extra["ort_gflops"] = case["flops"] / ort_secs / 1e9
+        else:
+            extra["ort_note"] = note
+        print(json.dumps({"case": case["case"], "torch_gflops": case["flops"] / secs / 1e9,
+                          "torch_version": torch.__version__, **extra}), flush=True)
+        continue
     with torch.no_grad() if k != "conv_bwd" else torch.enable_grad():
         if k == "sgemm":
             n = case["n"]
