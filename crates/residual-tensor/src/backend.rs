@@ -517,10 +517,54 @@ pub trait Backend: Send + Sync + Debug {
         dloss: &Storage,
     ) -> Result<Storage>;
 
+    // ---- optimizer updates ---------------------------------------------
+    /// One SGD step as `torch.optim.SGD`: `d = g + wd * p`; with momentum,
+    /// `buf = d` on the first step, else `buf = momentum * buf + (1 - dampening) * d`,
+    /// and `d = d + momentum * buf` (Nesterov) or `d = buf`; `p = p - lr * d`.
+    /// Returns the new parameter and momentum buffer (`None` without momentum).
+    fn sgd_step(&self, p: &Storage, g: &Storage, buf: Option<&Storage>, h: &SgdHyper) -> Result<(Storage, Option<Storage>)>;
+    /// One AdamW step as `torch.optim.AdamW`: `p = p * (1 - lr * wd)`,
+    /// `m = b1 m + (1 - b1) g`, `v = b2 v + (1 - b2) g^2`,
+    /// `p = p - lr * (m / (1 - b1^t)) / (sqrt(v / (1 - b2^t)) + eps)`.
+    /// Returns `(p, m, v)`.
+    fn adamw_step(&self, p: &Storage, g: &Storage, m: &Storage, v: &Storage, h: &AdamWHyper) -> Result<(Storage, Storage, Storage)>;
+
     // ---- randomness ---------------------------------------------------
     /// `y = x * keep / (1 - p)` with `keep = uniform32_at(seed, i) >= p`; the
     /// backward is the same kernel applied to `dy`.
     fn dropout(&self, x: &Storage, p: f32, seed: u64) -> Result<Storage>;
+}
+
+/// Hyper-parameters of one [`Backend::sgd_step`].
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct SgdHyper {
+    /// Learning rate.
+    pub lr: f32,
+    /// Momentum factor (0: plain SGD, no buffer).
+    pub momentum: f32,
+    /// Dampening of the momentum update.
+    pub dampening: f32,
+    /// L2 penalty added to the gradient.
+    pub weight_decay: f32,
+    /// Nesterov momentum.
+    pub nesterov: bool,
+}
+
+/// Hyper-parameters of one [`Backend::adamw_step`].
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct AdamWHyper {
+    /// Learning rate.
+    pub lr: f32,
+    /// First-moment decay.
+    pub beta1: f32,
+    /// Second-moment decay.
+    pub beta2: f32,
+    /// Added to the denominator.
+    pub eps: f32,
+    /// Decoupled weight decay.
+    pub weight_decay: f32,
+    /// The step number, starting at 1 (for bias correction).
+    pub step: u64,
 }
 
 /// How [`Backend::row_norm`] indexes its affine parameters: column `j` of row

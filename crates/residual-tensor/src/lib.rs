@@ -32,7 +32,7 @@ mod shape;
 mod tensor;
 
 pub use autograd::{is_grad_enabled, no_grad, Gradients, NoGradGuard, TensorId};
-pub use backend::{Backend, Conv2dParams, HostData, Pool2dParams, Storage};
+pub use backend::{AdamWHyper, Backend, Conv2dParams, HostData, Pool2dParams, SgdHyper, Storage};
 pub use device::Device;
 pub use dtype::DType;
 pub use error::{Error, Result};

@@ -172,11 +172,14 @@ pub fn row_backward(
             *o = rs * (g - mg - (xv - mu) * rs * mgx);
         }
     });
-    let (dg, db) = (0..rows)
+    // Parameter gradients: fixed chunks of rows in parallel, combined in chunk
+    // order, so the floating-point sum is the same on every run.
+    const ROWS_PER_CHUNK: usize = 16;
+    let partials: Vec<(Vec<f64>, Vec<f64>)> = (0..rows.div_ceil(ROWS_PER_CHUNK))
         .into_par_iter()
-        .fold(
-            || (vec![0.0f64; params], vec![0.0f64; params]),
-            |(mut dg, mut db), r| {
+        .map(|chunk| {
+            let (mut dg, mut db) = (vec![0.0f64; params], vec![0.0f64; params]);
+            for r in chunk * ROWS_PER_CHUNK..((chunk + 1) * ROWS_PER_CHUNK).min(rows) {
                 let (mu, rs) = (mean[r], rstd[r]);
                 for j in 0..cols {
                     let p = param_index(&a, r, j);
@@ -184,17 +187,15 @@ pub fn row_backward(
                     dg[p] += (d * (x[r * cols + j] - mu) * rs) as f64;
                     db[p] += d as f64;
                 }
-                (dg, db)
-            },
-        )
-        .reduce(
-            || (vec![0.0; params], vec![0.0; params]),
-            |(mut a1, mut b1), (a2, b2)| {
-                a1.iter_mut().zip(a2).for_each(|(x, y)| *x += y);
-                b1.iter_mut().zip(b2).for_each(|(x, y)| *x += y);
-                (a1, b1)
-            },
-        );
+            }
+            (dg, db)
+        })
+        .collect();
+    let (mut dg, mut db) = (vec![0.0f64; params], vec![0.0f64; params]);
+    for (pg, pb) in partials {
+        dg.iter_mut().zip(pg).for_each(|(a, b)| *a += b);
+        db.iter_mut().zip(pb).for_each(|(a, b)| *a += b);
+    }
     (
         dx,
         dg.into_iter().map(|v| v as f32).collect(),

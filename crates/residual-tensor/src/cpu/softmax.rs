@@ -76,7 +76,8 @@ fn log_probs(row: &[f32]) -> Vec<f32> {
 
 /// Mean over rows of `-(1 - eps) * logp[t] - eps / c * sum(logp)`.
 pub fn cross_entropy(logits: &[f32], n: usize, c: usize, targets: &[usize], eps: f32) -> f32 {
-    let total: f64 = (0..n)
+    // Per-row losses in parallel, summed in row order: the same result on every run.
+    let rows: Vec<f64> = (0..n)
         .into_par_iter()
         .map(|i| {
             let lp = log_probs(&logits[i * c..(i + 1) * c]);
@@ -84,7 +85,8 @@ pub fn cross_entropy(logits: &[f32], n: usize, c: usize, targets: &[usize], eps:
             let smooth = -lp.iter().map(|&v| v as f64).sum::<f64>() / c as f64;
             (1.0 - eps as f64) * nll + eps as f64 * smooth
         })
-        .sum();
+        .collect();
+    let total: f64 = rows.iter().sum();
     (total / n as f64) as f32
 }
 
