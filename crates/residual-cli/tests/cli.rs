@@ -188,3 +188,51 @@ fn predict_matches_the_library_and_reports_bad_input() {
         stderr(&o)
     );
 }
+
+#[test]
+fn train_rejects_bad_flags_with_clear_errors() {
+    let cases: [(&[&str], &str); 6] = [
+        (
+            &["train", "--data", "cifar10:/x"],
+            "expected mnist or mnist:DIR",
+        ),
+        (
+            &["train", "--data", "mnist:/no/such/dir"],
+            "train-images-idx3-ubyte",
+        ),
+        (&["train", "--batch-size", "0"], "--batch-size"),
+        (&["train", "--freeze-bn", "--norm", "group"], "--freeze-bn"),
+        (&["train", "--schedule", "sometimes"], "cannot parse"),
+        (
+            &["train", "--resume", "/no/such/run"],
+            "/no/such/run/state.safetensors",
+        ),
+    ];
+    for (args, needle) in cases {
+        let o = residual(args);
+        assert!(!o.status.success(), "{args:?} should fail");
+        assert!(stderr(&o).contains(needle), "{args:?}: {}", stderr(&o));
+    }
+    let o = residual(&["train", "--optimizer", "rmsprop"]);
+    assert!(!o.status.success() && stderr(&o).contains("rmsprop"));
+    let o = residual(&["train", "--help"]);
+    let help = String::from_utf8_lossy(&o.stdout);
+    for flag in [
+        "--model",
+        "--data",
+        "--epochs",
+        "--batch-size",
+        "--lr",
+        "--optimizer",
+        "--schedule",
+        "--clip-grad-norm",
+        "--freeze-bn",
+        "--norm",
+        "--act",
+        "--seed",
+        "--out",
+        "--resume",
+    ] {
+        assert!(help.contains(flag), "--help documents {flag}");
+    }
+}

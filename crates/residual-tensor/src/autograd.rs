@@ -84,6 +84,10 @@ impl Gradients {
     pub fn insert(&mut self, t: &Tensor, grad: Tensor) {
         self.map.insert(t.id(), grad);
     }
+    /// Inserts or replaces the gradient of the tensor with id `id`.
+    pub fn insert_id(&mut self, id: TensorId, grad: Tensor) {
+        self.map.insert(id, grad);
+    }
     /// Number of gradients held.
     pub fn len(&self) -> usize {
         self.map.len()

@@ -522,12 +522,25 @@ pub trait Backend: Send + Sync + Debug {
     /// `buf = d` on the first step, else `buf = momentum * buf + (1 - dampening) * d`,
     /// and `d = d + momentum * buf` (Nesterov) or `d = buf`; `p = p - lr * d`.
     /// Returns the new parameter and momentum buffer (`None` without momentum).
-    fn sgd_step(&self, p: &Storage, g: &Storage, buf: Option<&Storage>, h: &SgdHyper) -> Result<(Storage, Option<Storage>)>;
+    fn sgd_step(
+        &self,
+        p: &Storage,
+        g: &Storage,
+        buf: Option<&Storage>,
+        h: &SgdHyper,
+    ) -> Result<(Storage, Option<Storage>)>;
     /// One AdamW step as `torch.optim.AdamW`: `p = p * (1 - lr * wd)`,
     /// `m = b1 m + (1 - b1) g`, `v = b2 v + (1 - b2) g^2`,
     /// `p = p - lr * (m / (1 - b1^t)) / (sqrt(v / (1 - b2^t)) + eps)`.
     /// Returns `(p, m, v)`.
-    fn adamw_step(&self, p: &Storage, g: &Storage, m: &Storage, v: &Storage, h: &AdamWHyper) -> Result<(Storage, Storage, Storage)>;
+    fn adamw_step(
+        &self,
+        p: &Storage,
+        g: &Storage,
+        m: &Storage,
+        v: &Storage,
+        h: &AdamWHyper,
+    ) -> Result<(Storage, Storage, Storage)>;
 
     // ---- randomness ---------------------------------------------------
     /// `y = x * keep / (1 - p)` with `keep = uniform32_at(seed, i) >= p`; the

@@ -360,12 +360,25 @@ impl Backend for CpuBackend {
         )))
     }
 
-    fn sgd_step(&self, p: &Storage, g: &Storage, buf: Option<&Storage>, h: &SgdHyper) -> Result<(Storage, Option<Storage>)> {
+    fn sgd_step(
+        &self,
+        p: &Storage,
+        g: &Storage,
+        buf: Option<&Storage>,
+        h: &SgdHyper,
+    ) -> Result<(Storage, Option<Storage>)> {
         let buf = buf.map(f32s).transpose()?;
         let (p, b) = optim::sgd(f32s(p)?, f32s(g)?, buf, h);
         Ok((store(p), b.map(store)))
     }
-    fn adamw_step(&self, p: &Storage, g: &Storage, m: &Storage, v: &Storage, h: &AdamWHyper) -> Result<(Storage, Storage, Storage)> {
+    fn adamw_step(
+        &self,
+        p: &Storage,
+        g: &Storage,
+        m: &Storage,
+        v: &Storage,
+        h: &AdamWHyper,
+    ) -> Result<(Storage, Storage, Storage)> {
         let (p, m, v) = optim::adamw(f32s(p)?, f32s(g)?, f32s(m)?, f32s(v)?, h);
         Ok((store(p), store(m), store(v)))
     }

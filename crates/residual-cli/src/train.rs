@@ -1,0 +1,270 @@
+//! `residual train`: the main job. With no arguments it trains a CIFAR-style
+//! ResNet-20 on the MNIST digits shipped in the repository.
+
+use indicatif::{ProgressBar, ProgressStyle};
+use residual_tensor::{Device, Error};
+use residual_train::data::{Dataset, Mnist, Transform};
+use residual_train::optim::OptimizerConfig;
+use residual_train::schedule::Schedule;
+use residual_train::trainer::{StepStats, TrainConfig, Trainer};
+use residual_zoo::{ActKind, NormKind};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Instant;
+
+/// Arguments of `residual train`.
+#[derive(clap::Args)]
+pub struct Args {
+    /// Zoo model (resnet20/32/44/56/110, plain20/..., resnet18/34/50/101/152).
+    #[arg(long, default_value = "resnet20")]
+    model: String,
+    /// Data: `mnist` (the digits shipped in the repository) or `mnist:DIR` (IDX files, gzipped or not).
+    #[arg(long, default_value = "mnist")]
+    data: String,
+    /// Epochs.
+    #[arg(long, default_value_t = 4)]
+    epochs: u64,
+    /// Samples per batch.
+    #[arg(long, default_value_t = 64)]
+    batch_size: usize,
+    /// Base learning rate (default: 0.1 for sgd, 1e-3 for adamw).
+    #[arg(long)]
+    lr: Option<f32>,
+    /// Optimizer: sgd (momentum 0.9, Nesterov, weight decay 5e-4) or adamw (PyTorch's defaults).
+    #[arg(long, default_value = "sgd", value_parser = ["sgd", "adamw"])]
+    optimizer: String,
+    /// Schedule: constant, step:SIZE:GAMMA, multistep:M1,M2:GAMMA, cosine[:WARMUP] or onecycle (steps are optimizer steps).
+    #[arg(long, default_value = "onecycle")]
+    schedule: String,
+    /// Clip gradients to this global L2 norm.
+    #[arg(long)]
+    clip_grad_norm: Option<f32>,
+    /// Cross-entropy label smoothing in [0, 1].
+    #[arg(long, default_value_t = 0.0)]
+    label_smoothing: f32,
+    /// Freeze batch norm (running statistics, fixed affine terms).
+    #[arg(long)]
+    freeze_bn: bool,
+    /// Normalisation: batch or group (GroupNorm, 32 groups, for small batches).
+    #[arg(long, default_value = "batch", value_parser = ["batch", "group"])]
+    norm: String,
+    /// Activation: relu, gelu or silu.
+    #[arg(long, default_value = "relu", value_parser = ["relu", "gelu", "silu"])]
+    act: String,
+    /// Seed of initialisation, data order and augmentation.
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    /// Run folder for the checkpoint and the log.
+    #[arg(long, default_value = "runs/mnist")]
+    out: PathBuf,
+    /// Continue the run saved in this folder (its configuration; --epochs may extend it).
+    #[arg(long)]
+    resume: Option<PathBuf>,
+    /// Steps between per-layer gradient-norm records in the log.
+    #[arg(long, default_value_t = 20)]
+    log_every: u64,
+}
+
+/// The train and test splits of a `--data` spec.
+type Splits = (Arc<dyn Dataset>, Arc<dyn Dataset>);
+
+fn datasets(spec: &str) -> Result<Splits, Error> {
+    let (kind, dir) = spec
+        .split_once(':')
+        .map_or((spec, None), |(k, d)| (k, Some(d)));
+    match (kind, dir) {
+        ("mnist", None) => Ok((
+            Arc::new(Mnist::bundled(true)?),
+            Arc::new(Mnist::bundled(false)?),
+        )),
+        ("mnist", Some(d)) => Ok((
+            Arc::new(Mnist::from_dir(d, true)?),
+            Arc::new(Mnist::from_dir(d, false)?),
+        )),
+        _ => Err(Error::arg(
+            "train",
+            format!("--data {spec:?}: expected mnist or mnist:DIR"),
+        )),
+    }
+}
+
+fn config(a: &Args, steps_per_epoch: u64) -> Result<TrainConfig, Error> {
+    let (optimizer, default_lr) = match a.optimizer.as_str() {
+        "adamw" => (OptimizerConfig::adamw(), 1e-3),
+        _ => (
+            OptimizerConfig::Sgd {
+                momentum: 0.9,
+                dampening: 0.0,
+                nesterov: true,
+                weight_decay: 5e-4,
+            },
+            0.1,
+        ),
+    };
+    let norm = match (a.freeze_bn, a.norm.as_str()) {
+        (true, "group") => {
+            return Err(Error::arg(
+                "train",
+                "--freeze-bn applies to batch norm, not --norm group",
+            ))
+        }
+        (true, _) => NormKind::FrozenBatch,
+        (false, "group") => NormKind::Group,
+        _ => NormKind::Batch,
+    };
+    let act = match a.act.as_str() {
+        "gelu" => ActKind::Gelu,
+        "silu" => ActKind::Silu,
+        _ => ActKind::Relu,
+    };
+    if !(0.0..=1.0).contains(&a.label_smoothing) {
+        return Err(Error::arg(
+            "train",
+            format!(
+                "--label-smoothing must be in [0, 1], got {}",
+                a.label_smoothing
+            ),
+        ));
+    }
+    if a.clip_grad_norm.is_some_and(|c| c.is_nan() || c <= 0.0) {
+        return Err(Error::arg("train", "--clip-grad-norm must be > 0"));
+    }
+    Ok(TrainConfig {
+        model: a.model.clone(),
+        epochs: a.epochs,
+        batch_size: a.batch_size,
+        lr: a.lr.unwrap_or(default_lr),
+        optimizer,
+        schedule: Schedule::parse(&a.schedule, a.epochs * steps_per_epoch)?,
+        clip_grad_norm: a.clip_grad_norm,
+        label_smoothing: a.label_smoothing,
+        seed: a.seed,
+        norm,
+        act,
+        no_decay_norm_bias: true,
+        transforms: vec![
+            Transform::RandomCrop { padding: 2 },
+            Transform::Normalize {
+                mean: vec![0.13],
+                std: vec![0.33],
+            },
+        ],
+        log_every: a.log_every,
+    })
+}
+
+fn io(path: &Path, e: std::io::Error) -> Error {
+    Error::Io {
+        path: path.display().to_string(),
+        msg: e.to_string(),
+    }
+}
+
+/// Trains, evaluating and checkpointing after every epoch.
+pub fn run(a: Args) -> Result<(), Error> {
+    let dev = Device::cpu();
+    let (train, test) = datasets(&a.data)?;
+    if a.batch_size == 0 || a.batch_size > train.len() {
+        return Err(Error::arg(
+            "train",
+            format!(
+                "--batch-size must be in 1..={} (the training set), got {}",
+                train.len(),
+                a.batch_size
+            ),
+        ));
+    }
+    let steps = (train.len() / a.batch_size) as u64;
+    let (mut trainer, out) = match &a.resume {
+        Some(dir) => (
+            Trainer::resume(dir, train.clone(), Some(a.epochs), &dev)?,
+            dir.clone(),
+        ),
+        None => (
+            Trainer::new(config(&a, steps)?, train.clone(), &dev)?,
+            a.out.clone(),
+        ),
+    };
+    std::fs::create_dir_all(&out).map_err(|e| io(&out, e))?;
+    let log_path = out.join("log.jsonl");
+    let mut log = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&log_path)
+        .map_err(|e| io(&log_path, e))?;
+    let cfg = &trainer.config;
+    eprintln!(
+        "training {} on {} ({} train / {} test) for {} epochs, batch {}, lr {}, {:?} -> {}",
+        cfg.model,
+        a.data,
+        train.len(),
+        test.len(),
+        cfg.epochs,
+        cfg.batch_size,
+        cfg.lr,
+        cfg.schedule,
+        out.display()
+    );
+    let t_start = Instant::now();
+    while trainer.epoch < trainer.config.epochs {
+        let epoch = trainer.epoch;
+        let bar = ProgressBar::new(trainer.train.batches() as u64);
+        bar.set_style(
+            ProgressStyle::with_template("epoch {prefix} [{bar:30}] {pos}/{len} {msg} eta {eta}")
+                .expect("template")
+                .progress_chars("=> "),
+        );
+        bar.set_prefix(format!("{}/{}", epoch + 1, trainer.config.epochs));
+        let mut write_err = None;
+        let (mut loss_sum, mut acc_sum, mut n) = (0.0f32, 0.0f32, 0.0f32);
+        let t_epoch = Instant::now();
+        trainer.train_epoch(&mut |s: &StepStats| {
+            loss_sum += s.loss;
+            acc_sum += s.acc;
+            n += 1.0;
+            bar.set_message(format!(
+                "loss {:.4} acc {:.3} {:.0} img/s",
+                loss_sum / n,
+                acc_sum / n,
+                s.img_per_s
+            ));
+            bar.inc(1);
+            if let Err(e) = serde_json::to_writer(&mut log, s)
+                .map(|_| ())
+                .map_err(std::io::Error::from)
+                .and_then(|_| writeln!(log))
+            {
+                write_err = Some(e);
+            }
+        })?;
+        bar.finish_and_clear();
+        if let Some(e) = write_err {
+            return Err(io(&log_path, e));
+        }
+        let ev = trainer.evaluate(test.clone(), 256)?;
+        let secs = t_epoch.elapsed().as_secs_f32();
+        let ips = (trainer.train.batches() * trainer.config.batch_size) as f32 / secs;
+        eprintln!(
+            "epoch {}/{}: train loss {:.4} acc {:.4} | test loss {:.4} acc {:.4} | {:.1} s, {:.0} img/s",
+            epoch + 1, trainer.config.epochs, loss_sum / n, acc_sum / n, ev.loss, ev.acc, secs, ips
+        );
+        let rec = serde_json::json!({"epoch": epoch + 1, "train_loss": loss_sum / n, "train_acc": acc_sum / n,
+            "test_loss": ev.loss, "test_acc": ev.acc, "epoch_seconds": secs, "img_per_s": ips});
+        writeln!(log, "{rec}").map_err(|e| io(&log_path, e))?;
+        trainer.save(&out)?;
+    }
+    let n_test = test.len();
+    let ev = trainer.evaluate(test, 256)?;
+    println!(
+        "done in {:.1} s: test accuracy {:.2}% ({} digits), loss {:.4}; weights {}, state {}, log {}",
+        t_start.elapsed().as_secs_f32(),
+        ev.acc * 100.0,
+        n_test,
+        ev.loss,
+        out.join("model.safetensors").display(),
+        out.join("state.safetensors").display(),
+        log_path.display()
+    );
+    Ok(())
+}

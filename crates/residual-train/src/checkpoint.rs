@@ -1,0 +1,158 @@
+//! Checkpoints: the weights for `residual predict` and PyTorch, plus the
+//! training state that makes `--resume` continue exactly.
+//!
+//! A run folder holds `model.safetensors` (weights only, torchvision names)
+//! and `state.safetensors`: the weights again (`model.` prefix), the optimizer
+//! state (`optim.<param>.m` / `.v`) and, in the file's metadata, a JSON
+//! [`CheckpointMeta`]. Resuming reads only `state.safetensors`, so the two
+//! files can never disagree about what is resumed. Each file is written to a
+//! temporary sibling and renamed: a crash mid-save leaves the previous file whole.
+
+use crate::optim::Optimizer;
+use crate::trainer::TrainConfig;
+use residual_nn::weights::{atomic_write, save_safetensors};
+use residual_nn::{named_tensors, Module};
+use residual_tensor::{Device, Error, Result, Tensor};
+use safetensors::tensor::{Dtype, TensorView};
+use safetensors::SafeTensors;
+use serde::{Deserialize, Serialize};
+use std::collections::{BTreeMap, HashMap};
+use std::path::Path;
+
+/// The format tag in the metadata.
+pub const FORMAT: &str = "residual-checkpoint-v1";
+const META_KEY: &str = "residual";
+
+/// What a checkpoint records besides tensors.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CheckpointMeta {
+    /// Always [`FORMAT`].
+    pub format: String,
+    /// Completed epochs.
+    pub epoch: u64,
+    /// Optimizer steps taken.
+    pub optimizer_step: u64,
+    /// The run's configuration (resume continues it).
+    pub config: TrainConfig,
+}
+
+/// Writes `model.safetensors` and `state.safetensors` into `dir` (created if needed).
+pub fn save(dir: &Path, model: &dyn Module, opt: &Optimizer, meta: &CheckpointMeta) -> Result<()> {
+    std::fs::create_dir_all(dir).map_err(|e| Error::Io {
+        path: dir.display().to_string(),
+        msg: e.to_string(),
+    })?;
+    save_safetensors(model, dir.join("model.safetensors"))?;
+    let mut tensors: Vec<(String, Tensor)> = named_tensors(model)
+        .into_iter()
+        .map(|(n, p)| (format!("model.{n}"), p.get()))
+        .collect();
+    let (state, _) = opt.state_tensors();
+    tensors.extend(state.into_iter().map(|(n, t)| (format!("optim.{n}"), t)));
+    let owned: Vec<(String, Vec<usize>, Vec<u8>)> = tensors
+        .iter()
+        .map(|(n, t)| {
+            Ok((
+                n.clone(),
+                t.dims().to_vec(),
+                t.to_vec()?.iter().flat_map(|v| v.to_le_bytes()).collect(),
+            ))
+        })
+        .collect::<Result<_>>()?;
+    let views: Vec<(String, TensorView<'_>)> = owned
+        .iter()
+        .map(|(n, s, b)| {
+            TensorView::new(Dtype::F32, s.clone(), b)
+                .map(|v| (n.clone(), v))
+                .map_err(|e| Error::Weights(e.to_string()))
+        })
+        .collect::<Result<_>>()?;
+    let json = serde_json::to_string(meta).map_err(|e| Error::Weights(e.to_string()))?;
+    let bytes = safetensors::serialize(views, Some(HashMap::from([(META_KEY.to_string(), json)])))
+        .map_err(|e| Error::Weights(e.to_string()))?;
+    atomic_write(&dir.join("state.safetensors"), &bytes)
+}
+
+/// Reads the metadata and tensors of `dir/state.safetensors`.
+pub fn read(dir: &Path, dev: &Device) -> Result<(CheckpointMeta, BTreeMap<String, Tensor>)> {
+    let path = dir.join("state.safetensors");
+    let bytes = std::fs::read(&path).map_err(|e| Error::Io {
+        path: path.display().to_string(),
+        msg: e.to_string(),
+    })?;
+    let what = path.display().to_string();
+    let (_, md) = SafeTensors::read_metadata(&bytes).map_err(|e| {
+        Error::Weights(format!(
+            "{what}: not a valid safetensors file ({e}); truncated?"
+        ))
+    })?;
+    let json = md
+        .metadata()
+        .as_ref()
+        .and_then(|m| m.get(META_KEY))
+        .ok_or_else(|| {
+            Error::Weights(format!(
+                "{what}: not a residual checkpoint (no \"{META_KEY}\" metadata)"
+            ))
+        })?;
+    let meta: CheckpointMeta = serde_json::from_str(json)
+        .map_err(|e| Error::Weights(format!("{what}: unreadable checkpoint metadata ({e})")))?;
+    if meta.format != FORMAT {
+        return Err(Error::Weights(format!(
+            "{what}: checkpoint format {:?}, this build reads {FORMAT:?}",
+            meta.format
+        )));
+    }
+    let st = SafeTensors::deserialize(&bytes)
+        .map_err(|e| Error::Weights(format!("{what}: corrupt tensors ({e})")))?;
+    let mut out = BTreeMap::new();
+    for (name, view) in st.tensors() {
+        if view.dtype() != Dtype::F32 {
+            return Err(Error::Weights(format!(
+                "{what}: tensor {name} is {:?}, checkpoints hold f32",
+                view.dtype()
+            )));
+        }
+        let v: Vec<f32> = view
+            .data()
+            .chunks_exact(4)
+            .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+            .collect();
+        out.insert(name, Tensor::from_vec(v, view.shape().to_vec(), dev)?);
+    }
+    Ok((meta, out))
+}
+
+/// Restores model weights and optimizer state from a checkpoint's tensors.
+pub fn restore(
+    model: &dyn Module,
+    opt: &mut Optimizer,
+    meta: &CheckpointMeta,
+    tensors: &BTreeMap<String, Tensor>,
+) -> Result<()> {
+    let mut missing = Vec::new();
+    for (name, slot) in named_tensors(model) {
+        match tensors.get(&format!("model.{name}")) {
+            Some(t) if t.shape() == slot.get().shape() => slot.set(t.clone()),
+            Some(t) => {
+                return Err(Error::Weights(format!(
+                    "checkpoint tensor model.{name} is {}, model has {}",
+                    t.shape(),
+                    slot.get().shape()
+                )))
+            }
+            None => missing.push(name),
+        }
+    }
+    if !missing.is_empty() {
+        return Err(Error::Weights(format!(
+            "checkpoint lacks model tensors: {}",
+            missing.join(", ")
+        )));
+    }
+    let optim: BTreeMap<String, Tensor> = tensors
+        .iter()
+        .filter_map(|(k, v)| k.strip_prefix("optim.").map(|k| (k.to_string(), v.clone())))
+        .collect();
+    opt.load_state(&optim, meta.optimizer_step)
+}

@@ -1,0 +1,25 @@
+//! Datasets, transforms and the batch loader.
+
+mod loader;
+mod mnist;
+mod transform;
+
+pub use loader::{Batch, DataLoader};
+pub use mnist::Mnist;
+pub use transform::Transform;
+
+/// An indexable set of labelled images, each `[channels, height, width]` f32.
+pub trait Dataset: Send + Sync {
+    /// Number of samples.
+    fn len(&self) -> usize;
+    /// Whether there are none.
+    fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+    /// `[channels, height, width]` of every sample.
+    fn shape(&self) -> [usize; 3];
+    /// Number of classes.
+    fn classes(&self) -> usize;
+    /// Sample `i`: its pixels (CHW, f32 in [0, 1]) and its label.
+    fn get(&self, i: usize) -> (Vec<f32>, usize);
+}

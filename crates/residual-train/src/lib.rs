@@ -1,0 +1,15 @@
+//! # residual-train
+//!
+//! Training for residual models: [`optim`] (SGD, AdamW, as fused backend
+//! kernels), [`schedule`] (step, multi-step, warmup + cosine, one-cycle),
+//! [`scaler`] (PyTorch's GradScaler semantics), [`clip`] (by global norm or
+//! value), [`data`] (MNIST IDX, a seeded parallel loader, transforms),
+//! [`checkpoint`] (atomic, resumable bit for bit) and [`trainer`] (the loop).
+
+pub mod checkpoint;
+pub mod clip;
+pub mod data;
+pub mod optim;
+pub mod scaler;
+pub mod schedule;
+pub mod trainer;

@@ -1,0 +1,69 @@
+//! Dynamic loss scaling with PyTorch `GradScaler`'s semantics.
+
+use residual_tensor::{Gradients, Result};
+use serde::{Deserialize, Serialize};
+
+/// Scales the loss up so small f16 gradients do not flush to zero, unscales
+/// the gradients before the step, skips steps whose gradients overflowed.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct GradScaler {
+    /// Current scale (initially 2^16).
+    pub scale: f32,
+    /// Growth after `growth_interval` clean steps (2).
+    pub growth_factor: f32,
+    /// Backoff on overflow (0.5).
+    pub backoff_factor: f32,
+    /// Clean steps before growing (2000).
+    pub growth_interval: u32,
+    /// Clean steps since the last growth or overflow.
+    pub growth_tracker: u32,
+}
+
+impl Default for GradScaler {
+    fn default() -> Self {
+        GradScaler {
+            scale: 65536.0,
+            growth_factor: 2.0,
+            backoff_factor: 0.5,
+            growth_interval: 2000,
+            growth_tracker: 0,
+        }
+    }
+}
+
+impl GradScaler {
+    /// Divides every gradient by the scale in place; returns whether any was
+    /// inf or NaN (then the optimizer step must be skipped).
+    pub fn unscale(&self, grads: &mut Gradients) -> Result<bool> {
+        let inv = 1.0 / self.scale;
+        let ids: Vec<_> = grads.iter().map(|(id, t)| (*id, t.clone())).collect();
+        let mut found_inf = false;
+        let mut updated = Vec::with_capacity(ids.len());
+        for (id, g) in ids {
+            let u = g.mul_scalar(inv)?;
+            if !found_inf {
+                found_inf = u.to_vec()?.iter().any(|v| !v.is_finite());
+            }
+            updated.push((id, u));
+        }
+        for (id, u) in updated {
+            grads.insert_id(id, u);
+        }
+        Ok(found_inf)
+    }
+
+    /// Updates the scale after a step: back off on overflow, grow after
+    /// `growth_interval` clean steps.
+    pub fn update(&mut self, found_inf: bool) {
+        if found_inf {
+            self.scale *= self.backoff_factor;
+            self.growth_tracker = 0;
+        } else {
+            self.growth_tracker += 1;
+            if self.growth_tracker == self.growth_interval {
+                self.scale *= self.growth_factor;
+                self.growth_tracker = 0;
+            }
+        }
+    }
+}

@@ -1,0 +1,281 @@
+//! The training loop: forward, cross-entropy, backward, clipping, the
+//! optimizer step with the scheduled learning rate; evaluation; checkpoints.
+
+use crate::checkpoint::{self, CheckpointMeta};
+use crate::clip::clip_grad_norm;
+use crate::data::{DataLoader, Dataset, Transform};
+use crate::optim::{Optimizer, OptimizerConfig};
+use crate::schedule::Schedule;
+use residual_nn::{named_tensors, Mode, Module};
+use residual_tensor::{no_grad, Device, Error, Result};
+use residual_zoo::{build, ActKind, ModelOptions, NormKind, ResNet};
+use serde::{Deserialize, Serialize};
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Instant;
+
+/// Everything that defines a run.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TrainConfig {
+    /// Zoo model name.
+    pub model: String,
+    /// Epochs to train.
+    pub epochs: u64,
+    /// Samples per batch.
+    pub batch_size: usize,
+    /// Base learning rate.
+    pub lr: f32,
+    /// Optimizer and its hyper-parameters.
+    pub optimizer: OptimizerConfig,
+    /// Learning-rate schedule over optimizer steps.
+    pub schedule: Schedule,
+    /// Clip gradients to this global norm.
+    pub clip_grad_norm: Option<f32>,
+    /// Cross-entropy label smoothing.
+    pub label_smoothing: f32,
+    /// Seed of initialisation, data order and augmentation.
+    pub seed: u64,
+    /// Normalisation layers.
+    pub norm: NormKind,
+    /// Activation.
+    pub act: ActKind,
+    /// No weight decay on biases and norm parameters.
+    pub no_decay_norm_bias: bool,
+    /// Per-sample transforms of the training data.
+    pub transforms: Vec<Transform>,
+    /// Steps between detailed log records (per-layer gradient norms).
+    pub log_every: u64,
+}
+
+/// What one optimizer step reports.
+#[derive(Debug, Clone, Serialize)]
+pub struct StepStats {
+    /// Epoch (from 0).
+    pub epoch: u64,
+    /// Optimizer step (from 1).
+    pub step: u64,
+    /// Batch within the epoch (from 0).
+    pub batch: usize,
+    /// Batches per epoch.
+    pub batches: usize,
+    /// Training loss of this batch.
+    pub loss: f32,
+    /// Training accuracy of this batch.
+    pub acc: f32,
+    /// Learning rate used.
+    pub lr: f32,
+    /// Training images per second over this step.
+    pub img_per_s: f32,
+    /// Global gradient norm (before clipping).
+    pub grad_norm: f32,
+    /// Per-layer gradient norms, input to output, every `log_every` steps.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub layer_grad_norms: Option<Vec<(String, f32)>>,
+}
+
+/// Loss and accuracy over a dataset.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct EvalStats {
+    /// Mean cross-entropy.
+    pub loss: f32,
+    /// Fraction correct.
+    pub acc: f32,
+}
+
+/// A model, its optimizer and its data.
+pub struct Trainer {
+    /// The run's configuration.
+    pub config: TrainConfig,
+    /// The model.
+    pub model: ResNet,
+    /// The optimizer.
+    pub optimizer: Optimizer,
+    /// Training batches.
+    pub train: DataLoader,
+    /// Completed epochs.
+    pub epoch: u64,
+    dev: Device,
+}
+
+impl Trainer {
+    /// Builds the model for `train`'s shape and classes, and its optimizer.
+    pub fn new(config: TrainConfig, train: Arc<dyn Dataset>, dev: &Device) -> Result<Self> {
+        if config.epochs == 0 || config.lr.is_nan() || config.lr <= 0.0 {
+            return Err(Error::arg(
+                "train",
+                format!(
+                    "epochs must be >= 1 and lr > 0, got {} and {}",
+                    config.epochs, config.lr
+                ),
+            ));
+        }
+        let [c, _, _] = train.shape();
+        let opts = ModelOptions {
+            num_classes: Some(train.classes()),
+            in_channels: Some(c),
+            norm: Some(config.norm),
+            act: Some(config.act),
+            zero_init_residual: false,
+        };
+        let model = build(&config.model, opts, config.seed, dev)?;
+        let optimizer = Optimizer::new(
+            config.optimizer,
+            named_tensors(&model),
+            config.no_decay_norm_bias,
+        );
+        let mut loader = DataLoader::new(train, config.batch_size, true, true, config.seed)?;
+        loader.transforms = config.transforms.clone();
+        Ok(Trainer {
+            config,
+            model,
+            optimizer,
+            train: loader,
+            epoch: 0,
+            dev: dev.clone(),
+        })
+    }
+
+    /// Total optimizer steps of the run.
+    pub fn total_steps(&self) -> u64 {
+        self.config.epochs * self.train.batches() as u64
+    }
+
+    /// Trains one epoch, calling `on_step` after every step.
+    pub fn train_epoch(&mut self, on_step: &mut dyn FnMut(&StepStats)) -> Result<()> {
+        let order = self.train.order(self.epoch);
+        let batches = self.train.batches();
+        for b in 0..batches {
+            let t0 = Instant::now();
+            let batch = self.train.batch(&order, self.epoch, b, &self.dev)?;
+            let logits = self.model.forward(&batch.images, Mode::Train)?;
+            let loss = logits.cross_entropy(&batch.labels, self.config.label_smoothing)?;
+            let mut grads = loss.backward()?;
+            let step = self.optimizer.steps() + 1;
+            let detailed = self.config.log_every > 0 && step % self.config.log_every == 0;
+            let layer_grad_norms = detailed
+                .then(|| self.layer_grad_norms(&grads))
+                .transpose()?;
+            let grad_norm = match self.config.clip_grad_norm {
+                Some(max) => clip_grad_norm(&mut grads, max)?,
+                None => clip_grad_norm(&mut grads, f32::INFINITY)?,
+            };
+            let lr = self
+                .config
+                .schedule
+                .lr(self.config.lr, self.optimizer.steps());
+            self.optimizer.step(&grads, lr)?;
+            let pred = logits.argmax(1)?;
+            let correct = pred
+                .iter()
+                .zip(&batch.labels)
+                .filter(|(p, l)| p == l)
+                .count();
+            on_step(&StepStats {
+                epoch: self.epoch,
+                step,
+                batch: b,
+                batches,
+                loss: loss.to_scalar()?,
+                acc: correct as f32 / batch.labels.len() as f32,
+                lr,
+                img_per_s: batch.labels.len() as f32 / t0.elapsed().as_secs_f32(),
+                grad_norm,
+                layer_grad_norms,
+            });
+        }
+        self.epoch += 1;
+        Ok(())
+    }
+
+    /// Gradient norm per layer (parameters grouped by module name), input to output.
+    fn layer_grad_norms(&self, grads: &residual_tensor::Gradients) -> Result<Vec<(String, f32)>> {
+        let mut out: Vec<(String, f64)> = Vec::new();
+        for (name, p) in self.optimizer.params() {
+            let Some(g) = grads.get(&p.get()) else {
+                continue;
+            };
+            let layer = name
+                .rsplit_once('.')
+                .map_or(name.as_str(), |(l, _)| l)
+                .to_string();
+            let sq: f64 = g.to_vec()?.iter().map(|&v| (v as f64) * (v as f64)).sum();
+            match out.last_mut() {
+                Some((l, s)) if *l == layer => *s += sq,
+                _ => out.push((layer, sq)),
+            }
+        }
+        Ok(out.into_iter().map(|(l, s)| (l, s.sqrt() as f32)).collect())
+    }
+
+    /// Mean loss and accuracy on `data` in evaluation mode.
+    pub fn evaluate(&self, data: Arc<dyn Dataset>, batch_size: usize) -> Result<EvalStats> {
+        let mut loader = DataLoader::new(data, batch_size, false, false, 0)?;
+        // The same preprocessing as training, without the random augmentation.
+        loader.transforms = self
+            .config
+            .transforms
+            .iter()
+            .filter(|t| !t.is_augmentation())
+            .cloned()
+            .collect();
+        let order = loader.order(0);
+        let (mut loss_sum, mut correct, mut n) = (0.0f64, 0usize, 0usize);
+        for b in 0..loader.batches() {
+            let batch = loader.batch(&order, 0, b, &self.dev)?;
+            let logits = no_grad(|| self.model.forward(&batch.images, Mode::Eval))?;
+            let loss = no_grad(|| logits.cross_entropy(&batch.labels, 0.0))?.to_scalar()?;
+            let k = batch.labels.len();
+            loss_sum += loss as f64 * k as f64;
+            correct += logits
+                .argmax(1)?
+                .iter()
+                .zip(&batch.labels)
+                .filter(|(p, l)| p == l)
+                .count();
+            n += k;
+        }
+        Ok(EvalStats {
+            loss: (loss_sum / n.max(1) as f64) as f32,
+            acc: correct as f32 / n.max(1) as f32,
+        })
+    }
+
+    /// Saves weights and training state to `dir`.
+    pub fn save(&self, dir: &Path) -> Result<()> {
+        let meta = CheckpointMeta {
+            format: checkpoint::FORMAT.into(),
+            epoch: self.epoch,
+            optimizer_step: self.optimizer.steps(),
+            config: self.config.clone(),
+        };
+        checkpoint::save(dir, &self.model, &self.optimizer, &meta)
+    }
+
+    /// Rebuilds a trainer from the checkpoint in `dir`, ready to continue.
+    /// `epochs` may extend the run.
+    pub fn resume(
+        dir: &Path,
+        train: Arc<dyn Dataset>,
+        epochs: Option<u64>,
+        dev: &Device,
+    ) -> Result<Self> {
+        let (meta, tensors) = checkpoint::read(dir, dev)?;
+        let mut config = meta.config.clone();
+        if let Some(e) = epochs {
+            config.epochs = e;
+        }
+        let mut t = Trainer::new(config, train, dev)?;
+        checkpoint::restore(&t.model, &mut t.optimizer, &meta, &tensors)?;
+        t.epoch = meta.epoch;
+        Ok(t)
+    }
+}
+
+impl std::fmt::Debug for Trainer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Trainer")
+            .field("config", &self.config)
+            .field("epoch", &self.epoch)
+            .finish_non_exhaustive()
+    }
+}
