@@ -4,7 +4,7 @@ use residual_nn::weights::{read_tensors, save_safetensors, write_tensors};
 use residual_nn::{Mode, Module};
 use residual_tensor::{Device, Tensor};
 use residual_zoo::{build, ModelOptions};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 fn residual(args: &[&str]) -> Output {
@@ -48,31 +48,14 @@ fn summary_rejects_bad_names_and_sizes() {
     assert!(stderr(&o).contains("CxHxW"), "{}", stderr(&o));
 }
 
-#[test]
-fn predict_matches_the_library_and_reports_bad_input() {
-    let dev = Device::cpu();
-    let model = build(
-        "resnet18",
-        ModelOptions {
-            num_classes: Some(5),
-            ..Default::default()
-        },
-        9,
-        &dev,
-    )
-    .unwrap();
-    let weights = tmp("r18.safetensors");
-    save_safetensors(&model, &weights).unwrap();
-    let x = Tensor::randn([2, 3, 32, 32], 0.0, 1.0, 4, &dev).unwrap();
-    let input = tmp("x.safetensors");
-    write_tensors(&input, &[("input".into(), x.clone())]).unwrap();
-    let output = tmp("y.safetensors");
-    let (w, i, out) = (
+/// `residual predict --model resnet18 --weights W --input I --output O [extra...]`.
+fn predict(weights: &Path, input: &Path, output: &Path, extra: &[&str]) -> Output {
+    let (w, i, o) = (
         weights.to_str().unwrap(),
         input.to_str().unwrap(),
         output.to_str().unwrap(),
     );
-    let o = residual(&[
+    let mut args = vec![
         "predict",
         "--model",
         "resnet18",
@@ -81,10 +64,27 @@ fn predict_matches_the_library_and_reports_bad_input() {
         "--input",
         i,
         "--output",
-        out,
-        "--classes",
-        "5",
-    ]);
+        o,
+    ];
+    args.extend_from_slice(extra);
+    residual(&args)
+}
+
+#[test]
+fn predict_matches_the_library_and_reports_bad_input() {
+    let dev = Device::cpu();
+    let opts = ModelOptions {
+        num_classes: Some(5),
+        ..Default::default()
+    };
+    let model = build("resnet18", opts, 9, &dev).unwrap();
+    let weights = tmp("r18.safetensors");
+    save_safetensors(&model, &weights).unwrap();
+    let x = Tensor::randn([2, 3, 32, 32], 0.0, 1.0, 4, &dev).unwrap();
+    let input = tmp("x.safetensors");
+    write_tensors(&input, &[("input".into(), x.clone())]).unwrap();
+    let output = tmp("y.safetensors");
+    let o = predict(&weights, &input, &output, &["--classes", "5"]);
     assert!(o.status.success(), "{}", stderr(&o));
     let y = read_tensors(&output, &dev).unwrap()["output"]
         .to_vec()
@@ -92,101 +92,33 @@ fn predict_matches_the_library_and_reports_bad_input() {
     let want = model.forward(&x, Mode::Eval).unwrap().to_vec().unwrap();
     assert_eq!(y, want);
 
-    // Weights for 5 classes loaded into the default 1000-class head: strict load names the keys.
-    let o = residual(&[
-        "predict",
-        "--model",
-        "resnet18",
-        "--weights",
-        w,
-        "--input",
-        i,
-        "--output",
-        out,
-    ]);
-    assert!(!o.status.success());
-    assert!(
-        stderr(&o).contains("fc.weight") && stderr(&o).contains("[5, 512]"),
-        "{}",
-        stderr(&o)
-    );
-    // A missing file.
-    let o = residual(&[
-        "predict",
-        "--model",
-        "resnet18",
-        "--weights",
-        "/no/such.safetensors",
-        "--input",
-        i,
-        "--output",
-        out,
-    ]);
-    assert!(
-        !o.status.success() && stderr(&o).contains("/no/such.safetensors"),
-        "{}",
-        stderr(&o)
-    );
-    // No tensor named input.
     let other = tmp("other.safetensors");
     write_tensors(&other, &[("images".into(), x.clone())]).unwrap();
-    let o = residual(&[
-        "predict",
-        "--model",
-        "resnet18",
-        "--weights",
-        w,
-        "--input",
-        other.to_str().unwrap(),
-        "--output",
-        out,
-    ]);
-    assert!(
-        !o.status.success()
-            && stderr(&o).contains("no tensor named \"input\"")
-            && stderr(&o).contains("images"),
-        "{}",
-        stderr(&o)
-    );
-    // Wrong rank.
     let flat = tmp("flat.safetensors");
     write_tensors(&flat, &[("input".into(), x.reshape(&[2, 3072]).unwrap())]).unwrap();
-    let o = residual(&[
-        "predict",
-        "--model",
-        "resnet18",
-        "--weights",
-        w,
-        "--input",
-        flat.to_str().unwrap(),
-        "--output",
-        out,
-    ]);
-    assert!(
-        !o.status.success()
-            && stderr(&o).contains("[N, C, H, W]")
-            && stderr(&o).contains("[2, 3072]"),
-        "{}",
-        stderr(&o)
-    );
-    // A corrupt input file.
-    std::fs::write(&flat, b"garbage").unwrap();
-    let o = residual(&[
-        "predict",
-        "--model",
-        "resnet18",
-        "--weights",
-        w,
-        "--input",
-        flat.to_str().unwrap(),
-        "--output",
-        out,
-    ]);
-    assert!(
-        !o.status.success() && stderr(&o).contains("not a valid safetensors file"),
-        "{}",
-        stderr(&o)
-    );
+    let garbage = tmp("garbage.safetensors");
+    std::fs::write(&garbage, b"garbage").unwrap();
+    let missing = PathBuf::from("/no/such.safetensors");
+    let cases: [(&Path, &Path, &[&str]); 5] = [
+        // Weights for 5 classes into the default 1000-class head: the strict load names the keys.
+        (&weights, &input, &["fc.weight", "[5, 512]"]),
+        (&missing, &input, &["/no/such.safetensors"]),
+        (&weights, &other, &["no tensor named \"input\"", "images"]),
+        (&weights, &flat, &["[N, C, H, W]", "[2, 3072]"]),
+        (&weights, &garbage, &["not a valid safetensors file"]),
+    ];
+    for (w, i, needles) in cases {
+        let o = predict(w, i, &output, &[]);
+        assert!(
+            !o.status.success(),
+            "{} {} should fail",
+            w.display(),
+            i.display()
+        );
+        for n in needles {
+            assert!(stderr(&o).contains(n), "{n}: {}", stderr(&o));
+        }
+    }
 }
 
 #[test]

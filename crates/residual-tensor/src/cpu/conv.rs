@@ -223,43 +223,102 @@ fn chunks(n: usize, nb: usize) -> impl Iterator<Item = (usize, usize)> {
         .map(move |n0| (n0, nb.min(n - n0)))
 }
 
+/// Reusable buffers of one kernel call: the im2col columns `[K, nb * P]`
+/// (unused by a direct 1x1 convolution) and a gathered output block `[opg, nb * P]`.
+struct Scratch {
+    direct: bool,
+    cols: Vec<f32>,
+    block: Vec<f32>,
+}
+
+impl Scratch {
+    fn new(g: &Conv2dGeometry, d: Dims) -> Self {
+        let direct = is_pointwise(g) && d.nb == 1;
+        let cols = if direct {
+            Vec::new()
+        } else {
+            vec![0.0; d.k * d.nb * d.p]
+        };
+        let block = if d.nb > 1 {
+            vec![0.0; d.opg * d.nb * d.p]
+        } else {
+            Vec::new()
+        };
+        Scratch {
+            direct,
+            cols,
+            block,
+        }
+    }
+}
+
+/// Group `grp`'s weight `[opg, K]`.
+fn group_weight(w: &[f32], d: Dims, grp: usize) -> &[f32] {
+    &w[grp * d.opg * d.k..][..d.opg * d.k]
+}
+
+/// The input of a chunk and group as the GEMM's `[K, nb * P]` operand: the
+/// input itself for a direct 1x1 convolution, its im2col otherwise.
+#[allow(clippy::too_many_arguments)]
+fn input_matrix<'a>(
+    x: &'a [f32],
+    cols: &'a mut [f32],
+    direct: bool,
+    g: &Conv2dGeometry,
+    d: Dims,
+    n0: usize,
+    nb: usize,
+    grp: usize,
+) -> &'a [f32] {
+    if direct {
+        &x[(n0 * g.c_in + grp * d.cpg) * d.x_plane..][..d.cpg * d.x_plane]
+    } else {
+        im2col(x, g, d, n0, nb, grp, cols);
+        cols
+    }
+}
+
+/// An output-shaped tensor (`dy`) of a chunk and group as `[opg, nb * P]`:
+/// a slice for one sample, gathered into `block` for several.
+#[allow(clippy::too_many_arguments)]
+fn output_matrix<'a>(
+    t: &'a [f32],
+    block: &'a mut [f32],
+    g: &Conv2dGeometry,
+    d: Dims,
+    n0: usize,
+    nb: usize,
+    grp: usize,
+) -> &'a [f32] {
+    if nb == 1 {
+        &t[(n0 * g.c_out + grp * d.opg) * d.p..][..d.opg * d.p]
+    } else {
+        gather_out(t, g, d, n0, nb, grp, block);
+        block
+    }
+}
+
 /// Forward: `y[chunk, grp] = w[grp] @ im2col(x[chunk, grp])`.
 pub fn forward(x: &[f32], w: &[f32], g: &Conv2dGeometry) -> Vec<f32> {
     let d = dims(g);
     let mut y = vec![0.0; g.n * g.c_out * d.p];
-    let direct = is_pointwise(g) && d.nb == 1;
-    let mut cols = if direct {
-        Vec::new()
-    } else {
-        vec![0.0; d.k * d.nb * d.p]
-    };
-    let mut tmp = if d.nb > 1 {
-        vec![0.0; d.opg * d.nb * d.p]
-    } else {
-        Vec::new()
-    };
+    let mut s = Scratch::new(g, d);
     for (n0, nb) in chunks(g.n, d.nb) {
         for grp in 0..g.p.groups {
             let ws = MatRef {
-                data: &w[grp * d.opg * d.k..][..d.opg * d.k],
+                data: group_weight(w, d, grp),
                 trans: false,
             };
-            let b: &[f32] = if direct {
-                &x[(n0 * g.c_in + grp * d.cpg) * d.x_plane..][..d.cpg * d.x_plane]
-            } else {
-                im2col(x, g, d, n0, nb, grp, &mut cols);
-                &cols
-            };
             let b = MatRef {
-                data: b,
+                data: input_matrix(x, &mut s.cols, s.direct, g, d, n0, nb, grp),
                 trans: false,
             };
             if nb == 1 {
                 let ys = &mut y[(n0 * g.c_out + grp * d.opg) * d.p..][..d.opg * d.p];
                 sgemm(d.opg, d.k, d.p, 1.0, ws, b, 0.0, ys);
             } else {
-                sgemm(d.opg, d.k, nb * d.p, 1.0, ws, b, 0.0, &mut tmp);
-                scatter_out(&tmp, g, d, n0, nb, grp, &mut y);
+                sgemm(d.opg, d.k, nb * d.p, 1.0, ws, b, 0.0, &mut s.block);
+                scatter_out(&s.block, g, d, n0, nb, grp, &mut y);
             }
         }
     }
@@ -270,39 +329,23 @@ pub fn forward(x: &[f32], w: &[f32], g: &Conv2dGeometry) -> Vec<f32> {
 pub fn backward_input(dy: &[f32], w: &[f32], g: &Conv2dGeometry) -> Vec<f32> {
     let d = dims(g);
     let mut dx = vec![0.0; g.n * g.c_in * d.x_plane];
-    let direct = is_pointwise(g) && d.nb == 1;
-    let mut cols = if direct {
-        Vec::new()
-    } else {
-        vec![0.0; d.k * d.nb * d.p]
-    };
-    let mut tmp = if d.nb > 1 {
-        vec![0.0; d.opg * d.nb * d.p]
-    } else {
-        Vec::new()
-    };
+    let mut s = Scratch::new(g, d);
     for (n0, nb) in chunks(g.n, d.nb) {
         for grp in 0..g.p.groups {
             let wt = MatRef {
-                data: &w[grp * d.opg * d.k..][..d.opg * d.k],
+                data: group_weight(w, d, grp),
                 trans: true,
             };
-            let dys: &[f32] = if nb == 1 {
-                &dy[(n0 * g.c_out + grp * d.opg) * d.p..][..d.opg * d.p]
-            } else {
-                gather_out(dy, g, d, n0, nb, grp, &mut tmp);
-                &tmp
-            };
             let dys = MatRef {
-                data: dys,
+                data: output_matrix(dy, &mut s.block, g, d, n0, nb, grp),
                 trans: false,
             };
-            if direct {
+            if s.direct {
                 let dxs = &mut dx[(n0 * g.c_in + grp * d.cpg) * d.x_plane..][..d.cpg * d.x_plane];
                 sgemm(d.k, d.opg, d.p, 1.0, wt, dys, 0.0, dxs);
             } else {
-                sgemm(d.k, d.opg, nb * d.p, 1.0, wt, dys, 0.0, &mut cols);
-                col2im(&cols, g, d, n0, nb, grp, &mut dx);
+                sgemm(d.k, d.opg, nb * d.p, 1.0, wt, dys, 0.0, &mut s.cols);
+                col2im(&s.cols, g, d, n0, nb, grp, &mut dx);
             }
         }
     }
@@ -313,49 +356,20 @@ pub fn backward_input(dy: &[f32], w: &[f32], g: &Conv2dGeometry) -> Vec<f32> {
 pub fn backward_weight(x: &[f32], dy: &[f32], g: &Conv2dGeometry) -> Vec<f32> {
     let d = dims(g);
     let mut dw = vec![0.0; g.c_out * d.k];
-    let direct = is_pointwise(g) && d.nb == 1;
-    let mut cols = if direct {
-        Vec::new()
-    } else {
-        vec![0.0; d.k * d.nb * d.p]
-    };
-    let mut tmp = if d.nb > 1 {
-        vec![0.0; d.opg * d.nb * d.p]
-    } else {
-        Vec::new()
-    };
+    let mut s = Scratch::new(g, d);
     for (i, (n0, nb)) in chunks(g.n, d.nb).enumerate() {
         for grp in 0..g.p.groups {
-            let b: &[f32] = if direct {
-                &x[(n0 * g.c_in + grp * d.cpg) * d.x_plane..][..d.cpg * d.x_plane]
-            } else {
-                im2col(x, g, d, n0, nb, grp, &mut cols);
-                &cols
+            let b = MatRef {
+                data: input_matrix(x, &mut s.cols, s.direct, g, d, n0, nb, grp),
+                trans: true,
             };
-            let dys: &[f32] = if nb == 1 {
-                &dy[(n0 * g.c_out + grp * d.opg) * d.p..][..d.opg * d.p]
-            } else {
-                gather_out(dy, g, d, n0, nb, grp, &mut tmp);
-                &tmp
+            let dys = MatRef {
+                data: output_matrix(dy, &mut s.block, g, d, n0, nb, grp),
+                trans: false,
             };
             let dws = &mut dw[grp * d.opg * d.k..][..d.opg * d.k];
             let beta = if i == 0 { 0.0 } else { 1.0 };
-            sgemm(
-                d.opg,
-                nb * d.p,
-                d.k,
-                1.0,
-                MatRef {
-                    data: dys,
-                    trans: false,
-                },
-                MatRef {
-                    data: b,
-                    trans: true,
-                },
-                beta,
-                dws,
-            );
+            sgemm(d.opg, nb * d.p, d.k, 1.0, dys, b, beta, dws);
         }
     }
     dw

@@ -1,6 +1,6 @@
 //! The one GEMM entry point of the CPU backend. Everything that multiplies
 //! matrices (matmul, convolution) calls [`sgemm`], so the kernel behind it
-//! (today `matrixmultiply` with its thread pool) can be swapped in one place.
+//! (today single-threaded `matrixmultiply` blocks on rayon's threads) can be swapped in one place.
 
 use crate::backend::MatmulSpec;
 use rayon::prelude::*;
@@ -14,8 +14,17 @@ pub struct MatRef<'a> {
     pub trans: bool,
 }
 
+/// Products below this many multiply-adds run on one thread.
+const PARALLEL_MIN_MACS: usize = 1 << 18;
+
 /// `c[m, n] = alpha * op(a)[m, k] @ op(b)[k, n] + beta * c`, all dense row-major
 /// (`a` stored `[m, k]`, or `[k, m]` when transposed; likewise `b`).
+///
+/// Large products are split into one block of C per rayon thread (along the
+/// longer side of C), each computed by single-threaded `matrixmultiply`. Using
+/// rayon's threads rather than a second pool keeps the two cores from being
+/// fought over by two schedulers, and a conv already inside a rayon task
+/// simply runs its GEMM there.
 #[allow(clippy::too_many_arguments)]
 pub fn sgemm(
     m: usize,
@@ -27,7 +36,10 @@ pub fn sgemm(
     beta: f32,
     c: &mut [f32],
 ) {
-    debug_assert!(a.data.len() >= m * k && b.data.len() >= k * n && c.len() >= m * n);
+    assert!(
+        a.data.len() >= m * k && b.data.len() >= k * n && c.len() >= m * n,
+        "sgemm: operand too small"
+    );
     if m == 0 || n == 0 {
         return;
     }
@@ -35,61 +47,55 @@ pub fn sgemm(
         c[..m * n].iter_mut().for_each(|v| *v *= beta);
         return;
     }
-    let (rsa, csa) = if a.trans {
-        (1, m as isize)
-    } else {
-        (k as isize, 1)
-    };
-    let (rsb, csb) = if b.trans {
-        (1, k as isize)
-    } else {
-        (n as isize, 1)
-    };
-    // matrixmultiply splits its threads over blocks of rows of C: a wide,
-    // short product (a conv with few output channels and many pixels) gets
-    // one block and one thread. Compute those as C^T = B^T A^T instead,
-    // writing C through transposed strides.
-    let swap = m < n && m < 256;
-    // SAFETY: the slices hold at least m*k, k*n and m*n elements (asserted
-    // above in debug builds and guaranteed by every caller's shapes), and the
-    // strides describe dense matrices inside them, read or written transposed.
-    unsafe {
-        if swap {
+    let (rsa, csa) = if a.trans { (1, m) } else { (k, 1) };
+    let (rsb, csb) = if b.trans { (1, k) } else { (n, 1) };
+    // Addresses as integers so that tasks can share them; every task writes a
+    // disjoint block of C.
+    let (pa, pb, pc) = (
+        a.data.as_ptr() as usize,
+        b.data.as_ptr() as usize,
+        c.as_mut_ptr() as usize,
+    );
+    // One block: rows r0..r0+rows and columns c0..c0+cols of C.
+    let block = |r0: usize, rows: usize, c0: usize, cols: usize| {
+        // SAFETY: the asserted lengths cover every element the strides reach
+        // for rows r0..r0+rows of op(a), columns c0..c0+cols of op(b) and that
+        // block of c; blocks of concurrent tasks do not overlap.
+        unsafe {
             matrixmultiply::sgemm(
-                n,
+                rows,
                 k,
-                m,
+                cols,
                 alpha,
-                b.data.as_ptr(),
-                csb,
-                rsb,
-                a.data.as_ptr(),
-                csa,
-                rsa,
+                (pa as *const f32).add(r0 * rsa),
+                rsa as isize,
+                csa as isize,
+                (pb as *const f32).add(c0 * csb),
+                rsb as isize,
+                csb as isize,
                 beta,
-                c.as_mut_ptr(),
-                1,
-                n as isize,
-            );
-        } else {
-            matrixmultiply::sgemm(
-                m,
-                k,
-                n,
-                alpha,
-                a.data.as_ptr(),
-                rsa,
-                csa,
-                b.data.as_ptr(),
-                rsb,
-                csb,
-                beta,
-                c.as_mut_ptr(),
+                (pc as *mut f32).add(r0 * n + c0),
                 n as isize,
                 1,
             );
         }
+    };
+    let threads = rayon::current_num_threads();
+    if threads <= 1 || m * n * k < PARALLEL_MIN_MACS {
+        block(0, m, 0, n);
+        return;
     }
+    let long = m.max(n);
+    let step = long.div_ceil(threads).next_multiple_of(16).min(long);
+    let parts = long.div_ceil(step);
+    (0..parts).into_par_iter().for_each(|j| {
+        let (start, len) = (j * step, step.min(long - j * step));
+        if n >= m {
+            block(0, m, start, len);
+        } else {
+            block(start, len, 0, n);
+        }
+    });
 }
 
 /// Batched product for the `matmul` kernel: `[batch, m, n]`.
