@@ -33,6 +33,9 @@ enum Kind {
     ConvBwd(Conv2dGeometry),
     /// Evaluation-mode forward of a zoo model: (name, batch, input size).
     Infer(&'static str, usize, usize),
+    /// One f32 training step (forward, cross-entropy, backward, AdamW) of a zoo
+    /// model with 10 classes: (name, batch, input size).
+    Train(&'static str, usize, usize),
 }
 
 struct Case {
@@ -145,13 +148,30 @@ fn cases() -> Vec<Case> {
             flops: 2.0 * macs as f64 * batch as f64,
         });
     }
+    for (model, batch, size) in [("resnet18", 64, 32), ("resnet50", 16, 224)] {
+        let opts = residual_zoo::ModelOptions {
+            num_classes: Some(10),
+            ..Default::default()
+        };
+        let m = residual_zoo::build(model, opts, 0, &Device::cpu()).expect("zoo model");
+        let macs = m
+            .summary(model, [3, size, size])
+            .expect("summary")
+            .total_macs();
+        v.push(Case {
+            name: format!("train {model} b{batch} {size} f32"),
+            kind: Kind::Train(model, batch, size),
+            // forward + backward (input and weight gradients): 3x the forward.
+            flops: 3.0 * 2.0 * macs as f64 * batch as f64,
+        });
+    }
     v
 }
 
 /// Images per case run (for img/s), 0 for kernel cases.
 fn images(k: &Kind) -> usize {
     match k {
-        Kind::Infer(_, b, _) => *b,
+        Kind::Infer(_, b, _) | Kind::Train(_, b, _) => *b,
         _ => 0,
     }
 }
@@ -246,6 +266,31 @@ fn run_case(c: &Case, dev: &Device) -> f64 {
                 })
             })
         }
+        Kind::Train(model, batch, size) => {
+            use residual_nn::Module;
+            use residual_train::optim::{Optimizer, OptimizerConfig};
+            let opts = residual_zoo::ModelOptions {
+                num_classes: Some(10),
+                ..Default::default()
+            };
+            let m = residual_zoo::build(model, opts, 0, dev).unwrap();
+            let mut opt = Optimizer::new(
+                OptimizerConfig::adamw(),
+                residual_nn::named_tensors(&m),
+                false,
+            );
+            let x = Tensor::randn([*batch, 3, *size, *size], 0.0, 1.0, 7, dev).unwrap();
+            let labels: Vec<usize> = (0..*batch).map(|i| i % 10).collect();
+            timed(|| {
+                let loss = m
+                    .forward(&x, residual_nn::Mode::Train)
+                    .unwrap()
+                    .cross_entropy(&labels, 0.0)
+                    .unwrap();
+                let grads = loss.backward().unwrap();
+                opt.step(&grads, 1e-3).unwrap();
+            })
+        }
         Kind::ConvBwd(g) => {
             let x = Tensor::randn([g.n, g.c_in, g.h, g.w], 0.0, 1.0, 3, dev).unwrap();
             let w = Tensor::randn([g.c_out, g.c_in, g.kh, g.kw], 0.0, 0.1, 4, dev).unwrap();
@@ -279,6 +324,9 @@ fn torch_figures(cases: &[&Case], threads: usize) -> Result<HashMap<String, Valu
             Kind::Sgemm(n) | Kind::SgemmGemmCrate(n) => {
                 json!({"case": c.name, "kind": "sgemm", "n": n, "flops": c.flops})
             }
+            Kind::Train(model, batch, size) => json!({
+                "case": c.name, "kind": "train", "model": model, "batch": batch, "size": size, "flops": c.flops,
+            }),
             Kind::Infer(model, batch, size) => json!({
                 "case": c.name, "kind": "infer", "model": model, "batch": batch, "size": size, "flops": c.flops,
             }),

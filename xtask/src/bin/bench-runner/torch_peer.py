@@ -50,6 +50,22 @@ def ort_infer(model, x):
 for case in json.load(sys.stdin):
     k = case["kind"]
     extra = {}
+    if k == "train":
+        import torchvision
+        model = getattr(torchvision.models, case["model"])(num_classes=10).train()
+        opt = torch.optim.AdamW(model.parameters(), lr=1e-3)
+        x = torch.randn(case["batch"], 3, case["size"], case["size"])
+        y = torch.arange(case["batch"]) % 10
+
+        def step():
+            opt.zero_grad(set_to_none=True)
+            torch.nn.functional.cross_entropy(model(x), y).backward()
+            opt.step()
+
+        secs = timed(step)
+        print(json.dumps({"case": case["case"], "torch_gflops": case["flops"] / secs / 1e9,
+                          "torch_version": torch.__version__}), flush=True)
+        continue
     if k == "infer":
         import torchvision
         model = getattr(torchvision.models, case["model"])().eval()
