@@ -1,5 +1,6 @@
 //! `residual`: the command-line front end.
 
+mod eval;
 mod predict;
 mod summary;
 mod train;
@@ -26,6 +27,8 @@ enum Command {
     Summary(summary::Args),
     /// Run a model in evaluation mode on a tensor stored in a safetensors file.
     Predict(predict::Args),
+    /// Accuracy and loss of saved weights on a dataset's test split.
+    Eval(eval::Args),
     /// Train a model (default: ResNet-20 on the MNIST digits shipped in the repository).
     Train(train::Args),
 }
@@ -36,6 +39,7 @@ fn main() -> ExitCode {
         Command::Summary(a) => summary::run(a),
         Command::Predict(a) => predict::run(a),
         Command::Train(a) => train::run(a),
+        Command::Eval(a) => eval::run(a),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -69,7 +69,7 @@ pub struct Args {
 /// The train and test splits of a `--data` spec.
 type Splits = (Arc<dyn Dataset>, Arc<dyn Dataset>);
 
-fn datasets(spec: &str) -> Result<Splits, Error> {
+pub fn datasets(spec: &str) -> Result<Splits, Error> {
     let (kind, dir) = spec
         .split_once(':')
         .map_or((spec, None), |(k, d)| (k, Some(d)));
@@ -152,6 +152,14 @@ fn config(a: &Args, steps_per_epoch: u64) -> Result<TrainConfig, Error> {
         ],
         log_every: a.log_every,
     })
+}
+
+/// The preprocessing `residual train` applies to MNIST (and `residual eval` expects).
+pub fn mnist_normalize() -> Transform {
+    Transform::Normalize {
+        mean: vec![0.13],
+        std: vec![0.33],
+    }
 }
 
 fn io(path: &Path, e: std::io::Error) -> Error {

@@ -168,3 +168,29 @@ fn train_rejects_bad_flags_with_clear_errors() {
         assert!(help.contains(flag), "--help documents {flag}");
     }
 }
+
+#[test]
+fn eval_reports_accuracy_and_rejects_foreign_weights() {
+    let dev = Device::cpu();
+    let opts = ModelOptions {
+        in_channels: Some(1),
+        ..Default::default()
+    };
+    let model = build("resnet20", opts, 1, &dev).unwrap();
+    let weights = tmp("r20.safetensors");
+    save_safetensors(&model, &weights).unwrap();
+    let w = weights.to_str().unwrap();
+    let o = residual(&["eval", "--model", "resnet20", "--weights", w]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        out.contains("2004 test samples") && out.contains("accuracy"),
+        "{out}"
+    );
+    let o = residual(&["eval", "--model", "resnet32", "--weights", w]);
+    assert!(
+        !o.status.success() && stderr(&o).contains("layer1.3.conv1.weight"),
+        "{}",
+        stderr(&o)
+    );
+}

@@ -207,37 +207,17 @@ impl Trainer {
         Ok(out.into_iter().map(|(l, s)| (l, s.sqrt() as f32)).collect())
     }
 
-    /// Mean loss and accuracy on `data` in evaluation mode.
+    /// Mean loss and accuracy on `data` in evaluation mode, with the run's
+    /// preprocessing (its transforms without the random augmentation).
     pub fn evaluate(&self, data: Arc<dyn Dataset>, batch_size: usize) -> Result<EvalStats> {
-        let mut loader = DataLoader::new(data, batch_size, false, false, 0)?;
-        // The same preprocessing as training, without the random augmentation.
-        loader.transforms = self
+        let prep: Vec<Transform> = self
             .config
             .transforms
             .iter()
             .filter(|t| !t.is_augmentation())
             .cloned()
             .collect();
-        let order = loader.order(0);
-        let (mut loss_sum, mut correct, mut n) = (0.0f64, 0usize, 0usize);
-        for b in 0..loader.batches() {
-            let batch = loader.batch(&order, 0, b, &self.dev)?;
-            let logits = no_grad(|| self.model.forward(&batch.images, Mode::Eval))?;
-            let loss = no_grad(|| logits.cross_entropy(&batch.labels, 0.0))?.to_scalar()?;
-            let k = batch.labels.len();
-            loss_sum += loss as f64 * k as f64;
-            correct += logits
-                .argmax(1)?
-                .iter()
-                .zip(&batch.labels)
-                .filter(|(p, l)| p == l)
-                .count();
-            n += k;
-        }
-        Ok(EvalStats {
-            loss: (loss_sum / n.max(1) as f64) as f32,
-            acc: correct as f32 / n.max(1) as f32,
-        })
+        evaluate(&self.model, data, &prep, batch_size, &self.dev)
     }
 
     /// Saves weights and training state to `dir`.
@@ -278,4 +258,37 @@ impl std::fmt::Debug for Trainer {
             .field("epoch", &self.epoch)
             .finish_non_exhaustive()
     }
+}
+
+/// Mean cross-entropy and accuracy of `model` on `data` in evaluation mode,
+/// after `transforms` (preprocessing only: no augmentation belongs here).
+pub fn evaluate(
+    model: &dyn Module,
+    data: Arc<dyn Dataset>,
+    transforms: &[Transform],
+    batch_size: usize,
+    dev: &Device,
+) -> Result<EvalStats> {
+    let mut loader = DataLoader::new(data, batch_size, false, false, 0)?;
+    loader.transforms = transforms.to_vec();
+    let order = loader.order(0);
+    let (mut loss_sum, mut correct, mut n) = (0.0f64, 0usize, 0usize);
+    for b in 0..loader.batches() {
+        let batch = loader.batch(&order, 0, b, dev)?;
+        let logits = no_grad(|| model.forward(&batch.images, Mode::Eval))?;
+        let loss = no_grad(|| logits.cross_entropy(&batch.labels, 0.0))?.to_scalar()?;
+        let k = batch.labels.len();
+        loss_sum += loss as f64 * k as f64;
+        correct += logits
+            .argmax(1)?
+            .iter()
+            .zip(&batch.labels)
+            .filter(|(p, l)| p == l)
+            .count();
+        n += k;
+    }
+    Ok(EvalStats {
+        loss: (loss_sum / n.max(1) as f64) as f32,
+        acc: correct as f32 / n.max(1) as f32,
+    })
 }

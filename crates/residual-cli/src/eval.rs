@@ -1,0 +1,53 @@
+//! `residual eval`: accuracy and loss of saved weights on a dataset's test split.
+
+use crate::train::{datasets, mnist_normalize};
+use residual_nn::weights::load_safetensors;
+use residual_tensor::{Device, Error};
+use residual_train::trainer::evaluate;
+use residual_zoo::{build, ModelOptions};
+use std::path::PathBuf;
+
+/// Arguments of `residual eval`.
+#[derive(clap::Args)]
+pub struct Args {
+    /// Zoo model the weights belong to (e.g. resnet20).
+    #[arg(long)]
+    model: String,
+    /// Weights as safetensors (e.g. runs/mnist/model.safetensors); strict load.
+    #[arg(long)]
+    weights: PathBuf,
+    /// Data: `mnist` (the digits shipped in the repository) or `mnist:DIR`; its test split is used,
+    /// with `residual train`'s preprocessing.
+    #[arg(long, default_value = "mnist")]
+    data: String,
+    /// Samples per batch.
+    #[arg(long, default_value_t = 256)]
+    batch_size: usize,
+}
+
+/// Loads the weights and prints accuracy and loss.
+pub fn run(a: Args) -> Result<(), Error> {
+    let dev = Device::cpu();
+    let (_, test) = datasets(&a.data)?;
+    if a.batch_size == 0 {
+        return Err(Error::arg("eval", "--batch-size must be at least 1"));
+    }
+    let [c, _, _] = test.shape();
+    let opts = ModelOptions {
+        num_classes: Some(test.classes()),
+        in_channels: Some(c),
+        ..Default::default()
+    };
+    let model = build(&a.model, opts, 0, &dev)?;
+    load_safetensors(&model, &a.weights, true)?;
+    let n = test.len();
+    let ev = evaluate(&model, test, &[mnist_normalize()], a.batch_size, &dev)?;
+    println!(
+        "{} on {} ({n} test samples): accuracy {:.2}%, loss {:.4}",
+        a.model,
+        a.data,
+        ev.acc * 100.0,
+        ev.loss
+    );
+    Ok(())
+}
