@@ -71,6 +71,10 @@ pub struct StepStats {
     /// Per-layer gradient norms, input to output, every `log_every` steps.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub layer_grad_norms: Option<Vec<(String, f32)>>,
+    /// Per-layer weight mean and standard deviation `(layer, mean, std)` of the
+    /// weight tensors (rank >= 2), every `log_every` steps.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub layer_weight_stats: Option<Vec<(String, f32, f32)>>,
 }
 
 /// Loss and accuracy over a dataset.
@@ -155,6 +159,7 @@ impl Trainer {
             let layer_grad_norms = detailed
                 .then(|| self.layer_grad_norms(&grads))
                 .transpose()?;
+            let layer_weight_stats = detailed.then(|| self.layer_weight_stats()).transpose()?;
             let grad_norm = match self.config.clip_grad_norm {
                 Some(max) => clip_grad_norm(&mut grads, max)?,
                 None => clip_grad_norm(&mut grads, f32::INFINITY)?,
@@ -181,6 +186,7 @@ impl Trainer {
                 img_per_s: batch.labels.len() as f32 / t0.elapsed().as_secs_f32(),
                 grad_norm,
                 layer_grad_norms,
+                layer_weight_stats,
             });
         }
         self.epoch += 1;
@@ -205,6 +211,27 @@ impl Trainer {
             }
         }
         Ok(out.into_iter().map(|(l, s)| (l, s.sqrt() as f32)).collect())
+    }
+
+    /// Mean and standard deviation of each layer's weight (conv and linear weights).
+    fn layer_weight_stats(&self) -> Result<Vec<(String, f32, f32)>> {
+        let mut out = Vec::new();
+        for (name, p) in self.optimizer.params() {
+            let w = p.get();
+            if w.rank() < 2 {
+                continue;
+            }
+            let v = w.to_vec()?;
+            let n = v.len().max(1) as f64;
+            let mean = v.iter().map(|&x| x as f64).sum::<f64>() / n;
+            let var = v.iter().map(|&x| (x as f64 - mean).powi(2)).sum::<f64>() / n;
+            let layer = name
+                .rsplit_once('.')
+                .map_or(name.as_str(), |(l, _)| l)
+                .to_string();
+            out.push((layer, mean as f32, var.sqrt() as f32));
+        }
+        Ok(out)
     }
 
     /// Mean loss and accuracy on `data` in evaluation mode, with the run's
