@@ -3,7 +3,8 @@
 
 use crate::block::{residual_add, shape_mismatch, Norm};
 use residual_nn::{Activation, BnMode, Conv2d, Mode, Module, Param};
-use residual_tensor::{is_grad_enabled, Error, Result, Shape, Tensor, TensorId};
+use residual_tensor::backend::Conv2dGeometry;
+use residual_tensor::{is_grad_enabled, Result, Shape, Tensor, TensorId};
 use std::sync::Mutex;
 
 /// Folded weights and the parameter versions they were computed from.
@@ -124,38 +125,6 @@ impl ConvNorm {
 
 /// The output shape of `conv` on an input of shape `x` (`[N, C, H, W]`).
 pub fn conv_output_shape(conv: &Conv2d, x: &Shape) -> Result<Shape> {
-    let w = conv.weight.get();
-    let d = w.dims();
-    let p = conv.params;
-    if x.rank() != 4 {
-        return Err(Error::shape(
-            "conv2d",
-            format!("expected input [N, C, H, W], got {x}"),
-        ));
-    }
-    let span = |len: usize, pad: usize, k: usize, dil: usize, s: usize| -> Result<usize> {
-        let eff = dil * (k - 1) + 1;
-        if len + pad < eff {
-            return Err(Error::shape(
-                "conv2d",
-                format!("input {x} is too small for a {}x{} convolution", d[2], d[3]),
-            ));
-        }
-        Ok((len + pad - eff) / s + 1)
-    };
-    let oh = span(
-        x.dims()[2],
-        p.padding[0] + p.padding[1],
-        d[2],
-        p.dilation.0,
-        p.stride.0,
-    )?;
-    let ow = span(
-        x.dims()[3],
-        p.padding[2] + p.padding[3],
-        d[3],
-        p.dilation.1,
-        p.stride.1,
-    )?;
-    Ok(Shape::new([x.dims()[0], d[0], oh, ow]))
+    let g = Conv2dGeometry::new(x, conv.weight.get().shape(), &conv.params)?;
+    Ok(Shape::new([g.n, g.c_out, g.oh, g.ow]))
 }

@@ -6,7 +6,8 @@ use crate::conv_norm::ConvNorm;
 use crate::summary::{Summary, SummaryRow};
 use residual_nn::init::SeedSequence;
 use residual_nn::*;
-use residual_tensor::{Device, Error, Pool2dParams, Result, Tensor};
+use residual_tensor::backend::Conv2dGeometry;
+use residual_tensor::{Device, Error, Pool2dParams, Result, Shape, Tensor};
 
 /// A ResNet built from a [`ResNetConfig`]; parameter names are torchvision's
 /// (`conv1.weight`, `layer1.0.bn1.running_mean`, `fc.bias`, ...).
@@ -211,43 +212,12 @@ fn norm_name(n: &Norm) -> &'static str {
     }
 }
 
-/// Output size and MACs of a convolution on an `h x w` input.
+/// Output size and MACs of a convolution on one `h x w` sample.
 fn conv_cost(conv: &Conv2d, h: usize, w: usize) -> Result<(usize, usize, u64)> {
     let wt = conv.weight.get();
-    let d = wt.dims();
-    let p = conv.params;
-    let span =
-        |len: usize, pad0: usize, pad1: usize, k: usize, dil: usize, s: usize| -> Result<usize> {
-            let eff = dil * (k - 1) + 1;
-            let padded = len + pad0 + pad1;
-            if padded < eff {
-                return Err(Error::shape(
-                    "summary",
-                    format!(
-                        "input {h}x{w} is too small for a {}x{} convolution",
-                        d[2], d[3]
-                    ),
-                ));
-            }
-            Ok((padded - eff) / s + 1)
-        };
-    let oh = span(
-        h,
-        p.padding[0],
-        p.padding[1],
-        d[2],
-        p.dilation.0,
-        p.stride.0,
-    )?;
-    let ow = span(
-        w,
-        p.padding[2],
-        p.padding[3],
-        d[3],
-        p.dilation.1,
-        p.stride.1,
-    )?;
-    Ok((oh, ow, (d[0] * oh * ow * d[1] * d[2] * d[3]) as u64))
+    let c_in = wt.dims()[1] * conv.params.groups;
+    let g = Conv2dGeometry::new(&Shape::new([1, c_in, h, w]), wt.shape(), &conv.params)?;
+    Ok((g.oh, g.ow, g.macs()))
 }
 
 /// Parameters of a module (trainable and frozen, not buffers), as PyTorch's `parameters()`.

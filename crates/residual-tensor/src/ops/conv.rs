@@ -66,6 +66,21 @@ pub(crate) fn conv_geometry(x: &Shape, w: &Shape, p: &Conv2dParams) -> Result<Co
     })
 }
 
+impl Conv2dGeometry {
+    /// Checks a convolution of an input of shape `x` (`[N, C, H, W]`) with a
+    /// weight of shape `w` and resolves every size, as `conv2d` does: the
+    /// output is `[n, c_out, oh, ow]`. Errors name the shapes.
+    pub fn new(x: &Shape, w: &Shape, p: &Conv2dParams) -> Result<Self> {
+        conv_geometry(x, w, p)
+    }
+
+    /// Multiply-accumulates of the whole call.
+    pub fn macs(&self) -> u64 {
+        (self.n * self.c_out * self.oh * self.ow * (self.c_in / self.p.groups) * self.kh * self.kw)
+            as u64
+    }
+}
+
 impl Tensor {
     /// 2-D cross-correlation as PyTorch's `F.conv2d`: `self: [N, C_in, H, W]`,
     /// `weight: [C_out, C_in/groups, kH, kW]`, optional `bias: [C_out]`.
