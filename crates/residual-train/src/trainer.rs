@@ -75,6 +75,10 @@ pub struct StepStats {
     /// weight tensors (rank >= 2), every `log_every` steps.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub layer_weight_stats: Option<Vec<(String, f32, f32)>>,
+    /// Fraction of exactly-zero outputs after the stem and each block (units a
+    /// ReLU switched off), input to output, every `log_every` steps.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub zero_activations: Option<Vec<(String, f32)>>,
 }
 
 /// Loss and accuracy over a dataset.
@@ -151,11 +155,16 @@ impl Trainer {
         for b in 0..batches {
             let t0 = Instant::now();
             let batch = self.train.batch(&order, self.epoch, b, &self.dev)?;
-            let logits = self.model.forward(&batch.images, Mode::Train)?;
-            let loss = logits.cross_entropy(&batch.labels, self.config.label_smoothing)?;
-            let mut grads = loss.backward()?;
             let step = self.optimizer.steps() + 1;
             let detailed = self.config.log_every > 0 && step % self.config.log_every == 0;
+            if detailed {
+                residual_zoo::monitor::start();
+            }
+            let logits = self.model.forward(&batch.images, Mode::Train);
+            let zero_activations = detailed.then(residual_zoo::monitor::take);
+            let logits = logits?;
+            let loss = logits.cross_entropy(&batch.labels, self.config.label_smoothing)?;
+            let mut grads = loss.backward()?;
             let layer_grad_norms = detailed
                 .then(|| self.layer_grad_norms(&grads))
                 .transpose()?;
@@ -187,6 +196,7 @@ impl Trainer {
                 grad_norm,
                 layer_grad_norms,
                 layer_weight_stats,
+                zero_activations,
             });
         }
         self.epoch += 1;

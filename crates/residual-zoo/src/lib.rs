@@ -9,6 +9,7 @@
 mod block;
 mod config;
 mod conv_norm;
+pub mod monitor;
 mod resnet;
 mod summary;
 

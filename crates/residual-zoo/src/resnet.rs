@@ -3,6 +3,7 @@
 use crate::block::{activation, Block, BlockSpec, Norm};
 use crate::config::{ResNetConfig, StemKind};
 use crate::conv_norm::ConvNorm;
+use crate::monitor;
 use crate::summary::{Summary, SummaryRow};
 use residual_nn::init::SeedSequence;
 use residual_nn::*;
@@ -97,12 +98,14 @@ impl ResNet {
             ));
         }
         let mut h = self.stem.forward_fused(x, mode, None, Some(self.act))?;
+        monitor::observe(|| "conv1".into(), &h)?;
         if let Some(p) = &self.maxpool {
             h = p.forward(&h, mode)?;
         }
-        for stage in &self.stages {
-            for block in stage {
+        for (i, stage) in self.stages.iter().enumerate() {
+            for (j, block) in stage.iter().enumerate() {
                 h = block.forward(&h, mode)?;
+                monitor::observe(|| format!("layer{}.{j}", i + 1), &h)?;
             }
         }
         Ok(h)
