@@ -84,9 +84,9 @@ impl Gradients {
     pub fn insert(&mut self, t: &Tensor, grad: Tensor) {
         self.map.insert(t.id(), grad);
     }
-    /// Inserts or replaces the gradient of the tensor with id `id`.
-    pub fn insert_id(&mut self, id: TensorId, grad: Tensor) {
-        self.map.insert(id, grad);
+    /// Every gradient, mutably (for scaling and clipping in place).
+    pub fn values_mut(&mut self) -> impl Iterator<Item = &mut Tensor> {
+        self.map.values_mut()
     }
     /// Number of gradients held.
     pub fn len(&self) -> usize {

@@ -6,9 +6,8 @@ use residual_tensor::{Gradients, Result};
 /// (factor `max_norm / (norm + 1e-6)`, applied only when it is below 1).
 /// Returns the norm before clipping.
 pub fn clip_grad_norm(grads: &mut Gradients, max_norm: f32) -> Result<f32> {
-    let entries: Vec<_> = grads.iter().map(|(id, t)| (*id, t.clone())).collect();
     let mut total = 0.0f64;
-    for (_, g) in &entries {
+    for (_, g) in grads.iter() {
         total += g
             .to_vec()?
             .iter()
@@ -18,8 +17,8 @@ pub fn clip_grad_norm(grads: &mut Gradients, max_norm: f32) -> Result<f32> {
     let norm = total.sqrt() as f32;
     let coef = max_norm / (norm + 1e-6);
     if coef < 1.0 {
-        for (id, g) in entries {
-            grads.insert_id(id, g.mul_scalar(coef)?);
+        for g in grads.values_mut() {
+            *g = g.mul_scalar(coef)?;
         }
     }
     Ok(norm)
@@ -27,9 +26,8 @@ pub fn clip_grad_norm(grads: &mut Gradients, max_norm: f32) -> Result<f32> {
 
 /// Clamps every gradient element to `[-clip, clip]`.
 pub fn clip_grad_value(grads: &mut Gradients, clip: f32) -> Result<()> {
-    let entries: Vec<_> = grads.iter().map(|(id, t)| (*id, t.clone())).collect();
-    for (id, g) in entries {
-        grads.insert_id(id, g.clamp(-clip.abs(), clip.abs())?);
+    for g in grads.values_mut() {
+        *g = g.clamp(-clip.abs(), clip.abs())?;
     }
     Ok(())
 }

@@ -36,18 +36,12 @@ impl GradScaler {
     /// inf or NaN (then the optimizer step must be skipped).
     pub fn unscale(&self, grads: &mut Gradients) -> Result<bool> {
         let inv = 1.0 / self.scale;
-        let ids: Vec<_> = grads.iter().map(|(id, t)| (*id, t.clone())).collect();
         let mut found_inf = false;
-        let mut updated = Vec::with_capacity(ids.len());
-        for (id, g) in ids {
-            let u = g.mul_scalar(inv)?;
+        for g in grads.values_mut() {
+            *g = g.mul_scalar(inv)?;
             if !found_inf {
-                found_inf = u.to_vec()?.iter().any(|v| !v.is_finite());
+                found_inf = g.to_vec()?.iter().any(|v| !v.is_finite());
             }
-            updated.push((id, u));
-        }
-        for (id, u) in updated {
-            grads.insert_id(id, u);
         }
         Ok(found_inf)
     }

@@ -2,7 +2,7 @@
 //! with batch norm folded into the convolution for inference.
 
 use crate::block::{residual_add, shape_mismatch, Norm};
-use residual_nn::{Activation, BnMode, Conv2d, Mode, Module, Param};
+use residual_nn::{Activation, Conv2d, Mode, Module, Param};
 use residual_tensor::backend::Conv2dGeometry;
 use residual_tensor::{is_grad_enabled, Result, Shape, Tensor, TensorId};
 use std::sync::Mutex;
@@ -76,7 +76,7 @@ impl ConvNorm {
         let Norm::Batch(bn) = &self.norm else {
             return Ok(None);
         };
-        if mode == Mode::Train && bn.mode != BnMode::Frozen {
+        if !bn.uses_running_stats(mode) {
             return Ok(None);
         }
         let params: Vec<&Param> = [

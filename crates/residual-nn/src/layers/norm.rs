@@ -59,10 +59,19 @@ impl BatchNorm2d {
     }
 }
 
+impl BatchNorm2d {
+    /// Whether a forward in `mode` normalises with the running statistics (a
+    /// fixed per-channel affine map) rather than batch statistics: evaluation,
+    /// or a frozen norm in any mode.
+    pub fn uses_running_stats(&self, mode: Mode) -> bool {
+        mode == Mode::Eval || self.mode == BnMode::Frozen
+    }
+}
+
 impl Module for BatchNorm2d {
     fn forward(&self, x: &Tensor, mode: Mode) -> Result<Tensor> {
         let (w, b) = (self.weight.get(), self.bias.get());
-        if mode == Mode::Eval || self.mode == BnMode::Frozen {
+        if self.uses_running_stats(mode) {
             return x.batch_norm_eval(
                 &self.running_mean.get(),
                 &self.running_var.get(),
