@@ -1,20 +1,26 @@
 //! `cargo xtask`: the project's tasks.
 //!
 //! - `cargo xtask test`: formatting, lints (warnings are errors), every test; a summary.
-//! - `cargo xtask bench [--filter TEXT]`: benchmarks, one JSON object per line and case.
+//! - `cargo xtask shaders`: validates every WGSL shader with naga and lists them.
+//! - `cargo xtask bench [--filter TEXT] [--device cpu|wgpu]`: benchmarks, one JSON object per line and case.
+
+mod shaders;
 
 use std::io::{BufRead, BufReader};
 use std::process::{Command, ExitCode, Stdio};
 use std::time::Instant;
 
-const USAGE: &str = "usage: cargo xtask <test | bench [--filter TEXT]>\n\
-  test    cargo fmt --check, cargo clippy -D warnings, cargo test --workspace\n\
+const USAGE: &str =
+    "usage: cargo xtask <test | shaders | bench [--filter TEXT] [--device cpu|wgpu]>\n\
+  test    cargo fmt --check, cargo clippy -D warnings, shader validation, cargo test --workspace\n\
+  shaders validate every WGSL shader with naga and print their entry points and bindings\n\
   bench   release-mode benchmarks as JSON lines (see docs/benchmarks.md)";
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     match args.first().map(String::as_str) {
         Some("test") if args.len() == 1 => test(),
+        Some("shaders") if args.len() == 1 => shaders_command(),
         Some("bench") => bench(&args[1..]),
         Some("-h" | "--help") => {
             println!("{USAGE}");
@@ -113,6 +119,12 @@ fn test() -> ExitCode {
             ],
         ),
     ];
+    let t0 = Instant::now();
+    steps.push(Step {
+        name: "shaders",
+        ok: shaders_command() == ExitCode::SUCCESS,
+        secs: t0.elapsed().as_secs_f64(),
+    });
     let (step, passed, failed, ignored) = run_tests(&["test", "--workspace"]);
     steps.push(step);
     println!("\n== xtask test summary");
@@ -131,6 +143,21 @@ fn test() -> ExitCode {
         let bad: Vec<&str> = steps.iter().filter(|s| !s.ok).map(|s| s.name).collect();
         eprintln!("xtask test FAILED: {}", bad.join(", "));
         ExitCode::FAILURE
+    }
+}
+
+fn shaders_command() -> ExitCode {
+    let dir = shaders::shader_dir();
+    eprintln!("\n== xtask: shaders: naga validation of {}", dir.display());
+    match shaders::validate_all(&dir) {
+        Ok(listing) => {
+            print!("{listing}");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("{e}");
+            ExitCode::FAILURE
+        }
     }
 }
 

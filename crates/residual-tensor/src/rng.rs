@@ -49,10 +49,15 @@ fn fmix32(mut h: u32) -> u32 {
     h ^ (h >> 16)
 }
 
+/// The 32-bit key of stream `seed` used by [`uniform32_at`]: a GPU kernel
+/// gets it from the host and hashes each index with it.
+pub fn key32(seed: u64) -> u32 {
+    fmix32((seed as u32) ^ fmix32((seed >> 32) as u32 ^ 0x9e37_79b9))
+}
+
 /// A uniform float in `[0, 1)` from 32-bit arithmetic only (WGSL has no u64),
 /// used for dropout masks so that every backend draws the same mask.
 pub fn uniform32_at(seed: u64, index: u32) -> f32 {
-    let key = fmix32((seed as u32) ^ fmix32((seed >> 32) as u32 ^ 0x9e37_79b9));
-    let h = fmix32(index.wrapping_mul(0x9e37_79b9) ^ key);
+    let h = fmix32(index.wrapping_mul(0x9e37_79b9) ^ key32(seed));
     (h >> 8) as f32 * (1.0 / (1u32 << 24) as f32)
 }

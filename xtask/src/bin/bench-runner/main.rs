@@ -177,13 +177,24 @@ fn images(k: &Kind) -> usize {
 }
 
 /// Median seconds of `f` after a warm-up run.
-fn timed(mut f: impl FnMut()) -> f64 {
+/// Waits for the device: GPU kernels run asynchronously, so a timed
+/// iteration ends when the device has finished its work.
+fn sync(dev: &Device) {
+    if !dev.is_cpu() {
+        residual_wgpu::synchronize().expect("device synchronisation");
+    }
+}
+
+/// Median seconds of `f` (run until done on `dev`) over at least 3 runs and 1 s.
+fn timed(dev: &Device, mut f: impl FnMut()) -> f64 {
     f();
+    sync(dev);
     let mut times = Vec::new();
     let t_end = Instant::now() + std::time::Duration::from_secs_f64(MIN_SECS);
     while times.len() < 3 || (Instant::now() < t_end && times.len() < 20) {
         let t0 = Instant::now();
         f();
+        sync(dev);
         times.push(t0.elapsed().as_secs_f64());
     }
     times.sort_by(f64::total_cmp);
@@ -209,7 +220,7 @@ fn run_case(c: &Case, dev: &Device) -> f64 {
         Kind::Sgemm(n) => {
             let a = Tensor::randn([*n, *n], 0.0, 1.0, 1, dev).unwrap();
             let b = Tensor::randn([*n, *n], 0.0, 1.0, 2, dev).unwrap();
-            timed(|| {
+            timed(dev, || {
                 std::hint::black_box(a.matmul(&b).unwrap());
             })
         }
@@ -218,7 +229,7 @@ fn run_case(c: &Case, dev: &Device) -> f64 {
             let a = residual_tensor::rng::normal(1, n * n, 0.0, 1.0);
             let b = residual_tensor::rng::normal(2, n * n, 0.0, 1.0);
             let threads = rayon::current_num_threads();
-            timed(|| {
+            timed(dev, || {
                 let mut c = vec![0f32; n * n];
                 // SAFETY: a, b and c are dense row-major n x n matrices.
                 unsafe {
@@ -250,7 +261,7 @@ fn run_case(c: &Case, dev: &Device) -> f64 {
         Kind::ConvFwd(g) => {
             let x = Tensor::randn([g.n, g.c_in, g.h, g.w], 0.0, 1.0, 3, dev).unwrap();
             let w = Tensor::randn([g.c_out, g.c_in, g.kh, g.kw], 0.0, 0.1, 4, dev).unwrap();
-            timed(|| {
+            timed(dev, || {
                 std::hint::black_box(x.conv2d(&w, None, g.p).unwrap());
             })
         }
@@ -261,7 +272,7 @@ fn run_case(c: &Case, dev: &Device) -> f64 {
             let x = Tensor::randn([*batch, 3, *size, *size], 0.0, 1.0, 6, dev).unwrap();
             // Inference as a user runs it: evaluation mode, no graph recording.
             residual_tensor::no_grad(|| {
-                timed(|| {
+                timed(dev, || {
                     std::hint::black_box(m.forward(&x, residual_nn::Mode::Eval).unwrap());
                 })
             })
@@ -281,7 +292,7 @@ fn run_case(c: &Case, dev: &Device) -> f64 {
             );
             let x = Tensor::randn([*batch, 3, *size, *size], 0.0, 1.0, 7, dev).unwrap();
             let labels: Vec<usize> = (0..*batch).map(|i| i % 10).collect();
-            timed(|| {
+            timed(dev, || {
                 let loss = m
                     .forward(&x, residual_nn::Mode::Train)
                     .unwrap()
@@ -295,7 +306,7 @@ fn run_case(c: &Case, dev: &Device) -> f64 {
             let x = Tensor::randn([g.n, g.c_in, g.h, g.w], 0.0, 1.0, 3, dev).unwrap();
             let w = Tensor::randn([g.c_out, g.c_in, g.kh, g.kw], 0.0, 0.1, 4, dev).unwrap();
             let dy = Tensor::randn([g.n, g.c_out, g.oh, g.ow], 0.0, 1.0, 5, dev).unwrap();
-            timed(|| {
+            timed(dev, || {
                 std::hint::black_box(
                     be.conv2d_backward_input(dy.storage(), w.storage(), g)
                         .unwrap(),
@@ -310,7 +321,11 @@ fn run_case(c: &Case, dev: &Device) -> f64 {
 }
 
 /// PyTorch's GFLOP/s per case name, or why there are none.
-fn torch_figures(cases: &[&Case], threads: usize) -> Result<HashMap<String, Value>, String> {
+fn torch_figures(
+    cases: &[&Case],
+    threads: usize,
+    torch_device: &str,
+) -> Result<HashMap<String, Value>, String> {
     let ok = Command::new("python3")
         .args(["-c", "import torch"])
         .stderr(Stdio::null())
@@ -343,7 +358,11 @@ fn torch_figures(cases: &[&Case], threads: usize) -> Result<HashMap<String, Valu
     std::fs::write(&script, include_str!("torch_peer.py")).map_err(|e| e.to_string())?;
     let mut child = Command::new("python3")
         .arg(&script)
-        .args([threads.to_string(), MIN_SECS.to_string()])
+        .args([
+            threads.to_string(),
+            MIN_SECS.to_string(),
+            torch_device.to_string(),
+        ])
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .spawn()
@@ -356,6 +375,9 @@ fn torch_figures(cases: &[&Case], threads: usize) -> Result<HashMap<String, Valu
         .map_err(|e| e.to_string())?;
     let out = child.wait_with_output().map_err(|e| e.to_string())?;
     let _ = std::fs::remove_file(&script);
+    if out.status.code() == Some(3) {
+        return Err("PyTorch has no CUDA device here: no PyTorch figures beside the GPU's".into());
+    }
     if !out.status.success() {
         return Err("the PyTorch timing script failed (see stderr above)".into());
     }
@@ -377,6 +399,7 @@ fn spec_json(v: &[Value]) -> String {
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let mut filter: Option<String> = None;
+    let mut on_gpu = false;
     let mut it = args.iter();
     while let Some(a) = it.next() {
         match a.as_str() {
@@ -387,24 +410,53 @@ fn main() {
                     std::process::exit(2);
                 }
             },
+            "--device" => match it.next().map(String::as_str) {
+                Some("cpu") => on_gpu = false,
+                Some("wgpu") => on_gpu = true,
+                other => {
+                    eprintln!("bench: --device takes cpu or wgpu, got {other:?}");
+                    std::process::exit(2);
+                }
+            },
             other => {
                 eprintln!(
-                    "bench: unknown argument {other:?}; usage: cargo xtask bench [--filter TEXT]"
+                    "bench: unknown argument {other:?}; usage: cargo xtask bench [--filter TEXT] [--device cpu|wgpu]"
                 );
                 std::process::exit(2);
             }
         }
     }
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
-    let (peak, lanes) = peak::measure(threads);
-    println!(
-        "{}",
-        json!({"case": "fma peak", "device": "cpu", "gflops": round(peak), "threads": threads, "vector_lanes": lanes})
-    );
+    let dev = if on_gpu {
+        match residual_wgpu::device() {
+            Ok(d) => d,
+            Err(e) => {
+                eprintln!("bench: --device wgpu: {e}");
+                std::process::exit(1);
+            }
+        }
+    } else {
+        Device::cpu()
+    };
+    let device_name = dev.to_string();
+    // The CPU's FMA peak is the yardstick on the CPU; a GPU's peak is not
+    // measured here, so GPU rows carry the adapter's name and PyTorch CUDA.
+    let peak = if on_gpu {
+        println!("{}", json!({"case": "adapter", "device": device_name}));
+        None
+    } else {
+        let (peak, lanes) = peak::measure(threads);
+        println!(
+            "{}",
+            json!({"case": "fma peak", "device": "cpu", "gflops": round(peak), "threads": threads, "vector_lanes": lanes})
+        );
+        Some(peak)
+    };
     let all = cases();
     let selected: Vec<&Case> = all
         .iter()
         .filter(|c| filter.as_ref().is_none_or(|f| c.name.contains(f.as_str())))
+        .filter(|c| !(on_gpu && matches!(c.kind, Kind::SgemmGemmCrate(_))))
         .collect();
     if selected.is_empty() {
         eprintln!(
@@ -413,21 +465,27 @@ fn main() {
         );
         std::process::exit(2);
     }
-    let torch = torch_figures(&selected, threads);
+    let torch = torch_figures(&selected, threads, if on_gpu { "cuda" } else { "cpu" });
     if let Err(why) = &torch {
         eprintln!("bench: {why}");
     }
-    let dev = Device::cpu();
     for c in selected {
-        let rss = reset_peak_rss();
+        let rss = !on_gpu && reset_peak_rss();
         let secs = run_case(c, &dev);
         let gflops = c.flops / secs / 1e9;
         let mut row = json!({
-            "case": c.name, "device": "cpu", "gflops": round(gflops),
-            "peak_share": round(gflops / peak), "median_ms": round(secs * 1e3),
+            "case": c.name, "device": device_name, "gflops": round(gflops),
+            "median_ms": round(secs * 1e3),
         });
+        if let Some(peak) = peak {
+            row["peak_share"] = round(gflops / peak).into();
+        }
         if rss {
             row["peak_mem_mb"] = peak_rss_mb().map(round).into();
+        }
+        if let Some(s) = residual_wgpu::pool_stats().filter(|_| on_gpu) {
+            row["device_pool_mb"] = round((s.in_use + s.free) as f64 / (1 << 20) as f64).into();
+            residual_wgpu::trim_pool();
         }
         let imgs = images(&c.kind);
         if imgs > 0 {
@@ -451,7 +509,7 @@ fn main() {
                     row["ort"] = note.into();
                 }
             }
-            Err(_) => row["torch"] = "not importable".into(),
+            Err(why) => row["torch"] = why.as_str().into(),
         }
         println!("{row}");
     }

@@ -1,4 +1,7 @@
-# Times the bench cases in PyTorch on the CPU, in the same run as residual.
+# Times the bench cases in PyTorch, in the same run as residual: on the CPU,
+# or on CUDA when residual runs on a GPU (`cargo xtask bench --device wgpu`).
+# argv: threads, min seconds, device (cpu | cuda); exit status 3 when CUDA is
+# asked for and PyTorch has none.
 # stdin: a JSON list of cases; stdout: one JSON object per case.
 import json
 import warnings
@@ -13,15 +16,29 @@ warnings.filterwarnings("ignore")
 torch.set_num_threads(int(sys.argv[1]))
 torch.manual_seed(0)
 MIN_SECS = float(sys.argv[2])
+DEVICE = sys.argv[3] if len(sys.argv) > 3 else "cpu"
+if DEVICE == "cuda":
+    if not torch.cuda.is_available():
+        sys.exit(3)
+    torch.backends.cudnn.benchmark = True
+    torch.backends.cuda.matmul.allow_tf32 = False
+    torch.backends.cudnn.allow_tf32 = False
+
+
+def sync():
+    if DEVICE == "cuda":
+        torch.cuda.synchronize()
 
 
 def timed(fn):
     fn()
+    sync()
     times = []
     t_end = time.perf_counter() + MIN_SECS
     while len(times) < 3 or (time.perf_counter() < t_end and len(times) < 20):
         t0 = time.perf_counter()
         fn()
+        sync()
         times.append(time.perf_counter() - t0)
     return statistics.median(times)
 
@@ -52,10 +69,10 @@ for case in json.load(sys.stdin):
     extra = {}
     if k == "train":
         import torchvision
-        model = getattr(torchvision.models, case["model"])(num_classes=10).train()
+        model = getattr(torchvision.models, case["model"])(num_classes=10).train().to(DEVICE)
         opt = torch.optim.AdamW(model.parameters(), lr=1e-3)
-        x = torch.randn(case["batch"], 3, case["size"], case["size"])
-        y = torch.arange(case["batch"]) % 10
+        x = torch.randn(case["batch"], 3, case["size"], case["size"], device=DEVICE)
+        y = (torch.arange(case["batch"]) % 10).to(DEVICE)
 
         def step():
             opt.zero_grad(set_to_none=True)
@@ -68,26 +85,27 @@ for case in json.load(sys.stdin):
         continue
     if k == "infer":
         import torchvision
-        model = getattr(torchvision.models, case["model"])().eval()
-        x = torch.randn(case["batch"], 3, case["size"], case["size"])
+        model = getattr(torchvision.models, case["model"])().eval().to(DEVICE)
+        x = torch.randn(case["batch"], 3, case["size"], case["size"], device=DEVICE)
         with torch.inference_mode():
             secs = timed(lambda: model(x))
-        ort_secs, note = ort_infer(model, x)
-        if ort_secs:
-            extra["ort_gflops"] = case["flops"] / ort_secs / 1e9
-        else:
-            extra["ort_note"] = note
+        if DEVICE == "cpu":
+            ort_secs, note = ort_infer(model, x)
+            if ort_secs:
+                extra["ort_gflops"] = case["flops"] / ort_secs / 1e9
+            else:
+                extra["ort_note"] = note
         print(json.dumps({"case": case["case"], "torch_gflops": case["flops"] / secs / 1e9,
                           "torch_version": torch.__version__, **extra}), flush=True)
         continue
     with torch.no_grad() if k != "conv_bwd" else torch.enable_grad():
         if k == "sgemm":
             n = case["n"]
-            a, b = torch.randn(n, n), torch.randn(n, n)
+            a, b = torch.randn(n, n, device=DEVICE), torch.randn(n, n, device=DEVICE)
             secs = timed(lambda: torch.mm(a, b))
         else:
-            x = torch.randn(case["x"], requires_grad=(k == "conv_bwd"))
-            w = torch.randn(case["w"], requires_grad=(k == "conv_bwd"))
+            x = torch.randn(case["x"], device=DEVICE, requires_grad=(k == "conv_bwd"))
+            w = torch.randn(case["w"], device=DEVICE, requires_grad=(k == "conv_bwd"))
             kw = dict(stride=case["stride"], padding=case["padding"])
             if k == "conv_fwd":
                 secs = timed(lambda: F.conv2d(x, w, **kw))

@@ -1,0 +1,130 @@
+// Conversions between f32 and the 16-bit storage types (f16, bf16), both
+// rounding to nearest even. Halves are packed two per u32, element 2j in the
+// low 16 bits of word j. One thread per output word (to-half) or per input
+// word (from-half); written with integer arithmetic so that the result is
+// exact on every adapter, with or without SHADER_F16.
+// params: [n] (number of elements)
+
+@group(0) @binding(0) var<storage, read> params: array<u32>;
+@group(0) @binding(1) var<storage, read> src: array<u32>;
+@group(0) @binding(2) var<storage, read_write> dst: array<u32>;
+
+fn index(wid: vec3<u32>, nwg: vec3<u32>, lid: u32) -> u32 {
+    return (wid.y * nwg.x + wid.x) * 256u + lid;
+}
+
+// f32 bits -> f16 bits, round to nearest even, overflow to infinity.
+fn f16_from_f32(f: u32) -> u32 {
+    let sign = (f >> 16u) & 0x8000u;
+    let exp = i32((f >> 23u) & 0xffu);
+    let mant = f & 0x7fffffu;
+    if (exp == 255) {
+        return sign | select(0x7c00u, 0x7e00u, mant != 0u);
+    }
+    let e = exp - 112;
+    if (e >= 31) {
+        return sign | 0x7c00u;
+    }
+    if (e <= 0) {
+        if (e < -10) {
+            return sign;
+        }
+        let full = mant | 0x800000u;
+        let shift = u32(14 - e);
+        var h = full >> shift;
+        let rem = full & ((1u << shift) - 1u);
+        let halfway = 1u << (shift - 1u);
+        if (rem > halfway || (rem == halfway && (h & 1u) == 1u)) {
+            h = h + 1u;
+        }
+        return sign | h;
+    }
+    var h = (u32(e) << 10u) | (mant >> 13u);
+    let rem = mant & 0x1fffu;
+    if (rem > 0x1000u || (rem == 0x1000u && (h & 1u) == 1u)) {
+        h = h + 1u;
+    }
+    return sign | h;
+}
+
+// f16 bits -> f32 bits (exact, subnormals included).
+fn f32_from_f16(h: u32) -> u32 {
+    let sign = (h & 0x8000u) << 16u;
+    let exp = (h >> 10u) & 0x1fu;
+    let mant = h & 0x3ffu;
+    if (exp == 0u) {
+        return sign | bitcast<u32>(ldexp(f32(mant), -24));
+    }
+    if (exp == 31u) {
+        return sign | 0x7f800000u | (mant << 13u);
+    }
+    return sign | ((exp + 112u) << 23u) | (mant << 13u);
+}
+
+// f32 bits -> bf16 bits, round to nearest even, NaN stays NaN.
+fn bf16_from_f32(f: u32) -> u32 {
+    if ((f & 0x7fffffffu) > 0x7f800000u) {
+        return (f >> 16u) | 0x40u;
+    }
+    return (f + 0x7fffu + ((f >> 16u) & 1u)) >> 16u;
+}
+
+@compute @workgroup_size(256)
+fn f32_to_f16(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+              @builtin(local_invocation_index) lid: u32) {
+    let j = index(wid, nwg, lid);
+    let n = params[0];
+    if (2u * j >= n) {
+        return;
+    }
+    var word = f16_from_f32(src[2u * j]);
+    if (2u * j + 1u < n) {
+        word = word | (f16_from_f32(src[2u * j + 1u]) << 16u);
+    }
+    dst[j] = word;
+}
+
+@compute @workgroup_size(256)
+fn f32_to_bf16(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+               @builtin(local_invocation_index) lid: u32) {
+    let j = index(wid, nwg, lid);
+    let n = params[0];
+    if (2u * j >= n) {
+        return;
+    }
+    var word = bf16_from_f32(src[2u * j]);
+    if (2u * j + 1u < n) {
+        word = word | (bf16_from_f32(src[2u * j + 1u]) << 16u);
+    }
+    dst[j] = word;
+}
+
+@compute @workgroup_size(256)
+fn f16_to_f32(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+              @builtin(local_invocation_index) lid: u32) {
+    let j = index(wid, nwg, lid);
+    let n = params[0];
+    if (2u * j >= n) {
+        return;
+    }
+    let word = src[j];
+    dst[2u * j] = f32_from_f16(word & 0xffffu);
+    if (2u * j + 1u < n) {
+        dst[2u * j + 1u] = f32_from_f16(word >> 16u);
+    }
+}
+
+@compute @workgroup_size(256)
+fn bf16_to_f32(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+               @builtin(local_invocation_index) lid: u32) {
+    let j = index(wid, nwg, lid);
+    let n = params[0];
+    if (2u * j >= n) {
+        return;
+    }
+    let word = src[j];
+    dst[2u * j] = word << 16u;
+    if (2u * j + 1u < n) {
+        dst[2u * j + 1u] = word & 0xffff0000u;
+    }
+}

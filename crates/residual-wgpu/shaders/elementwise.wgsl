@@ -1,0 +1,217 @@
+// Elementwise kernels over dense f32 buffers: unary functions and their
+// derivatives, broadcasting binary ops, dropout. One thread per element.
+//
+// OP numbering (unary, unary_backward) follows residual_tensor::UnaryOp:
+// 0 neg, 1 exp, 2 log, 3 sqrt, 4 rsqrt, 5 abs, 6 powf(p0), 7 add(p0),
+// 8 mul(p0), 9 clamp(p0, p1), 10 relu, 11 gelu (erf), 12 silu, 13 sigmoid, 14 tanh.
+// BOP numbering (binary): 0 add, 1 sub, 2 mul, 3 div.
+
+override OP: u32 = 0u;
+override BOP: u32 = 0u;
+
+// unary / unary_backward: [n, p0 bits, p1 bits]
+// binary: [n, rank, dims[rank], a_strides[rank], b_strides[rank]] (stride 0: broadcast)
+// dropout: [n, key, p bits, scale bits]
+@group(0) @binding(0) var<storage, read> params: array<u32>;
+@group(0) @binding(1) var<storage, read> x: array<f32>;
+@group(0) @binding(2) var<storage, read_write> y: array<f32>;
+@group(0) @binding(3) var<storage, read> dy: array<f32>;
+@group(0) @binding(4) var<storage, read_write> dx: array<f32>;
+@group(0) @binding(5) var<storage, read> a: array<f32>;
+@group(0) @binding(6) var<storage, read> b: array<f32>;
+
+const INV_SQRT_2: f32 = 0.70710678118654752;
+const INV_SQRT_2PI: f32 = 0.39894228040143268;
+
+fn index(wid: vec3<u32>, nwg: vec3<u32>, lid: u32) -> u32 {
+    return (wid.y * nwg.x + wid.x) * 256u + lid;
+}
+
+fn nan() -> f32 {
+    return bitcast<f32>(0x7fc00000u);
+}
+
+// erf with absolute error below 1.5e-7 (Abramowitz and Stegun 7.1.26).
+fn erf(v: f32) -> f32 {
+    let z = abs(v);
+    let t = 1.0 / (1.0 + 0.3275911 * z);
+    let poly = t * (0.254829592 + t * (-0.284496736 + t * (1.421413741 + t * (-1.453152027 + t * 1.061405429))));
+    let r = 1.0 - poly * exp(-z * z);
+    return select(r, -r, v < 0.0);
+}
+
+fn sigmoid(v: f32) -> f32 {
+    return 1.0 / (1.0 + exp(-v));
+}
+
+// tanh without overflow for large |v|.
+fn tanh_safe(v: f32) -> f32 {
+    let e = exp(-2.0 * abs(v));
+    let r = (1.0 - e) / (1.0 + e);
+    return select(r, -r, v < 0.0);
+}
+
+// x^p with the C semantics of powf for negative bases and integer exponents.
+fn powf(v: f32, p: f32) -> f32 {
+    if (p == 0.0) {
+        return 1.0;
+    }
+    if (p == 1.0) {
+        return v;
+    }
+    if (p == 2.0) {
+        return v * v;
+    }
+    if (p == 3.0) {
+        return v * v * v;
+    }
+    if (p == 0.5) {
+        return sqrt(v);
+    }
+    if (p == -1.0) {
+        return 1.0 / v;
+    }
+    if (v == 0.0) {
+        return select(0.0, bitcast<f32>(0x7f800000u), p < 0.0);
+    }
+    if (v > 0.0) {
+        return pow(v, p);
+    }
+    if (floor(p) != p) {
+        return nan();
+    }
+    let r = pow(-v, p);
+    return select(r, -r, abs(p) % 2.0 == 1.0);
+}
+
+fn apply(v: f32, p0: f32, p1: f32) -> f32 {
+    switch OP {
+        case 0u: { return -v; }
+        case 1u: { return exp(v); }
+        case 2u: { return log(v); }
+        case 3u: { return sqrt(v); }
+        case 4u: { return 1.0 / sqrt(v); }
+        case 5u: { return abs(v); }
+        case 6u: { return powf(v, p0); }
+        case 7u: { return v + p0; }
+        case 8u: { return v * p0; }
+        case 9u: { return min(max(v, p0), p1); }
+        case 10u: { return max(v, 0.0); }
+        case 11u: { return 0.5 * v * (1.0 + erf(v * INV_SQRT_2)); }
+        case 12u: { return v * sigmoid(v); }
+        case 13u: { return sigmoid(v); }
+        case 14u: { return tanh_safe(v); }
+        default: { return nan(); }
+    }
+}
+
+// f'(x), with PyTorch's conventions at kinks (relu'(0) = 0, abs'(0) = 0,
+// clamp passes the gradient at its bounds).
+fn derivative(v: f32, p0: f32, p1: f32) -> f32 {
+    switch OP {
+        case 0u: { return -1.0; }
+        case 1u: { return exp(v); }
+        case 2u: { return 1.0 / v; }
+        case 3u: { return 0.5 / sqrt(v); }
+        case 4u: { return -0.5 / (v * sqrt(v)); }
+        case 5u: { return select(select(0.0, -1.0, v < 0.0), 1.0, v > 0.0); }
+        case 6u: { return select(p0 * powf(v, p0 - 1.0), 0.0, p0 == 0.0); }
+        case 7u: { return 1.0; }
+        case 8u: { return p0; }
+        case 9u: { return select(0.0, 1.0, v >= p0 && v <= p1); }
+        case 10u: { return select(0.0, 1.0, v > 0.0); }
+        case 11u: {
+            let cdf = 0.5 * (1.0 + erf(v * INV_SQRT_2));
+            return cdf + v * INV_SQRT_2PI * exp(-0.5 * v * v);
+        }
+        case 12u: {
+            let s = sigmoid(v);
+            return s * (1.0 + v * (1.0 - s));
+        }
+        case 13u: {
+            let s = sigmoid(v);
+            return s * (1.0 - s);
+        }
+        case 14u: {
+            let t = tanh_safe(v);
+            return 1.0 - t * t;
+        }
+        default: { return nan(); }
+    }
+}
+
+// y: [n] = f(x: [n])
+@compute @workgroup_size(256)
+fn unary(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+         @builtin(local_invocation_index) lid: u32) {
+    let i = index(wid, nwg, lid);
+    if (i < params[0]) {
+        y[i] = apply(x[i], bitcast<f32>(params[1]), bitcast<f32>(params[2]));
+    }
+}
+
+// dx: [n] = dy: [n] * f'(x: [n])
+@compute @workgroup_size(256)
+fn unary_backward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+                  @builtin(local_invocation_index) lid: u32) {
+    let i = index(wid, nwg, lid);
+    if (i < params[0]) {
+        dx[i] = dy[i] * derivative(x[i], bitcast<f32>(params[1]), bitcast<f32>(params[2]));
+    }
+}
+
+// y: out_shape = a op b, each read through its (broadcast) strides.
+@compute @workgroup_size(256)
+fn binary(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+          @builtin(local_invocation_index) lid: u32) {
+    let i = index(wid, nwg, lid);
+    if (i >= params[0]) {
+        return;
+    }
+    let rank = params[1];
+    var rest = i;
+    var ia = 0u;
+    var ib = 0u;
+    for (var d = rank; d > 0u; d = d - 1u) {
+        let dim = params[1u + d];
+        let coord = rest % dim;
+        rest = rest / dim;
+        ia = ia + coord * params[1u + rank + d];
+        ib = ib + coord * params[1u + 2u * rank + d];
+    }
+    let u = a[ia];
+    let v = b[ib];
+    var r: f32;
+    switch BOP {
+        case 0u: { r = u + v; }
+        case 1u: { r = u - v; }
+        case 2u: { r = u * v; }
+        default: { r = u / v; }
+    }
+    y[i] = r;
+}
+
+// The murmur3 32-bit finaliser (residual_tensor::rng::uniform32_at).
+fn fmix32(h0: u32) -> u32 {
+    var h = h0;
+    h = h ^ (h >> 16u);
+    h = h * 0x85ebca6bu;
+    h = h ^ (h >> 13u);
+    h = h * 0xc2b2ae35u;
+    return h ^ (h >> 16u);
+}
+
+// y: [n] = x * keep / (1 - p), keep = uniform32_at(seed, i) >= p; the key
+// (the seed's hash) comes from the host.
+@compute @workgroup_size(256)
+fn dropout(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+           @builtin(local_invocation_index) lid: u32) {
+    let i = index(wid, nwg, lid);
+    if (i >= params[0]) {
+        return;
+    }
+    let h = fmix32((i * 0x9e3779b9u) ^ params[1]);
+    let u = f32(h >> 8u) * (1.0 / 16777216.0);
+    let keep = u >= bitcast<f32>(params[2]);
+    y[i] = select(0.0, x[i] * bitcast<f32>(params[3]), keep);
+}

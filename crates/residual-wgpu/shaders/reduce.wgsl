@@ -1,0 +1,101 @@
+// Reductions. `reduce`: one workgroup of 64 threads per output element; the
+// threads stride over the reduced elements and combine in a fixed tree, so
+// the result is the same on every run. `argmax`: one thread per (outer, inner).
+//
+// OP: 0 sum, 1 max.
+// reduce params: [n_out, kept_rank, red_rank, red_count,
+//                 kept_dims[kept_rank], kept_strides[kept_rank],
+//                 red_dims[red_rank], red_strides[red_rank]]
+// argmax params: [outer, len, inner]
+
+override OP: u32 = 0u;
+
+@group(0) @binding(0) var<storage, read> params: array<u32>;
+@group(0) @binding(1) var<storage, read> x: array<f32>;
+@group(0) @binding(2) var<storage, read_write> y: array<f32>;
+@group(0) @binding(3) var<storage, read_write> indices: array<u32>;
+
+var<workgroup> partial: array<f32, 64>;
+
+fn combine(u: f32, v: f32) -> f32 {
+    if (OP == 0u) {
+        return u + v;
+    }
+    // max, NaN wins (as PyTorch)
+    if (u != u || v != v) {
+        return bitcast<f32>(0x7fc00000u);
+    }
+    return max(u, v);
+}
+
+fn identity() -> f32 {
+    return select(0.0, bitcast<f32>(0xff800000u), OP == 1u);
+}
+
+// Offset of the linear index `i` over `rank` dims starting at params[at]
+// (dims), with strides at params[at + rank].
+fn offset(i: u32, rank: u32, at: u32) -> u32 {
+    var rest = i;
+    var off = 0u;
+    for (var d = rank; d > 0u; d = d - 1u) {
+        let dim = params[at + d - 1u];
+        off = off + (rest % dim) * params[at + rank + d - 1u];
+        rest = rest / dim;
+    }
+    return off;
+}
+
+// y: [n_out] = reduce over the red dims of x
+@compute @workgroup_size(64)
+fn reduce(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+          @builtin(local_invocation_index) lid: u32) {
+    let o = wid.y * nwg.x + wid.x;
+    let n_out = params[0];
+    let kept_rank = params[1];
+    let red_rank = params[2];
+    let count = params[3];
+    var acc = identity();
+    if (o < n_out) {
+        let base = offset(o, kept_rank, 4u);
+        let red_at = 4u + 2u * kept_rank;
+        for (var r = lid; r < count; r = r + 64u) {
+            acc = combine(acc, x[base + offset(r, red_rank, red_at)]);
+        }
+    }
+    partial[lid] = acc;
+    workgroupBarrier();
+    for (var s = 32u; s > 0u; s = s >> 1u) {
+        if (lid < s) {
+            partial[lid] = combine(partial[lid], partial[lid + s]);
+        }
+        workgroupBarrier();
+    }
+    if (lid == 0u && o < n_out) {
+        y[o] = partial[0];
+    }
+}
+
+// indices: [outer * inner] = first index of the maximum of x: [outer, len, inner] along len
+@compute @workgroup_size(256)
+fn argmax(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+          @builtin(local_invocation_index) lid: u32) {
+    let t = (wid.y * nwg.x + wid.x) * 256u + lid;
+    let outer = params[0];
+    let len = params[1];
+    let inner = params[2];
+    if (t >= outer * inner) {
+        return;
+    }
+    let o = t / inner;
+    let i = t % inner;
+    var best = 0u;
+    var best_v = x[o * len * inner + i];
+    for (var j = 1u; j < len; j = j + 1u) {
+        let v = x[(o * len + j) * inner + i];
+        if (best_v == best_v && (v > best_v || v != v)) {
+            best = j;
+            best_v = v;
+        }
+    }
+    indices[t] = best;
+}

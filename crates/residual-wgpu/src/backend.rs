@@ -1,0 +1,363 @@
+//! [`WgpuBackend`]: the tensor core's backend trait, each method one or two
+//! kernel launches (the kernels live in [`crate::kernels`]).
+
+use crate::context::{grid, Context, Dispatch, THREADS};
+use crate::kernels;
+use crate::storage::{byte_len, GpuStorage};
+use residual_tensor::backend::*;
+use residual_tensor::{DType, Error, Result, Shape};
+use std::sync::Arc;
+
+/// The wgpu backend of one device.
+#[derive(Debug)]
+pub struct WgpuBackend {
+    pub(crate) ctx: Arc<Context>,
+    /// Bound where a kernel's optional input is absent.
+    pub(crate) dummy: Storage,
+}
+
+impl WgpuBackend {
+    /// A backend on a context.
+    pub fn new(ctx: Arc<Context>) -> Self {
+        let dummy: Storage =
+            Arc::new(GpuStorage::new(&ctx, DType::F32, 4).expect("a 16-byte buffer"));
+        WgpuBackend { ctx, dummy }
+    }
+
+    /// The device storage behind `s`; an error for another backend's storage.
+    pub(crate) fn gpu<'a>(&self, s: &'a Storage) -> Result<&'a GpuStorage> {
+        s.as_any()
+            .downcast_ref::<GpuStorage>()
+            .ok_or_else(|| Error::Backend {
+                backend: self.name(),
+                msg: format!("storage {s:?} belongs to another backend"),
+            })
+    }
+
+    /// The buffer of an f32 storage.
+    pub(crate) fn f32_buffer<'a>(&self, s: &'a Storage) -> Result<&'a wgpu::Buffer> {
+        let g = self.gpu(s)?;
+        if g.dtype() != DType::F32 {
+            return Err(Error::DType {
+                op: "wgpu kernel",
+                got: g.dtype(),
+                expected: "f32".into(),
+            });
+        }
+        Ok(g.buffer())
+    }
+
+    /// A new storage of `len` elements (contents undefined until a kernel writes them).
+    pub(crate) fn alloc(&self, dtype: DType, len: usize) -> Result<GpuStorage> {
+        GpuStorage::new(&self.ctx, dtype, len)
+    }
+
+    /// Records a kernel launch.
+    pub(crate) fn launch(&self, d: Dispatch<'_>) -> Result<()> {
+        self.ctx.dispatch(d)
+    }
+
+    /// Workgroups for one thread per item with 256-thread workgroups.
+    pub(crate) fn threads(&self, items: usize) -> [u32; 3] {
+        self.workgroups(items.div_ceil(THREADS as usize))
+    }
+
+    /// A grid of `count` workgroups (kernels fold the 2-D grid into one index).
+    pub(crate) fn workgroups(&self, count: usize) -> [u32; 3] {
+        grid(
+            count as u64,
+            self.ctx.limits.max_compute_workgroups_per_dimension,
+        )
+    }
+
+    /// The per-dimension workgroup limit.
+    pub(crate) fn max_groups(&self) -> u32 {
+        self.ctx.limits.max_compute_workgroups_per_dimension
+    }
+}
+
+/// Wraps a storage for the tensor core.
+pub(crate) fn share(s: GpuStorage) -> Storage {
+    Arc::new(s)
+}
+
+impl Backend for WgpuBackend {
+    fn name(&self) -> String {
+        format!("wgpu:{}", self.ctx.adapter_name())
+    }
+
+    fn upload(&self, data: HostData) -> Result<Storage> {
+        let out = self.alloc(data.dtype(), data.len())?;
+        let mut bytes: Vec<u8> = match &data {
+            HostData::F32(v) => bytemuck::cast_slice(v).to_vec(),
+            HostData::F16(v) => v.iter().flat_map(|h| h.to_bits().to_le_bytes()).collect(),
+            HostData::BF16(v) => v.iter().flat_map(|h| h.to_bits().to_le_bytes()).collect(),
+        };
+        bytes.resize(byte_len(data.dtype(), data.len()) as usize, 0);
+        if !bytes.is_empty() {
+            self.ctx.write(out.buffer(), &bytes);
+        }
+        Ok(share(out))
+    }
+
+    fn download(&self, s: &Storage) -> Result<HostData> {
+        let g = self.gpu(s)?;
+        let n = g.len();
+        let bytes = self.ctx.read(g.buffer(), byte_len(g.dtype(), n))?;
+        Ok(match g.dtype() {
+            DType::F32 => HostData::F32(bytemuck::pod_collect_to_vec(&bytes)),
+            DType::F16 => HostData::F16(
+                bytes
+                    .chunks_exact(2)
+                    .take(n)
+                    .map(|b| half::f16::from_bits(u16::from_le_bytes([b[0], b[1]])))
+                    .collect(),
+            ),
+            DType::BF16 => HostData::BF16(
+                bytes
+                    .chunks_exact(2)
+                    .take(n)
+                    .map(|b| half::bf16::from_bits(u16::from_le_bytes([b[0], b[1]])))
+                    .collect(),
+            ),
+        })
+    }
+
+    fn full(&self, len: usize, value: f32) -> Result<Storage> {
+        kernels::elementwise::fill(self, len, value)
+    }
+
+    fn cast(&self, s: &Storage, to: DType) -> Result<Storage> {
+        kernels::elementwise::cast(self, s, to)
+    }
+
+    fn unary(&self, op: UnaryOp, x: &Storage) -> Result<Storage> {
+        kernels::elementwise::unary(self, op, x)
+    }
+
+    fn unary_backward(&self, op: UnaryOp, x: &Storage, dy: &Storage) -> Result<Storage> {
+        kernels::elementwise::unary_backward(self, op, x, dy)
+    }
+
+    fn binary(
+        &self,
+        op: BinaryOp,
+        a: (&Storage, &Shape),
+        b: (&Storage, &Shape),
+        out: &Shape,
+    ) -> Result<Storage> {
+        kernels::elementwise::binary(self, op, a, b, out)
+    }
+
+    fn reduce(&self, op: ReduceOp, x: &Storage, shape: &Shape, axes: &[usize]) -> Result<Storage> {
+        kernels::reduce::reduce(self, op, x, shape, axes)
+    }
+
+    fn argmax(&self, x: &Storage, view: AxisView) -> Result<Vec<u32>> {
+        kernels::reduce::argmax(self, x, view)
+    }
+
+    fn matmul(&self, a: &Storage, b: &Storage, spec: MatmulSpec) -> Result<Storage> {
+        kernels::gemm::matmul(self, a, b, spec)
+    }
+
+    fn strided_copy(
+        &self,
+        x: &Storage,
+        out_shape: &Shape,
+        strides: &[usize],
+        offset: usize,
+    ) -> Result<Storage> {
+        kernels::layout::strided_copy(self, x, out_shape, strides, offset)
+    }
+
+    fn concat(&self, parts: &[(&Storage, usize)], outer: usize, inner: usize) -> Result<Storage> {
+        kernels::layout::concat(self, parts, outer, inner)
+    }
+
+    fn index_select(&self, x: &Storage, view: AxisView, index: &[usize]) -> Result<Storage> {
+        kernels::layout::index_select(self, x, view, index)
+    }
+
+    fn index_add(&self, dy: &Storage, view: AxisView, index: &[usize]) -> Result<Storage> {
+        kernels::layout::index_add(self, dy, view, index)
+    }
+
+    fn conv2d(&self, x: &Storage, w: &Storage, g: &Conv2dGeometry) -> Result<Storage> {
+        kernels::gemm::conv2d(self, x, w, g, &ConvEpilogue::default())
+    }
+
+    fn conv2d_backward_input(
+        &self,
+        dy: &Storage,
+        w: &Storage,
+        g: &Conv2dGeometry,
+    ) -> Result<Storage> {
+        kernels::gemm::conv2d_backward_input(self, dy, w, g)
+    }
+
+    fn conv2d_backward_weight(
+        &self,
+        x: &Storage,
+        dy: &Storage,
+        g: &Conv2dGeometry,
+    ) -> Result<Storage> {
+        kernels::gemm::conv2d_backward_weight(self, x, dy, g)
+    }
+
+    fn conv2d_fused(
+        &self,
+        x: &Storage,
+        w: &Storage,
+        g: &Conv2dGeometry,
+        epi: &ConvEpilogue<'_>,
+    ) -> Result<Storage> {
+        match epi.act {
+            None | Some(UnaryOp::Relu) => kernels::gemm::conv2d(self, x, w, g, epi),
+            Some(act) => {
+                let plain = ConvEpilogue { act: None, ..*epi };
+                let y = kernels::gemm::conv2d(self, x, w, g, &plain)?;
+                self.unary(act, &y)
+            }
+        }
+    }
+
+    fn max_pool2d(&self, x: &Storage, g: &Pool2dGeometry) -> Result<Storage> {
+        kernels::pool::forward(self, kernels::pool::Kind::Max, x, g)
+    }
+
+    fn max_pool2d_backward(
+        &self,
+        x: &Storage,
+        dy: &Storage,
+        g: &Pool2dGeometry,
+    ) -> Result<Storage> {
+        kernels::pool::backward(self, kernels::pool::Kind::Max, Some(x), dy, g)
+    }
+
+    fn avg_pool2d(&self, x: &Storage, g: &Pool2dGeometry) -> Result<Storage> {
+        kernels::pool::forward(self, kernels::pool::Kind::Avg, x, g)
+    }
+
+    fn avg_pool2d_backward(&self, dy: &Storage, g: &Pool2dGeometry) -> Result<Storage> {
+        kernels::pool::backward(self, kernels::pool::Kind::Avg, None, dy, g)
+    }
+
+    fn adaptive_avg_pool2d(&self, x: &Storage, g: &Pool2dGeometry) -> Result<Storage> {
+        kernels::pool::forward(self, kernels::pool::Kind::Adaptive, x, g)
+    }
+
+    fn adaptive_avg_pool2d_backward(&self, dy: &Storage, g: &Pool2dGeometry) -> Result<Storage> {
+        kernels::pool::backward(self, kernels::pool::Kind::Adaptive, None, dy, g)
+    }
+
+    fn batch_norm(
+        &self,
+        x: &Storage,
+        view: AxisView,
+        gamma: &Storage,
+        beta: &Storage,
+        eps: f32,
+    ) -> Result<(Storage, NormStats)> {
+        kernels::norm::batch_norm(self, x, view, gamma, beta, eps)
+    }
+
+    fn batch_norm_backward(
+        &self,
+        x: &Storage,
+        dy: &Storage,
+        view: AxisView,
+        gamma: &Storage,
+        stats: &NormStats,
+    ) -> Result<NormGrads> {
+        kernels::norm::batch_norm_backward(self, x, dy, view, gamma, stats)
+    }
+
+    fn row_norm(
+        &self,
+        x: &Storage,
+        rows: usize,
+        cols: usize,
+        affine: RowAffine,
+        gamma: &Storage,
+        beta: &Storage,
+        eps: f32,
+    ) -> Result<(Storage, NormStats)> {
+        kernels::norm::row_norm(self, x, rows, cols, affine, gamma, beta, eps)
+    }
+
+    fn row_norm_backward(
+        &self,
+        x: &Storage,
+        dy: &Storage,
+        rows: usize,
+        cols: usize,
+        affine: RowAffine,
+        gamma: &Storage,
+        stats: &NormStats,
+    ) -> Result<NormGrads> {
+        kernels::norm::row_norm_backward(self, x, dy, rows, cols, affine, gamma, stats)
+    }
+
+    fn softmax(&self, x: &Storage, view: AxisView, log: bool) -> Result<Storage> {
+        kernels::softmax::softmax(self, x, view, log)
+    }
+
+    fn softmax_backward(
+        &self,
+        y: &Storage,
+        dy: &Storage,
+        view: AxisView,
+        log: bool,
+    ) -> Result<Storage> {
+        kernels::softmax::softmax_backward(self, y, dy, view, log)
+    }
+
+    fn cross_entropy(
+        &self,
+        logits: &Storage,
+        n: usize,
+        c: usize,
+        targets: &[usize],
+        smoothing: f32,
+    ) -> Result<Storage> {
+        kernels::softmax::cross_entropy(self, logits, n, c, targets, smoothing)
+    }
+
+    fn cross_entropy_backward(
+        &self,
+        logits: &Storage,
+        n: usize,
+        c: usize,
+        targets: &[usize],
+        smoothing: f32,
+        dloss: &Storage,
+    ) -> Result<Storage> {
+        kernels::softmax::cross_entropy_backward(self, logits, n, c, targets, smoothing, dloss)
+    }
+
+    fn sgd_step(
+        &self,
+        p: &Storage,
+        g: &Storage,
+        buf: Option<&Storage>,
+        h: &SgdHyper,
+    ) -> Result<(Storage, Option<Storage>)> {
+        kernels::optim::sgd(self, p, g, buf, h)
+    }
+
+    fn adamw_step(
+        &self,
+        p: &Storage,
+        g: &Storage,
+        m: &Storage,
+        v: &Storage,
+        h: &AdamWHyper,
+    ) -> Result<(Storage, Storage, Storage)> {
+        kernels::optim::adamw(self, p, g, m, v, h)
+    }
+
+    fn dropout(&self, x: &Storage, p: f32, seed: u64) -> Result<Storage> {
+        kernels::elementwise::dropout(self, x, p, seed)
+    }
+}
