@@ -2,7 +2,7 @@
 
 use crate::train::{datasets, mnist_normalize};
 use residual_nn::weights::load_safetensors;
-use residual_tensor::{Device, Error};
+use residual_tensor::Error;
 use residual_train::trainer::evaluate;
 use residual_zoo::{build, ModelOptions};
 use std::path::PathBuf;
@@ -20,6 +20,9 @@ pub struct Args {
     /// with `residual train`'s preprocessing.
     #[arg(long, default_value = "mnist")]
     data: String,
+    /// Device: cpu, or wgpu (the GPU adapter wgpu picks; lavapipe without a GPU).
+    #[arg(long, default_value = "cpu", value_parser = crate::device::CHOICES)]
+    device: String,
     /// Samples per batch.
     #[arg(long, default_value_t = 256)]
     batch_size: usize,
@@ -27,7 +30,7 @@ pub struct Args {
 
 /// Loads the weights and prints accuracy and loss.
 pub fn run(a: Args) -> Result<(), Error> {
-    let dev = Device::cpu();
+    let dev = crate::device::parse(&a.device)?;
     let (_, test) = datasets(&a.data)?;
     if a.batch_size == 0 {
         return Err(Error::arg("eval", "--batch-size must be at least 1"));

@@ -1,5 +1,6 @@
 //! `residual`: the command-line front end.
 
+mod device;
 mod eval;
 mod predict;
 mod summary;

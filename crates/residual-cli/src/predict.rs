@@ -2,7 +2,7 @@
 
 use residual_nn::weights::{load_safetensors, read_tensors, write_tensors};
 use residual_nn::{Mode, Module};
-use residual_tensor::{Device, Error};
+use residual_tensor::Error;
 use residual_zoo::{build, ModelOptions};
 use std::path::PathBuf;
 
@@ -21,6 +21,9 @@ pub struct Args {
     /// Where to write a safetensors file holding the tensor `output`: [N, classes] logits.
     #[arg(long)]
     output: PathBuf,
+    /// Device: cpu, or wgpu (the GPU adapter wgpu picks; lavapipe without a GPU).
+    #[arg(long, default_value = "cpu", value_parser = crate::device::CHOICES)]
+    device: String,
     /// Number of classes of the weights (the preset's default otherwise).
     #[arg(long)]
     classes: Option<usize>,
@@ -28,7 +31,7 @@ pub struct Args {
 
 /// Loads, runs and writes.
 pub fn run(a: Args) -> Result<(), Error> {
-    let dev = Device::cpu();
+    let dev = crate::device::parse(&a.device)?;
     let inputs = read_tensors(&a.input, &dev)?;
     let x = inputs.get("input").ok_or_else(|| {
         let names: Vec<&str> = inputs.keys().map(String::as_str).collect();

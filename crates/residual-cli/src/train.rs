@@ -2,7 +2,7 @@
 //! ResNet-20 on the MNIST digits shipped in the repository.
 
 use indicatif::{ProgressBar, ProgressStyle};
-use residual_tensor::{Device, Error};
+use residual_tensor::Error;
 use residual_train::data::{Dataset, Mnist, Transform};
 use residual_train::optim::OptimizerConfig;
 use residual_train::schedule::Schedule;
@@ -55,6 +55,9 @@ pub struct Args {
     /// Seed of initialisation, data order and augmentation.
     #[arg(long, default_value_t = 0)]
     seed: u64,
+    /// Device: cpu, or wgpu (the GPU adapter wgpu picks; lavapipe without a GPU).
+    #[arg(long, default_value = "cpu", value_parser = crate::device::CHOICES)]
+    device: String,
     /// Run folder for the checkpoint and the log.
     #[arg(long, default_value = "runs/mnist")]
     out: PathBuf,
@@ -171,7 +174,7 @@ fn io(path: &Path, e: std::io::Error) -> Error {
 
 /// Trains, evaluating and checkpointing after every epoch.
 pub fn run(a: Args) -> Result<(), Error> {
-    let dev = Device::cpu();
+    let dev = crate::device::parse(&a.device)?;
     let (train, test) = datasets(&a.data)?;
     if a.batch_size == 0 || a.batch_size > train.len() {
         return Err(Error::arg(
