@@ -1,6 +1,6 @@
 //! `residual eval`: accuracy and loss of saved weights on a dataset's test split.
 
-use crate::train::{datasets, mnist_normalize};
+use crate::data::DataArgs;
 use residual_nn::weights::load_safetensors;
 use residual_tensor::Error;
 use residual_train::trainer::evaluate;
@@ -16,10 +16,8 @@ pub struct Args {
     /// Weights as safetensors (e.g. runs/mnist/model.safetensors); strict load.
     #[arg(long)]
     weights: PathBuf,
-    /// Data: `mnist` (the digits shipped in the repository) or `mnist:DIR`; its test split is used,
-    /// with `residual train`'s preprocessing.
-    #[arg(long, default_value = "mnist")]
-    data: String,
+    #[command(flatten)]
+    data: DataArgs,
     /// Device: cpu, or wgpu (the GPU adapter wgpu picks; lavapipe without a GPU).
     #[arg(long, default_value = "cpu", value_parser = crate::device::CHOICES)]
     device: String,
@@ -31,7 +29,7 @@ pub struct Args {
 /// Loads the weights and prints accuracy and loss.
 pub fn run(a: Args) -> Result<(), Error> {
     let dev = crate::device::parse(&a.device)?;
-    let (_, test) = datasets(&a.data)?;
+    let (_, test) = a.data.splits()?;
     if a.batch_size == 0 {
         return Err(Error::arg("eval", "--batch-size must be at least 1"));
     }
@@ -44,11 +42,11 @@ pub fn run(a: Args) -> Result<(), Error> {
     let model = build(&a.model, opts, 0, &dev)?;
     load_safetensors(&model, &a.weights, true)?;
     let n = test.len();
-    let ev = evaluate(&model, test, &[mnist_normalize()], a.batch_size, &dev)?;
+    let ev = evaluate(&model, test, &[a.data.normalize()], a.batch_size, &dev)?;
     println!(
         "{} on {} ({n} test samples): accuracy {:.2}%, loss {:.4}",
         a.model,
-        a.data,
+        a.data.data,
         ev.acc * 100.0,
         ev.loss
     );

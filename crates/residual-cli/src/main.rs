@@ -1,7 +1,9 @@
 //! `residual`: the command-line front end.
 
+mod data;
 mod device;
 mod eval;
+mod experiment;
 mod predict;
 mod summary;
 mod train;
@@ -32,6 +34,8 @@ enum Command {
     Eval(eval::Args),
     /// Train a model (default: ResNet-20 on the MNIST digits shipped in the repository).
     Train(train::Args),
+    /// Experiments on the bundled digits (degradation: plain vs residual nets).
+    Experiment(experiment::Args),
 }
 
 fn main() -> ExitCode {
@@ -41,6 +45,7 @@ fn main() -> ExitCode {
         Command::Predict(a) => predict::run(a),
         Command::Train(a) => train::run(a),
         Command::Eval(a) => eval::run(a),
+        Command::Experiment(a) => experiment::run(a),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -1,9 +1,13 @@
-//! `residual predict`: a model in evaluation mode on a safetensors tensor.
+//! `residual predict`: a model in evaluation mode on a safetensors tensor, or
+//! on image files with torchvision's evaluation preprocessing (resize 256,
+//! center crop 224, ImageNet mean / std) printing the top-k classes.
 
 use residual_nn::weights::{load_safetensors, read_tensors, write_tensors};
 use residual_nn::{Mode, Module};
-use residual_tensor::Error;
+use residual_tensor::{Device, Error, Tensor};
+use residual_train::data::load_image;
 use residual_zoo::{build, ModelOptions};
+use std::path::Path;
 use std::path::PathBuf;
 
 /// Arguments of `residual predict`.
@@ -16,11 +20,24 @@ pub struct Args {
     #[arg(long)]
     weights: PathBuf,
     /// A safetensors file holding a tensor named `input`: [N, C, H, W], f32 (or f16 / bf16 / f64).
-    #[arg(long)]
-    input: PathBuf,
+    #[arg(long, requires = "output", conflicts_with = "image")]
+    input: Option<PathBuf>,
     /// Where to write a safetensors file holding the tensor `output`: [N, classes] logits.
+    #[arg(long, requires = "input")]
+    output: Option<PathBuf>,
+    /// An image file (JPEG or PNG) to classify; repeat for several.
     #[arg(long)]
-    output: PathBuf,
+    image: Vec<PathBuf>,
+    /// With --image: a text file of class names, one per line in class order
+    /// (e.g. ImageNet's 1000 names).
+    #[arg(long)]
+    labels: Option<PathBuf>,
+    /// With --image: how many of the most probable classes to print.
+    #[arg(long, default_value_t = 5)]
+    top_k: usize,
+    /// With --image: side of the center crop (the shorter side is resized to size * 256 / 224).
+    #[arg(long, default_value_t = 224)]
+    image_size: u32,
     /// Device: cpu, or wgpu (the GPU adapter wgpu picks; lavapipe without a GPU).
     #[arg(long, default_value = "cpu", value_parser = crate::device::CHOICES)]
     device: String,
@@ -32,14 +49,24 @@ pub struct Args {
 /// Loads, runs and writes.
 pub fn run(a: Args) -> Result<(), Error> {
     let dev = crate::device::parse(&a.device)?;
-    let inputs = read_tensors(&a.input, &dev)?;
+    let (input, output) = match (&a.input, &a.output) {
+        (Some(i), Some(o)) => (i.clone(), o.clone()),
+        _ if !a.image.is_empty() => return classify_images(&a, &dev),
+        _ => {
+            return Err(Error::arg(
+                "predict",
+                "give --input FILE --output FILE (tensors) or one or more --image FILE",
+            ))
+        }
+    };
+    let inputs = read_tensors(&input, &dev)?;
     let x = inputs.get("input").ok_or_else(|| {
         let names: Vec<&str> = inputs.keys().map(String::as_str).collect();
         Error::arg(
             "predict",
             format!(
                 "{} has no tensor named \"input\" (it has: {})",
-                a.input.display(),
+                input.display(),
                 names.join(", ")
             ),
         )
@@ -58,7 +85,87 @@ pub fn run(a: Args) -> Result<(), Error> {
     let model = build(&a.model, opts, 0, &dev)?;
     load_safetensors(&model, &a.weights, true)?;
     let y = residual_tensor::no_grad(|| model.forward(x, Mode::Eval))?;
-    write_tensors(&a.output, &[("output".to_string(), y.clone())])?;
-    eprintln!("wrote output {} to {}", y.shape(), a.output.display());
+    write_tensors(&output, &[("output".to_string(), y.clone())])?;
+    eprintln!("wrote output {} to {}", y.shape(), output.display());
+    Ok(())
+}
+
+/// Class names from a label file: one per non-empty line.
+fn read_labels(path: &Path, classes: usize) -> Result<Vec<String>, Error> {
+    let text = std::fs::read_to_string(path).map_err(|e| Error::Io {
+        path: path.display().to_string(),
+        msg: e.to_string(),
+    })?;
+    let names: Vec<String> = text
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .map(String::from)
+        .collect();
+    if names.len() != classes {
+        return Err(Error::arg(
+            "--labels",
+            format!(
+                "{} has {} class names; the model has {classes} classes",
+                path.display(),
+                names.len()
+            ),
+        ));
+    }
+    Ok(names)
+}
+
+/// Preprocesses each image, runs the model once on the batch and prints the
+/// top-k classes of each with their probabilities.
+fn classify_images(a: &Args, dev: &Device) -> Result<(), Error> {
+    if a.top_k == 0 {
+        return Err(Error::arg("--top-k", "must be at least 1"));
+    }
+    let size = a.image_size;
+    if !(16..=1024).contains(&size) {
+        return Err(Error::arg(
+            "--image-size",
+            format!("expected 16..=1024, got {size}"),
+        ));
+    }
+    let norm = crate::data::imagenet_normalize();
+    let shape = [3, size as usize, size as usize];
+    let mut pixels = Vec::new();
+    for path in &a.image {
+        let mut img = load_image(path, size * 256 / 224, size)?;
+        norm.apply(&mut img, shape, 0);
+        pixels.extend(img);
+    }
+    let x = Tensor::from_vec(
+        pixels,
+        [a.image.len(), 3, size as usize, size as usize],
+        dev,
+    )?;
+    let opts = ModelOptions {
+        num_classes: a.classes,
+        ..Default::default()
+    };
+    let model = build(&a.model, opts, 0, dev)?;
+    load_safetensors(&model, &a.weights, true)?;
+    let logits = residual_tensor::no_grad(|| model.forward(&x, Mode::Eval))?;
+    let classes = logits.dims()[1];
+    let labels = a
+        .labels
+        .as_deref()
+        .map(|p| read_labels(p, classes))
+        .transpose()?;
+    let probs = logits.softmax(1)?.to_vec()?;
+    for (i, path) in a.image.iter().enumerate() {
+        let row = &probs[i * classes..(i + 1) * classes];
+        let mut order: Vec<usize> = (0..classes).collect();
+        order.sort_by(|&p, &q| row[q].total_cmp(&row[p]).then(p.cmp(&q)));
+        println!("{}:", path.display());
+        for &c in order.iter().take(a.top_k) {
+            let name = labels
+                .as_ref()
+                .map_or_else(|| format!("class {c}"), |l| l[c].clone());
+            println!("  {:6.2}%  {name} ({c})", 100.0 * row[c]);
+        }
+    }
     Ok(())
 }

@@ -1,16 +1,15 @@
 //! `residual train`: the main job. With no arguments it trains a CIFAR-style
 //! ResNet-20 on the MNIST digits shipped in the repository.
 
+use crate::data::DataArgs;
 use indicatif::{ProgressBar, ProgressStyle};
 use residual_tensor::Error;
-use residual_train::data::{Dataset, Mnist, Transform};
 use residual_train::optim::OptimizerConfig;
 use residual_train::schedule::Schedule;
 use residual_train::trainer::{StepStats, TrainConfig, Trainer};
 use residual_zoo::{ActKind, NormKind};
 use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 use std::time::Instant;
 
 /// Arguments of `residual train`.
@@ -19,9 +18,8 @@ pub struct Args {
     /// Zoo model (resnet20/32/44/56/110, plain20/..., resnet18/34/50/101/152).
     #[arg(long, default_value = "resnet20")]
     model: String,
-    /// Data: `mnist` (the digits shipped in the repository) or `mnist:DIR` (IDX files, gzipped or not).
-    #[arg(long, default_value = "mnist")]
-    data: String,
+    #[command(flatten)]
+    data: DataArgs,
     /// Epochs.
     #[arg(long, default_value_t = 4)]
     epochs: u64,
@@ -67,29 +65,6 @@ pub struct Args {
     /// Steps between per-layer gradient-norm records in the log.
     #[arg(long, default_value_t = 20)]
     log_every: u64,
-}
-
-/// The train and test splits of a `--data` spec.
-type Splits = (Arc<dyn Dataset>, Arc<dyn Dataset>);
-
-pub fn datasets(spec: &str) -> Result<Splits, Error> {
-    let (kind, dir) = spec
-        .split_once(':')
-        .map_or((spec, None), |(k, d)| (k, Some(d)));
-    match (kind, dir) {
-        ("mnist", None) => Ok((
-            Arc::new(Mnist::bundled(true)?),
-            Arc::new(Mnist::bundled(false)?),
-        )),
-        ("mnist", Some(d)) => Ok((
-            Arc::new(Mnist::from_dir(d, true)?),
-            Arc::new(Mnist::from_dir(d, false)?),
-        )),
-        _ => Err(Error::arg(
-            "train",
-            format!("--data {spec:?}: expected mnist or mnist:DIR"),
-        )),
-    }
 }
 
 fn config(a: &Args, steps_per_epoch: u64) -> Result<TrainConfig, Error> {
@@ -146,23 +121,9 @@ fn config(a: &Args, steps_per_epoch: u64) -> Result<TrainConfig, Error> {
         norm,
         act,
         no_decay_norm_bias: true,
-        transforms: vec![
-            Transform::RandomCrop { padding: 2 },
-            Transform::Normalize {
-                mean: vec![0.13],
-                std: vec![0.33],
-            },
-        ],
+        transforms: a.data.train_transforms(),
         log_every: a.log_every,
     })
-}
-
-/// The preprocessing `residual train` applies to MNIST (and `residual eval` expects).
-pub fn mnist_normalize() -> Transform {
-    Transform::Normalize {
-        mean: vec![0.13],
-        std: vec![0.33],
-    }
 }
 
 fn io(path: &Path, e: std::io::Error) -> Error {
@@ -175,7 +136,7 @@ fn io(path: &Path, e: std::io::Error) -> Error {
 /// Trains, evaluating and checkpointing after every epoch.
 pub fn run(a: Args) -> Result<(), Error> {
     let dev = crate::device::parse(&a.device)?;
-    let (train, test) = datasets(&a.data)?;
+    let (train, test) = a.data.splits()?;
     if a.batch_size == 0 || a.batch_size > train.len() {
         return Err(Error::arg(
             "train",
@@ -208,7 +169,7 @@ pub fn run(a: Args) -> Result<(), Error> {
     eprintln!(
         "training {} on {} ({} train / {} test) for {} epochs, batch {}, lr {}, {:?} -> {}",
         cfg.model,
-        a.data,
+        a.data.data,
         train.len(),
         test.len(),
         cfg.epochs,
@@ -264,18 +225,21 @@ pub fn run(a: Args) -> Result<(), Error> {
             "test_loss": ev.loss, "test_acc": ev.acc, "epoch_seconds": secs, "img_per_s": ips});
         writeln!(log, "{rec}").map_err(|e| io(&log_path, e))?;
         trainer.save(&out)?;
+        log.flush().map_err(|e| io(&log_path, e))?;
+        residual_train::plots::render_run(&out)?;
     }
     let n_test = test.len();
     let ev = trainer.evaluate(test, 256)?;
     println!(
-        "done in {:.1} s: test accuracy {:.2}% ({} digits), loss {:.4}; weights {}, state {}, log {}",
+        "done in {:.1} s: test accuracy {:.2}% ({} digits), loss {:.4}; weights {}, state {}, log {}, plots {}",
         t_start.elapsed().as_secs_f32(),
         ev.acc * 100.0,
         n_test,
         ev.loss,
         out.join("model.safetensors").display(),
         out.join("state.safetensors").display(),
-        log_path.display()
+        log_path.display(),
+        out.join("curves.svg").display()
     );
     Ok(())
 }

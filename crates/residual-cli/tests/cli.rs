@@ -122,11 +122,142 @@ fn predict_matches_the_library_and_reports_bad_input() {
 }
 
 #[test]
-fn train_rejects_bad_flags_with_clear_errors() {
-    let cases: [(&[&str], &str); 6] = [
+fn predict_classifies_image_files_like_the_library() {
+    let dev = Device::cpu();
+    let opts = ModelOptions {
+        num_classes: Some(3),
+        ..Default::default()
+    };
+    let model = build("resnet18", opts, 5, &dev).unwrap();
+    let weights = tmp("r18_3.safetensors");
+    save_safetensors(&model, &weights).unwrap();
+    let (a, b) = (tmp("a.png"), tmp("b.jpg"));
+    image::RgbImage::from_fn(48, 40, |x, y| {
+        image::Rgb([(x * 5) as u8, (y * 6) as u8, 90])
+    })
+    .save(&a)
+    .unwrap();
+    image::RgbImage::from_fn(40, 60, |x, y| image::Rgb([200, (x * y % 255) as u8, 10]))
+        .save(&b)
+        .unwrap();
+    let labels = tmp("labels.txt");
+    std::fs::write(&labels, "apple\nbanana\ncherry\n").unwrap();
+    let args = |extra: &[&str]| {
+        let mut v: Vec<String> = [
+            "predict",
+            "--model",
+            "resnet18",
+            "--weights",
+            weights.to_str().unwrap(),
+            "--classes",
+            "3",
+            "--image",
+            a.to_str().unwrap(),
+            "--image",
+            b.to_str().unwrap(),
+            "--image-size",
+            "32",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+        v.extend(extra.iter().map(|s| s.to_string()));
+        v
+    };
+    let o = residual(
+        &args(&["--labels", labels.to_str().unwrap(), "--top-k", "2"])
+            .iter()
+            .map(String::as_str)
+            .collect::<Vec<_>>(),
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    let out = String::from_utf8_lossy(&o.stdout).into_owned();
+    // The library on the same files: resize 36 (32 * 256 / 224), crop 32, ImageNet normalisation.
+    let norm = residual_train::data::Transform::Normalize {
+        mean: vec![0.485, 0.456, 0.406],
+        std: vec![0.229, 0.224, 0.225],
+    };
+    let mut px = Vec::new();
+    for f in [&a, &b] {
+        let mut img = residual_train::data::load_image(f, 36, 32).unwrap();
+        norm.apply(&mut img, [3, 32, 32], 0);
+        px.extend(img);
+    }
+    let x = Tensor::from_vec(px, [2, 3, 32, 32], &dev).unwrap();
+    let p = model
+        .forward(&x, Mode::Eval)
+        .unwrap()
+        .softmax(1)
+        .unwrap()
+        .to_vec()
+        .unwrap();
+    let names = ["apple", "banana", "cherry"];
+    for (i, f) in [&a, &b].iter().enumerate() {
+        let row = &p[i * 3..(i + 1) * 3];
+        let top = (0..3).max_by(|&u, &v| row[u].total_cmp(&row[v])).unwrap();
+        let block = out.split(&format!("{}:", f.display())).nth(1).unwrap();
+        let first = block.lines().nth(1).unwrap();
+        assert!(
+            first.contains(names[top]) && first.contains(&format!("{:.2}%", 100.0 * row[top])),
+            "{first} (want {} {:.2}%)\n{out}",
+            names[top],
+            100.0 * row[top]
+        );
+        assert_eq!(block.lines().filter(|l| l.contains('%')).count().min(2), 2);
+    }
+    // Bad inputs.
+    let bad_labels = tmp("labels2.txt");
+    std::fs::write(&bad_labels, "one\ntwo\n").unwrap();
+    let not_image = tmp("not_image.png");
+    std::fs::write(&not_image, b"plain text").unwrap();
+    let cases: [(Vec<String>, &str); 3] = [
         (
-            &["train", "--data", "cifar10:/x"],
-            "expected mnist or mnist:DIR",
+            args(&["--labels", bad_labels.to_str().unwrap()]),
+            "2 class names; the model has 3",
+        ),
+        (
+            args(&["--image", not_image.to_str().unwrap()]),
+            "not_image.png",
+        ),
+        (args(&["--top-k", "0"]), "--top-k"),
+    ];
+    for (argv, needle) in cases {
+        let o = residual(&argv.iter().map(String::as_str).collect::<Vec<_>>());
+        assert!(
+            !o.status.success() && stderr(&o).contains(needle),
+            "{needle}: {}",
+            stderr(&o)
+        );
+    }
+    let o = residual(&[
+        "predict",
+        "--model",
+        "resnet18",
+        "--weights",
+        weights.to_str().unwrap(),
+    ]);
+    assert!(
+        !o.status.success() && stderr(&o).contains("--image"),
+        "{}",
+        stderr(&o)
+    );
+}
+
+#[test]
+fn train_rejects_bad_flags_with_clear_errors() {
+    let cases: [(&[&str], &str); 9] = [
+        (&["train", "--val", "/x"], "--val"),
+        (
+            &["train", "--data", "imagefolder:/no/such/images"],
+            "/no/such/images",
+        ),
+        (
+            &["train", "--data", "cifar10:/no/such/dir"],
+            "/no/such/dir/data_batch_1.bin",
+        ),
+        (
+            &["train", "--data", "imagenet:/x"],
+            "expected mnist, mnist:DIR, cifar10:DIR, cifar100:DIR or imagefolder:DIR",
         ),
         (
             &["train", "--data", "mnist:/no/such/dir"],
@@ -164,9 +295,38 @@ fn train_rejects_bad_flags_with_clear_errors() {
         "--seed",
         "--out",
         "--resume",
+        "--device",
     ] {
         assert!(help.contains(flag), "--help documents {flag}");
     }
+    let o = residual(&["train", "--device", "tpu"]);
+    assert!(
+        !o.status.success() && stderr(&o).contains("tpu"),
+        "{}",
+        stderr(&o)
+    );
+}
+
+#[test]
+fn experiment_rejects_bad_flags_with_clear_errors() {
+    let cases: [(&[&str], &str); 3] = [
+        (
+            &["experiment", "degradation", "--depths", "20"],
+            "expected two depths",
+        ),
+        (
+            &["experiment", "degradation", "--depths", "20,deep"],
+            "expected two depths like 20,56",
+        ),
+        (&["experiment", "degradation", "--depths", "20,57"], "57"),
+    ];
+    for (args, needle) in cases {
+        let o = residual(args);
+        assert!(!o.status.success(), "{args:?} should fail");
+        assert!(stderr(&o).contains(needle), "{args:?}: {}", stderr(&o));
+    }
+    let o = residual(&["experiment", "nonsense"]);
+    assert!(!o.status.success());
 }
 
 #[test]

@@ -10,6 +10,7 @@ pub mod checkpoint;
 pub mod clip;
 pub mod data;
 pub mod optim;
+pub mod plots;
 pub mod scaler;
 pub mod schedule;
 pub mod trainer;

@@ -68,7 +68,8 @@ pub struct StepStats {
     pub img_per_s: f32,
     /// Global gradient norm (before clipping).
     pub grad_norm: f32,
-    /// Per-layer gradient norms, input to output, every `log_every` steps.
+    /// Gradient norms of the weight layers (convolutions, classifier; weight
+    /// and bias together), input to output, every `log_every` steps.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub layer_grad_norms: Option<Vec<(String, f32)>>,
     /// Per-layer weight mean and standard deviation `(layer, mean, std)` of the
@@ -203,11 +204,16 @@ impl Trainer {
         Ok(())
     }
 
-    /// Gradient norm per layer (parameters grouped by module name), input to output.
+    /// Gradient norm per weight layer (convolutions and the classifier, each
+    /// with its bias), input to output. Norm layers are left out: their tiny
+    /// scale / shift gradients between the convolutions would turn a plot of
+    /// gradient norm by depth into a zigzag.
     fn layer_grad_norms(&self, grads: &residual_tensor::Gradients) -> Result<Vec<(String, f32)>> {
-        let mut out: Vec<(String, f64)> = Vec::new();
+        // (layer, sum of squares, whether it holds a matrix / kernel)
+        let mut out: Vec<(String, f64, bool)> = Vec::new();
         for (name, p) in self.optimizer.params() {
-            let Some(g) = grads.get(&p.get()) else {
+            let t = p.get();
+            let Some(g) = grads.get(&t) else {
                 continue;
             };
             let layer = name
@@ -215,12 +221,20 @@ impl Trainer {
                 .map_or(name.as_str(), |(l, _)| l)
                 .to_string();
             let sq: f64 = g.to_vec()?.iter().map(|&v| (v as f64) * (v as f64)).sum();
+            let weight = t.rank() >= 2;
             match out.last_mut() {
-                Some((l, s)) if *l == layer => *s += sq,
-                _ => out.push((layer, sq)),
+                Some((l, s, w)) if *l == layer => {
+                    *s += sq;
+                    *w |= weight;
+                }
+                _ => out.push((layer, sq, weight)),
             }
         }
-        Ok(out.into_iter().map(|(l, s)| (l, s.sqrt() as f32)).collect())
+        Ok(out
+            .into_iter()
+            .filter(|e| e.2)
+            .map(|(l, s, _)| (l, s.sqrt() as f32))
+            .collect())
     }
 
     /// Mean and standard deviation of each layer's weight (conv and linear weights).

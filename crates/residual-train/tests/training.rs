@@ -57,10 +57,10 @@ fn bundled_mnist_and_bad_files() {
     let test = Mnist::bundled(false).unwrap();
     assert_eq!((train.len(), test.len()), (7996, 2004));
     assert_eq!(train.shape(), [1, 28, 28]);
-    let (img, label) = train.get(0);
+    let (img, label) = train.get(0).unwrap();
     assert!(label < 10 && img.len() == 784 && img.iter().all(|&v| v == 0.0 || v == 1.0));
     let counts = (0..test.len()).fold([0usize; 10], |mut c, i| {
-        c[test.get(i).1] += 1;
+        c[test.get(i).unwrap().1] += 1;
         c
     });
     assert!(
@@ -132,7 +132,7 @@ impl Dataset for Subset {
     fn classes(&self) -> usize {
         10
     }
-    fn get(&self, i: usize) -> (Vec<f32>, usize) {
+    fn get(&self, i: usize) -> residual_tensor::Result<(Vec<f32>, usize)> {
         self.0.get(i)
     }
 }

@@ -69,62 +69,53 @@ fn bf16_from_f32(f: u32) -> u32 {
     return (f + 0x7fffu + ((f >> 16u) & 1u)) >> 16u;
 }
 
-@compute @workgroup_size(256)
-fn f32_to_f16(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
-              @builtin(local_invocation_index) lid: u32) {
-    let j = index(wid, nwg, lid);
+// dst word j = the halves of src[2j], src[2j + 1] (bf16 or f16).
+fn narrow(j: u32, bf16: bool) {
     let n = params[0];
     if (2u * j >= n) {
         return;
     }
-    var word = f16_from_f32(src[2u * j]);
+    var word = select(f16_from_f32(src[2u * j]), bf16_from_f32(src[2u * j]), bf16);
     if (2u * j + 1u < n) {
-        word = word | (f16_from_f32(src[2u * j + 1u]) << 16u);
+        let hi = select(f16_from_f32(src[2u * j + 1u]), bf16_from_f32(src[2u * j + 1u]), bf16);
+        word = word | (hi << 16u);
     }
     dst[j] = word;
+}
+
+// dst[2j], dst[2j + 1] = the f32 values of the halves in src word j.
+fn widen(j: u32, bf16: bool) {
+    let n = params[0];
+    if (2u * j >= n) {
+        return;
+    }
+    let word = src[j];
+    dst[2u * j] = select(f32_from_f16(word & 0xffffu), word << 16u, bf16);
+    if (2u * j + 1u < n) {
+        dst[2u * j + 1u] = select(f32_from_f16(word >> 16u), word & 0xffff0000u, bf16);
+    }
+}
+
+@compute @workgroup_size(256)
+fn f32_to_f16(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+              @builtin(local_invocation_index) lid: u32) {
+    narrow(index(wid, nwg, lid), false);
 }
 
 @compute @workgroup_size(256)
 fn f32_to_bf16(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
                @builtin(local_invocation_index) lid: u32) {
-    let j = index(wid, nwg, lid);
-    let n = params[0];
-    if (2u * j >= n) {
-        return;
-    }
-    var word = bf16_from_f32(src[2u * j]);
-    if (2u * j + 1u < n) {
-        word = word | (bf16_from_f32(src[2u * j + 1u]) << 16u);
-    }
-    dst[j] = word;
+    narrow(index(wid, nwg, lid), true);
 }
 
 @compute @workgroup_size(256)
 fn f16_to_f32(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
               @builtin(local_invocation_index) lid: u32) {
-    let j = index(wid, nwg, lid);
-    let n = params[0];
-    if (2u * j >= n) {
-        return;
-    }
-    let word = src[j];
-    dst[2u * j] = f32_from_f16(word & 0xffffu);
-    if (2u * j + 1u < n) {
-        dst[2u * j + 1u] = f32_from_f16(word >> 16u);
-    }
+    widen(index(wid, nwg, lid), false);
 }
 
 @compute @workgroup_size(256)
 fn bf16_to_f32(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
                @builtin(local_invocation_index) lid: u32) {
-    let j = index(wid, nwg, lid);
-    let n = params[0];
-    if (2u * j >= n) {
-        return;
-    }
-    let word = src[j];
-    dst[2u * j] = word << 16u;
-    if (2u * j + 1u < n) {
-        dst[2u * j + 1u] = word & 0xffff0000u;
-    }
+    widen(index(wid, nwg, lid), true);
 }

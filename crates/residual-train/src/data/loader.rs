@@ -90,14 +90,14 @@ impl DataLoader {
         let samples: Vec<(Vec<f32>, usize)> = ids
             .par_iter()
             .map(|&i| {
-                let (mut img, label) = self.dataset.get(i);
+                let (mut img, label) = self.dataset.get(i)?;
                 let s = rng::hash64(rng::hash64(self.seed ^ 0xa11ce, epoch), i as u64);
                 for (k, t) in self.transforms.iter().enumerate() {
                     t.apply(&mut img, shape, rng::hash64(s, k as u64));
                 }
-                (img, label)
+                Ok((img, label))
             })
-            .collect();
+            .collect::<Result<_>>()?;
         let mut pixels = Vec::with_capacity(ids.len() * shape.iter().product::<usize>());
         let mut labels = Vec::with_capacity(ids.len());
         for (img, l) in samples {

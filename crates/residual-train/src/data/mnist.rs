@@ -129,12 +129,12 @@ impl Dataset for Mnist {
     fn classes(&self) -> usize {
         10
     }
-    fn get(&self, i: usize) -> (Vec<f32>, usize) {
+    fn get(&self, i: usize) -> Result<(Vec<f32>, usize)> {
         let px = self.rows * self.cols;
         let img = self.images[i * px..(i + 1) * px]
             .iter()
             .map(|&p| p as f32 / 255.0)
             .collect();
-        (img, self.labels[i] as usize)
+        Ok((img, self.labels[i] as usize))
     }
 }

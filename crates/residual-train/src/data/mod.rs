@@ -1,9 +1,15 @@
 //! Datasets, transforms and the batch loader.
 
+use residual_tensor::Result;
+
+mod cifar;
+mod image_folder;
 mod loader;
 mod mnist;
 mod transform;
 
+pub use cifar::{Cifar, CifarKind};
+pub use image_folder::{load_image, ImageFolder};
 pub use loader::{Batch, DataLoader};
 pub use mnist::Mnist;
 pub use transform::Transform;
@@ -20,6 +26,7 @@ pub trait Dataset: Send + Sync {
     fn shape(&self) -> [usize; 3];
     /// Number of classes.
     fn classes(&self) -> usize;
-    /// Sample `i`: its pixels (CHW, f32 in [0, 1]) and its label.
-    fn get(&self, i: usize) -> (Vec<f32>, usize);
+    /// Sample `i`: its pixels (CHW, f32 in [0, 1]) and its label; an error
+    /// naming the file when a sample cannot be read or decoded.
+    fn get(&self, i: usize) -> Result<(Vec<f32>, usize)>;
 }
