@@ -149,57 +149,80 @@ impl Trainer {
         self.config.epochs * self.train.batches() as u64
     }
 
-    /// Trains one epoch, calling `on_step` after every step.
+    /// Trains one epoch, calling `on_step` after every step. A loader thread
+    /// prepares the next batch (decoded and augmented in parallel on rayon)
+    /// while the model trains on the current one; batches are pure functions of
+    /// `(seed, epoch, sample)`, so prefetching changes no result.
     pub fn train_epoch(&mut self, on_step: &mut dyn FnMut(&StepStats)) -> Result<()> {
         let order = self.train.order(self.epoch);
         let batches = self.train.batches();
-        for b in 0..batches {
-            let t0 = Instant::now();
-            let batch = self.train.batch(&order, self.epoch, b, &self.dev)?;
-            let step = self.optimizer.steps() + 1;
-            let detailed = self.config.log_every > 0 && step % self.config.log_every == 0;
-            if detailed {
-                residual_zoo::monitor::start();
-            }
-            let logits = self.model.forward(&batch.images, Mode::Train);
-            let zero_activations = detailed.then(residual_zoo::monitor::take);
-            let logits = logits?;
-            let loss = logits.cross_entropy(&batch.labels, self.config.label_smoothing)?;
-            let mut grads = loss.backward()?;
-            let layer_grad_norms = detailed
-                .then(|| self.layer_grad_norms(&grads))
-                .transpose()?;
-            let layer_weight_stats = detailed.then(|| self.layer_weight_stats()).transpose()?;
-            let grad_norm = match self.config.clip_grad_norm {
-                Some(max) => clip_grad_norm(&mut grads, max)?,
-                None => clip_grad_norm(&mut grads, f32::INFINITY)?,
-            };
-            let lr = self
-                .config
-                .schedule
-                .lr(self.config.lr, self.optimizer.steps());
-            self.optimizer.step(&grads, lr)?;
-            let pred = logits.argmax(1)?;
-            let correct = pred
-                .iter()
-                .zip(&batch.labels)
-                .filter(|(p, l)| p == l)
-                .count();
-            on_step(&StepStats {
-                epoch: self.epoch,
-                step,
-                batch: b,
-                batches,
-                loss: loss.to_scalar()?,
-                acc: correct as f32 / batch.labels.len() as f32,
-                lr,
-                img_per_s: batch.labels.len() as f32 / t0.elapsed().as_secs_f32(),
-                grad_norm,
-                layer_grad_norms,
-                layer_weight_stats,
-                zero_activations,
+        let (loader, dev, epoch) = (&self.train, self.dev.clone(), self.epoch);
+        std::thread::scope(|scope| -> Result<()> {
+            // One batch waits ready while the model trains on the current one.
+            let (tx, rx) = std::sync::mpsc::sync_channel(1);
+            let order = &order;
+            scope.spawn(move || {
+                for b in 0..batches {
+                    // The receiver is gone when the loop below stopped early.
+                    if tx.send(loader.batch(order, epoch, b, &dev)).is_err() {
+                        break;
+                    }
+                }
             });
-        }
+            for b in 0..batches {
+                let t0 = Instant::now();
+                let batch = rx.recv().map_err(|_| Error::Argument {
+                    op: "train",
+                    msg: "the loader thread stopped".into(),
+                })??;
+                let step = self.optimizer.steps() + 1;
+                let detailed = self.config.log_every > 0 && step % self.config.log_every == 0;
+                if detailed {
+                    residual_zoo::monitor::start();
+                }
+                let logits = self.model.forward(&batch.images, Mode::Train);
+                let zero_activations = detailed.then(residual_zoo::monitor::take);
+                let logits = logits?;
+                let loss = logits.cross_entropy(&batch.labels, self.config.label_smoothing)?;
+                let mut grads = loss.backward()?;
+                let layer_grad_norms = detailed
+                    .then(|| Self::layer_grad_norms(&self.optimizer, &grads))
+                    .transpose()?;
+                let layer_weight_stats = detailed
+                    .then(|| Self::layer_weight_stats(&self.optimizer))
+                    .transpose()?;
+                let grad_norm = match self.config.clip_grad_norm {
+                    Some(max) => clip_grad_norm(&mut grads, max)?,
+                    None => clip_grad_norm(&mut grads, f32::INFINITY)?,
+                };
+                let lr = self
+                    .config
+                    .schedule
+                    .lr(self.config.lr, self.optimizer.steps());
+                self.optimizer.step(&grads, lr)?;
+                let pred = logits.argmax(1)?;
+                let correct = pred
+                    .iter()
+                    .zip(&batch.labels)
+                    .filter(|(p, l)| p == l)
+                    .count();
+                on_step(&StepStats {
+                    epoch: self.epoch,
+                    step,
+                    batch: b,
+                    batches,
+                    loss: loss.to_scalar()?,
+                    acc: correct as f32 / batch.labels.len() as f32,
+                    lr,
+                    img_per_s: batch.labels.len() as f32 / t0.elapsed().as_secs_f32(),
+                    grad_norm,
+                    layer_grad_norms,
+                    layer_weight_stats,
+                    zero_activations,
+                });
+            }
+            Ok(())
+        })?;
         self.epoch += 1;
         Ok(())
     }
@@ -208,10 +231,13 @@ impl Trainer {
     /// with its bias), input to output. Norm layers are left out: their tiny
     /// scale / shift gradients between the convolutions would turn a plot of
     /// gradient norm by depth into a zigzag.
-    fn layer_grad_norms(&self, grads: &residual_tensor::Gradients) -> Result<Vec<(String, f32)>> {
+    fn layer_grad_norms(
+        optimizer: &Optimizer,
+        grads: &residual_tensor::Gradients,
+    ) -> Result<Vec<(String, f32)>> {
         // (layer, sum of squares, whether it holds a matrix / kernel)
         let mut out: Vec<(String, f64, bool)> = Vec::new();
-        for (name, p) in self.optimizer.params() {
+        for (name, p) in optimizer.params() {
             let t = p.get();
             let Some(g) = grads.get(&t) else {
                 continue;
@@ -238,9 +264,9 @@ impl Trainer {
     }
 
     /// Mean and standard deviation of each layer's weight (conv and linear weights).
-    fn layer_weight_stats(&self) -> Result<Vec<(String, f32, f32)>> {
+    fn layer_weight_stats(optimizer: &Optimizer) -> Result<Vec<(String, f32, f32)>> {
         let mut out = Vec::new();
-        for (name, p) in self.optimizer.params() {
+        for (name, p) in optimizer.params() {
             let w = p.get();
             if w.rank() < 2 {
                 continue;
