@@ -122,19 +122,16 @@ impl DataArgs {
     /// Training augmentation, then normalisation: random crop (padding 2 for
     /// the 28x28 digits; padding size/8 and horizontal flips for colour images).
     pub fn train_transforms(&self) -> Vec<Transform> {
+        let colour = |padding: usize| {
+            vec![
+                Transform::RandomCrop { padding },
+                Transform::HorizontalFlip,
+                self.normalize(),
+            ]
+        };
         match self.kind() {
-            "cifar10" | "cifar100" | "imagefolder" => {
-                let padding = if self.kind() == "imagefolder" {
-                    (self.image_size / 8) as usize
-                } else {
-                    4
-                };
-                vec![
-                    Transform::RandomCrop { padding },
-                    Transform::HorizontalFlip,
-                    self.normalize(),
-                ]
-            }
+            "cifar10" | "cifar100" => colour(4),
+            "imagefolder" => colour((self.image_size / 8) as usize),
             _ => vec![Transform::RandomCrop { padding: 2 }, self.normalize()],
         }
     }

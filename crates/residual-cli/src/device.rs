@@ -2,23 +2,29 @@
 
 use residual_tensor::{Device, Error};
 
-/// Values `--device` accepts.
-pub const CHOICES: [&str; 2] = ["cpu", "wgpu"];
+/// The `--device` flag, shared by every command that runs a model.
+#[derive(clap::Args, Clone)]
+pub struct DeviceArg {
+    /// Device: cpu, or wgpu (the GPU adapter wgpu picks; lavapipe without a GPU).
+    #[arg(long = "device", default_value = "cpu", value_parser = ["cpu", "wgpu"])]
+    name: String,
+}
 
-/// The device named by `--device`: `cpu`, or `wgpu` (the GPU adapter wgpu
-/// picks; `WGPU_ADAPTER_NAME` / `WGPU_BACKEND` choose another). An error says
-/// why when no adapter exists.
-pub fn parse(name: &str) -> Result<Device, Error> {
-    match name {
-        "cpu" => Ok(Device::cpu()),
-        "wgpu" => {
-            let dev = residual_wgpu::device()?;
-            eprintln!("device: {dev}");
-            Ok(dev)
+impl DeviceArg {
+    /// The named device: `cpu`, or `wgpu` (`WGPU_ADAPTER_NAME` / `WGPU_BACKEND`
+    /// choose the adapter). An error says why when no adapter exists.
+    pub fn open(&self) -> Result<Device, Error> {
+        match self.name.as_str() {
+            "cpu" => Ok(Device::cpu()),
+            "wgpu" => {
+                let dev = residual_wgpu::device()?;
+                eprintln!("device: {dev}");
+                Ok(dev)
+            }
+            other => Err(Error::arg(
+                "--device",
+                format!("expected cpu or wgpu, got {other:?}"),
+            )),
         }
-        other => Err(Error::arg(
-            "--device",
-            format!("expected cpu or wgpu, got {other:?}"),
-        )),
     }
 }

@@ -18,9 +18,8 @@ pub struct Args {
     weights: PathBuf,
     #[command(flatten)]
     data: DataArgs,
-    /// Device: cpu, or wgpu (the GPU adapter wgpu picks; lavapipe without a GPU).
-    #[arg(long, default_value = "cpu", value_parser = crate::device::CHOICES)]
-    device: String,
+    #[command(flatten)]
+    device: crate::device::DeviceArg,
     /// Samples per batch.
     #[arg(long, default_value_t = 256)]
     batch_size: usize,
@@ -28,7 +27,7 @@ pub struct Args {
 
 /// Loads the weights and prints accuracy and loss.
 pub fn run(a: Args) -> Result<(), Error> {
-    let dev = crate::device::parse(&a.device)?;
+    let dev = a.device.open()?;
     let (_, test) = a.data.splits()?;
     if a.batch_size == 0 {
         return Err(Error::arg("eval", "--batch-size must be at least 1"));

@@ -50,9 +50,8 @@ struct Degradation {
     /// Where the plots and summary.json go.
     #[arg(long, default_value = "runs/degradation")]
     out: PathBuf,
-    /// Device: cpu or wgpu.
-    #[arg(long, default_value = "cpu", value_parser = crate::device::CHOICES)]
-    device: String,
+    #[command(flatten)]
+    device: crate::device::DeviceArg,
 }
 
 /// What one model's run produced.
@@ -72,7 +71,7 @@ pub fn run(a: Args) -> Result<(), Error> {
 }
 
 fn degradation(a: Degradation) -> Result<(), Error> {
-    let dev = crate::device::parse(&a.device)?;
+    let dev = a.device.open()?;
     let depths: Vec<usize> = a
         .depths
         .split(',')

@@ -38,9 +38,8 @@ pub struct Args {
     /// With --image: side of the center crop (the shorter side is resized to size * 256 / 224).
     #[arg(long, default_value_t = 224)]
     image_size: u32,
-    /// Device: cpu, or wgpu (the GPU adapter wgpu picks; lavapipe without a GPU).
-    #[arg(long, default_value = "cpu", value_parser = crate::device::CHOICES)]
-    device: String,
+    #[command(flatten)]
+    device: crate::device::DeviceArg,
     /// Number of classes of the weights (the preset's default otherwise).
     #[arg(long)]
     classes: Option<usize>,
@@ -48,7 +47,7 @@ pub struct Args {
 
 /// Loads, runs and writes.
 pub fn run(a: Args) -> Result<(), Error> {
-    let dev = crate::device::parse(&a.device)?;
+    let dev = a.device.open()?;
     let (input, output) = match (&a.input, &a.output) {
         (Some(i), Some(o)) => (i.clone(), o.clone()),
         _ if !a.image.is_empty() => return classify_images(&a, &dev),

@@ -53,9 +53,8 @@ pub struct Args {
     /// Seed of initialisation, data order and augmentation.
     #[arg(long, default_value_t = 0)]
     seed: u64,
-    /// Device: cpu, or wgpu (the GPU adapter wgpu picks; lavapipe without a GPU).
-    #[arg(long, default_value = "cpu", value_parser = crate::device::CHOICES)]
-    device: String,
+    #[command(flatten)]
+    device: crate::device::DeviceArg,
     /// Run folder for the checkpoint and the log.
     #[arg(long, default_value = "runs/mnist")]
     out: PathBuf,
@@ -135,7 +134,7 @@ fn io(path: &Path, e: std::io::Error) -> Error {
 
 /// Trains, evaluating and checkpointing after every epoch.
 pub fn run(a: Args) -> Result<(), Error> {
-    let dev = crate::device::parse(&a.device)?;
+    let dev = a.device.open()?;
     let (train, test) = a.data.splits()?;
     if a.batch_size == 0 || a.batch_size > train.len() {
         return Err(Error::arg(

@@ -591,3 +591,49 @@ pub struct RowAffine {
     /// Consecutive columns that share one parameter (group norm: h*w; layer norm: 1).
     pub per_channel: usize,
 }
+
+/// Merges adjacent dimensions that every operand walks contiguously (for each
+/// operand, `stride[d] == stride[d + 1] * dims[d + 1]`), so that kernels loop
+/// over few long rows instead of many short ones (a `[C, Cin, 1, 1]` weight
+/// times a `[C, 1, 1, 1]` scale becomes `[C, Cin]`). Returns the merged dims
+/// and each operand's merged strides. Shared by the backends: every strided
+/// kernel (gather, broadcasting binary ops, reductions) indexes fewer dims.
+pub fn coalesce(dims: &[usize], strides: &[&[usize]]) -> (Vec<usize>, Vec<Vec<usize>>) {
+    let mut d: Vec<usize> = Vec::new();
+    let mut s: Vec<Vec<usize>> = vec![Vec::new(); strides.len()];
+    for i in (0..dims.len()).rev() {
+        if dims[i] == 1 && !d.is_empty() {
+            continue; // a size-1 dimension never moves any index
+        }
+        let mergeable =
+            !d.is_empty() && strides.iter().zip(&s).all(|(st, ms)| st[i] == ms[0] * d[0]);
+        if mergeable {
+            d[0] *= dims[i];
+        } else {
+            d.insert(0, dims[i]);
+            for (ms, st) in s.iter_mut().zip(strides) {
+                ms.insert(0, st[i]);
+            }
+        }
+    }
+    (d, s)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::coalesce;
+
+    #[test]
+    fn coalesce_merges_contiguous_runs_and_keeps_broadcasts() {
+        // [2, 3, 4] contiguous -> [24]
+        let (d, s) = coalesce(&[2, 3, 4], &[&[12, 4, 1]]);
+        assert_eq!((d, s), (vec![24], vec![vec![1]]));
+        // b broadcast over the last dim: [2, 3, 4] with b strides [3, 1, 0]
+        let (d, s) = coalesce(&[2, 3, 4], &[&[12, 4, 1], &[3, 1, 0]]);
+        assert_eq!(d, vec![6, 4]);
+        assert_eq!(s, vec![vec![4, 1], vec![1, 0]]);
+        // size-1 dims vanish
+        let (d, _) = coalesce(&[1, 5, 1], &[&[5, 1, 1]]);
+        assert_eq!(d, vec![5]);
+    }
+}

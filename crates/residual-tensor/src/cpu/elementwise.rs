@@ -149,7 +149,7 @@ pub fn binary(op: BinaryOp, a: (&[f32], &Shape), b: (&[f32], &Shape), out: &Shap
     }
     // General case: rows along the last output dimension; each row's start
     // offsets in `a` and `b` come from its index over the leading dimensions.
-    let (dims, st) = super::layout::coalesce(
+    let (dims, st) = crate::backend::coalesce(
         out.dims(),
         &[
             &a.1.broadcast_strides(out),

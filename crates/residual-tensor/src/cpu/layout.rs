@@ -1,35 +1,9 @@
 //! Layout kernels: strided gather, concat, index_select and its backward.
 
 use super::PAR_CHUNK;
-use crate::backend::AxisView;
+use crate::backend::{coalesce, AxisView};
 use crate::Shape;
 use rayon::prelude::*;
-
-/// Merges adjacent dimensions that every operand walks contiguously (for each
-/// operand, `stride[d] == stride[d + 1] * dims[d + 1]`), so that kernels loop
-/// over few long rows instead of many short ones (a `[C, Cin, 1, 1]` weight
-/// times a `[C, 1, 1, 1]` scale becomes `[C, Cin]`). Returns the merged dims
-/// and each operand's merged strides.
-pub fn coalesce(dims: &[usize], strides: &[&[usize]]) -> (Vec<usize>, Vec<Vec<usize>>) {
-    let mut d: Vec<usize> = Vec::new();
-    let mut s: Vec<Vec<usize>> = vec![Vec::new(); strides.len()];
-    for i in (0..dims.len()).rev() {
-        if dims[i] == 1 && !d.is_empty() {
-            continue; // a size-1 dimension never moves any index
-        }
-        let mergeable =
-            !d.is_empty() && strides.iter().zip(&s).all(|(st, ms)| st[i] == ms[0] * d[0]);
-        if mergeable {
-            d[0] *= dims[i];
-        } else {
-            d.insert(0, dims[i]);
-            for (ms, st) in s.iter_mut().zip(strides) {
-                ms.insert(0, st[i]);
-            }
-        }
-    }
-    (d, s)
-}
 
 /// `out[i] = x[offset + sum_d i_d * strides[d]]` over every index of `out`.
 pub fn strided_copy(x: &[f32], out: &Shape, strides: &[usize], offset: usize) -> Vec<f32> {

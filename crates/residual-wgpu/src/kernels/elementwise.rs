@@ -1,10 +1,10 @@
 //! Fill, casts, unary functions and derivatives, broadcasting binary ops, dropout
 //! (`shaders/fill.wgsl`, `cast.wgsl`, `elementwise.wgsl`).
 
-use super::{bits, coalesce, word};
+use super::{bits, word};
 use crate::backend::{share, WgpuBackend};
 use crate::context::Dispatch;
-use residual_tensor::backend::{BackendStorage, BinaryOp, Storage, UnaryOp};
+use residual_tensor::backend::{coalesce, BackendStorage, BinaryOp, Storage, UnaryOp};
 use residual_tensor::{DType, Result, Shape};
 
 /// `out: [len] = value`
@@ -112,22 +112,6 @@ pub(crate) fn unary_backward(
     Ok(share(out))
 }
 
-/// Strides that read a tensor of `shape` broadcast to `out` (0 along broadcast dims).
-fn broadcast_strides(shape: &Shape, out: &Shape) -> Vec<usize> {
-    let (d, od) = (shape.dims(), out.dims());
-    let pad = od.len() - d.len();
-    let own = super::contiguous_strides(d);
-    (0..od.len())
-        .map(|k| {
-            if k < pad || d[k - pad] == 1 {
-                0
-            } else {
-                own[k - pad]
-            }
-        })
-        .collect()
-}
-
 /// `y: out = a op b` with NumPy broadcasting.
 pub(crate) fn binary(
     be: &WgpuBackend,
@@ -139,7 +123,7 @@ pub(crate) fn binary(
     let n = out.numel();
     let (dims, strides) = coalesce(
         out.dims(),
-        &[broadcast_strides(a.1, out), broadcast_strides(b.1, out)],
+        &[&a.1.broadcast_strides(out), &b.1.broadcast_strides(out)],
     );
     let mut params = vec![word(n), word(dims.len())];
     params.extend(dims.iter().map(|&d| word(d)));

@@ -1,10 +1,10 @@
 //! Strided gathers, concatenation and index_select / index_add
 //! (`shaders/layout.wgsl`).
 
-use super::{coalesce, word};
+use super::word;
 use crate::backend::{share, WgpuBackend};
 use crate::context::Dispatch;
-use residual_tensor::backend::{AxisView, Storage};
+use residual_tensor::backend::{coalesce, AxisView, Storage};
 use residual_tensor::{DType, Result, Shape};
 
 /// `y[i] = x[offset + sum(i_d * strides[d])]` over `out_shape`.
@@ -16,7 +16,7 @@ pub(crate) fn strided_copy(
     offset: usize,
 ) -> Result<Storage> {
     let n = out_shape.numel();
-    let (dims, s) = coalesce(out_shape.dims(), &[strides.to_vec()]);
+    let (dims, s) = coalesce(out_shape.dims(), &[strides]);
     let mut params = vec![word(n), word(dims.len()), word(offset)];
     params.extend(dims.iter().map(|&d| word(d)));
     params.extend(s[0].iter().map(|&d| word(d)));

@@ -1,9 +1,9 @@
 //! Sum / max over axes and argmax (`shaders/reduce.wgsl`).
 
-use super::{coalesce, contiguous_strides, word};
+use super::word;
 use crate::backend::{share, WgpuBackend};
 use crate::context::Dispatch;
-use residual_tensor::backend::{AxisView, ReduceOp, Storage};
+use residual_tensor::backend::{coalesce, AxisView, ReduceOp, Storage};
 use residual_tensor::{DType, Result, Shape};
 
 /// Reduces `x: shape` over the sorted `axes`; one workgroup per output element.
@@ -15,7 +15,7 @@ pub(crate) fn reduce(
     axes: &[usize],
 ) -> Result<Storage> {
     let dims = shape.dims();
-    let strides = contiguous_strides(dims);
+    let strides = shape.strides();
     let split = |keep: bool| -> (Vec<usize>, Vec<usize>) {
         let idx: Vec<usize> = (0..dims.len())
             .filter(|d| axes.contains(d) != keep)
@@ -27,8 +27,8 @@ pub(crate) fn reduce(
     };
     let (kept_dims, kept_strides) = split(true);
     let (red_dims, red_strides) = split(false);
-    let (kept_dims, kept_strides) = coalesce(&kept_dims, &[kept_strides]);
-    let (red_dims, red_strides) = coalesce(&red_dims, &[red_strides]);
+    let (kept_dims, kept_strides) = coalesce(&kept_dims, &[&kept_strides]);
+    let (red_dims, red_strides) = coalesce(&red_dims, &[&red_strides]);
     let n_out: usize = kept_dims.iter().product();
     let count: usize = red_dims.iter().product();
     let mut params = vec![
