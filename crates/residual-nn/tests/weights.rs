@@ -189,12 +189,15 @@ fn corrupt_truncated_or_missing_files_are_errors() {
 
 #[test]
 fn atomic_write_leaves_no_temporary_and_keeps_old_file_on_failure() {
-    let p = tmp("atomic.safetensors");
+    // A folder of its own: the other tests of this binary save files in
+    // parallel, and their in-flight temporaries would show in a shared one.
+    let dir = tmp("atomic-only");
+    std::fs::create_dir_all(&dir).unwrap();
+    let p = dir.join("atomic.safetensors");
     atomic_write(&p, b"first").unwrap();
     atomic_write(&p, b"second").unwrap();
     assert_eq!(std::fs::read(&p).unwrap(), b"second");
-    let dir = p.parent().unwrap();
-    assert!(std::fs::read_dir(dir).unwrap().all(|e| !e
+    assert!(std::fs::read_dir(&dir).unwrap().all(|e| !e
         .unwrap()
         .file_name()
         .to_string_lossy()
