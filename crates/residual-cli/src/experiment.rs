@@ -132,6 +132,7 @@ fn degradation(a: Degradation) -> Result<(), Error> {
                 no_decay_norm_bias: true,
                 transforms: vec![Transform::RandomCrop { padding: 2 }, mnist_normalize()],
                 log_every: 5,
+                amp: None,
             };
             let mut trainer = Trainer::new(config, train.clone(), &dev)?;
             let bar = ProgressBar::new(steps);

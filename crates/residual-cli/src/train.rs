@@ -3,10 +3,11 @@
 
 use crate::data::DataArgs;
 use indicatif::{ProgressBar, ProgressStyle};
+use residual_tensor::Device;
 use residual_tensor::Error;
 use residual_train::optim::OptimizerConfig;
 use residual_train::schedule::Schedule;
-use residual_train::trainer::{StepStats, TrainConfig, Trainer};
+use residual_train::trainer::{AmpDtype, StepStats, TrainConfig, Trainer};
 use residual_zoo::{ActKind, NormKind};
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -53,6 +54,14 @@ pub struct Args {
     /// Seed of initialisation, data order and augmentation.
     #[arg(long, default_value_t = 0)]
     seed: u64,
+    /// Mixed precision: convolutions and the classifier in half precision
+    /// (bf16 on the CPU, f16 on a GPU with f16 arithmetic), norms and the loss
+    /// in f32, f32 master weights; f16 scales the loss dynamically.
+    #[arg(long)]
+    amp: bool,
+    /// The half-precision dtype of --amp instead of the device's default (implies --amp).
+    #[arg(long, value_parser = ["bf16", "f16"])]
+    amp_dtype: Option<String>,
     #[command(flatten)]
     device: crate::device::DeviceArg,
     /// Run folder for the checkpoint and the log.
@@ -66,7 +75,7 @@ pub struct Args {
     log_every: u64,
 }
 
-fn config(a: &Args, steps_per_epoch: u64) -> Result<TrainConfig, Error> {
+fn config(a: &Args, steps_per_epoch: u64, dev: &Device) -> Result<TrainConfig, Error> {
     let (optimizer, default_lr) = match a.optimizer.as_str() {
         "adamw" => (OptimizerConfig::adamw(), 1e-3),
         _ => (
@@ -122,6 +131,11 @@ fn config(a: &Args, steps_per_epoch: u64) -> Result<TrainConfig, Error> {
         no_decay_norm_bias: true,
         transforms: a.data.train_transforms(),
         log_every: a.log_every,
+        amp: match a.amp_dtype.as_deref() {
+            Some("f16") => Some(AmpDtype::F16),
+            Some(_) => Some(AmpDtype::Bf16),
+            None => a.amp.then(|| AmpDtype::for_device(dev)),
+        },
     })
 }
 
@@ -153,7 +167,7 @@ pub fn run(a: Args) -> Result<(), Error> {
             dir.clone(),
         ),
         None => (
-            Trainer::new(config(&a, steps)?, train.clone(), &dev)?,
+            Trainer::new(config(&a, steps, &dev)?, train.clone(), &dev)?,
             a.out.clone(),
         ),
     };
@@ -166,7 +180,7 @@ pub fn run(a: Args) -> Result<(), Error> {
         .map_err(|e| io(&log_path, e))?;
     let cfg = &trainer.config;
     eprintln!(
-        "training {} on {} ({} train / {} test) for {} epochs, batch {}, lr {}, {:?} -> {}",
+        "training {} on {} ({} train / {} test) for {} epochs, batch {}, lr {}, {:?}, {} -> {}",
         cfg.model,
         a.data.data,
         train.len(),
@@ -175,6 +189,11 @@ pub fn run(a: Args) -> Result<(), Error> {
         cfg.batch_size,
         cfg.lr,
         cfg.schedule,
+        match cfg.amp {
+            Some(AmpDtype::Bf16) => "mixed precision bf16",
+            Some(AmpDtype::F16) => "mixed precision f16 (dynamic loss scaling)",
+            None => "f32",
+        },
         out.display()
     );
     let t_start = Instant::now();

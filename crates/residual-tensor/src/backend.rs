@@ -5,7 +5,7 @@
 //! kernel may assume valid arguments; every storage it receives is dense
 //! row-major, and every float kernel reads and writes `f32`.
 
-use crate::{DType, Result, Shape};
+use crate::{DType, Error, Result, Shape};
 use std::any::Any;
 use std::fmt::Debug;
 use std::sync::Arc;
@@ -308,6 +308,36 @@ impl AxisView {
     }
 }
 
+/// Runs a GEMM kernel written for f32 on operands of one half-precision
+/// dtype: upcasts each operand (exact), calls `f32_kernel` and rounds its
+/// result to that dtype once, which is what a half GEMM with f32
+/// accumulation computes. f32 operands go straight to `f32_kernel`. Operands
+/// of different dtypes are an error naming both.
+pub fn half_through_f32(
+    be: &dyn Backend,
+    op: &'static str,
+    operands: &[&Storage],
+    f32_kernel: impl FnOnce(&[&Storage]) -> Result<Storage>,
+) -> Result<Storage> {
+    let dtype = operands.first().map_or(DType::F32, |s| s.dtype());
+    if let Some(other) = operands.iter().find(|s| s.dtype() != dtype) {
+        return Err(Error::DType {
+            op,
+            got: other.dtype(),
+            expected: format!("{dtype}, the dtype of the first operand"),
+        });
+    }
+    if dtype == DType::F32 {
+        return f32_kernel(operands);
+    }
+    let wide: Vec<Storage> = operands
+        .iter()
+        .map(|s| be.cast(s, DType::F32))
+        .collect::<Result<_>>()?;
+    let refs: Vec<&Storage> = wide.iter().collect();
+    be.cast(&f32_kernel(&refs)?, dtype)
+}
+
 /// A compute backend. Implemented by the CPU backend in this crate and by
 /// other crates (wgpu) for their devices; see the crate docs for the contract.
 ///
@@ -315,6 +345,12 @@ impl AxisView {
 pub trait Backend: Send + Sync + Debug {
     /// A short human name, e.g. `"cpu"` or `"wgpu:lavapipe"`.
     fn name(&self) -> String;
+
+    /// The half-precision dtype that autocast uses on this device (PyTorch's
+    /// choice: bf16 on the CPU, f16 on a GPU with f16 arithmetic).
+    fn autocast_dtype(&self) -> DType {
+        DType::BF16
+    }
 
     // ---- memory -------------------------------------------------------
     /// Uploads host data.
@@ -348,6 +384,12 @@ pub trait Backend: Send + Sync + Debug {
     fn argmax(&self, x: &Storage, view: AxisView) -> Result<Vec<u32>>;
 
     // ---- linear algebra -----------------------------------------------
+    // The GEMM kernels (matmul and the three convolutions) take f32 or
+    // half-precision operands, both of one dtype, and return that dtype: the
+    // products accumulate in f32 and the result is rounded once. Every other
+    // kernel takes f32. [`half_through_f32`] implements the half case for a
+    // backend without native half GEMMs.
+
     /// Batched matrix product, see [`MatmulSpec`]. Result `[batch, m, n]`.
     fn matmul(&self, a: &Storage, b: &Storage, spec: MatmulSpec) -> Result<Storage>;
 

@@ -2,15 +2,17 @@
 
 use std::fmt;
 
-/// The element type of a tensor. `F32` is the compute type of every op; `F16`
-/// and `BF16` are storage types reached with [`crate::Tensor::cast`].
+/// The element type of a tensor. `F32` is the compute type of every op but
+/// the GEMM ops (conv2d, matmul, linear), which also compute on `F16` and
+/// `BF16` operands with f32 accumulation; every other op upcasts a half
+/// input to f32. See [`crate::autocast`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum DType {
     /// 32-bit IEEE float.
     F32,
-    /// 16-bit IEEE float (storage).
+    /// 16-bit IEEE float.
     F16,
-    /// bfloat16 (storage).
+    /// bfloat16.
     BF16,
 }
 

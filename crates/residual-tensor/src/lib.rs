@@ -19,6 +19,7 @@
 //! infers a layout from strides. Ops check shapes, dtypes and devices and
 //! return an [`Error`] naming the op and the shapes; they never panic on user input.
 
+pub mod autocast;
 pub mod autograd;
 pub mod backend;
 pub mod conformance;
@@ -31,6 +32,7 @@ pub mod rng;
 mod shape;
 mod tensor;
 
+pub use autocast::{autocast, autocast_dtype, AutocastGuard};
 pub use autograd::{is_grad_enabled, no_grad, Gradients, NoGradGuard, TensorId};
 pub use backend::{AdamWHyper, Backend, Conv2dParams, HostData, Pool2dParams, SgdHyper, Storage};
 pub use device::Device;

@@ -83,20 +83,19 @@ impl Tensor {
         }))
     }
 
-    /// Checks that `self` is f32 for `op`.
-    pub(crate) fn expect_f32(&self, op: &'static str) -> Result<()> {
-        if self.dtype() != DType::F32 {
-            return Err(Error::DType {
-                op,
-                got: self.dtype(),
-                expected: "f32 (cast half-precision storage with .cast(DType::F32) first)".into(),
-            });
-        }
-        Ok(())
+    /// Whether the elements are half precision (f16 or bf16).
+    pub fn is_half(&self) -> bool {
+        self.dtype() != DType::F32
     }
 
-    /// Checks that `self` and `other` are on one device and both f32.
-    pub(crate) fn expect_same(&self, op: &'static str, other: &Tensor) -> Result<()> {
+    /// The tensor an f32 op computes on: `self`, or its differentiable upcast
+    /// when it is half precision (see [`crate::autocast`]).
+    pub(crate) fn to_f32(&self) -> Result<Tensor> {
+        self.cast(DType::F32)
+    }
+
+    /// Checks that `self` and `other` are on one device.
+    pub(crate) fn expect_same_device(&self, op: &'static str, other: &Tensor) -> Result<()> {
         if self.device() != other.device() {
             return Err(Error::Device {
                 op,
@@ -104,8 +103,40 @@ impl Tensor {
                 b: other.device().to_string(),
             });
         }
-        self.expect_f32(op)?;
-        other.expect_f32(op)
+        Ok(())
+    }
+
+    /// The dtype a GEMM op (conv2d, matmul, linear) computes in for operands
+    /// `self` and `other`: the autocast dtype under autocast; otherwise their
+    /// common dtype, and an error when they are on different devices or of
+    /// different dtypes.
+    pub(crate) fn gemm_dtype(&self, op: &'static str, other: &Tensor) -> Result<DType> {
+        self.expect_same_device(op, other)?;
+        if let Some(dtype) = crate::autocast::autocast_dtype() {
+            return Ok(dtype);
+        }
+        if self.dtype() != other.dtype() {
+            return Err(Error::DType {
+                op,
+                got: other.dtype(),
+                expected: format!(
+                    "{}, the input's dtype (cast one operand, or compute under autocast)",
+                    self.dtype()
+                ),
+            });
+        }
+        Ok(self.dtype())
+    }
+
+    /// The operands of a GEMM op as it computes on them, both of
+    /// [`Tensor::gemm_dtype`] (differentiable casts where needed).
+    pub(crate) fn gemm_operands(
+        &self,
+        op: &'static str,
+        other: &Tensor,
+    ) -> Result<(Tensor, Tensor)> {
+        let dtype = self.gemm_dtype(op, other)?;
+        Ok((self.cast(dtype)?, other.cast(dtype)?))
     }
 
     pub(crate) fn node(&self) -> Option<&Node> {

@@ -205,11 +205,22 @@ fn norm_pool_loss_errors() {
 #[test]
 fn dtype_device_and_autograd_errors() {
     let h = t(&[2, 2]).cast(DType::BF16).unwrap();
-    says(t(&[2, 2]).add(&h).unwrap_err(), &["add", "bf16", "f32"]);
+    // Outside autocast, a GEMM op's operands must share a dtype.
+    let h4 = t(&[1, 2, 1, 1]).cast(DType::BF16).unwrap();
     says(
-        h.conv2d(&t(&[1, 2, 1, 1]), None, Conv2dParams::default())
+        h4.conv2d(&t(&[1, 2, 1, 1]), None, Conv2dParams::default())
             .unwrap_err(),
-        &["conv2d", "bf16"],
+        &["conv2d", "f32", "bf16", "autocast"],
+    );
+    says(
+        h.matmul(&t(&[2, 2])).unwrap_err(),
+        &["matmul", "f32", "bf16"],
+    );
+    says(
+        residual_tensor::AutocastGuard::new(DType::F32)
+            .err()
+            .unwrap(),
+        &["autocast", "f16 or bf16"],
     );
     says(
         t(&[2, 2]).requires_grad_().backward().unwrap_err(),

@@ -9,6 +9,7 @@
 //! temporary sibling and renamed: a crash mid-save leaves the previous file whole.
 
 use crate::optim::Optimizer;
+use crate::scaler::GradScaler;
 use crate::trainer::TrainConfig;
 use residual_nn::weights::{atomic_write, save_safetensors};
 use residual_nn::{named_tensors, Module};
@@ -34,6 +35,9 @@ pub struct CheckpointMeta {
     pub optimizer_step: u64,
     /// The run's configuration (resume continues it).
     pub config: TrainConfig,
+    /// The loss scaler's state (f16 mixed precision).
+    #[serde(default)]
+    pub scaler: Option<GradScaler>,
 }
 
 /// Writes `model.safetensors` and `state.safetensors` into `dir` (created if needed).

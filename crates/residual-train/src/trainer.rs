@@ -5,9 +5,10 @@ use crate::checkpoint::{self, CheckpointMeta};
 use crate::clip::clip_grad_norm;
 use crate::data::{DataLoader, Dataset, Transform};
 use crate::optim::{Optimizer, OptimizerConfig};
+use crate::scaler::GradScaler;
 use crate::schedule::Schedule;
 use residual_nn::{named_tensors, Mode, Module};
-use residual_tensor::{no_grad, Device, Error, Result};
+use residual_tensor::{no_grad, AutocastGuard, DType, Device, Error, Result};
 use residual_zoo::{build, ActKind, ModelOptions, NormKind, ResNet};
 use serde::{Deserialize, Serialize};
 use std::path::Path;
@@ -45,6 +46,39 @@ pub struct TrainConfig {
     pub transforms: Vec<Transform>,
     /// Steps between detailed log records (per-layer gradient norms).
     pub log_every: u64,
+    /// Mixed precision: the dtype the convolutions and the classifier compute
+    /// in, `None` for f32 throughout.
+    #[serde(default)]
+    pub amp: Option<AmpDtype>,
+}
+
+/// The half-precision dtype of a mixed-precision run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum AmpDtype {
+    /// bfloat16: f32's range, so no loss scaling (PyTorch's CPU default).
+    Bf16,
+    /// IEEE half: small gradients underflow, so the loss is scaled
+    /// dynamically (PyTorch's GPU default).
+    F16,
+}
+
+impl AmpDtype {
+    /// PyTorch's choice for `dev`: f16 on a GPU with f16 arithmetic, bf16 otherwise.
+    pub fn for_device(dev: &Device) -> Self {
+        match dev.backend().autocast_dtype() {
+            DType::F16 => AmpDtype::F16,
+            _ => AmpDtype::Bf16,
+        }
+    }
+
+    /// The tensor dtype.
+    pub fn dtype(self) -> DType {
+        match self {
+            AmpDtype::Bf16 => DType::BF16,
+            AmpDtype::F16 => DType::F16,
+        }
+    }
 }
 
 /// What one optimizer step reports.
@@ -66,8 +100,14 @@ pub struct StepStats {
     pub lr: f32,
     /// Training images per second over this step.
     pub img_per_s: f32,
-    /// Global gradient norm (before clipping).
+    /// Global gradient norm (unscaled, before clipping).
     pub grad_norm: f32,
+    /// The loss scale of this step (f16 mixed precision only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub loss_scale: Option<f32>,
+    /// Whether the optimizer step was skipped because a gradient overflowed.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub skipped: bool,
     /// Gradient norms of the weight layers (convolutions, classifier; weight
     /// and bias together), input to output, every `log_every` steps.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -103,6 +143,8 @@ pub struct Trainer {
     pub train: DataLoader,
     /// Completed epochs.
     pub epoch: u64,
+    /// The dynamic loss scaler of an f16 mixed-precision run.
+    pub scaler: Option<GradScaler>,
     dev: Device,
 }
 
@@ -132,6 +174,7 @@ impl Trainer {
             named_tensors(&model),
             config.no_decay_norm_bias,
         );
+        let scaler = (config.amp == Some(AmpDtype::F16)).then(GradScaler::default);
         let mut loader = DataLoader::new(train, config.batch_size, true, true, config.seed)?;
         loader.transforms = config.transforms.clone();
         Ok(Trainer {
@@ -140,6 +183,7 @@ impl Trainer {
             optimizer,
             train: loader,
             epoch: 0,
+            scaler,
             dev: dev.clone(),
         })
     }
@@ -180,11 +224,27 @@ impl Trainer {
                 if detailed {
                     residual_zoo::monitor::start();
                 }
+                // Under autocast the convolutions and the classifier compute
+                // in half precision; norms and the loss stay in f32.
+                let autocast = self
+                    .config
+                    .amp
+                    .map(|a| AutocastGuard::new(a.dtype()))
+                    .transpose()?;
                 let logits = self.model.forward(&batch.images, Mode::Train);
                 let zero_activations = detailed.then(residual_zoo::monitor::take);
                 let logits = logits?;
                 let loss = logits.cross_entropy(&batch.labels, self.config.label_smoothing)?;
-                let mut grads = loss.backward()?;
+                drop(autocast);
+                let loss_scale = self.scaler.as_ref().map(|s| s.scale);
+                let mut grads = match loss_scale {
+                    Some(scale) => loss.mul_scalar(scale)?.backward()?,
+                    None => loss.backward()?,
+                };
+                let skipped = match &self.scaler {
+                    Some(s) => s.unscale(&mut grads)?,
+                    None => false,
+                };
                 let layer_grad_norms = detailed
                     .then(|| Self::layer_grad_norms(&self.optimizer, &grads))
                     .transpose()?;
@@ -199,7 +259,13 @@ impl Trainer {
                     .config
                     .schedule
                     .lr(self.config.lr, self.optimizer.steps());
-                self.optimizer.step(&grads, lr)?;
+                // A step with an inf / NaN gradient is skipped, as GradScaler does.
+                if !skipped {
+                    self.optimizer.step(&grads, lr)?;
+                }
+                if let Some(s) = &mut self.scaler {
+                    s.update(skipped);
+                }
                 let pred = logits.argmax(1)?;
                 let correct = pred
                     .iter()
@@ -216,6 +282,8 @@ impl Trainer {
                     lr,
                     img_per_s: batch.labels.len() as f32 / t0.elapsed().as_secs_f32(),
                     grad_norm,
+                    loss_scale,
+                    skipped,
                     layer_grad_norms,
                     layer_weight_stats,
                     zero_activations,
@@ -304,6 +372,7 @@ impl Trainer {
             epoch: self.epoch,
             optimizer_step: self.optimizer.steps(),
             config: self.config.clone(),
+            scaler: self.scaler.clone(),
         };
         checkpoint::save(dir, &self.model, &self.optimizer, &meta)
     }
@@ -324,6 +393,9 @@ impl Trainer {
         let mut t = Trainer::new(config, train, dev)?;
         checkpoint::restore(&t.model, &mut t.optimizer, &meta, &tensors)?;
         t.epoch = meta.epoch;
+        if t.scaler.is_some() {
+            t.scaler = meta.scaler.clone().or(t.scaler);
+        }
         Ok(t)
     }
 }

@@ -7,7 +7,7 @@ use residual_train::data::{DataLoader, Dataset, Mnist, Transform};
 use residual_train::optim::OptimizerConfig;
 use residual_train::scaler::GradScaler;
 use residual_train::schedule::Schedule;
-use residual_train::trainer::{TrainConfig, Trainer};
+use residual_train::trainer::{AmpDtype, StepStats, TrainConfig, Trainer};
 use residual_zoo::{ActKind, NormKind};
 use std::sync::Arc;
 
@@ -169,6 +169,7 @@ fn tiny_config(epochs: u64) -> TrainConfig {
             },
         ],
         log_every: 2,
+        amp: None,
     }
 }
 
@@ -230,4 +231,96 @@ fn stopped_and_resumed_run_ends_bit_identical() {
         .unwrap_err()
         .to_string();
     assert!(err.contains("not a residual checkpoint"), "{err}");
+}
+
+/// The per-step losses of a run of `config` on the first `n` bundled digits.
+fn losses(config: TrainConfig, n: usize) -> (Vec<StepStats>, Trainer) {
+    let data: Arc<dyn Dataset> = Arc::new(Subset(Mnist::bundled(true).unwrap(), n));
+    let mut t = Trainer::new(config, data, &Device::cpu()).unwrap();
+    let mut steps = Vec::new();
+    while t.epoch < t.config.epochs {
+        t.train_epoch(&mut |s| steps.push(s.clone())).unwrap();
+    }
+    (steps, t)
+}
+
+/// The largest relative difference between two runs' loss curves, each
+/// smoothed over windows of 5 steps (what a plot of the curve shows).
+fn curve_distance(a: &[StepStats], b: &[StepStats]) -> f32 {
+    assert_eq!(a.len(), b.len());
+    a.chunks(5)
+        .zip(b.chunks(5))
+        .map(|(x, y)| {
+            let mx: f32 = x.iter().map(|s| s.loss).sum();
+            let my: f32 = y.iter().map(|s| s.loss).sum();
+            (mx - my).abs() / my
+        })
+        .fold(0.0, f32::max)
+}
+
+#[test]
+fn mixed_precision_runs_track_the_f32_run() {
+    let config = |amp, lr: f32| TrainConfig {
+        schedule: Schedule::Constant,
+        lr,
+        label_smoothing: 0.0,
+        transforms: vec![Transform::Normalize {
+            mean: vec![0.13],
+            std: vec![0.33],
+        }],
+        amp,
+        ..tiny_config(3)
+    };
+    let (f32_run, _) = losses(config(None, 0.05), 320);
+    // Training is chaotic: any perturbation grows from step to step. The
+    // yardstick is an f32 run whose learning rate is nudged by one bf16
+    // rounding (2^-8 relative).
+    let (nudged, _) = losses(config(None, 0.05 * (1.0 + 2f32.powi(-8))), 320);
+    let yardstick = curve_distance(&nudged, &f32_run);
+    for amp in [AmpDtype::Bf16, AmpDtype::F16] {
+        let (run, trainer) = losses(config(Some(amp), 0.05), 320);
+        let distance = curve_distance(&run, &f32_run);
+        let skipped = run.iter().filter(|s| s.skipped).count();
+        eprintln!(
+            "{amp:?}: loss curve within {distance:.4} of the f32 run's (nudged f32 run: {yardstick:.4}), {skipped} steps skipped, final scale {:?}",
+            trainer.scaler.as_ref().map(|s| s.scale)
+        );
+        assert!(
+            distance <= (3.0 * yardstick).max(0.02),
+            "{amp:?} run left the f32 run: {distance} (a nudged f32 run: {yardstick})"
+        );
+        let mean = |s: &[StepStats]| s.iter().map(|s| s.loss).sum::<f32>() / s.len() as f32;
+        let (first, last) = (mean(&run[..5]), mean(&run[run.len() - 5..]));
+        assert!(
+            last < 0.6 * first,
+            "{amp:?} run did not learn: {first} -> {last}"
+        );
+        // f16 scales the loss (2^16 until an overflow), bf16 does not.
+        match amp {
+            AmpDtype::F16 => {
+                assert!(run.iter().all(|s| s.loss_scale.is_some()));
+                assert!(trainer.scaler.is_some());
+            }
+            AmpDtype::Bf16 => assert!(run.iter().all(|s| s.loss_scale.is_none())),
+        }
+    }
+}
+
+#[test]
+fn loss_scaler_state_survives_resume() {
+    let dev = Device::cpu();
+    let data: Arc<dyn Dataset> = Arc::new(Subset(Mnist::bundled(true).unwrap(), 64));
+    let config = TrainConfig {
+        amp: Some(AmpDtype::F16),
+        ..tiny_config(1)
+    };
+    let mut t = Trainer::new(config, data.clone(), &dev).unwrap();
+    let s = t.scaler.as_mut().expect("an f16 run scales its loss");
+    (s.scale, s.growth_tracker) = (1024.0, 7);
+    let dir = std::env::temp_dir().join(format!("residual-scaler-{}", std::process::id()));
+    t.save(&dir).unwrap();
+    let r = Trainer::resume(&dir, data, None, &dev).unwrap();
+    assert_eq!(r.config.amp, Some(AmpDtype::F16));
+    assert_eq!(r.scaler, t.scaler);
+    std::fs::remove_dir_all(&dir).ok();
 }

@@ -86,6 +86,14 @@ impl Backend for WgpuBackend {
         format!("wgpu:{}", self.ctx.adapter_name())
     }
 
+    fn autocast_dtype(&self) -> DType {
+        if self.ctx.has_f16() {
+            DType::F16
+        } else {
+            DType::BF16
+        }
+    }
+
     fn upload(&self, data: HostData) -> Result<Storage> {
         let out = self.alloc(data.dtype(), data.len())?;
         let mut bytes: Vec<u8> = match &data {
@@ -158,7 +166,9 @@ impl Backend for WgpuBackend {
     }
 
     fn matmul(&self, a: &Storage, b: &Storage, spec: MatmulSpec) -> Result<Storage> {
-        kernels::gemm::matmul(self, a, b, spec)
+        half_through_f32(self, "matmul", &[a, b], |s| {
+            kernels::gemm::matmul(self, s[0], s[1], spec)
+        })
     }
 
     fn strided_copy(
@@ -184,7 +194,9 @@ impl Backend for WgpuBackend {
     }
 
     fn conv2d(&self, x: &Storage, w: &Storage, g: &Conv2dGeometry) -> Result<Storage> {
-        kernels::gemm::conv2d(self, x, w, g, &ConvEpilogue::default())
+        half_through_f32(self, "conv2d", &[x, w], |s| {
+            kernels::gemm::conv2d(self, s[0], s[1], g, &ConvEpilogue::default())
+        })
     }
 
     fn conv2d_backward_input(
@@ -193,7 +205,9 @@ impl Backend for WgpuBackend {
         w: &Storage,
         g: &Conv2dGeometry,
     ) -> Result<Storage> {
-        kernels::gemm::conv2d_backward_input(self, dy, w, g)
+        half_through_f32(self, "conv2d backward (input)", &[dy, w], |s| {
+            kernels::gemm::conv2d_backward_input(self, s[0], s[1], g)
+        })
     }
 
     fn conv2d_backward_weight(
@@ -202,7 +216,9 @@ impl Backend for WgpuBackend {
         dy: &Storage,
         g: &Conv2dGeometry,
     ) -> Result<Storage> {
-        kernels::gemm::conv2d_backward_weight(self, x, dy, g)
+        half_through_f32(self, "conv2d backward (weight)", &[x, dy], |s| {
+            kernels::gemm::conv2d_backward_weight(self, s[0], s[1], g)
+        })
     }
 
     fn conv2d_fused(

@@ -760,6 +760,82 @@ pub fn casts_round_trip(dev: &Device) {
         .map(|&v| half::bf16::from_f32(v).to_f32())
         .collect();
     assert_eq!(b, want);
-    let err = h.relu().unwrap_err().to_string();
-    assert!(err.contains("relu") && err.contains("f16"), "{err}");
+    // f32 ops upcast half inputs (differentiably) and return f32.
+    let r = h.neg().unwrap();
+    assert_eq!(r.dtype(), DType::F32);
+    let want: Vec<f32> = back.iter().map(|v| -v).collect();
+    assert_eq!(r.to_vec().unwrap(), want);
+}
+
+/// GEMM ops on half operands (and under autocast) compute the f32 product of
+/// the upcast operands and round it once to the half dtype; the gradients
+/// reach the f32 master tensors in f32.
+pub fn half_gemm_ops(dev: &Device) {
+    let p = Conv2dParams {
+        padding: [1; 4],
+        ..Default::default()
+    };
+    for dtype in [DType::BF16, DType::F16] {
+        let x = randn(dev, &[2, 3, 5, 5], 11);
+        let w = randn(dev, &[4, 3, 3, 3], 12);
+        let (xh, wh) = (x.cast(dtype).unwrap(), w.cast(dtype).unwrap());
+        let wide = |t: &Tensor| t.cast(DType::F32).unwrap();
+        let rounded = |t: Tensor| t.cast(dtype).unwrap().cast(DType::F32).unwrap();
+        // Forward: exactly round(f32 conv of the upcast operands).
+        let y = xh.conv2d(&wh, None, p).unwrap();
+        assert_eq!(y.dtype(), dtype);
+        let want = rounded(wide(&xh).conv2d(&wide(&wh), None, p).unwrap());
+        assert_eq!(
+            wide(&y).to_vec().unwrap(),
+            want.to_vec().unwrap(),
+            "conv2d {dtype}"
+        );
+        let a = randn(dev, &[3, 7], 13).cast(dtype).unwrap();
+        let b = randn(dev, &[7, 5], 14).cast(dtype).unwrap();
+        let m = a.matmul(&b).unwrap();
+        let want = rounded(wide(&a).matmul(&wide(&b)).unwrap());
+        assert_eq!(
+            wide(&m).to_vec().unwrap(),
+            want.to_vec().unwrap(),
+            "matmul {dtype}"
+        );
+
+        // Under autocast: f32 leaves in, half out, f32 gradients that equal
+        // the half backward kernels of the rounded operands and gradient.
+        let (xl, wl) = (x.clone().requires_grad_(), w.clone().requires_grad_());
+        let y = crate::autocast(dtype, || xl.conv2d(&wl, None, p))
+            .unwrap()
+            .unwrap();
+        assert_eq!(y.dtype(), dtype);
+        assert_eq!(
+            wide(&y).to_vec().unwrap(),
+            wide(&xh.conv2d(&wh, None, p).unwrap()).to_vec().unwrap()
+        );
+        let dy = randn(dev, y.dims(), 15);
+        let g = wide(&y)
+            .mul(&dy)
+            .unwrap()
+            .sum_all()
+            .unwrap()
+            .backward()
+            .unwrap();
+        let (gx, gw) = (g.get(&xl).unwrap(), g.get(&wl).unwrap());
+        assert_eq!((gx.dtype(), gw.dtype()), (DType::F32, DType::F32));
+        let dyh = dy.cast(dtype).unwrap();
+        let (xr, wr) = (xh.clone().requires_grad_(), wh.clone().requires_grad_());
+        let gh = xr.conv2d(&wr, None, p).unwrap().mul(&dyh).unwrap();
+        // d(sum(y * dy)) with y, dy half: the product upcasts, so the
+        // gradient reaching y is dy (rounded), as under autocast.
+        let gh = gh.sum_all().unwrap().backward().unwrap();
+        assert_eq!(
+            gx.to_vec().unwrap(),
+            wide(gh.get(&xr).unwrap()).to_vec().unwrap(),
+            "dx {dtype}"
+        );
+        assert_eq!(
+            gw.to_vec().unwrap(),
+            wide(gh.get(&wr).unwrap()).to_vec().unwrap(),
+            "dw {dtype}"
+        );
+    }
 }

@@ -299,3 +299,78 @@ pub fn torch_basic_block(dev: &Device) {
         );
     }
 }
+
+/// Autocast against `torch.autocast("cpu", dtype)`: conv2d and matmul of f32
+/// leaves in bf16 and in f16, forward and the f32 gradients. Different
+/// summation orders may round a result to the neighbouring half value, so
+/// the bound is one unit in the last place of the largest value (2^-7 for
+/// bf16, 2^-10 for f16), and nearly every element must agree exactly.
+pub fn torch_autocast(dev: &Device) {
+    for (name, dtype, ulp) in [
+        ("bf16", crate::DType::BF16, 2f32.powi(-7)),
+        ("f16", crate::DType::F16, 2f32.powi(-10)),
+    ] {
+        let f = |k: &str| format!("autocast_{name}.{k}");
+        let exact_share = |what: &str, got: &Tensor, fixture_name: &str| {
+            let (want, _) = fixture(fixture_name);
+            let got = got.to_vec().unwrap();
+            let same = got.iter().zip(&want).filter(|(g, w)| g == w).count();
+            let share = same as f64 / want.len() as f64;
+            assert!(
+                share >= 0.98,
+                "{what}: only {same} of {} elements equal PyTorch's",
+                want.len()
+            );
+        };
+        let x = load(dev, &f("conv.x")).requires_grad_();
+        let w = load(dev, &f("conv.w")).requires_grad_();
+        let p = Conv2dParams::new(1, 1, 1, 1);
+        let y = crate::autocast(dtype, || x.conv2d(&w, None, p))
+            .unwrap()
+            .unwrap();
+        assert_eq!(y.dtype(), dtype, "autocast {name}: conv2d output dtype");
+        let y = y.cast(crate::DType::F32).unwrap();
+        check(&format!("autocast {name} conv y"), &y, &f("conv.y"), ulp);
+        exact_share(&format!("autocast {name} conv y"), &y, &f("conv.y"));
+        let g = grads_for(&y, &load(dev, &f("conv.dy")), &[&x, &w]);
+        check(
+            &format!("autocast {name} conv dx"),
+            &g[0],
+            &f("conv.dx"),
+            ulp,
+        );
+        check(
+            &format!("autocast {name} conv dw"),
+            &g[1],
+            &f("conv.dw"),
+            ulp,
+        );
+
+        let a = load(dev, &f("matmul.a")).requires_grad_();
+        let lw = load(dev, &f("matmul.w")).requires_grad_();
+        let z = crate::autocast(dtype, || a.matmul(&lw.transpose(0, 1)?))
+            .unwrap()
+            .unwrap();
+        assert_eq!(z.dtype(), dtype, "autocast {name}: matmul output dtype");
+        let z = z.cast(crate::DType::F32).unwrap();
+        check(
+            &format!("autocast {name} matmul y"),
+            &z,
+            &f("matmul.y"),
+            ulp,
+        );
+        let g = grads_for(&z, &load(dev, &f("matmul.dy")), &[&a, &lw]);
+        check(
+            &format!("autocast {name} matmul da"),
+            &g[0],
+            &f("matmul.da"),
+            ulp,
+        );
+        check(
+            &format!("autocast {name} matmul dw"),
+            &g[1],
+            &f("matmul.dw"),
+            ulp,
+        );
+    }
+}

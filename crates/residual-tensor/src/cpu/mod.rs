@@ -143,7 +143,9 @@ impl Backend for CpuBackend {
     }
 
     fn matmul(&self, a: &Storage, b: &Storage, spec: MatmulSpec) -> Result<Storage> {
-        Ok(store(gemm::batched(f32s(a)?, f32s(b)?, spec)))
+        half_through_f32(self, "matmul", &[a, b], |s| {
+            Ok(store(gemm::batched(f32s(s[0])?, f32s(s[1])?, spec)))
+        })
     }
 
     fn strided_copy(
@@ -170,7 +172,9 @@ impl Backend for CpuBackend {
     }
 
     fn conv2d(&self, x: &Storage, w: &Storage, g: &Conv2dGeometry) -> Result<Storage> {
-        Ok(store(conv::forward(f32s(x)?, f32s(w)?, g)))
+        half_through_f32(self, "conv2d", &[x, w], |s| {
+            Ok(store(conv::forward(f32s(s[0])?, f32s(s[1])?, g)))
+        })
     }
     fn conv2d_fused(
         &self,
@@ -191,7 +195,9 @@ impl Backend for CpuBackend {
         w: &Storage,
         g: &Conv2dGeometry,
     ) -> Result<Storage> {
-        Ok(store(conv::backward_input(f32s(dy)?, f32s(w)?, g)))
+        half_through_f32(self, "conv2d backward (input)", &[dy, w], |s| {
+            Ok(store(conv::backward_input(f32s(s[0])?, f32s(s[1])?, g)))
+        })
     }
     fn conv2d_backward_weight(
         &self,
@@ -199,7 +205,9 @@ impl Backend for CpuBackend {
         dy: &Storage,
         g: &Conv2dGeometry,
     ) -> Result<Storage> {
-        Ok(store(conv::backward_weight(f32s(x)?, f32s(dy)?, g)))
+        half_through_f32(self, "conv2d backward (weight)", &[x, dy], |s| {
+            Ok(store(conv::backward_weight(f32s(s[0])?, f32s(s[1])?, g)))
+        })
     }
 
     fn max_pool2d(&self, x: &Storage, g: &Pool2dGeometry) -> Result<Storage> {

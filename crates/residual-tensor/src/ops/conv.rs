@@ -90,37 +90,31 @@ impl Tensor {
         bias: Option<&Tensor>,
         p: Conv2dParams,
     ) -> Result<Tensor> {
-        self.expect_same("conv2d", weight)?;
         let g = conv_geometry(self.shape(), weight.shape(), &p)?;
+        let (xin, win) = self.gemm_operands("conv2d", weight)?;
         let be = self.device().backend();
-        let s = be.conv2d(self.storage(), weight.storage(), &g)?;
-        let (x, w) = (self.clone(), weight.clone());
+        let s = be.conv2d(xin.storage(), win.storage(), &g)?;
+        let (x, w) = (xin.clone(), win.clone());
         let out = Shape::new([g.n, g.c_out, g.oh, g.ow]);
-        let y = Tensor::from_op(
-            s,
-            out,
-            self.device(),
-            "conv2d",
-            &[self, weight],
-            move |dy| {
-                let be = dy.device().backend();
-                let dx = x
-                    .requires_grad()
-                    .then(|| -> Result<Tensor> {
-                        let s = be.conv2d_backward_input(dy.storage(), w.storage(), &g)?;
-                        Tensor::from_storage(s, x.shape().clone(), x.device())
-                    })
-                    .transpose()?;
-                let dw = w
-                    .requires_grad()
-                    .then(|| -> Result<Tensor> {
-                        let s = be.conv2d_backward_weight(x.storage(), dy.storage(), &g)?;
-                        Tensor::from_storage(s, w.shape().clone(), w.device())
-                    })
-                    .transpose()?;
-                Ok(vec![dx, dw])
-            },
-        );
+        let y = Tensor::from_op(s, out, self.device(), "conv2d", &[&xin, &win], move |dy| {
+            let be = dy.device().backend();
+            let dy = dy.cast(x.dtype())?;
+            let dx = x
+                .requires_grad()
+                .then(|| -> Result<Tensor> {
+                    let s = be.conv2d_backward_input(dy.storage(), w.storage(), &g)?;
+                    Tensor::from_storage(s, x.shape().clone(), x.device())
+                })
+                .transpose()?;
+            let dw = w
+                .requires_grad()
+                .then(|| -> Result<Tensor> {
+                    let s = be.conv2d_backward_weight(x.storage(), dy.storage(), &g)?;
+                    Tensor::from_storage(s, w.shape().clone(), w.device())
+                })
+                .transpose()?;
+            Ok(vec![dx, dw])
+        });
         match bias {
             None => Ok(y),
             Some(b) => {
@@ -154,11 +148,11 @@ impl Tensor {
         act: Option<UnaryOp>,
         p: Conv2dParams,
     ) -> Result<Tensor> {
-        self.expect_same("conv2d", weight)?;
+        self.expect_same_device("conv2d", weight)?;
         let g = conv_geometry(self.shape(), weight.shape(), &p)?;
         let out = Shape::new([g.n, g.c_out, g.oh, g.ow]);
         if let Some(b) = bias {
-            self.expect_same("conv2d", b)?;
+            self.expect_same_device("conv2d", b)?;
             if b.dims() != [g.c_out] {
                 return Err(Error::shape(
                     "conv2d",
@@ -172,7 +166,7 @@ impl Tensor {
             }
         }
         if let Some(r) = residual {
-            self.expect_same("conv2d", r)?;
+            self.expect_same_device("conv2d", r)?;
             if r.shape() != &out {
                 return Err(Error::shape(
                     "conv2d",
@@ -180,12 +174,14 @@ impl Tensor {
                 ));
             }
         }
-        let needs_grad = crate::is_grad_enabled()
-            && [Some(self), Some(weight), bias, residual]
-                .into_iter()
-                .flatten()
-                .any(Tensor::requires_grad);
-        if needs_grad {
+        let operands = [Some(self), Some(weight), bias, residual];
+        let needs_grad =
+            crate::is_grad_enabled() && operands.into_iter().flatten().any(Tensor::requires_grad);
+        // The fused kernel is f32 only: half operands and autocast run the
+        // separate ops, which apply the mixed-precision rules.
+        let mixed = crate::autocast::autocast_dtype().is_some()
+            || operands.into_iter().flatten().any(Tensor::is_half);
+        if needs_grad || mixed {
             let mut y = self.conv2d(weight, bias, p)?;
             if let Some(r) = residual {
                 y = y.add(r)?;

@@ -7,7 +7,9 @@ impl Tensor {
     /// rest by `1 / (1 - p)`. The mask is a pure function of `(seed, index)`, so
     /// the same seed gives the same mask; pass a new seed every step.
     pub fn dropout(&self, p: f32, seed: u64) -> Result<Tensor> {
-        self.expect_f32("dropout")?;
+        if self.is_half() {
+            return self.to_f32()?.dropout(p, seed);
+        }
         if !(0.0..1.0).contains(&p) {
             return Err(Error::arg(
                 "dropout",

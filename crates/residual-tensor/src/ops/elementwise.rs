@@ -5,7 +5,10 @@ use crate::{Result, Shape, Tensor};
 
 impl Tensor {
     fn binary(&self, op: BinaryOp, name: &'static str, rhs: &Tensor) -> Result<Tensor> {
-        self.expect_same(name, rhs)?;
+        self.expect_same_device(name, rhs)?;
+        if self.is_half() || rhs.is_half() {
+            return self.to_f32()?.binary(op, name, &rhs.to_f32()?);
+        }
         let out = Shape::broadcast(name, self.shape(), rhs.shape())?;
         let s = self.device().backend().binary(
             op,
@@ -79,7 +82,9 @@ impl Tensor {
     }
 
     fn unary(&self, op: UnaryOp, name: &'static str) -> Result<Tensor> {
-        self.expect_f32(name)?;
+        if self.is_half() {
+            return self.to_f32()?.unary(op, name);
+        }
         let s = self.device().backend().unary(op, self.storage())?;
         let x = self.clone();
         Ok(Tensor::from_op(

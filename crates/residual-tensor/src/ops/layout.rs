@@ -108,6 +108,9 @@ impl Tensor {
         if perm.iter().enumerate().all(|(i, &p)| i == p) {
             return Ok(self.clone());
         }
+        if self.is_half() {
+            return self.to_f32()?.permute(perm);
+        }
         let src = self.shape().strides();
         let out = Shape::new(perm.iter().map(|&p| self.dims()[p]).collect::<Vec<_>>());
         let strides: Vec<usize> = perm.iter().map(|&p| src[p]).collect();
@@ -161,6 +164,9 @@ impl Tensor {
         if start == 0 && len == d {
             return Ok(self.clone());
         }
+        if self.is_half() {
+            return self.to_f32()?.narrow(axis, start, len);
+        }
         let strides = self.shape().strides();
         let mut out = self.dims().to_vec();
         out[a] = len;
@@ -197,8 +203,12 @@ impl Tensor {
             .first()
             .ok_or_else(|| Error::arg("concat", "no tensors to concatenate"))?;
         let a = first.shape().axis("concat", axis)?;
+        if parts.iter().any(|p| p.is_half()) {
+            let wide: Vec<Tensor> = parts.iter().map(|p| p.to_f32()).collect::<Result<_>>()?;
+            return Tensor::concat(&wide.iter().collect::<Vec<_>>(), axis);
+        }
         for p in parts {
-            first.expect_same("concat", p)?;
+            first.expect_same_device("concat", p)?;
             let same_rank = p.rank() == first.rank();
             if !same_rank || (0..p.rank()).any(|i| i != a && p.dims()[i] != first.dims()[i]) {
                 let shapes: Vec<String> = parts.iter().map(|t| t.shape().to_string()).collect();
@@ -243,7 +253,9 @@ impl Tensor {
 
     /// Rows `index[j]` along `axis`, in that order (repeats allowed).
     pub fn index_select(&self, axis: isize, index: &[usize]) -> Result<Tensor> {
-        self.expect_f32("index_select")?;
+        if self.is_half() {
+            return self.to_f32()?.index_select(axis, index);
+        }
         let a = self.shape().axis("index_select", axis)?;
         let d = self.dims()[a];
         if let Some(&bad) = index.iter().find(|&&i| i >= d) {
@@ -293,6 +305,9 @@ impl Tensor {
         }
         if &target == self.shape() {
             return Ok(self.clone());
+        }
+        if self.is_half() {
+            return self.to_f32()?.broadcast_to(dims);
         }
         let strides = self.shape().broadcast_strides(&target);
         let s = self

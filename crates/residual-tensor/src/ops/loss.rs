@@ -6,7 +6,9 @@ use crate::{Error, Result, Shape, Tensor};
 impl Tensor {
     fn softmax_impl(&self, axis: isize, log: bool) -> Result<Tensor> {
         let op = if log { "log_softmax" } else { "softmax" };
-        self.expect_f32(op)?;
+        if self.is_half() {
+            return self.to_f32()?.softmax_impl(axis, log);
+        }
         let a = self.shape().axis(op, axis)?;
         let view = AxisView::new(self.shape(), a);
         let s = self.device().backend().softmax(self.storage(), view, log)?;
@@ -46,7 +48,9 @@ impl Tensor {
     /// `loss = (1 - eps) * nll + eps * mean_c(-log p_c)`. Shape `[]`.
     pub fn cross_entropy(&self, targets: &[usize], label_smoothing: f32) -> Result<Tensor> {
         const OP: &str = "cross_entropy";
-        self.expect_f32(OP)?;
+        if self.is_half() {
+            return self.to_f32()?.cross_entropy(targets, label_smoothing);
+        }
         if self.rank() != 2 {
             return Err(Error::shape(
                 OP,

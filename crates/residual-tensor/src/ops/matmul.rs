@@ -16,7 +16,7 @@ impl Tensor {
     /// Matrix product over the last two dimensions, `[..., m, k] @ [..., k, n] ->
     /// [..., m, n]`, broadcasting the leading (batch) dimensions as NumPy does.
     pub fn matmul(&self, rhs: &Tensor) -> Result<Tensor> {
-        self.expect_same("matmul", rhs)?;
+        let dtype = self.gemm_dtype("matmul", rhs)?;
         if self.rank() < 2 || rhs.rank() < 2 {
             return Err(Error::shape(
                 "matmul",
@@ -67,6 +67,7 @@ impl Tensor {
         };
         let (a, a_shared) = prepare(self, &ba, ra)?;
         let (b, b_shared) = prepare(rhs, &bb, rb)?;
+        let (a, b) = (a.cast(dtype)?, b.cast(dtype)?);
         let nb = batch.numel();
         let spec = MatmulSpec {
             batch: nb,
@@ -92,6 +93,7 @@ impl Tensor {
             "matmul",
             &[&a, &b],
             move |g| {
+                let g = &g.cast(sa.dtype())?;
                 let ga = if sa.requires_grad() {
                     // dA = dC @ B^T : [nb, m, n] x [nb|1, k, n]^T
                     let spec = MatmulSpec {
@@ -145,17 +147,20 @@ impl Tensor {
     /// `weight: [out, in]`, optional `bias: [out]`, result `[..., out]`. The
     /// weight is read transposed by the GEMM, never copied.
     pub fn linear(&self, weight: &Tensor, bias: Option<&Tensor>) -> Result<Tensor> {
-        self.expect_same("linear", weight)?;
-        if self.rank() < 1 || weight.rank() != 2 || self.dims()[self.rank() - 1] != weight.dims()[1]
+        let (input, weight) = self.gemm_operands("linear", weight)?;
+        let weight = &weight;
+        if input.rank() < 1
+            || weight.rank() != 2
+            || input.dims()[input.rank() - 1] != weight.dims()[1]
         {
             return Err(Error::shape(
                 "linear",
-                format!("input {} and weight {} do not fit: expected input [..., in] and weight [out, in]", self.shape(), weight.shape()),
+                format!("input {} and weight {} do not fit: expected input [..., in] and weight [out, in]", input.shape(), weight.shape()),
             ));
         }
         let (out_f, in_f) = (weight.dims()[0], weight.dims()[1]);
-        let rows = self.numel() / in_f.max(1);
-        let x2 = self.reshape(&[rows, in_f])?;
+        let rows = input.numel() / in_f.max(1);
+        let x2 = input.reshape(&[rows, in_f])?;
         let spec = MatmulSpec {
             batch: 1,
             m: rows,
@@ -174,10 +179,11 @@ impl Tensor {
         let y = Tensor::from_op(
             s,
             Shape::new([rows, out_f]),
-            self.device(),
+            input.device(),
             "linear",
             &[&x2, weight],
             move |g| {
+                let g = &g.cast(x.dtype())?;
                 let dx = x.requires_grad().then(|| {
                     // dX = dY @ W : [rows, out] x [out, in]
                     let spec = MatmulSpec {
@@ -209,7 +215,7 @@ impl Tensor {
                 Ok(vec![dx.transpose()?, dw.transpose()?])
             },
         );
-        let mut out_dims = self.dims()[..self.rank() - 1].to_vec();
+        let mut out_dims = input.dims()[..input.rank() - 1].to_vec();
         out_dims.push(out_f);
         let y = match bias {
             None => y,

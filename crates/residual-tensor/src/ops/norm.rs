@@ -60,7 +60,7 @@ fn affine_param(
 ) -> Result<Tensor> {
     match p {
         Some(t) => {
-            x.expect_same(op, t)?;
+            x.expect_same_device(op, t)?;
             if t.dims() != [len] {
                 return Err(Error::shape(
                     op,
@@ -71,7 +71,7 @@ fn affine_param(
                     ),
                 ));
             }
-            Ok(t.clone())
+            t.to_f32()
         }
         None => Tensor::full(fill, [len], x.device()),
     }
@@ -116,7 +116,9 @@ impl Tensor {
         eps: f32,
     ) -> Result<BatchNormOutput> {
         const OP: &str = "batch_norm";
-        self.expect_f32(OP)?;
+        if self.is_half() {
+            return self.to_f32()?.batch_norm_train(weight, bias, eps);
+        }
         if self.rank() < 2 {
             return Err(Error::shape(
                 OP,
@@ -177,7 +179,11 @@ impl Tensor {
         eps: f32,
     ) -> Result<Tensor> {
         const OP: &str = "batch_norm";
-        self.expect_f32(OP)?;
+        if self.is_half() {
+            return self
+                .to_f32()?
+                .batch_norm_eval(running_mean, running_var, weight, bias, eps);
+        }
         if self.rank() < 2 {
             return Err(Error::shape(
                 OP,
@@ -206,7 +212,9 @@ impl Tensor {
         eps: f32,
     ) -> Result<Tensor> {
         const OP: &str = "group_norm";
-        self.expect_f32(OP)?;
+        if self.is_half() {
+            return self.to_f32()?.group_norm(groups, weight, bias, eps);
+        }
         if self.rank() < 2 {
             return Err(Error::shape(
                 OP,
@@ -250,7 +258,11 @@ impl Tensor {
         eps: f32,
     ) -> Result<Tensor> {
         const OP: &str = "layer_norm";
-        self.expect_f32(OP)?;
+        if self.is_half() {
+            return self
+                .to_f32()?
+                .layer_norm(normalized_shape, weight, bias, eps);
+        }
         let r = normalized_shape.len();
         if r == 0 || r > self.rank() || self.dims()[self.rank() - r..] != *normalized_shape {
             return Err(Error::shape(OP, format!("normalized_shape {normalized_shape:?} must be the trailing dimensions of input {}", self.shape())));

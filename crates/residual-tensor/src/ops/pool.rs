@@ -71,7 +71,9 @@ impl Tensor {
         fwd: fn(&dyn crate::Backend, &Storage, &Pool2dGeometry) -> Result<Storage>,
         bwd: fn(&dyn crate::Backend, &Tensor, &Tensor, &Pool2dGeometry) -> Result<Storage>,
     ) -> Result<Tensor> {
-        self.expect_f32(op)?;
+        if self.is_half() {
+            return self.to_f32()?.pool(op, g, fwd, bwd);
+        }
         let s = fwd(self.device().backend(), self.storage(), &g)?;
         let out = Shape::new([self.dims()[0], self.dims()[1], g.oh, g.ow]);
         let x = self.clone();

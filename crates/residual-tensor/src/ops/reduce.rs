@@ -30,7 +30,9 @@ fn reduced_shape(shape: &Shape, axes: &[usize], keepdim: bool) -> (Shape, Shape)
 impl Tensor {
     /// Sum over `axes` (empty: all axes).
     pub fn sum(&self, axes: &[isize], keepdim: bool) -> Result<Tensor> {
-        self.expect_f32("sum")?;
+        if self.is_half() {
+            return self.to_f32()?.sum(axes, keepdim);
+        }
         let ax = self.shape().axes("sum", axes)?;
         let (kept, out) = reduced_shape(self.shape(), &ax, keepdim);
         let s = self
@@ -73,7 +75,9 @@ impl Tensor {
     /// Maximum over `axes`; the gradient goes to every element equal to the
     /// maximum, shared evenly between ties (as PyTorch's `amax`).
     pub fn max(&self, axes: &[isize], keepdim: bool) -> Result<Tensor> {
-        self.expect_f32("max")?;
+        if self.is_half() {
+            return self.to_f32()?.max(axes, keepdim);
+        }
         let ax = self.shape().axes("max", axes)?;
         if ax.iter().any(|&a| self.dims()[a] == 0) {
             return Err(Error::arg(
@@ -142,7 +146,9 @@ impl Tensor {
 
     /// Index of the maximum along `axis` (first on ties), shape without the axis.
     pub fn argmax(&self, axis: isize) -> Result<Vec<usize>> {
-        self.expect_f32("argmax")?;
+        if self.is_half() {
+            return self.to_f32()?.argmax(axis);
+        }
         let a = self.shape().axis("argmax", axis)?;
         if self.dims()[a] == 0 {
             return Err(Error::arg(
