@@ -13,7 +13,8 @@ mod softmax;
 
 use crate::backend::*;
 use crate::{DType, Error, Result, Shape};
-use half::{bf16, f16};
+use half::{bf16, f16, slice::HalfFloatSliceExt};
+use rayon::prelude::*;
 use std::any::Any;
 use std::sync::Arc;
 
@@ -67,6 +68,29 @@ pub(crate) fn f32s(s: &Storage) -> Result<&[f32]> {
     }
 }
 
+/// `v` converted to `to` (round to nearest even).
+fn narrow(v: &[f32], to: DType) -> CpuStorage {
+    match to {
+        DType::F32 => CpuStorage::F32(v.to_vec()),
+        DType::F16 => CpuStorage::F16(convert(v, f16::ZERO, |d, s| d.convert_from_f32_slice(s))),
+        DType::BF16 => CpuStorage::BF16(convert(v, bf16::ZERO, |d, s| d.convert_from_f32_slice(s))),
+    }
+}
+
+/// Converts `src` element by element into a new vector, in parallel chunks,
+/// with `half`'s slice conversions (SIMD where the CPU has it).
+fn convert<S: Sync, D: Copy + Send + Sync>(
+    src: &[S],
+    zero: D,
+    f: impl Fn(&mut [D], &[S]) + Sync,
+) -> Vec<D> {
+    let mut out = vec![zero; src.len()];
+    out.par_chunks_mut(PAR_CHUNK)
+        .zip(src.par_chunks(PAR_CHUNK))
+        .for_each(|(d, s)| f(d, s));
+    out
+}
+
 /// Wraps a result vector as storage.
 pub(crate) fn store(v: Vec<f32>) -> Storage {
     Arc::new(CpuStorage::F32(v))
@@ -106,11 +130,22 @@ impl Backend for CpuBackend {
     }
 
     fn cast(&self, s: &Storage, to: DType) -> Result<Storage> {
-        let f = self.download(s)?.into_f32();
+        let src = s
+            .as_any()
+            .downcast_ref::<CpuStorage>()
+            .ok_or_else(|| Error::Backend {
+                backend: "cpu".into(),
+                msg: "storage belongs to another backend".into(),
+            })?;
+        let wide = match src {
+            CpuStorage::F32(v) => return Ok(Arc::new(narrow(v, to))),
+            CpuStorage::F16(v) => convert(v, 0.0, |d, s| s.convert_to_f32_slice(d)),
+            CpuStorage::BF16(v) => convert(v, 0.0, |d, s| s.convert_to_f32_slice(d)),
+        };
+        // Half to f32 is exact; half to the other half type goes through it.
         Ok(Arc::new(match to {
-            DType::F32 => CpuStorage::F32(f),
-            DType::F16 => CpuStorage::F16(f.iter().map(|&x| f16::from_f32(x)).collect()),
-            DType::BF16 => CpuStorage::BF16(f.iter().map(|&x| bf16::from_f32(x)).collect()),
+            DType::F32 => CpuStorage::F32(wide),
+            _ => narrow(&wide, to),
         }))
     }
 

@@ -33,9 +33,11 @@ enum Kind {
     ConvBwd(Conv2dGeometry),
     /// Evaluation-mode forward of a zoo model: (name, batch, input size).
     Infer(&'static str, usize, usize),
-    /// One f32 training step (forward, cross-entropy, backward, AdamW) of a zoo
-    /// model with 10 classes: (name, batch, input size).
-    Train(&'static str, usize, usize),
+    /// One training step (forward, cross-entropy, backward, AdamW) of a zoo
+    /// model with 10 classes: (name, batch, input size, mixed precision).
+    /// Mixed precision runs forward and loss under autocast to the device's
+    /// dtype (bf16 on the CPU), with dynamic loss scaling when that is f16.
+    Train(&'static str, usize, usize, bool),
 }
 
 struct Case {
@@ -158,12 +160,17 @@ fn cases() -> Vec<Case> {
             .summary(model, [3, size, size])
             .expect("summary")
             .total_macs();
-        v.push(Case {
-            name: format!("train {model} b{batch} {size} f32"),
-            kind: Kind::Train(model, batch, size),
-            // forward + backward (input and weight gradients): 3x the forward.
-            flops: 3.0 * 2.0 * macs as f64 * batch as f64,
-        });
+        for amp in [false, true] {
+            v.push(Case {
+                name: format!(
+                    "train {model} b{batch} {size} {}",
+                    if amp { "amp" } else { "f32" }
+                ),
+                kind: Kind::Train(model, batch, size, amp),
+                // forward + backward (input and weight gradients): 3x the forward.
+                flops: 3.0 * 2.0 * macs as f64 * batch as f64,
+            });
+        }
     }
     v
 }
@@ -171,7 +178,7 @@ fn cases() -> Vec<Case> {
 /// Images per case run (for img/s), 0 for kernel cases.
 fn images(k: &Kind) -> usize {
     match k {
-        Kind::Infer(_, b, _) | Kind::Train(_, b, _) => *b,
+        Kind::Infer(_, b, _) | Kind::Train(_, b, _, _) => *b,
         _ => 0,
     }
 }
@@ -277,9 +284,11 @@ fn run_case(c: &Case, dev: &Device) -> f64 {
                 })
             })
         }
-        Kind::Train(model, batch, size) => {
+        Kind::Train(model, batch, size, amp) => {
             use residual_nn::Module;
+            use residual_tensor::AutocastGuard;
             use residual_train::optim::{Optimizer, OptimizerConfig};
+            use residual_train::scaler::GradScaler;
             let opts = residual_zoo::ModelOptions {
                 num_classes: Some(10),
                 ..Default::default()
@@ -292,14 +301,31 @@ fn run_case(c: &Case, dev: &Device) -> f64 {
             );
             let x = Tensor::randn([*batch, 3, *size, *size], 0.0, 1.0, 7, dev).unwrap();
             let labels: Vec<usize> = (0..*batch).map(|i| i % 10).collect();
+            let dtype = dev.backend().autocast_dtype();
+            let mut scaler =
+                (*amp && dtype == residual_tensor::DType::F16).then(GradScaler::default);
             timed(dev, || {
+                let autocast = amp.then(|| AutocastGuard::new(dtype).unwrap());
                 let loss = m
                     .forward(&x, residual_nn::Mode::Train)
                     .unwrap()
                     .cross_entropy(&labels, 0.0)
                     .unwrap();
-                let grads = loss.backward().unwrap();
-                opt.step(&grads, 1e-3).unwrap();
+                drop(autocast);
+                let mut grads = match &scaler {
+                    Some(s) => loss.mul_scalar(s.scale).unwrap().backward().unwrap(),
+                    None => loss.backward().unwrap(),
+                };
+                let skip = match &scaler {
+                    Some(s) => s.unscale(&mut grads).unwrap(),
+                    None => false,
+                };
+                if !skip {
+                    opt.step(&grads, 1e-3).unwrap();
+                }
+                if let Some(s) = &mut scaler {
+                    s.update(skip);
+                }
             })
         }
         Kind::ConvBwd(g) => {
@@ -339,8 +365,9 @@ fn torch_figures(
             Kind::Sgemm(n) | Kind::SgemmGemmCrate(n) => {
                 json!({"case": c.name, "kind": "sgemm", "n": n, "flops": c.flops})
             }
-            Kind::Train(model, batch, size) => json!({
+            Kind::Train(model, batch, size, amp) => json!({
                 "case": c.name, "kind": "train", "model": model, "batch": batch, "size": size, "flops": c.flops,
+                "amp": amp,
             }),
             Kind::Infer(model, batch, size) => json!({
                 "case": c.name, "kind": "infer", "model": model, "batch": batch, "size": size, "flops": c.flops,
