@@ -220,7 +220,8 @@ impl Trainer {
                     msg: "the loader thread stopped".into(),
                 })??;
                 let step = self.optimizer.steps() + 1;
-                let detailed = self.config.log_every > 0 && step % self.config.log_every == 0;
+                let detailed =
+                    self.config.log_every > 0 && step.is_multiple_of(self.config.log_every);
                 if detailed {
                     residual_zoo::monitor::start();
                 }

@@ -132,7 +132,7 @@ mod tests {
         ] {
             let c = size_class(bytes);
             assert!(c >= bytes, "{bytes} -> {c}");
-            assert!(c % 4 == 0);
+            assert!(c.is_multiple_of(4));
             if bytes > 4096 {
                 assert!(
                     (c - bytes) as f64 <= bytes as f64 / 8.0 + 1.0,

@@ -44,7 +44,10 @@ pub(crate) fn shape_mismatch(branch: &Shape, shortcut: &Shape) -> Error {
 
 /// 32 groups, or the largest divisor of `c` below that.
 fn group_count(c: usize) -> usize {
-    (1..=32.min(c)).rev().find(|g| c % g == 0).unwrap_or(1)
+    (1..=32.min(c))
+        .rev()
+        .find(|g| c.is_multiple_of(*g))
+        .unwrap_or(1)
 }
 
 impl Module for Norm {

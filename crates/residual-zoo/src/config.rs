@@ -119,7 +119,7 @@ impl ResNetConfig {
 
     /// CIFAR-style ResNet of depth `6n + 2` (He et al. 2015, section 4.2), 10 classes.
     pub fn cifar(depth: usize) -> Result<Self> {
-        if depth < 8 || (depth - 2) % 6 != 0 {
+        if depth < 8 || !(depth - 2).is_multiple_of(6) {
             return Err(Error::arg(
                 "ResNetConfig::cifar",
                 format!("depth must be 6n + 2 (20, 32, 44, 56, 110), got {depth}"),

@@ -31,7 +31,7 @@ impl Conv2d {
         seed: u64,
         dev: &Device,
     ) -> Result<Self> {
-        if groups == 0 || c_in % groups != 0 || c_out % groups != 0 {
+        if groups == 0 || !c_in.is_multiple_of(groups) || !c_out.is_multiple_of(groups) {
             return Err(residual_tensor::Error::arg(
                 "Conv2d",
                 format!(

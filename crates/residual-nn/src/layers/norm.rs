@@ -114,7 +114,7 @@ pub struct GroupNorm {
 impl GroupNorm {
     /// Weight 1, bias 0.
     pub fn new(groups: usize, c: usize, dev: &Device) -> Result<Self> {
-        if groups == 0 || c % groups != 0 {
+        if groups == 0 || !c.is_multiple_of(groups) {
             return Err(residual_tensor::Error::arg(
                 "GroupNorm",
                 format!("channels {c} must divide by groups={groups}"),

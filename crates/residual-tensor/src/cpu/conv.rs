@@ -7,7 +7,7 @@
 //! stages); a 1x1 / stride 1 / unpadded convolution of one sample multiplies
 //! the input directly, without im2col.
 
-use super::gemm::{sgemm, MatRef};
+use super::gemm::{GemmElem, MatRef};
 use crate::backend::Conv2dGeometry;
 use rayon::prelude::*;
 
@@ -87,15 +87,16 @@ fn valid_range(
 
 /// im2col of samples `n0 .. n0 + nb` of group `grp` into `cols: [K, nb * P]`:
 /// row `(c, ki, kj)`, column `s * P + oy * ow + ox`.
-fn im2col(
-    x: &[f32],
+fn im2col<T: GemmElem>(
+    x: &[T],
     g: &Conv2dGeometry,
     d: Dims,
     n0: usize,
     nb: usize,
     grp: usize,
-    cols: &mut [f32],
+    cols: &mut [T],
 ) {
+    let zero = T::default();
     let (oh, ow, p) = (g.oh, g.ow, &g.p);
     let ld = nb * d.p;
     cols[..d.k * ld]
@@ -110,13 +111,13 @@ fn im2col(
             for s in 0..nb {
                 let plane = &x[((n0 + s) * g.c_in + grp * d.cpg + c) * d.x_plane..][..d.x_plane];
                 let dst = &mut out[s * d.p..(s + 1) * d.p];
-                dst[..y0 * ow].fill(0.0);
-                dst[y1 * ow..].fill(0.0);
+                dst[..y0 * ow].fill(zero);
+                dst[y1 * ow..].fill(zero);
                 for oy in y0..y1 {
                     let iy = oy * p.stride.0 + ki * p.dilation.0 - p.padding[0];
                     let line = &mut dst[oy * ow..(oy + 1) * ow];
-                    line[..x0].fill(0.0);
-                    line[x1..].fill(0.0);
+                    line[..x0].fill(zero);
+                    line[x1..].fill(zero);
                     if x1 > x0 {
                         let src = &plane[iy * g.w..(iy + 1) * g.w];
                         let start = ix0 as usize;
@@ -178,14 +179,14 @@ fn col2im(
 }
 
 /// Gathers `[opg, nb * P]` of group `grp` from `t: [n, c_out, P]`.
-fn gather_out(
-    t: &[f32],
+fn gather_out<T: GemmElem>(
+    t: &[T],
     g: &Conv2dGeometry,
     d: Dims,
     n0: usize,
     nb: usize,
     grp: usize,
-    buf: &mut [f32],
+    buf: &mut [T],
 ) {
     buf[..d.opg * nb * d.p]
         .par_chunks_mut(nb * d.p)
@@ -223,24 +224,26 @@ fn chunks(n: usize, nb: usize) -> impl Iterator<Item = (usize, usize)> {
         .map(move |n0| (n0, nb.min(n - n0)))
 }
 
-/// Reusable buffers of one kernel call: the im2col columns `[K, nb * P]`
-/// (unused by a direct 1x1 convolution) and a gathered output block `[opg, nb * P]`.
-struct Scratch {
+/// Reusable buffers of one kernel call: the columns `[K, nb * P]` (im2col of
+/// the input, or the input gradient before col2im; unused by a direct 1x1
+/// convolution) and an output-shaped block `[opg, nb * P]` (a gathered `dy`,
+/// or the forward result before scattering).
+struct Scratch<C, B> {
     direct: bool,
-    cols: Vec<f32>,
-    block: Vec<f32>,
+    cols: Vec<C>,
+    block: Vec<B>,
 }
 
-impl Scratch {
+impl<C: Copy + Default, B: Copy + Default> Scratch<C, B> {
     fn new(g: &Conv2dGeometry, d: Dims) -> Self {
         let direct = is_pointwise(g) && d.nb == 1;
         let cols = if direct {
             Vec::new()
         } else {
-            vec![0.0; d.k * d.nb * d.p]
+            vec![C::default(); d.k * d.nb * d.p]
         };
         let block = if d.nb > 1 {
-            vec![0.0; d.opg * d.nb * d.p]
+            vec![B::default(); d.opg * d.nb * d.p]
         } else {
             Vec::new()
         };
@@ -253,23 +256,23 @@ impl Scratch {
 }
 
 /// Group `grp`'s weight `[opg, K]`.
-fn group_weight(w: &[f32], d: Dims, grp: usize) -> &[f32] {
+fn group_weight<T>(w: &[T], d: Dims, grp: usize) -> &[T] {
     &w[grp * d.opg * d.k..][..d.opg * d.k]
 }
 
 /// The input of a chunk and group as the GEMM's `[K, nb * P]` operand: the
 /// input itself for a direct 1x1 convolution, its im2col otherwise.
 #[allow(clippy::too_many_arguments)]
-fn input_matrix<'a>(
-    x: &'a [f32],
-    cols: &'a mut [f32],
+fn input_matrix<'a, T: GemmElem>(
+    x: &'a [T],
+    cols: &'a mut [T],
     direct: bool,
     g: &Conv2dGeometry,
     d: Dims,
     n0: usize,
     nb: usize,
     grp: usize,
-) -> &'a [f32] {
+) -> &'a [T] {
     if direct {
         &x[(n0 * g.c_in + grp * d.cpg) * d.x_plane..][..d.cpg * d.x_plane]
     } else {
@@ -281,15 +284,15 @@ fn input_matrix<'a>(
 /// An output-shaped tensor (`dy`) of a chunk and group as `[opg, nb * P]`:
 /// a slice for one sample, gathered into `block` for several.
 #[allow(clippy::too_many_arguments)]
-fn output_matrix<'a>(
-    t: &'a [f32],
-    block: &'a mut [f32],
+fn output_matrix<'a, T: GemmElem>(
+    t: &'a [T],
+    block: &'a mut [T],
     g: &Conv2dGeometry,
     d: Dims,
     n0: usize,
     nb: usize,
     grp: usize,
-) -> &'a [f32] {
+) -> &'a [T] {
     if nb == 1 {
         &t[(n0 * g.c_out + grp * d.opg) * d.p..][..d.opg * d.p]
     } else {
@@ -299,10 +302,10 @@ fn output_matrix<'a>(
 }
 
 /// Forward: `y[chunk, grp] = w[grp] @ im2col(x[chunk, grp])`.
-pub fn forward(x: &[f32], w: &[f32], g: &Conv2dGeometry) -> Vec<f32> {
+pub fn forward<T: GemmElem>(x: &[T], w: &[T], g: &Conv2dGeometry) -> Vec<f32> {
     let d = dims(g);
     let mut y = vec![0.0; g.n * g.c_out * d.p];
-    let mut s = Scratch::new(g, d);
+    let mut s = Scratch::<T, f32>::new(g, d);
     for (n0, nb) in chunks(g.n, d.nb) {
         for grp in 0..g.p.groups {
             let ws = MatRef {
@@ -315,9 +318,9 @@ pub fn forward(x: &[f32], w: &[f32], g: &Conv2dGeometry) -> Vec<f32> {
             };
             if nb == 1 {
                 let ys = &mut y[(n0 * g.c_out + grp * d.opg) * d.p..][..d.opg * d.p];
-                sgemm(d.opg, d.k, d.p, 1.0, ws, b, 0.0, ys);
+                T::gemm(d.opg, d.k, d.p, ws, b, 0.0, ys);
             } else {
-                sgemm(d.opg, d.k, nb * d.p, 1.0, ws, b, 0.0, &mut s.block);
+                T::gemm(d.opg, d.k, nb * d.p, ws, b, 0.0, &mut s.block);
                 scatter_out(&s.block, g, d, n0, nb, grp, &mut y);
             }
         }
@@ -326,10 +329,10 @@ pub fn forward(x: &[f32], w: &[f32], g: &Conv2dGeometry) -> Vec<f32> {
 }
 
 /// Input gradient: `dx[chunk, grp] = col2im(w[grp]^T @ dy[chunk, grp])`.
-pub fn backward_input(dy: &[f32], w: &[f32], g: &Conv2dGeometry) -> Vec<f32> {
+pub fn backward_input<T: GemmElem>(dy: &[T], w: &[T], g: &Conv2dGeometry) -> Vec<f32> {
     let d = dims(g);
     let mut dx = vec![0.0; g.n * g.c_in * d.x_plane];
-    let mut s = Scratch::new(g, d);
+    let mut s = Scratch::<f32, T>::new(g, d);
     for (n0, nb) in chunks(g.n, d.nb) {
         for grp in 0..g.p.groups {
             let wt = MatRef {
@@ -342,9 +345,9 @@ pub fn backward_input(dy: &[f32], w: &[f32], g: &Conv2dGeometry) -> Vec<f32> {
             };
             if s.direct {
                 let dxs = &mut dx[(n0 * g.c_in + grp * d.cpg) * d.x_plane..][..d.cpg * d.x_plane];
-                sgemm(d.k, d.opg, d.p, 1.0, wt, dys, 0.0, dxs);
+                T::gemm(d.k, d.opg, d.p, wt, dys, 0.0, dxs);
             } else {
-                sgemm(d.k, d.opg, nb * d.p, 1.0, wt, dys, 0.0, &mut s.cols);
+                T::gemm(d.k, d.opg, nb * d.p, wt, dys, 0.0, &mut s.cols);
                 col2im(&s.cols, g, d, n0, nb, grp, &mut dx);
             }
         }
@@ -353,10 +356,10 @@ pub fn backward_input(dy: &[f32], w: &[f32], g: &Conv2dGeometry) -> Vec<f32> {
 }
 
 /// Weight gradient: `dw[grp] = sum over chunks of dy[chunk, grp] @ im2col(x[chunk, grp])^T`.
-pub fn backward_weight(x: &[f32], dy: &[f32], g: &Conv2dGeometry) -> Vec<f32> {
+pub fn backward_weight<T: GemmElem>(x: &[T], dy: &[T], g: &Conv2dGeometry) -> Vec<f32> {
     let d = dims(g);
     let mut dw = vec![0.0; g.c_out * d.k];
-    let mut s = Scratch::new(g, d);
+    let mut s = Scratch::<T, T>::new(g, d);
     for (i, (n0, nb)) in chunks(g.n, d.nb).enumerate() {
         for grp in 0..g.p.groups {
             let b = MatRef {
@@ -369,8 +372,66 @@ pub fn backward_weight(x: &[f32], dy: &[f32], g: &Conv2dGeometry) -> Vec<f32> {
             };
             let dws = &mut dw[grp * d.opg * d.k..][..d.opg * d.k];
             let beta = if i == 0 { 0.0 } else { 1.0 };
-            sgemm(d.opg, nb * d.p, d.k, 1.0, dys, b, beta, dws);
+            T::gemm(d.opg, nb * d.p, d.k, dys, b, beta, dws);
         }
     }
     dw
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::backend::Conv2dParams;
+    use crate::Shape;
+    use half::bf16;
+
+    /// bf16 values from a fixed pseudo-random sequence.
+    fn values(len: usize, seed: u64) -> Vec<bf16> {
+        crate::rng::normal(seed, len, 0.0, 1.0)
+            .into_iter()
+            .map(bf16::from_f32)
+            .collect()
+    }
+
+    fn close(what: &str, got: &[f32], want: &[f32]) {
+        let scale = want.iter().fold(1.0f32, |m, v| m.max(v.abs()));
+        for (i, (g, w)) in got.iter().zip(want).enumerate() {
+            assert!((g - w).abs() <= 1e-5 * scale, "{what}[{i}]: {g} vs {w}");
+        }
+    }
+
+    /// The three kernels on bf16 operands (the native bf16 GEMM where the CPU
+    /// has it) against the same kernels on the upcast f32 values: chunked
+    /// batches, groups, strides, padding and the direct 1x1 path.
+    #[test]
+    fn bf16_kernels_match_f32_kernels_on_the_same_values() {
+        if !crate::cpu::gemm_bf16::available() {
+            eprintln!("skipped: this CPU lacks AVX512-BF16");
+            return;
+        }
+        for (x_dims, w_dims, p) in [
+            ([4, 8, 9, 9], [16, 8, 3, 3], Conv2dParams::new(1, 1, 1, 1)),
+            ([3, 6, 11, 10], [8, 3, 3, 3], Conv2dParams::new(2, 1, 1, 2)),
+            ([2, 16, 7, 7], [40, 16, 1, 1], Conv2dParams::new(1, 0, 1, 1)),
+            ([1, 3, 70, 70], [8, 3, 7, 7], Conv2dParams::new(2, 3, 1, 1)),
+        ] {
+            let g = Conv2dGeometry::new(&Shape::new(x_dims), &Shape::new(w_dims), &p).unwrap();
+            let x = values(x_dims.iter().product(), 1);
+            let w = values(w_dims.iter().product(), 2);
+            let dy = values(g.n * g.c_out * g.oh * g.ow, 3);
+            let wide = |v: &[bf16]| v.iter().map(|h| h.to_f32()).collect::<Vec<f32>>();
+            let (xf, wf, dyf) = (wide(&x), wide(&w), wide(&dy));
+            close("forward", &forward(&x, &w, &g), &forward(&xf, &wf, &g));
+            close(
+                "backward_input",
+                &backward_input(&dy, &w, &g),
+                &backward_input(&dyf, &wf, &g),
+            );
+            close(
+                "backward_weight",
+                &backward_weight(&x, &dy, &g),
+                &backward_weight(&xf, &dyf, &g),
+            );
+        }
+    }
 }

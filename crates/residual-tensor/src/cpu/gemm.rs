@@ -3,13 +3,14 @@
 //! (today single-threaded `matrixmultiply` blocks on rayon's threads) can be swapped in one place.
 
 use crate::backend::MatmulSpec;
+use half::bf16;
 use rayon::prelude::*;
 
 /// A dense row-major matrix operand, possibly read transposed.
 #[derive(Clone, Copy)]
-pub struct MatRef<'a> {
+pub struct MatRef<'a, T = f32> {
     /// The elements, row-major as stored.
-    pub data: &'a [f32],
+    pub data: &'a [T],
     /// Read the stored matrix transposed.
     pub trans: bool,
 }
@@ -80,6 +81,18 @@ pub fn sgemm(
             );
         }
     };
+    for_each_block(m, k, n, block);
+}
+
+/// Calls `block(r0, rows, c0, cols)` for blocks of an `m x n` product with
+/// inner size `k` that together cover C: one per rayon thread, along the
+/// longer side of C, or the whole of C when the product is small.
+pub(crate) fn for_each_block(
+    m: usize,
+    k: usize,
+    n: usize,
+    block: impl Fn(usize, usize, usize, usize) + Sync,
+) {
     let threads = rayon::current_num_threads();
     if threads <= 1 || m * n * k < PARALLEL_MIN_MACS {
         block(0, m, 0, n);
@@ -98,8 +111,53 @@ pub fn sgemm(
     });
 }
 
+/// An element type the CPU GEMM multiplies, with f32 accumulation and an f32
+/// result: f32 ([`sgemm`]) and bf16 ([`super::gemm_bf16::gemm`], only where
+/// [`super::gemm_bf16::available`] holds).
+pub trait GemmElem: Copy + Default + Send + Sync {
+    /// `c[m, n] = op(a)[m, k] @ op(b)[k, n] + beta * c`.
+    #[allow(clippy::too_many_arguments)]
+    fn gemm(
+        m: usize,
+        k: usize,
+        n: usize,
+        a: MatRef<Self>,
+        b: MatRef<Self>,
+        beta: f32,
+        c: &mut [f32],
+    );
+}
+
+impl GemmElem for f32 {
+    fn gemm(
+        m: usize,
+        k: usize,
+        n: usize,
+        a: MatRef<f32>,
+        b: MatRef<f32>,
+        beta: f32,
+        c: &mut [f32],
+    ) {
+        sgemm(m, k, n, 1.0, a, b, beta, c);
+    }
+}
+
+impl GemmElem for bf16 {
+    fn gemm(
+        m: usize,
+        k: usize,
+        n: usize,
+        a: MatRef<bf16>,
+        b: MatRef<bf16>,
+        beta: f32,
+        c: &mut [f32],
+    ) {
+        super::gemm_bf16::gemm(m, k, n, a, b, beta, c);
+    }
+}
+
 /// Batched product for the `matmul` kernel: `[batch, m, n]`.
-pub fn batched(a: &[f32], b: &[f32], s: MatmulSpec) -> Vec<f32> {
+pub fn batched<T: GemmElem>(a: &[T], b: &[T], s: MatmulSpec) -> Vec<f32> {
     let mut c = vec![0.0; s.batch * s.m * s.n];
     let (sa, sb, sc) = (s.m * s.k, s.k * s.n, s.m * s.n);
     if sc == 0 {
@@ -108,11 +166,10 @@ pub fn batched(a: &[f32], b: &[f32], s: MatmulSpec) -> Vec<f32> {
     let one = |i: usize, c: &mut [f32]| {
         let ai = if s.a_shared { 0 } else { i * sa };
         let bi = if s.b_shared { 0 } else { i * sb };
-        sgemm(
+        T::gemm(
             s.m,
             s.k,
             s.n,
-            1.0,
             MatRef {
                 data: &a[ai..ai + sa],
                 trans: s.trans_a,

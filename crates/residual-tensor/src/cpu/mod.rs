@@ -4,6 +4,7 @@
 mod conv;
 mod elementwise;
 pub mod gemm;
+pub mod gemm_bf16;
 mod layout;
 mod norm;
 mod optim;
@@ -66,6 +67,28 @@ pub(crate) fn f32s(s: &Storage) -> Result<&[f32]> {
             msg: format!("storage {s:?} belongs to another backend"),
         }),
     }
+}
+
+/// The bf16 slices of GEMM operands when every one is bf16 and this CPU has
+/// the native bf16 GEMM ([`gemm_bf16`]); `None` sends the call to the
+/// upcasting path.
+fn native_bf16<const N: usize>(operands: [&Storage; N]) -> Option<[&[bf16]; N]> {
+    if !gemm_bf16::available() {
+        return None;
+    }
+    let mut out: [&[bf16]; N] = [&[]; N];
+    for (o, s) in out.iter_mut().zip(operands) {
+        match s.as_any().downcast_ref::<CpuStorage>() {
+            Some(CpuStorage::BF16(v)) => *o = v,
+            _ => return None,
+        }
+    }
+    Some(out)
+}
+
+/// An f32 GEMM result rounded to bf16 storage.
+fn store_bf16(v: Vec<f32>) -> Storage {
+    Arc::new(narrow(&v, DType::BF16))
 }
 
 /// `v` converted to `to` (round to nearest even).
@@ -178,6 +201,9 @@ impl Backend for CpuBackend {
     }
 
     fn matmul(&self, a: &Storage, b: &Storage, spec: MatmulSpec) -> Result<Storage> {
+        if let Some([a, b]) = native_bf16([a, b]) {
+            return Ok(store_bf16(gemm::batched(a, b, spec)));
+        }
         half_through_f32(self, "matmul", &[a, b], |s| {
             Ok(store(gemm::batched(f32s(s[0])?, f32s(s[1])?, spec)))
         })
@@ -207,6 +233,9 @@ impl Backend for CpuBackend {
     }
 
     fn conv2d(&self, x: &Storage, w: &Storage, g: &Conv2dGeometry) -> Result<Storage> {
+        if let Some([x, w]) = native_bf16([x, w]) {
+            return Ok(store_bf16(conv::forward(x, w, g)));
+        }
         half_through_f32(self, "conv2d", &[x, w], |s| {
             Ok(store(conv::forward(f32s(s[0])?, f32s(s[1])?, g)))
         })
@@ -230,6 +259,9 @@ impl Backend for CpuBackend {
         w: &Storage,
         g: &Conv2dGeometry,
     ) -> Result<Storage> {
+        if let Some([dy, w]) = native_bf16([dy, w]) {
+            return Ok(store_bf16(conv::backward_input(dy, w, g)));
+        }
         half_through_f32(self, "conv2d backward (input)", &[dy, w], |s| {
             Ok(store(conv::backward_input(f32s(s[0])?, f32s(s[1])?, g)))
         })
@@ -240,6 +272,9 @@ impl Backend for CpuBackend {
         dy: &Storage,
         g: &Conv2dGeometry,
     ) -> Result<Storage> {
+        if let Some([x, dy]) = native_bf16([x, dy]) {
+            return Ok(store_bf16(conv::backward_weight(x, dy, g)));
+        }
         half_through_f32(self, "conv2d backward (weight)", &[x, dy], |s| {
             Ok(store(conv::backward_weight(f32s(s[0])?, f32s(s[1])?, g)))
         })

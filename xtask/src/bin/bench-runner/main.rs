@@ -29,6 +29,9 @@ enum Kind {
     Sgemm(usize),
     /// The same product through the `gemm` crate (candle's GEMM), for the choice of kernel.
     SgemmGemmCrate(usize),
+    /// An `n x n` matrix product of half-precision operands (the device's
+    /// autocast dtype: bf16 on the CPU) with f32 accumulation.
+    HalfGemm(usize),
     ConvFwd(Conv2dGeometry),
     ConvBwd(Conv2dGeometry),
     /// Evaluation-mode forward of a zoo model: (name, batch, input size).
@@ -95,6 +98,13 @@ fn cases() -> Vec<Case> {
             ]
         })
         .collect();
+    for n in [1024, 2048] {
+        v.push(Case {
+            name: format!("hgemm {n}"),
+            kind: Kind::HalfGemm(n),
+            flops: 2.0 * (n as f64).powi(3),
+        });
+    }
     let b = 8;
     let mut shapes = vec![(
         "stem 7x7 3->64 224".to_string(),
@@ -227,6 +237,15 @@ fn run_case(c: &Case, dev: &Device) -> f64 {
         Kind::Sgemm(n) => {
             let a = Tensor::randn([*n, *n], 0.0, 1.0, 1, dev).unwrap();
             let b = Tensor::randn([*n, *n], 0.0, 1.0, 2, dev).unwrap();
+            timed(dev, || {
+                std::hint::black_box(a.matmul(&b).unwrap());
+            })
+        }
+        Kind::HalfGemm(n) => {
+            let dtype = be.autocast_dtype();
+            let a = Tensor::randn([*n, *n], 0.0, 1.0, 1, dev).unwrap();
+            let b = Tensor::randn([*n, *n], 0.0, 1.0, 2, dev).unwrap();
+            let (a, b) = (a.cast(dtype).unwrap(), b.cast(dtype).unwrap());
             timed(dev, || {
                 std::hint::black_box(a.matmul(&b).unwrap());
             })
@@ -365,6 +384,10 @@ fn torch_figures(
             Kind::Sgemm(n) | Kind::SgemmGemmCrate(n) => {
                 json!({"case": c.name, "kind": "sgemm", "n": n, "flops": c.flops})
             }
+            Kind::HalfGemm(n) => json!({
+                "case": c.name, "kind": "sgemm", "n": n, "flops": c.flops,
+                "dtype": if torch_device == "cpu" { "bf16" } else { "f16" },
+            }),
             Kind::Train(model, batch, size, amp) => json!({
                 "case": c.name, "kind": "train", "model": model, "batch": batch, "size": size, "flops": c.flops,
                 "amp": amp,

@@ -113,7 +113,9 @@ for case in json.load(sys.stdin):
     with torch.no_grad() if k != "conv_bwd" else torch.enable_grad():
         if k == "sgemm":
             n = case["n"]
-            a, b = torch.randn(n, n, device=DEVICE), torch.randn(n, n, device=DEVICE)
+            dt = {"bf16": torch.bfloat16, "f16": torch.float16}.get(case.get("dtype"), torch.float32)
+            a = torch.randn(n, n, device=DEVICE).to(dt)
+            b = torch.randn(n, n, device=DEVICE).to(dt)
             secs = timed(lambda: torch.mm(a, b))
         else:
             x = torch.randn(case["x"], device=DEVICE, requires_grad=(k == "conv_bwd"))

@@ -1,0 +1,421 @@
+//! The bf16 GEMM of the CPU backend: `c[m, n] = op(a)[m, k] @ op(b)[k, n] +
+//! beta * c` with bf16 operands and an f32 result, on AVX512-BF16's
+//! `vdpbf16ps`, which multiplies pairs of bf16 values and adds both products
+//! to an f32 lane: twice the multiply-adds per instruction of an f32 FMA.
+//!
+//! Blocking as in GotoBLAS: C is split into one block per rayon thread
+//! ([`for_each_block`]); within a block, `NC` columns by `KC` of k of B are
+//! packed, then `MC` rows by `KC` of A, and an `MR x NR` micro-kernel keeps
+//! its tile of C in 12 registers. Packed layouts take k in pairs, as
+//! `vdpbf16ps` does (one u32 word holds `x[.., 2p]` in its low half and
+//! `x[.., 2p + 1]` in its high half):
+//! - an A panel: `MR` rows; for each pair `p`, `MR` words, row by row;
+//! - a B panel: `NR` columns; for each pair `p`, `NR` words, column by column.
+//!
+//! Partial panels and an odd k are padded with zeros. The instruction rounds
+//! to nearest even and flushes denormals (it ignores MXCSR), so results can
+//! differ from an f32 GEMM of the same values in the last bits.
+//!
+//! Use [`available`] first: [`gemm`] requires AVX512F, AVX512BW and AVX512-BF16.
+
+use super::gemm::{for_each_block, MatRef};
+use half::bf16;
+
+/// Rows of C per micro-tile.
+const MR: usize = 6;
+/// Columns of C per micro-tile (two 16-lane vectors).
+const NR: usize = 32;
+/// Inner size per packed block (even).
+const KC: usize = 256;
+/// Rows of A per packed block (a multiple of `MR`).
+const MC: usize = 96;
+/// Columns of B per packed block (a multiple of `NR`).
+const NC: usize = 1024;
+
+/// Whether this CPU runs [`gemm`].
+pub fn available() -> bool {
+    #[cfg(target_arch = "x86_64")]
+    {
+        std::arch::is_x86_feature_detected!("avx512f")
+            && std::arch::is_x86_feature_detected!("avx512bw")
+            && std::arch::is_x86_feature_detected!("avx512bf16")
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        false
+    }
+}
+
+/// `c[m, n] = op(a)[m, k] @ op(b)[k, n] + beta * c` (with `beta == 0`, `c` is
+/// only written). Operands are dense row-major as stored (`a` `[m, k]`, or
+/// `[k, m]` when transposed; likewise `b`).
+///
+/// # Panics
+/// When the CPU lacks the instructions ([`available`] is false) or an
+/// operand is shorter than its shape.
+#[allow(clippy::too_many_arguments)]
+pub fn gemm(
+    m: usize,
+    k: usize,
+    n: usize,
+    a: MatRef<bf16>,
+    b: MatRef<bf16>,
+    beta: f32,
+    c: &mut [f32],
+) {
+    assert!(available(), "gemm_bf16: this CPU lacks AVX512-BF16");
+    assert!(
+        a.data.len() >= m * k && b.data.len() >= k * n && c.len() >= m * n,
+        "gemm_bf16: operand too small"
+    );
+    if m == 0 || n == 0 {
+        return;
+    }
+    if k == 0 {
+        c[..m * n]
+            .iter_mut()
+            .for_each(|v| *v = if beta == 0.0 { 0.0 } else { *v * beta });
+        return;
+    }
+    let pc = c.as_mut_ptr() as usize;
+    for_each_block(m, k, n, |r0, rows, c0, cols| {
+        // SAFETY: blocks of concurrent tasks are disjoint parts of c, whose
+        // length was asserted; `block` writes only rows r0..r0+rows and
+        // columns c0..c0+cols.
+        unsafe { block(m, k, n, a, b, beta, pc as *mut f32, (r0, rows), (c0, cols)) }
+    });
+}
+
+/// The blocked product for rows `r0 .. r0 + rows` and columns `c0 .. c0 + cols` of C.
+///
+/// # Safety
+/// `c` points to the `m x n` result; no other thread writes this block.
+#[allow(clippy::too_many_arguments)]
+unsafe fn block(
+    m: usize,
+    k: usize,
+    n: usize,
+    a: MatRef<bf16>,
+    b: MatRef<bf16>,
+    beta: f32,
+    c: *mut f32,
+    (r0, rows): (usize, usize),
+    (c0, cols): (usize, usize),
+) {
+    let mut apack = vec![0u32; MC * KC / 2];
+    let mut bpack = vec![0u32; NC * KC / 2];
+    for jc in (c0..c0 + cols).step_by(NC) {
+        let nc = NC.min(c0 + cols - jc);
+        for pc in (0..k).step_by(KC) {
+            let kc = KC.min(k - pc);
+            let kp = kc.div_ceil(2);
+            pack_b(b, k, n, (pc, kc), (jc, nc), &mut bpack);
+            // The first k block applies beta; the others add to it.
+            let beta_k = if pc == 0 { beta } else { 1.0 };
+            for ic in (r0..r0 + rows).step_by(MC) {
+                let mc = MC.min(r0 + rows - ic);
+                pack_a(a, m, k, (ic, mc), (pc, kc), &mut apack);
+                for jr in (0..nc).step_by(NR) {
+                    let bp = &bpack[jr / NR * kp * NR..][..kp * NR];
+                    for ir in (0..mc).step_by(MR) {
+                        let ap = &apack[ir / MR * kp * MR..][..kp * MR];
+                        // SAFETY: the tile lies inside this block of C; the
+                        // panels hold kp pairs of MR / NR words.
+                        unsafe {
+                            let tile = c.add((ic + ir) * n + jc + jr);
+                            kernel(
+                                kp,
+                                ap,
+                                bp,
+                                tile,
+                                n,
+                                MR.min(mc - ir),
+                                NR.min(nc - jr),
+                                beta_k,
+                            );
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// One u32 word of two bf16 values, `lo` in the low half.
+#[inline(always)]
+fn pair(lo: bf16, hi: bf16) -> u32 {
+    lo.to_bits() as u32 | (hi.to_bits() as u32) << 16
+}
+
+/// Packs rows `i0 .. i0 + mc` and k `k0 .. k0 + kc` of `op(a)` (`[m, k]`)
+/// into `MR`-row panels of k pairs.
+fn pack_a(
+    a: MatRef<bf16>,
+    m: usize,
+    k: usize,
+    (i0, mc): (usize, usize),
+    (k0, kc): (usize, usize),
+    out: &mut [u32],
+) {
+    let kp = kc.div_ceil(2);
+    let zero = bf16::ZERO;
+    for (pi, panel) in out.chunks_mut(kp * MR).take(mc.div_ceil(MR)).enumerate() {
+        for r in 0..MR {
+            let i = i0 + pi * MR + r;
+            if i >= i0 + mc {
+                (0..kp).for_each(|p| panel[p * MR + r] = 0);
+                continue;
+            }
+            let at = |kk: usize| -> bf16 {
+                if kk >= kc {
+                    zero
+                } else if a.trans {
+                    a.data[(k0 + kk) * m + i]
+                } else {
+                    a.data[i * k + k0 + kk]
+                }
+            };
+            for p in 0..kp {
+                panel[p * MR + r] = pair(at(2 * p), at(2 * p + 1));
+            }
+        }
+    }
+}
+
+/// Packs k `k0 .. k0 + kc` and columns `j0 .. j0 + nc` of `op(b)` (`[k, n]`)
+/// into `NR`-column panels of k pairs.
+fn pack_b(
+    b: MatRef<bf16>,
+    k: usize,
+    n: usize,
+    (k0, kc): (usize, usize),
+    (j0, nc): (usize, usize),
+    out: &mut [u32],
+) {
+    let kp = kc.div_ceil(2);
+    for (pj, panel) in out.chunks_mut(kp * NR).take(nc.div_ceil(NR)).enumerate() {
+        let jb = j0 + pj * NR;
+        let cols = NR.min(j0 + nc - jb);
+        for p in 0..kp {
+            let kk = k0 + 2 * p;
+            let has_hi = 2 * p + 1 < kc;
+            let dst = &mut panel[p * NR..(p + 1) * NR];
+            if b.trans {
+                // Stored [n, k]: each column's pair is adjacent in memory.
+                for (j, d) in dst[..cols].iter_mut().enumerate() {
+                    let col = &b.data[(jb + j) * k..];
+                    *d = pair(col[kk], if has_hi { col[kk + 1] } else { bf16::ZERO });
+                }
+            } else {
+                // Stored [k, n]: two rows, interleaved.
+                let r0 = &b.data[kk * n + jb..][..cols];
+                if has_hi && cols == NR {
+                    let r1 = &b.data[(kk + 1) * n + jb..][..NR];
+                    // SAFETY: `available()` was asserted by `gemm`; both rows
+                    // hold NR elements and dst NR words.
+                    unsafe { interleave_rows(r0.as_ptr(), r1.as_ptr(), dst.as_mut_ptr()) };
+                    continue;
+                }
+                for (j, d) in dst[..cols].iter_mut().enumerate() {
+                    let hi = if has_hi {
+                        b.data[(kk + 1) * n + jb + j]
+                    } else {
+                        bf16::ZERO
+                    };
+                    *d = pair(r0[j], hi);
+                }
+            }
+            dst[cols..].fill(0);
+        }
+    }
+}
+
+/// Interleaves two rows of `NR` bf16 values into `NR` words of pairs.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f,avx512bw")]
+unsafe fn interleave_rows(r0: *const bf16, r1: *const bf16, dst: *mut u32) {
+    use std::arch::x86_64::*;
+    // Output u16 lane i takes lane i / 2 of r0 (even i) or of r1 (odd i,
+    // index 32 + i / 2 of the pair of sources); the second half continues at 16.
+    const LO: [u16; 32] = {
+        let mut t = [0u16; 32];
+        let mut i = 0;
+        while i < 32 {
+            t[i] = (i / 2) as u16 + if i % 2 == 1 { 32 } else { 0 };
+            i += 1;
+        }
+        t
+    };
+    const HI: [u16; 32] = {
+        let mut t = [0u16; 32];
+        let mut i = 0;
+        while i < 32 {
+            t[i] = 16 + (i / 2) as u16 + if i % 2 == 1 { 32 } else { 0 };
+            i += 1;
+        }
+        t
+    };
+    // SAFETY: the caller passes two rows of NR values and NR words of dst.
+    unsafe {
+        let a = _mm512_loadu_si512(r0 as *const _);
+        let b = _mm512_loadu_si512(r1 as *const _);
+        let lo = _mm512_permutex2var_epi16(a, _mm512_loadu_si512(LO.as_ptr() as *const _), b);
+        let hi = _mm512_permutex2var_epi16(a, _mm512_loadu_si512(HI.as_ptr() as *const _), b);
+        _mm512_storeu_si512(dst as *mut _, lo);
+        _mm512_storeu_si512(dst.add(16) as *mut _, hi);
+    }
+}
+
+#[cfg(not(target_arch = "x86_64"))]
+unsafe fn interleave_rows(_: *const bf16, _: *const bf16, _: *mut u32) {
+    unreachable!("gemm_bf16 runs only where available() holds")
+}
+
+/// The micro-kernel: `tile[rows, cols] = beta * tile + a_panel @ b_panel`
+/// over `kp` k pairs (`beta == 0`: the tile is only written). `ldc` is the
+/// row stride of C.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f,avx512bf16")]
+#[allow(clippy::too_many_arguments)]
+unsafe fn kernel(
+    kp: usize,
+    a: &[u32],
+    b: &[u32],
+    tile: *mut f32,
+    ldc: usize,
+    rows: usize,
+    cols: usize,
+    beta: f32,
+) {
+    use std::arch::x86_64::*;
+    // SAFETY: the panels hold kp pairs of MR / NR words; the tile has
+    // rows x cols elements at stride ldc (checked by the caller).
+    unsafe {
+        let mut acc = [[_mm512_setzero_ps(); 2]; MR];
+        let (pa, pb) = (a.as_ptr(), b.as_ptr());
+        for p in 0..kp {
+            let b0: __m512bh = std::mem::transmute(_mm512_loadu_si512(pb.add(p * NR) as *const _));
+            let b1: __m512bh =
+                std::mem::transmute(_mm512_loadu_si512(pb.add(p * NR + 16) as *const _));
+            for (r, acc_r) in acc.iter_mut().enumerate() {
+                let av: __m512bh =
+                    std::mem::transmute(_mm512_set1_epi32(*pa.add(p * MR + r) as i32));
+                acc_r[0] = _mm512_dpbf16_ps(acc_r[0], av, b0);
+                acc_r[1] = _mm512_dpbf16_ps(acc_r[1], av, b1);
+            }
+        }
+        if rows == MR && cols == NR {
+            let vb = _mm512_set1_ps(beta);
+            for (r, acc_r) in acc.iter().enumerate() {
+                for (h, v) in acc_r.iter().enumerate() {
+                    let dst = tile.add(r * ldc + h * 16);
+                    let out = if beta == 0.0 {
+                        *v
+                    } else {
+                        _mm512_fmadd_ps(vb, _mm512_loadu_ps(dst), *v)
+                    };
+                    _mm512_storeu_ps(dst, out);
+                }
+            }
+            return;
+        }
+        let mut tmp = [0f32; MR * NR];
+        for (r, acc_r) in acc.iter().enumerate() {
+            _mm512_storeu_ps(tmp.as_mut_ptr().add(r * NR), acc_r[0]);
+            _mm512_storeu_ps(tmp.as_mut_ptr().add(r * NR + 16), acc_r[1]);
+        }
+        for r in 0..rows {
+            for j in 0..cols {
+                let dst = tile.add(r * ldc + j);
+                let v = tmp[r * NR + j];
+                *dst = if beta == 0.0 { v } else { beta * *dst + v };
+            }
+        }
+    }
+}
+
+#[cfg(not(target_arch = "x86_64"))]
+#[allow(clippy::too_many_arguments)]
+unsafe fn kernel(
+    _: usize,
+    _: &[u32],
+    _: &[u32],
+    _: *mut f32,
+    _: usize,
+    _: usize,
+    _: usize,
+    _: f32,
+) {
+    unreachable!("gemm_bf16 runs only where available() holds")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Deterministic bf16 values in [-2, 2).
+    fn values(len: usize, seed: u32) -> Vec<bf16> {
+        let mut s = seed.wrapping_mul(2654435761).wrapping_add(1);
+        (0..len)
+            .map(|_| {
+                s ^= s << 13;
+                s ^= s >> 17;
+                s ^= s << 5;
+                bf16::from_f32((s % 4096) as f32 / 1024.0 - 2.0)
+            })
+            .collect()
+    }
+
+    #[test]
+    fn matches_a_float64_product_for_every_shape_and_transpose() {
+        if !available() {
+            eprintln!("skipped: this CPU lacks AVX512-BF16");
+            return;
+        }
+        // Odd k, partial panels, several k blocks (k > KC), and sizes large
+        // enough to be split across threads.
+        for &(m, k, n) in &[
+            (1, 1, 1),
+            (7, 13, 45),
+            (6, 32, 32),
+            (13, 600, 70),
+            (70, 300, 1100),
+        ] {
+            for (ta, tb) in [(false, false), (true, false), (false, true), (true, true)] {
+                let (a, b) = (values(m * k, 1), values(k * n, 2));
+                let get_a = |i: usize, kk: usize| if ta { a[kk * m + i] } else { a[i * k + kk] };
+                let get_b = |kk: usize, j: usize| if tb { b[j * k + kk] } else { b[kk * n + j] };
+                let c0: Vec<f32> = values(m * n, 3).iter().map(|v| v.to_f32()).collect();
+                for beta in [0.0f32, 0.5] {
+                    let mut c = c0.clone();
+                    let (ar, br) = (
+                        MatRef {
+                            data: &a[..],
+                            trans: ta,
+                        },
+                        MatRef {
+                            data: &b[..],
+                            trans: tb,
+                        },
+                    );
+                    gemm(m, k, n, ar, br, beta, &mut c);
+                    for i in 0..m {
+                        for j in 0..n {
+                            let (mut want, mut mag) = (beta as f64 * c0[i * n + j] as f64, 0.0f64);
+                            for kk in 0..k {
+                                let t = get_a(i, kk).to_f64() * get_b(kk, j).to_f64();
+                                want += t;
+                                mag += t.abs();
+                            }
+                            let got = c[i * n + j] as f64;
+                            assert!(
+                                (got - want).abs() <= 1e-6 * (mag + 1.0) * (k as f64).sqrt(),
+                                "m{m} k{k} n{n} ta{ta} tb{tb} beta{beta} [{i},{j}]: {got} vs {want}"
+                            );
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
