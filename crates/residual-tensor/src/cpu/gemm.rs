@@ -41,11 +41,7 @@ pub fn sgemm(
         a.data.len() >= m * k && b.data.len() >= k * n && c.len() >= m * n,
         "sgemm: operand too small"
     );
-    if m == 0 || n == 0 {
-        return;
-    }
-    if k == 0 {
-        c[..m * n].iter_mut().for_each(|v| *v *= beta);
+    if degenerate(m, k, n, beta, c) {
         return;
     }
     let (rsa, csa) = if a.trans { (1, m) } else { (k, 1) };
@@ -82,6 +78,22 @@ pub fn sgemm(
         }
     };
     for_each_block(m, k, n, block);
+}
+
+/// Finishes a product with nothing to multiply: C is empty (`m` or `n` is
+/// 0), or `k` is 0 and C becomes `beta * C` (0 when `beta` is 0, whatever C
+/// held, as in BLAS). Returns whether the product was one of these.
+pub(crate) fn degenerate(m: usize, k: usize, n: usize, beta: f32, c: &mut [f32]) -> bool {
+    if m == 0 || n == 0 {
+        return true;
+    }
+    if k > 0 {
+        return false;
+    }
+    c[..m * n]
+        .iter_mut()
+        .for_each(|v| *v = if beta == 0.0 { 0.0 } else { *v * beta });
+    true
 }
 
 /// Calls `block(r0, rows, c0, cols)` for blocks of an `m x n` product with

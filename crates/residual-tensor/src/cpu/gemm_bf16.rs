@@ -18,7 +18,7 @@
 //!
 //! Use [`available`] first: [`gemm`] requires AVX512F, AVX512BW and AVX512-BF16.
 
-use super::gemm::{for_each_block, MatRef};
+use super::gemm::{degenerate, for_each_block, MatRef};
 use half::bf16;
 
 /// Rows of C per micro-tile.
@@ -68,13 +68,7 @@ pub fn gemm(
         a.data.len() >= m * k && b.data.len() >= k * n && c.len() >= m * n,
         "gemm_bf16: operand too small"
     );
-    if m == 0 || n == 0 {
-        return;
-    }
-    if k == 0 {
-        c[..m * n]
-            .iter_mut()
-            .for_each(|v| *v = if beta == 0.0 { 0.0 } else { *v * beta });
+    if degenerate(m, k, n, beta, c) {
         return;
     }
     let pc = c.as_mut_ptr() as usize;
