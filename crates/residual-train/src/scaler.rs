@@ -1,6 +1,6 @@
 //! Dynamic loss scaling with PyTorch `GradScaler`'s semantics.
 
-use residual_tensor::{Gradients, Result};
+use residual_tensor::{Gradients, Result, Tensor};
 use serde::{Deserialize, Serialize};
 
 /// Scales the loss up so small f16 gradients do not flush to zero, unscales
@@ -58,6 +58,21 @@ impl GradScaler {
                 self.scale *= self.growth_factor;
                 self.growth_tracker = 0;
             }
+        }
+    }
+}
+
+/// The gradients of `loss` for an optimizer step, through `scaler` when there
+/// is one: the loss is scaled before the backward pass and the gradients
+/// unscaled after it. The flag says whether a gradient overflowed (always
+/// false without a scaler); the step must then be skipped.
+pub fn backward(loss: &Tensor, scaler: Option<&GradScaler>) -> Result<(Gradients, bool)> {
+    match scaler {
+        None => Ok((loss.backward()?, false)),
+        Some(s) => {
+            let mut grads = loss.mul_scalar(s.scale)?.backward()?;
+            let overflow = s.unscale(&mut grads)?;
+            Ok((grads, overflow))
         }
     }
 }

@@ -5,7 +5,7 @@ use crate::checkpoint::{self, CheckpointMeta};
 use crate::clip::clip_grad_norm;
 use crate::data::{DataLoader, Dataset, Transform};
 use crate::optim::{Optimizer, OptimizerConfig};
-use crate::scaler::GradScaler;
+use crate::scaler::{self, GradScaler};
 use crate::schedule::Schedule;
 use residual_nn::{named_tensors, Mode, Module};
 use residual_tensor::{no_grad, AutocastGuard, DType, Device, Error, Result};
@@ -70,6 +70,11 @@ impl AmpDtype {
             DType::F16 => AmpDtype::F16,
             _ => AmpDtype::Bf16,
         }
+    }
+
+    /// A fresh loss scaler when this dtype needs one (f16; bf16 has f32's range).
+    pub fn loss_scaler(self) -> Option<GradScaler> {
+        (self == AmpDtype::F16).then(GradScaler::default)
     }
 
     /// The tensor dtype.
@@ -174,7 +179,7 @@ impl Trainer {
             named_tensors(&model),
             config.no_decay_norm_bias,
         );
-        let scaler = (config.amp == Some(AmpDtype::F16)).then(GradScaler::default);
+        let scaler = config.amp.and_then(AmpDtype::loss_scaler);
         let mut loader = DataLoader::new(train, config.batch_size, true, true, config.seed)?;
         loader.transforms = config.transforms.clone();
         Ok(Trainer {
@@ -238,14 +243,7 @@ impl Trainer {
                 let loss = logits.cross_entropy(&batch.labels, self.config.label_smoothing)?;
                 drop(autocast);
                 let loss_scale = self.scaler.as_ref().map(|s| s.scale);
-                let mut grads = match loss_scale {
-                    Some(scale) => loss.mul_scalar(scale)?.backward()?,
-                    None => loss.backward()?,
-                };
-                let skipped = match &self.scaler {
-                    Some(s) => s.unscale(&mut grads)?,
-                    None => false,
-                };
+                let (mut grads, skipped) = scaler::backward(&loss, self.scaler.as_ref())?;
                 let layer_grad_norms = detailed
                     .then(|| Self::layer_grad_norms(&self.optimizer, &grads))
                     .transpose()?;

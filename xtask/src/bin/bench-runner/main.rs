@@ -307,7 +307,7 @@ fn run_case(c: &Case, dev: &Device) -> f64 {
             use residual_nn::Module;
             use residual_tensor::AutocastGuard;
             use residual_train::optim::{Optimizer, OptimizerConfig};
-            use residual_train::scaler::GradScaler;
+            use residual_train::trainer::AmpDtype;
             let opts = residual_zoo::ModelOptions {
                 num_classes: Some(10),
                 ..Default::default()
@@ -320,25 +320,18 @@ fn run_case(c: &Case, dev: &Device) -> f64 {
             );
             let x = Tensor::randn([*batch, 3, *size, *size], 0.0, 1.0, 7, dev).unwrap();
             let labels: Vec<usize> = (0..*batch).map(|i| i % 10).collect();
-            let dtype = dev.backend().autocast_dtype();
-            let mut scaler =
-                (*amp && dtype == residual_tensor::DType::F16).then(GradScaler::default);
+            let amp_dtype = amp.then(|| AmpDtype::for_device(dev));
+            let mut scaler = amp_dtype.and_then(AmpDtype::loss_scaler);
             timed(dev, || {
-                let autocast = amp.then(|| AutocastGuard::new(dtype).unwrap());
+                let autocast = amp_dtype.map(|a| AutocastGuard::new(a.dtype()).unwrap());
                 let loss = m
                     .forward(&x, residual_nn::Mode::Train)
                     .unwrap()
                     .cross_entropy(&labels, 0.0)
                     .unwrap();
                 drop(autocast);
-                let mut grads = match &scaler {
-                    Some(s) => loss.mul_scalar(s.scale).unwrap().backward().unwrap(),
-                    None => loss.backward().unwrap(),
-                };
-                let skip = match &scaler {
-                    Some(s) => s.unscale(&mut grads).unwrap(),
-                    None => false,
-                };
+                let (grads, skip) =
+                    residual_train::scaler::backward(&loss, scaler.as_ref()).unwrap();
                 if !skip {
                     opt.step(&grads, 1e-3).unwrap();
                 }
