@@ -332,10 +332,19 @@ pub fn half_through_f32(
     }
     let wide: Vec<Storage> = operands
         .iter()
-        .map(|s| be.cast(s, DType::F32))
+        .map(|s| widened(be, s))
         .collect::<Result<_>>()?;
     let refs: Vec<&Storage> = wide.iter().collect();
     be.cast(&f32_kernel(&refs)?, dtype)
+}
+
+/// `s` as f32: itself when it is f32, else upcast (exact) with the backend's
+/// cast. For kernels written for f32 that accept half inputs.
+pub fn widened(be: &dyn Backend, s: &Storage) -> Result<Storage> {
+    match s.dtype() {
+        DType::F32 => Ok(s.clone()),
+        _ => be.cast(s, DType::F32),
+    }
 }
 
 /// A compute backend. Implemented by the CPU backend in this crate and by
@@ -479,7 +488,9 @@ pub trait Backend: Send + Sync + Debug {
     // ---- normalisation ------------------------------------------------
     /// Normalises `x: [outer, groups, inner]` over `(outer, inner)` for each of
     /// `groups` (batch norm: `[n, c, h*w]`), then `y = xhat * gamma[g] + beta[g]`.
-    /// Returns `y` and the per-group statistics (biased variance).
+    /// Returns `y` and the per-group statistics (biased variance). `x` may be
+    /// of any dtype (mixed precision feeds it a half convolution output); the
+    /// arithmetic, the statistics and `y` are f32.
     fn batch_norm(
         &self,
         x: &Storage,
@@ -488,7 +499,8 @@ pub trait Backend: Send + Sync + Debug {
         beta: &Storage,
         eps: f32,
     ) -> Result<(Storage, NormStats)>;
-    /// Fused backward of [`Backend::batch_norm`].
+    /// Fused backward of [`Backend::batch_norm`]: `dy` is f32, `dx` has the
+    /// dtype of `x` (rounded once), `dgamma` and `dbeta` are f32.
     fn batch_norm_backward(
         &self,
         x: &Storage,

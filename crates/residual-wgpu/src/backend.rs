@@ -275,7 +275,8 @@ impl Backend for WgpuBackend {
         beta: &Storage,
         eps: f32,
     ) -> Result<(Storage, NormStats)> {
-        kernels::norm::batch_norm(self, x, view, gamma, beta, eps)
+        let x = residual_tensor::backend::widened(self, x)?;
+        kernels::norm::batch_norm(self, &x, view, gamma, beta, eps)
     }
 
     fn batch_norm_backward(
@@ -286,7 +287,12 @@ impl Backend for WgpuBackend {
         gamma: &Storage,
         stats: &NormStats,
     ) -> Result<NormGrads> {
-        kernels::norm::batch_norm_backward(self, x, dy, view, gamma, stats)
+        let wide = residual_tensor::backend::widened(self, x)?;
+        let mut g = kernels::norm::batch_norm_backward(self, &wide, dy, view, gamma, stats)?;
+        if x.dtype() != DType::F32 {
+            g.dx = self.cast(&g.dx, x.dtype())?;
+        }
+        Ok(g)
     }
 
     fn row_norm(

@@ -839,3 +839,64 @@ pub fn half_gemm_ops(dev: &Device) {
         );
     }
 }
+
+/// Training-mode batch norm takes a half input as it is (as a convolution's
+/// output under autocast): its output, statistics and affine gradients equal
+/// those of the upcast input, and the input's gradient is that one rounded
+/// once to the input's dtype.
+pub fn batch_norm_half_input(dev: &Device) {
+    for dtype in [DType::BF16, DType::F16] {
+        let x = randn(dev, &[3, 4, 5, 6], 21).cast(dtype).unwrap();
+        let xw = x.cast(DType::F32).unwrap();
+        let gamma = randn(dev, &[4], 22).requires_grad_();
+        let beta = randn(dev, &[4], 23).requires_grad_();
+        let dy = randn(dev, &[3, 4, 5, 6], 24);
+        let run = |input: &Tensor| {
+            let input = input.clone().requires_grad_();
+            let out = input
+                .batch_norm_train(Some(&gamma), Some(&beta), 1e-5)
+                .unwrap();
+            let g = out
+                .y
+                .mul(&dy)
+                .unwrap()
+                .sum_all()
+                .unwrap()
+                .backward()
+                .unwrap();
+            let grads = [&input, &gamma, &beta].map(|t| g.get(t).unwrap().clone());
+            (out, grads)
+        };
+        let (half, [dx, dgamma, dbeta]) = run(&x);
+        let (wide, [dxw, dgammaw, dbetaw]) = run(&xw);
+        assert_eq!(
+            half.y.dtype(),
+            DType::F32,
+            "batch norm of {dtype} returns f32"
+        );
+        for (what, got, want) in [
+            ("y", &half.y, &wide.y),
+            ("mean", &half.mean, &wide.mean),
+            ("var", &half.var_unbiased, &wide.var_unbiased),
+            ("dgamma", &dgamma, &dgammaw),
+            ("dbeta", &dbeta, &dbetaw),
+        ] {
+            assert_eq!(
+                got.to_vec().unwrap(),
+                want.to_vec().unwrap(),
+                "{what} {dtype}"
+            );
+        }
+        assert_eq!(dx.dtype(), dtype, "the gradient has the input's dtype");
+        assert_eq!(
+            dx.cast(DType::F32).unwrap().to_vec().unwrap(),
+            dxw.cast(dtype)
+                .unwrap()
+                .cast(DType::F32)
+                .unwrap()
+                .to_vec()
+                .unwrap(),
+            "dx {dtype}"
+        );
+    }
+}

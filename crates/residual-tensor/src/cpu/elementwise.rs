@@ -1,6 +1,7 @@
 //! Elementwise kernels: unary functions and their derivatives, broadcasting
 //! binary ops, dropout.
 
+use super::fill::par_fill;
 use super::PAR_CHUNK;
 use crate::backend::{BinaryOp, UnaryOp};
 use crate::Shape;
@@ -14,138 +15,159 @@ fn sigmoid(x: f32) -> f32 {
     1.0 / (1.0 + (-x).exp())
 }
 
-/// `f(x)` for one element.
-fn apply(op: UnaryOp, x: f32) -> f32 {
+/// A loop to run with an op's scalar function. The function reaches it as a
+/// closure of its own type, so each op gets its own compiled (and vectorised)
+/// loop instead of one loop that branches on the op at every element.
+trait WithFn {
+    /// What the loop returns.
+    type Out;
+    /// Runs the loop with `f`.
+    fn call<F: Fn(f32) -> f32 + Sync + Send>(self, f: F) -> Self::Out;
+}
+
+/// Runs `w` with `f(x)` of `op`.
+fn with_apply<W: WithFn>(op: UnaryOp, w: W) -> W::Out {
     match op {
-        UnaryOp::Neg => -x,
-        UnaryOp::Exp => x.exp(),
-        UnaryOp::Log => x.ln(),
-        UnaryOp::Sqrt => x.sqrt(),
-        UnaryOp::Rsqrt => 1.0 / x.sqrt(),
-        UnaryOp::Abs => x.abs(),
-        UnaryOp::Powf(p) => x.powf(p),
-        UnaryOp::AddScalar(c) => x + c,
-        UnaryOp::MulScalar(c) => x * c,
-        UnaryOp::Clamp(lo, hi) => x.max(lo).min(hi),
-        UnaryOp::Relu => x.max(0.0),
-        UnaryOp::Gelu => 0.5 * x * (1.0 + libm::erff(x * INV_SQRT_2)),
-        UnaryOp::Silu => x * sigmoid(x),
-        UnaryOp::Sigmoid => sigmoid(x),
-        UnaryOp::Tanh => x.tanh(),
+        UnaryOp::Neg => w.call(|x| -x),
+        UnaryOp::Exp => w.call(f32::exp),
+        UnaryOp::Log => w.call(f32::ln),
+        UnaryOp::Sqrt => w.call(f32::sqrt),
+        UnaryOp::Rsqrt => w.call(|x| 1.0 / x.sqrt()),
+        UnaryOp::Abs => w.call(f32::abs),
+        UnaryOp::Powf(p) => w.call(move |x| x.powf(p)),
+        UnaryOp::AddScalar(c) => w.call(move |x| x + c),
+        UnaryOp::MulScalar(c) => w.call(move |x| x * c),
+        UnaryOp::Clamp(lo, hi) => w.call(move |x| x.max(lo).min(hi)),
+        UnaryOp::Relu => w.call(|x| x.max(0.0)),
+        UnaryOp::Gelu => w.call(|x| 0.5 * x * (1.0 + libm::erff(x * INV_SQRT_2))),
+        UnaryOp::Silu => w.call(|x| x * sigmoid(x)),
+        UnaryOp::Sigmoid => w.call(sigmoid),
+        UnaryOp::Tanh => w.call(f32::tanh),
     }
 }
 
-/// `f'(x)` for one element (PyTorch's conventions at kinks: relu'(0) = 0,
+/// Runs `w` with `f'(x)` of `op` (PyTorch's conventions at kinks: relu'(0) = 0,
 /// abs'(0) = 0, clamp passes the gradient at the bounds).
-fn derivative(op: UnaryOp, x: f32) -> f32 {
+fn with_derivative<W: WithFn>(op: UnaryOp, w: W) -> W::Out {
+    let step = |c: bool| if c { 1.0 } else { 0.0 };
     match op {
-        UnaryOp::Neg => -1.0,
-        UnaryOp::Exp => x.exp(),
-        UnaryOp::Log => 1.0 / x,
-        UnaryOp::Sqrt => 0.5 / x.sqrt(),
-        UnaryOp::Rsqrt => -0.5 / (x * x.sqrt()),
-        UnaryOp::Abs => {
-            if x > 0.0 {
-                1.0
-            } else if x < 0.0 {
-                -1.0
-            } else {
-                0.0
-            }
-        }
-        UnaryOp::Powf(p) => {
-            if p == 0.0 {
-                0.0
-            } else {
-                p * x.powf(p - 1.0)
-            }
-        }
-        UnaryOp::AddScalar(_) => 1.0,
-        UnaryOp::MulScalar(c) => c,
-        UnaryOp::Clamp(lo, hi) => {
-            if x >= lo && x <= hi {
-                1.0
-            } else {
-                0.0
-            }
-        }
-        UnaryOp::Relu => {
-            if x > 0.0 {
-                1.0
-            } else {
-                0.0
-            }
-        }
-        UnaryOp::Gelu => {
+        UnaryOp::Neg => w.call(|_| -1.0),
+        UnaryOp::Exp => w.call(f32::exp),
+        UnaryOp::Log => w.call(|x| 1.0 / x),
+        UnaryOp::Sqrt => w.call(|x| 0.5 / x.sqrt()),
+        UnaryOp::Rsqrt => w.call(|x| -0.5 / (x * x.sqrt())),
+        UnaryOp::Abs => w.call(move |x| step(x > 0.0) - step(x < 0.0)),
+        UnaryOp::Powf(0.0) => w.call(|_| 0.0),
+        UnaryOp::Powf(p) => w.call(move |x| p * x.powf(p - 1.0)),
+        UnaryOp::AddScalar(_) => w.call(|_| 1.0),
+        UnaryOp::MulScalar(c) => w.call(move |_| c),
+        UnaryOp::Clamp(lo, hi) => w.call(move |x| step(x >= lo && x <= hi)),
+        UnaryOp::Relu => w.call(move |x| step(x > 0.0)),
+        UnaryOp::Gelu => w.call(|x| {
             let cdf = 0.5 * (1.0 + libm::erff(x * INV_SQRT_2));
             cdf + x * INV_SQRT_2PI * (-0.5 * x * x).exp()
-        }
-        UnaryOp::Silu => {
+        }),
+        UnaryOp::Silu => w.call(|x| {
             let s = sigmoid(x);
             s * (1.0 + x * (1.0 - s))
-        }
-        UnaryOp::Sigmoid => {
+        }),
+        UnaryOp::Sigmoid => w.call(|x| {
             let s = sigmoid(x);
             s * (1.0 - s)
-        }
-        UnaryOp::Tanh => {
+        }),
+        UnaryOp::Tanh => w.call(|x| {
             let t = x.tanh();
             1.0 - t * t
+        }),
+    }
+}
+
+/// The loop of [`unary`]: `y = f(x)`.
+struct Map<'a>(&'a [f32]);
+
+impl WithFn for Map<'_> {
+    type Out = Vec<f32>;
+    fn call<F: Fn(f32) -> f32 + Sync + Send>(self, f: F) -> Vec<f32> {
+        let x = self.0;
+        // SAFETY: every output run is written in full, from the input run at
+        // the same offset.
+        unsafe {
+            par_fill(x.len(), PAR_CHUNK, |i, y| {
+                let x = &x[i * PAR_CHUNK..i * PAR_CHUNK + y.len()];
+                for (y, &x) in y.iter_mut().zip(x) {
+                    y.write(f(x));
+                }
+            })
+        }
+    }
+}
+
+/// The loop of [`unary_backward`]: `dx = dy * f'(x)`.
+struct ChainRule<'a> {
+    x: &'a [f32],
+    dy: &'a [f32],
+}
+
+impl WithFn for ChainRule<'_> {
+    type Out = Vec<f32>;
+    fn call<F: Fn(f32) -> f32 + Sync + Send>(self, df: F) -> Vec<f32> {
+        let (x, dy) = (self.x, self.dy);
+        // SAFETY: every output run is written in full, from the input runs at
+        // the same offset.
+        unsafe {
+            par_fill(x.len(), PAR_CHUNK, |i, dx| {
+                let run = i * PAR_CHUNK..i * PAR_CHUNK + dx.len();
+                for ((d, &x), &g) in dx.iter_mut().zip(&x[run.clone()]).zip(&dy[run]) {
+                    d.write(g * df(x));
+                }
+            })
         }
     }
 }
 
 /// `y = f(x)`.
 pub fn unary(op: UnaryOp, x: &[f32]) -> Vec<f32> {
-    let mut y = vec![0.0; x.len()];
-    y.par_chunks_mut(PAR_CHUNK)
-        .zip(x.par_chunks(PAR_CHUNK))
-        .for_each(|(y, x)| {
-            for (y, &x) in y.iter_mut().zip(x) {
-                *y = apply(op, x);
-            }
-        });
-    y
+    with_apply(op, Map(x))
 }
 
 /// `dx = dy * f'(x)`.
 pub fn unary_backward(op: UnaryOp, x: &[f32], dy: &[f32]) -> Vec<f32> {
-    let mut dx = vec![0.0; x.len()];
-    dx.par_chunks_mut(PAR_CHUNK)
-        .zip(x.par_chunks(PAR_CHUNK).zip(dy.par_chunks(PAR_CHUNK)))
-        .for_each(|(dx, (x, dy))| {
-            for ((d, &x), &g) in dx.iter_mut().zip(x).zip(dy) {
-                *d = g * derivative(op, x);
-            }
-        });
-    dx
-}
-
-fn combine(op: BinaryOp, a: f32, b: f32) -> f32 {
-    match op {
-        BinaryOp::Add => a + b,
-        BinaryOp::Sub => a - b,
-        BinaryOp::Mul => a * b,
-        BinaryOp::Div => a / b,
-    }
+    with_derivative(op, ChainRule { x, dy })
 }
 
 /// `out = a op b` with both operands broadcast to `out`.
 pub fn binary(op: BinaryOp, a: (&[f32], &Shape), b: (&[f32], &Shape), out: &Shape) -> Vec<f32> {
+    // One compiled loop per op, as for the unary ops.
+    match op {
+        BinaryOp::Add => broadcast_with(a, b, out, |a, b| a + b),
+        BinaryOp::Sub => broadcast_with(a, b, out, |a, b| a - b),
+        BinaryOp::Mul => broadcast_with(a, b, out, |a, b| a * b),
+        BinaryOp::Div => broadcast_with(a, b, out, |a, b| a / b),
+    }
+}
+
+/// `out = f(a, b)` with both operands broadcast to `out`.
+fn broadcast_with(
+    a: (&[f32], &Shape),
+    b: (&[f32], &Shape),
+    out: &Shape,
+    f: impl Fn(f32, f32) -> f32 + Sync + Send,
+) -> Vec<f32> {
     let n = out.numel();
-    let mut y = vec![0.0; n];
     if n == 0 {
-        return y;
+        return Vec::new();
     }
     if a.1 == out && b.1 == out {
-        y.par_chunks_mut(PAR_CHUNK)
-            .zip(a.0.par_chunks(PAR_CHUNK).zip(b.0.par_chunks(PAR_CHUNK)))
-            .for_each(|(y, (a, b))| {
-                for ((y, &a), &b) in y.iter_mut().zip(a).zip(b) {
-                    *y = combine(op, a, b);
+        // SAFETY: every output run is written in full, from the input runs at
+        // the same offset.
+        return unsafe {
+            par_fill(n, PAR_CHUNK, |i, y| {
+                let run = i * PAR_CHUNK..i * PAR_CHUNK + y.len();
+                for ((y, &a), &b) in y.iter_mut().zip(&a.0[run.clone()]).zip(&b.0[run]) {
+                    y.write(f(a, b));
                 }
-            });
-        return y;
+            })
+        };
     }
     // General case: rows along the last output dimension; each row's start
     // offsets in `a` and `b` come from its index over the leading dimensions.
@@ -163,9 +185,10 @@ pub fn binary(op: BinaryOp, a: (&[f32], &Shape), b: (&[f32], &Shape), out: &Shap
     let last = dims[r - 1];
     let (la, lb) = (sa[r - 1], sb[r - 1]);
     let rows_per_task = (PAR_CHUNK / last).max(1);
-    y.par_chunks_mut(last * rows_per_task)
-        .enumerate()
-        .for_each(|(task, chunk)| {
+    // SAFETY: each task's run is whole rows of `last` elements, and every
+    // element of every row is written.
+    unsafe {
+        par_fill(n, last * rows_per_task, |task, chunk| {
             for (j, row) in chunk.chunks_mut(last).enumerate() {
                 let mut rest = task * rows_per_task + j;
                 let (mut oa, mut ob) = (0, 0);
@@ -176,11 +199,11 @@ pub fn binary(op: BinaryOp, a: (&[f32], &Shape), b: (&[f32], &Shape), out: &Shap
                     ob += i * sb[d];
                 }
                 for (k, y) in row.iter_mut().enumerate() {
-                    *y = combine(op, a.0[oa + k * la], b.0[ob + k * lb]);
+                    y.write(f(a.0[oa + k * la], b.0[ob + k * lb]));
                 }
             }
-        });
-    y
+        })
+    }
 }
 
 /// `y = x * keep / (1 - p)`, `keep` drawn from [`crate::rng::uniform32_at`].
@@ -210,19 +233,53 @@ pub fn conv_epilogue(
     if plane == 0 {
         return;
     }
-    y.par_chunks_mut(plane).enumerate().for_each(|(i, out)| {
-        let b = bias.map_or(0.0, |b| b[i % c]);
-        let res = residual.map(|r| &r[i * plane..(i + 1) * plane]);
-        for (j, v) in out.iter_mut().enumerate() {
-            let mut z = *v + b;
-            if let Some(r) = res {
-                z += r[j];
+    let epilogue = Epilogue {
+        y,
+        c,
+        plane,
+        bias,
+        residual,
+    };
+    match act {
+        Some(op) => with_apply(op, epilogue),
+        None => epilogue.call(|z| z),
+    }
+}
+
+/// The loop of [`conv_epilogue`], with the activation as its function.
+struct Epilogue<'a> {
+    y: &'a mut [f32],
+    c: usize,
+    plane: usize,
+    bias: Option<&'a [f32]>,
+    residual: Option<&'a [f32]>,
+}
+
+impl WithFn for Epilogue<'_> {
+    type Out = ();
+    fn call<F: Fn(f32) -> f32 + Sync + Send>(self, act: F) {
+        let Epilogue {
+            y,
+            c,
+            plane,
+            bias,
+            residual,
+        } = self;
+        y.par_chunks_mut(plane).enumerate().for_each(|(i, out)| {
+            let b = bias.map_or(0.0, |b| b[i % c]);
+            match residual {
+                Some(r) => {
+                    let r = &r[i * plane..(i + 1) * plane];
+                    for (v, &r) in out.iter_mut().zip(r) {
+                        *v = act(*v + b + r);
+                    }
+                }
+                None => {
+                    for v in out.iter_mut() {
+                        *v = act(*v + b);
+                    }
+                }
             }
-            *v = match act {
-                Some(UnaryOp::Relu) => z.max(0.0),
-                Some(op) => apply(op, z),
-                None => z,
-            };
-        }
-    });
+        });
+    }
 }

@@ -3,6 +3,7 @@
 
 mod conv;
 mod elementwise;
+mod fill;
 pub mod gemm;
 pub mod gemm_bf16;
 mod layout;
@@ -53,18 +54,76 @@ impl BackendStorage for CpuStorage {
     }
 }
 
+/// An element type of CPU storage that kernels computing in f32 read and write.
+pub(crate) trait Float: Copy + Send + Sync + 'static {
+    /// The value as f32 (exact).
+    fn to_f32(self) -> f32;
+    /// `v` rounded to this type (to nearest even).
+    fn from_f32(v: f32) -> Self;
+    /// A vector of this type as storage.
+    fn into_storage(v: Vec<Self>) -> Storage;
+}
+
+impl Float for f32 {
+    #[inline(always)]
+    fn to_f32(self) -> f32 {
+        self
+    }
+    #[inline(always)]
+    fn from_f32(v: f32) -> Self {
+        v
+    }
+    fn into_storage(v: Vec<Self>) -> Storage {
+        Arc::new(CpuStorage::F32(v))
+    }
+}
+
+impl Float for bf16 {
+    #[inline(always)]
+    fn to_f32(self) -> f32 {
+        bf16::to_f32(self)
+    }
+    #[inline(always)]
+    fn from_f32(v: f32) -> Self {
+        bf16::from_f32(v)
+    }
+    fn into_storage(v: Vec<Self>) -> Storage {
+        Arc::new(CpuStorage::BF16(v))
+    }
+}
+
+impl Float for f16 {
+    #[inline(always)]
+    fn to_f32(self) -> f32 {
+        f16::to_f32(self)
+    }
+    #[inline(always)]
+    fn from_f32(v: f32) -> Self {
+        f16::from_f32(v)
+    }
+    fn into_storage(v: Vec<Self>) -> Storage {
+        Arc::new(CpuStorage::F16(v))
+    }
+}
+
+/// The CPU storage behind `s`; an error for another backend's storage.
+fn host(s: &Storage) -> Result<&CpuStorage> {
+    s.as_any()
+        .downcast_ref::<CpuStorage>()
+        .ok_or_else(|| Error::Backend {
+            backend: "cpu".into(),
+            msg: format!("storage {s:?} belongs to another backend"),
+        })
+}
+
 /// The f32 slice of a CPU storage; an error for another backend's or dtype's storage.
 pub(crate) fn f32s(s: &Storage) -> Result<&[f32]> {
-    match s.as_any().downcast_ref::<CpuStorage>() {
-        Some(CpuStorage::F32(v)) => Ok(v),
-        Some(other) => Err(Error::DType {
+    match host(s)? {
+        CpuStorage::F32(v) => Ok(v),
+        other => Err(Error::DType {
             op: "cpu kernel",
             got: other.dtype(),
             expected: "f32".into(),
-        }),
-        None => Err(Error::Backend {
-            backend: "cpu".into(),
-            msg: format!("storage {s:?} belongs to another backend"),
         }),
     }
 }
@@ -96,12 +155,28 @@ fn narrow(v: &[f32], to: DType) -> CpuStorage {
     match to {
         DType::F32 => CpuStorage::F32(v.to_vec()),
         DType::F16 => CpuStorage::F16(convert(v, f16::ZERO, |d, s| d.convert_from_f32_slice(s))),
-        DType::BF16 => CpuStorage::BF16(convert(v, bf16::ZERO, |d, s| d.convert_from_f32_slice(s))),
+        DType::BF16 => CpuStorage::BF16(convert_each(v)),
     }
 }
 
 /// Converts `src` element by element into a new vector, in parallel chunks,
-/// with `half`'s slice conversions (SIMD where the CPU has it).
+/// without zeroing the output first. For bf16, whose conversions are bit
+/// operations the compiler vectorises; f16 goes through [`convert`].
+fn convert_each<S: Float, D: Float>(src: &[S]) -> Vec<D> {
+    // SAFETY: every output run is written in full, from the input run at the
+    // same offset.
+    unsafe {
+        fill::par_fill(src.len(), PAR_CHUNK, |i, out| {
+            let src = &src[i * PAR_CHUNK..i * PAR_CHUNK + out.len()];
+            for (o, &v) in out.iter_mut().zip(src) {
+                o.write(D::from_f32(v.to_f32()));
+            }
+        })
+    }
+}
+
+/// Converts `src` element by element into a new vector, in parallel chunks,
+/// with `half`'s slice conversions (F16C instructions where the CPU has them).
 fn convert<S: Sync, D: Copy + Send + Sync>(
     src: &[S],
     zero: D,
@@ -112,6 +187,18 @@ fn convert<S: Sync, D: Copy + Send + Sync>(
         .zip(src.par_chunks(PAR_CHUNK))
         .for_each(|(d, s)| f(d, s));
     out
+}
+
+/// Checks that each named operand has the `len` elements of the first one:
+/// the kernels walk them in step.
+fn same_len(op: &str, len: usize, others: &[(&str, usize)]) -> Result<()> {
+    match others.iter().find(|(_, l)| *l != len) {
+        None => Ok(()),
+        Some((name, l)) => Err(Error::Backend {
+            backend: "cpu".into(),
+            msg: format!("{op}: {name} has {l} elements, expected {len}"),
+        }),
+    }
 }
 
 /// Wraps a result vector as storage.
@@ -163,7 +250,7 @@ impl Backend for CpuBackend {
         let wide = match src {
             CpuStorage::F32(v) => return Ok(Arc::new(narrow(v, to))),
             CpuStorage::F16(v) => convert(v, 0.0, |d, s| s.convert_to_f32_slice(d)),
-            CpuStorage::BF16(v) => convert(v, 0.0, |d, s| s.convert_to_f32_slice(d)),
+            CpuStorage::BF16(v) => convert_each(v),
         };
         // Half to f32 is exact; half to the other half type goes through it.
         Ok(Arc::new(match to {
@@ -176,7 +263,9 @@ impl Backend for CpuBackend {
         Ok(store(elementwise::unary(op, f32s(x)?)))
     }
     fn unary_backward(&self, op: UnaryOp, x: &Storage, dy: &Storage) -> Result<Storage> {
-        Ok(store(elementwise::unary_backward(op, f32s(x)?, f32s(dy)?)))
+        let (x, dy) = (f32s(x)?, f32s(dy)?);
+        same_len("unary_backward", x.len(), &[("dy", dy.len())])?;
+        Ok(store(elementwise::unary_backward(op, x, dy)))
     }
     fn binary(
         &self,
@@ -312,7 +401,12 @@ impl Backend for CpuBackend {
         beta: &Storage,
         eps: f32,
     ) -> Result<(Storage, NormStats)> {
-        let (y, mean, rstd) = norm::batch_forward(f32s(x)?, view, f32s(gamma)?, f32s(beta)?, eps);
+        let (gamma, beta) = (f32s(gamma)?, f32s(beta)?);
+        let (y, mean, rstd) = match host(x)? {
+            CpuStorage::F32(x) => norm::batch_forward(x, view, gamma, beta, eps),
+            CpuStorage::BF16(x) => norm::batch_forward(x, view, gamma, beta, eps),
+            CpuStorage::F16(x) => norm::batch_forward(x, view, gamma, beta, eps),
+        };
         Ok((
             store(y),
             NormStats {
@@ -329,16 +423,16 @@ impl Backend for CpuBackend {
         gamma: &Storage,
         stats: &NormStats,
     ) -> Result<NormGrads> {
-        let (dx, dg, db) = norm::batch_backward(
-            f32s(x)?,
-            f32s(dy)?,
-            view,
-            f32s(gamma)?,
-            f32s(&stats.mean)?,
-            f32s(&stats.rstd)?,
-        );
+        let (dy, gamma) = (f32s(dy)?, f32s(gamma)?);
+        let (mean, rstd) = (f32s(&stats.mean)?, f32s(&stats.rstd)?);
+        same_len("batch_norm_backward", x.len(), &[("dy", dy.len())])?;
+        let (dx, dg, db) = match host(x)? {
+            CpuStorage::F32(x) => norm::batch_backward(x, dy, view, gamma, mean, rstd),
+            CpuStorage::BF16(x) => norm::batch_backward(x, dy, view, gamma, mean, rstd),
+            CpuStorage::F16(x) => norm::batch_backward(x, dy, view, gamma, mean, rstd),
+        };
         Ok(NormGrads {
-            dx: store(dx),
+            dx,
             dgamma: store(dg),
             dbeta: store(db),
         })
@@ -446,7 +540,16 @@ impl Backend for CpuBackend {
         h: &SgdHyper,
     ) -> Result<(Storage, Option<Storage>)> {
         let buf = buf.map(f32s).transpose()?;
-        let (p, b) = optim::sgd(f32s(p)?, f32s(g)?, buf, h);
+        let (p, g) = (f32s(p)?, f32s(g)?);
+        same_len(
+            "sgd_step",
+            p.len(),
+            &[
+                ("grad", g.len()),
+                ("momentum buffer", buf.map_or(p.len(), <[f32]>::len)),
+            ],
+        )?;
+        let (p, b) = optim::sgd(p, g, buf, h);
         Ok((store(p), b.map(store)))
     }
     fn adamw_step(
@@ -457,7 +560,13 @@ impl Backend for CpuBackend {
         v: &Storage,
         h: &AdamWHyper,
     ) -> Result<(Storage, Storage, Storage)> {
-        let (p, m, v) = optim::adamw(f32s(p)?, f32s(g)?, f32s(m)?, f32s(v)?, h);
+        let (p, g, m, v) = (f32s(p)?, f32s(g)?, f32s(m)?, f32s(v)?);
+        same_len(
+            "adamw_step",
+            p.len(),
+            &[("grad", g.len()), ("m", m.len()), ("v", v.len())],
+        )?;
+        let (p, m, v) = optim::adamw(p, g, m, v, h);
         Ok((store(p), store(m), store(v)))
     }
     fn dropout(&self, x: &Storage, p: f32, seed: u64) -> Result<Storage> {

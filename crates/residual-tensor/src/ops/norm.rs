@@ -116,9 +116,9 @@ impl Tensor {
         eps: f32,
     ) -> Result<BatchNormOutput> {
         const OP: &str = "batch_norm";
-        if self.is_half() {
-            return self.to_f32()?.batch_norm_train(weight, bias, eps);
-        }
+        // A half input (a convolution's output under autocast) goes to the
+        // kernel as it is: it computes in f32 and returns f32, and its
+        // gradient comes back in the input's dtype.
         if self.rank() < 2 {
             return Err(Error::shape(
                 OP,

@@ -9,8 +9,14 @@ mod peak;
 
 /// mimalloc keeps freed tensor buffers for reuse instead of returning them to
 /// the kernel, which saves a page fault per page of every fresh activation.
+/// The runner sets it up as `residual train` does (`keep_freed_memory` in
+/// `residual-cli`), so that the training cases measure what users run.
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+/// mimalloc's `mi_option_purge_delay` (index 15 of `mi_option_t` in the
+/// bundled mimalloc headers); -1 never returns freed memory to the kernel.
+const MI_OPTION_PURGE_DELAY: libmimalloc_sys::mi_option_t = 15;
 
 use residual_tensor::backend::{Conv2dGeometry, Conv2dParams};
 use residual_tensor::{Device, Tensor};
@@ -440,6 +446,8 @@ fn spec_json(v: &[Value]) -> String {
 }
 
 fn main() {
+    // SAFETY: sets one integer option; mimalloc reads it at each purge.
+    unsafe { libmimalloc_sys::mi_option_set(MI_OPTION_PURGE_DELAY, -1) };
     let args: Vec<String> = std::env::args().skip(1).collect();
     let mut filter: Option<String> = None;
     let mut on_gpu = false;
