@@ -96,19 +96,52 @@ unsafe fn block(
     (r0, rows): (usize, usize),
     (c0, cols): (usize, usize),
 ) {
-    let mut apack = vec![0u32; MC * KC / 2];
-    let mut bpack = vec![0u32; NC * KC / 2];
+    PACKS.with_borrow_mut(|(apack, bpack)| {
+        // Allocated (and zeroed) once per thread; packing overwrites what
+        // the micro-kernel reads.
+        apack.resize(MC * KC / 2, 0);
+        bpack.resize(NC * KC / 2, 0);
+        // SAFETY: forwarded from the caller.
+        unsafe { packed_block(m, k, n, a, b, beta, c, (r0, rows), (c0, cols), apack, bpack) }
+    });
+}
+
+thread_local! {
+    /// Each thread's packing buffers for A and B, reused across products.
+    static PACKS: std::cell::RefCell<(Vec<u32>, Vec<u32>)> = const {
+        std::cell::RefCell::new((Vec::new(), Vec::new()))
+    };
+}
+
+/// [`block`] with its packing buffers.
+///
+/// # Safety
+/// As for [`block`].
+#[allow(clippy::too_many_arguments)]
+unsafe fn packed_block(
+    m: usize,
+    k: usize,
+    n: usize,
+    a: MatRef<bf16>,
+    b: MatRef<bf16>,
+    beta: f32,
+    c: *mut f32,
+    (r0, rows): (usize, usize),
+    (c0, cols): (usize, usize),
+    apack: &mut [u32],
+    bpack: &mut [u32],
+) {
     for jc in (c0..c0 + cols).step_by(NC) {
         let nc = NC.min(c0 + cols - jc);
         for pc in (0..k).step_by(KC) {
             let kc = KC.min(k - pc);
             let kp = kc.div_ceil(2);
-            pack_b(b, k, n, (pc, kc), (jc, nc), &mut bpack);
+            pack_b(b, k, n, (pc, kc), (jc, nc), bpack);
             // The first k block applies beta; the others add to it.
             let beta_k = if pc == 0 { beta } else { 1.0 };
             for ic in (r0..r0 + rows).step_by(MC) {
                 let mc = MC.min(r0 + rows - ic);
-                pack_a(a, m, k, (ic, mc), (pc, kc), &mut apack);
+                pack_a(a, m, k, (ic, mc), (pc, kc), apack);
                 for jr in (0..nc).step_by(NR) {
                     let bp = &bpack[jr / NR * kp * NR..][..kp * NR];
                     for ir in (0..mc).step_by(MR) {
@@ -141,6 +174,20 @@ fn pair(lo: bf16, hi: bf16) -> u32 {
     lo.to_bits() as u32 | (hi.to_bits() as u32) << 16
 }
 
+/// Writes the k pairs of `src` (one row of A or column of B, k contiguous)
+/// down a column of a panel: word `p` goes to `dst[p * stride + col]`. An odd
+/// last value is paired with zero.
+#[inline]
+fn scatter_pairs(src: &[bf16], dst: &mut [u32], col: usize, stride: usize) {
+    let (pairs, odd) = src.as_chunks::<2>();
+    for (p, &[lo, hi]) in pairs.iter().enumerate() {
+        dst[p * stride + col] = pair(lo, hi);
+    }
+    if let [last] = odd {
+        dst[pairs.len() * stride + col] = pair(*last, bf16::ZERO);
+    }
+}
+
 /// Packs rows `i0 .. i0 + mc` and k `k0 .. k0 + kc` of `op(a)` (`[m, k]`)
 /// into `MR`-row panels of k pairs.
 fn pack_a(
@@ -152,25 +199,35 @@ fn pack_a(
     out: &mut [u32],
 ) {
     let kp = kc.div_ceil(2);
-    let zero = bf16::ZERO;
     for (pi, panel) in out.chunks_mut(kp * MR).take(mc.div_ceil(MR)).enumerate() {
-        for r in 0..MR {
-            let i = i0 + pi * MR + r;
-            if i >= i0 + mc {
-                (0..kp).for_each(|p| panel[p * MR + r] = 0);
-                continue;
-            }
-            let at = |kk: usize| -> bf16 {
-                if kk >= kc {
-                    zero
-                } else if a.trans {
-                    a.data[(k0 + kk) * m + i]
-                } else {
-                    a.data[i * k + k0 + kk]
-                }
-            };
+        let ib = i0 + pi * MR;
+        let rows = MR.min(i0 + mc - ib);
+        if a.trans {
+            // Stored [k, m]: a pair's two values are in two rows, and the
+            // panel's rows are adjacent in each.
             for p in 0..kp {
-                panel[p * MR + r] = pair(at(2 * p), at(2 * p + 1));
+                let kk = k0 + 2 * p;
+                let r0 = &a.data[kk * m + ib..][..rows];
+                let dst = &mut panel[p * MR..(p + 1) * MR];
+                if 2 * p + 1 < kc {
+                    let r1 = &a.data[(kk + 1) * m + ib..][..rows];
+                    for ((d, &lo), &hi) in dst.iter_mut().zip(r0).zip(r1) {
+                        *d = pair(lo, hi);
+                    }
+                } else {
+                    for (d, &lo) in dst.iter_mut().zip(r0) {
+                        *d = pair(lo, bf16::ZERO);
+                    }
+                }
+                dst[rows..].fill(0);
+            }
+        } else {
+            // Stored [m, k]: each row's pairs are adjacent in memory.
+            for r in 0..rows {
+                scatter_pairs(&a.data[(ib + r) * k + k0..][..kc], panel, r, MR);
+            }
+            for p in 0..kp {
+                panel[p * MR + rows..(p + 1) * MR].fill(0);
             }
         }
     }
@@ -190,34 +247,37 @@ fn pack_b(
     for (pj, panel) in out.chunks_mut(kp * NR).take(nc.div_ceil(NR)).enumerate() {
         let jb = j0 + pj * NR;
         let cols = NR.min(j0 + nc - jb);
+        if b.trans {
+            // Stored [n, k]: each column's pairs are adjacent in memory; the
+            // column is read in order and written down the (L1-sized) panel.
+            for j in 0..cols {
+                scatter_pairs(&b.data[(jb + j) * k + k0..][..kc], panel, j, NR);
+            }
+            for p in 0..kp {
+                panel[p * NR + cols..(p + 1) * NR].fill(0);
+            }
+            continue;
+        }
         for p in 0..kp {
             let kk = k0 + 2 * p;
             let has_hi = 2 * p + 1 < kc;
             let dst = &mut panel[p * NR..(p + 1) * NR];
-            if b.trans {
-                // Stored [n, k]: each column's pair is adjacent in memory.
-                for (j, d) in dst[..cols].iter_mut().enumerate() {
-                    let col = &b.data[(jb + j) * k..];
-                    *d = pair(col[kk], if has_hi { col[kk + 1] } else { bf16::ZERO });
-                }
-            } else {
-                // Stored [k, n]: two rows, interleaved.
-                let r0 = &b.data[kk * n + jb..][..cols];
-                if has_hi && cols == NR {
-                    let r1 = &b.data[(kk + 1) * n + jb..][..NR];
-                    // SAFETY: `available()` was asserted by `gemm`; both rows
-                    // hold NR elements and dst NR words.
-                    unsafe { interleave_rows(r0.as_ptr(), r1.as_ptr(), dst.as_mut_ptr()) };
-                    continue;
-                }
-                for (j, d) in dst[..cols].iter_mut().enumerate() {
-                    let hi = if has_hi {
-                        b.data[(kk + 1) * n + jb + j]
-                    } else {
-                        bf16::ZERO
-                    };
-                    *d = pair(r0[j], hi);
-                }
+            // Stored [k, n]: two rows, interleaved.
+            let r0 = &b.data[kk * n + jb..][..cols];
+            if has_hi && cols == NR {
+                let r1 = &b.data[(kk + 1) * n + jb..][..NR];
+                // SAFETY: `available()` was asserted by `gemm`; both rows
+                // hold NR elements and dst NR words.
+                unsafe { interleave_rows(r0.as_ptr(), r1.as_ptr(), dst.as_mut_ptr()) };
+                continue;
+            }
+            for (j, d) in dst[..cols].iter_mut().enumerate() {
+                let hi = if has_hi {
+                    b.data[(kk + 1) * n + jb + j]
+                } else {
+                    bf16::ZERO
+                };
+                *d = pair(r0[j], hi);
             }
             dst[cols..].fill(0);
         }
