@@ -113,6 +113,18 @@ fn im2col<T: GemmElem>(
                 let dst = &mut out[s * d.p..(s + 1) * d.p];
                 dst[..y0 * ow].fill(zero);
                 dst[y1 * ow..].fill(zero);
+                if rows_are_contiguous(g) {
+                    let iy0 = y0 + ki * p.dilation.0 - p.padding[0];
+                    shifted_copy(
+                        plane,
+                        iy0 * g.w,
+                        ix0 - x0 as isize,
+                        (x0, x1),
+                        ow,
+                        &mut dst[y0 * ow..y1 * ow],
+                    );
+                    continue;
+                }
                 for oy in y0..y1 {
                     let iy = oy * p.stride.0 + ki * p.dilation.0 - p.padding[0];
                     let line = &mut dst[oy * ow..(oy + 1) * ow];
@@ -132,6 +144,48 @@ fn im2col<T: GemmElem>(
                 }
             }
         });
+}
+
+/// Whether an output row and an input row have the same length and the
+/// stride is 1, so that consecutive output rows of one kernel tap read
+/// consecutive input rows: the tap's whole valid block is one run of the input
+/// (the 3x3 / stride 1 / padding 1 convolutions of ResNets).
+fn rows_are_contiguous(g: &Conv2dGeometry) -> bool {
+    g.p.stride == (1, 1) && g.ow == g.w
+}
+
+/// One kernel tap's rows of im2col when [`rows_are_contiguous`]: `dst` is
+/// `rows` output rows of `ow`; output `(r, ox)` reads
+/// `plane[start + r * ow + ox + shift]` for `ox` in `x0..x1` and is zero
+/// elsewhere. Copies the block in one run, then zeroes the columns outside
+/// `x0..x1`, which the run filled with neighbouring rows' values.
+fn shifted_copy<T: GemmElem>(
+    plane: &[T],
+    start: usize,
+    shift: isize,
+    (x0, x1): (usize, usize),
+    ow: usize,
+    dst: &mut [T],
+) {
+    let zero = T::default();
+    if x1 <= x0 || dst.is_empty() {
+        dst.fill(zero);
+        return;
+    }
+    // The first and last elements of the run may fall outside the plane (a
+    // padded column at its ends); they lie outside x0..x1 and are zeroed below.
+    let from = start as isize + shift;
+    let lo = (-from).max(0) as usize;
+    let hi = dst
+        .len()
+        .min((plane.len() as isize - from).max(0) as usize)
+        .max(lo);
+    dst[lo..hi]
+        .copy_from_slice(&plane[(from + lo as isize) as usize..(from + hi as isize) as usize]);
+    for row in dst.chunks_mut(ow) {
+        row[..x0].fill(zero);
+        row[x1..].fill(zero);
+    }
 }
 
 /// Adds `cols: [K, nb * P]` back into samples `n0 ..` of group `grp` of `dx`.
@@ -170,8 +224,14 @@ fn col2im(
                 let iy = oy * p.stride.0 + ki * p.dilation.0 - p.padding[0];
                 let src = &col[oy * ow + x0..oy * ow + x1];
                 let dst = &mut plane[iy * g.w..(iy + 1) * g.w];
-                for (j, &v) in src.iter().enumerate() {
-                    dst[ix0 + j * p.stride.1] += v;
+                if p.stride.1 == 1 {
+                    for (d, &v) in dst[ix0..ix0 + src.len()].iter_mut().zip(src) {
+                        *d += v;
+                    }
+                } else {
+                    for (j, &v) in src.iter().enumerate() {
+                        dst[ix0 + j * p.stride.1] += v;
+                    }
                 }
             }
         }
@@ -397,6 +457,100 @@ mod tests {
         let scale = want.iter().fold(1.0f32, |m, v| m.max(v.abs()));
         for (i, (g, w)) in got.iter().zip(want).enumerate() {
             assert!((g - w).abs() <= 1e-5 * scale, "{what}[{i}]: {g} vs {w}");
+        }
+    }
+
+    /// `y[n, o, oy, ox] = sum w[o, c, ki, kj] * x[n, g*cpg + c, iy, ix]`, one
+    /// term at a time, and the input gradient scattered the same way.
+    fn naive(x: &[f32], w: &[f32], dy: &[f32], g: &Conv2dGeometry) -> (Vec<f32>, Vec<f32>) {
+        let d = dims(g);
+        let mut y = vec![0.0; g.n * g.c_out * d.p];
+        let mut dx = vec![0.0; x.len()];
+        let p = &g.p;
+        for n in 0..g.n {
+            for o in 0..g.c_out {
+                let grp = o / d.opg;
+                for c in 0..d.cpg {
+                    for ki in 0..g.kh {
+                        for kj in 0..g.kw {
+                            let wv = w[((o * d.cpg + c) * g.kh + ki) * g.kw + kj];
+                            for oy in 0..g.oh {
+                                for ox in 0..g.ow {
+                                    let iy = (oy * p.stride.0 + ki * p.dilation.0) as isize
+                                        - p.padding[0] as isize;
+                                    let ix = (ox * p.stride.1 + kj * p.dilation.1) as isize
+                                        - p.padding[2] as isize;
+                                    if iy < 0 || ix < 0 || iy >= g.h as isize || ix >= g.w as isize
+                                    {
+                                        continue;
+                                    }
+                                    let xi = ((n * g.c_in + grp * d.cpg + c) * g.h + iy as usize)
+                                        * g.w
+                                        + ix as usize;
+                                    let yi = ((n * g.c_out + o) * g.oh + oy) * g.ow + ox;
+                                    y[yi] += wv * x[xi];
+                                    dx[xi] += wv * dy[yi];
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        (y, dx)
+    }
+
+    /// im2col and col2im (both the unit-stride run copy and the general
+    /// path) against the naive convolution: padding on one side only,
+    /// dilation, groups, stride 2, planes of one pixel, chunked batches.
+    #[test]
+    fn kernels_match_the_naive_convolution() {
+        let params = |stride, pad: [usize; 4], dil, groups| Conv2dParams {
+            stride,
+            padding: pad,
+            dilation: dil,
+            groups,
+        };
+        for (x_dims, w_dims, p) in [
+            (
+                [2, 4, 6, 7],
+                [6, 4, 3, 3],
+                params((1, 1), [1; 4], (1, 1), 1),
+            ),
+            (
+                [3, 4, 5, 5],
+                [4, 2, 3, 3],
+                params((1, 1), [2, 0, 0, 2], (1, 1), 2),
+            ),
+            (
+                [2, 3, 7, 6],
+                [5, 3, 3, 3],
+                params((1, 1), [2; 4], (2, 2), 1),
+            ),
+            (
+                [4, 2, 1, 1],
+                [3, 2, 3, 3],
+                params((1, 1), [1; 4], (1, 1), 1),
+            ),
+            (
+                [2, 3, 7, 7],
+                [4, 3, 3, 3],
+                params((2, 2), [1; 4], (1, 1), 1),
+            ),
+            (
+                [2, 3, 6, 5],
+                [4, 3, 3, 5],
+                params((1, 1), [0, 0, 2, 2], (1, 1), 1),
+            ),
+        ] {
+            let g = Conv2dGeometry::new(&Shape::new(x_dims), &Shape::new(w_dims), &p).unwrap();
+            let wide = |v: Vec<bf16>| v.iter().map(|h| h.to_f32()).collect::<Vec<f32>>();
+            let x = wide(values(x_dims.iter().product(), 4));
+            let w = wide(values(w_dims.iter().product(), 5));
+            let dy = wide(values(g.n * g.c_out * g.oh * g.ow, 6));
+            let (y, dx) = naive(&x, &w, &dy, &g);
+            close("forward", &forward(&x, &w, &g), &y);
+            close("backward_input", &backward_input(&dy, &w, &g), &dx);
         }
     }
 
