@@ -9,6 +9,7 @@
 
 use super::gemm::{GemmElem, MatRef};
 use crate::backend::Conv2dGeometry;
+use half::bf16;
 use rayon::prelude::*;
 
 /// GEMM columns to aim for per chunk: enough for the GEMM's panels to be efficient.
@@ -287,23 +288,25 @@ fn chunks(n: usize, nb: usize) -> impl Iterator<Item = (usize, usize)> {
 /// Reusable buffers of one kernel call: the columns `[K, nb * P]` (im2col of
 /// the input, or the input gradient before col2im; unused by a direct 1x1
 /// convolution) and an output-shaped block `[opg, nb * P]` (a gathered `dy`,
-/// or the forward result before scattering).
-struct Scratch<C, B> {
+/// or the forward result before scattering). Taken from the calling thread's
+/// spare buffers and handed back on drop, so that consecutive convolutions
+/// reuse them instead of allocating and zeroing them anew.
+struct Scratch<C: Spare, B: Spare> {
     direct: bool,
     cols: Vec<C>,
     block: Vec<B>,
 }
 
-impl<C: Copy + Default, B: Copy + Default> Scratch<C, B> {
+impl<C: Spare, B: Spare> Scratch<C, B> {
     fn new(g: &Conv2dGeometry, d: Dims) -> Self {
         let direct = is_pointwise(g) && d.nb == 1;
         let cols = if direct {
             Vec::new()
         } else {
-            vec![C::default(); d.k * d.nb * d.p]
+            C::take(d.k * d.nb * d.p)
         };
         let block = if d.nb > 1 {
-            vec![B::default(); d.opg * d.nb * d.p]
+            B::take(d.opg * d.nb * d.p)
         } else {
             Vec::new()
         };
@@ -312,6 +315,77 @@ impl<C: Copy + Default, B: Copy + Default> Scratch<C, B> {
             cols,
             block,
         }
+    }
+}
+
+impl<C: Spare, B: Spare> Drop for Scratch<C, B> {
+    fn drop(&mut self) {
+        C::give(std::mem::take(&mut self.cols));
+        B::give(std::mem::take(&mut self.block));
+    }
+}
+
+/// Spare buffers kept per thread and element type.
+type SpareList<T> = std::cell::RefCell<Vec<Vec<T>>>;
+
+thread_local! {
+    static SPARE_F32: SpareList<f32> = const { std::cell::RefCell::new(Vec::new()) };
+    static SPARE_BF16: SpareList<bf16> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// Element types of scratch buffers that threads keep between calls.
+pub(crate) trait Spare: Copy + Default + 'static {
+    /// This thread's spare buffers of this type.
+    fn spares() -> &'static std::thread::LocalKey<SpareList<Self>>;
+
+    /// A buffer of `len` elements, reused when one is spare. Its contents are
+    /// left from earlier use (or zero where it grew): callers overwrite what
+    /// they read.
+    fn take(len: usize) -> Vec<Self> {
+        let mut v = Self::spares()
+            .with_borrow_mut(|list| {
+                // The smallest spare buffer that fits, else the largest one.
+                let fit = (0..list.len())
+                    .filter(|&i| list[i].capacity() >= len)
+                    .min_by_key(|&i| list[i].capacity());
+                let pick = fit.or_else(|| (0..list.len()).max_by_key(|&i| list[i].capacity()));
+                pick.map(|i| list.swap_remove(i))
+            })
+            .unwrap_or_default();
+        v.resize(len, Self::default());
+        v
+    }
+
+    /// Keeps `v` for a later [`Spare::take`] (at most [`MAX_SPARES`] per
+    /// thread and type; the smallest goes first).
+    fn give(v: Vec<Self>) {
+        if v.capacity() == 0 {
+            return;
+        }
+        Self::spares().with_borrow_mut(|list| {
+            list.push(v);
+            if list.len() > MAX_SPARES {
+                let smallest = (0..list.len()).min_by_key(|&i| list[i].capacity());
+                if let Some(i) = smallest {
+                    list.swap_remove(i);
+                }
+            }
+        });
+    }
+}
+
+/// Spare buffers kept per thread and element type: a convolution uses at most two.
+const MAX_SPARES: usize = 2;
+
+impl Spare for f32 {
+    fn spares() -> &'static std::thread::LocalKey<SpareList<Self>> {
+        &SPARE_F32
+    }
+}
+
+impl Spare for bf16 {
+    fn spares() -> &'static std::thread::LocalKey<SpareList<Self>> {
+        &SPARE_BF16
     }
 }
 
@@ -362,7 +436,7 @@ fn output_matrix<'a, T: GemmElem>(
 }
 
 /// Forward: `y[chunk, grp] = w[grp] @ im2col(x[chunk, grp])`.
-pub fn forward<T: GemmElem>(x: &[T], w: &[T], g: &Conv2dGeometry) -> Vec<f32> {
+pub fn forward<T: GemmElem + Spare>(x: &[T], w: &[T], g: &Conv2dGeometry) -> Vec<f32> {
     let d = dims(g);
     let mut y = vec![0.0; g.n * g.c_out * d.p];
     let mut s = Scratch::<T, f32>::new(g, d);
@@ -389,7 +463,7 @@ pub fn forward<T: GemmElem>(x: &[T], w: &[T], g: &Conv2dGeometry) -> Vec<f32> {
 }
 
 /// Input gradient: `dx[chunk, grp] = col2im(w[grp]^T @ dy[chunk, grp])`.
-pub fn backward_input<T: GemmElem>(dy: &[T], w: &[T], g: &Conv2dGeometry) -> Vec<f32> {
+pub fn backward_input<T: GemmElem + Spare>(dy: &[T], w: &[T], g: &Conv2dGeometry) -> Vec<f32> {
     let d = dims(g);
     let mut dx = vec![0.0; g.n * g.c_in * d.x_plane];
     let mut s = Scratch::<f32, T>::new(g, d);
@@ -416,7 +490,7 @@ pub fn backward_input<T: GemmElem>(dy: &[T], w: &[T], g: &Conv2dGeometry) -> Vec
 }
 
 /// Weight gradient: `dw[grp] = sum over chunks of dy[chunk, grp] @ im2col(x[chunk, grp])^T`.
-pub fn backward_weight<T: GemmElem>(x: &[T], dy: &[T], g: &Conv2dGeometry) -> Vec<f32> {
+pub fn backward_weight<T: GemmElem + Spare>(x: &[T], dy: &[T], g: &Conv2dGeometry) -> Vec<f32> {
     let d = dims(g);
     let mut dw = vec![0.0; g.c_out * d.k];
     let mut s = Scratch::<T, T>::new(g, d);

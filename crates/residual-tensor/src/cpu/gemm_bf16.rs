@@ -219,15 +219,19 @@ fn pack_a(
                         *d = pair(lo, bf16::ZERO);
                     }
                 }
-                dst[rows..].fill(0);
+                if rows < MR {
+                    dst[rows..].fill(0);
+                }
             }
         } else {
             // Stored [m, k]: each row's pairs are adjacent in memory.
             for r in 0..rows {
                 scatter_pairs(&a.data[(ib + r) * k + k0..][..kc], panel, r, MR);
             }
-            for p in 0..kp {
-                panel[p * MR + rows..(p + 1) * MR].fill(0);
+            if rows < MR {
+                for p in 0..kp {
+                    panel[p * MR + rows..(p + 1) * MR].fill(0);
+                }
             }
         }
     }
@@ -253,8 +257,10 @@ fn pack_b(
             for j in 0..cols {
                 scatter_pairs(&b.data[(jb + j) * k + k0..][..kc], panel, j, NR);
             }
-            for p in 0..kp {
-                panel[p * NR + cols..(p + 1) * NR].fill(0);
+            if cols < NR {
+                for p in 0..kp {
+                    panel[p * NR + cols..(p + 1) * NR].fill(0);
+                }
             }
             continue;
         }
@@ -279,7 +285,9 @@ fn pack_b(
                 };
                 *d = pair(r0[j], hi);
             }
-            dst[cols..].fill(0);
+            if cols < NR {
+                dst[cols..].fill(0);
+            }
         }
     }
 }
