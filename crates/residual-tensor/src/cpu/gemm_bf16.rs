@@ -101,8 +101,41 @@ unsafe fn block(
         // the micro-kernel reads.
         apack.resize(MC * KC / 2, 0);
         bpack.resize(NC * KC / 2, 0);
-        // SAFETY: forwarded from the caller.
-        unsafe { packed_block(m, k, n, a, b, beta, c, (r0, rows), (c0, cols), apack, bpack) }
+        for jc in (c0..c0 + cols).step_by(NC) {
+            let nc = NC.min(c0 + cols - jc);
+            for pc in (0..k).step_by(KC) {
+                let kc = KC.min(k - pc);
+                let kp = kc.div_ceil(2);
+                pack_b(b, k, n, (pc, kc), (jc, nc), bpack);
+                // The first k block applies beta; the others add to it.
+                let beta_k = if pc == 0 { beta } else { 1.0 };
+                for ic in (r0..r0 + rows).step_by(MC) {
+                    let mc = MC.min(r0 + rows - ic);
+                    pack_a(a, m, k, (ic, mc), (pc, kc), apack);
+                    for jr in (0..nc).step_by(NR) {
+                        let bp = &bpack[jr / NR * kp * NR..][..kp * NR];
+                        for ir in (0..mc).step_by(MR) {
+                            let ap = &apack[ir / MR * kp * MR..][..kp * MR];
+                            // SAFETY: the tile lies inside this block of C; the
+                            // panels hold kp pairs of MR / NR words.
+                            unsafe {
+                                let tile = c.add((ic + ir) * n + jc + jr);
+                                kernel(
+                                    kp,
+                                    ap,
+                                    bp,
+                                    tile,
+                                    n,
+                                    MR.min(mc - ir),
+                                    NR.min(nc - jr),
+                                    beta_k,
+                                );
+                            }
+                        }
+                    }
+                }
+            }
+        }
     });
 }
 
@@ -111,61 +144,6 @@ thread_local! {
     static PACKS: std::cell::RefCell<(Vec<u32>, Vec<u32>)> = const {
         std::cell::RefCell::new((Vec::new(), Vec::new()))
     };
-}
-
-/// [`block`] with its packing buffers.
-///
-/// # Safety
-/// As for [`block`].
-#[allow(clippy::too_many_arguments)]
-unsafe fn packed_block(
-    m: usize,
-    k: usize,
-    n: usize,
-    a: MatRef<bf16>,
-    b: MatRef<bf16>,
-    beta: f32,
-    c: *mut f32,
-    (r0, rows): (usize, usize),
-    (c0, cols): (usize, usize),
-    apack: &mut [u32],
-    bpack: &mut [u32],
-) {
-    for jc in (c0..c0 + cols).step_by(NC) {
-        let nc = NC.min(c0 + cols - jc);
-        for pc in (0..k).step_by(KC) {
-            let kc = KC.min(k - pc);
-            let kp = kc.div_ceil(2);
-            pack_b(b, k, n, (pc, kc), (jc, nc), bpack);
-            // The first k block applies beta; the others add to it.
-            let beta_k = if pc == 0 { beta } else { 1.0 };
-            for ic in (r0..r0 + rows).step_by(MC) {
-                let mc = MC.min(r0 + rows - ic);
-                pack_a(a, m, k, (ic, mc), (pc, kc), apack);
-                for jr in (0..nc).step_by(NR) {
-                    let bp = &bpack[jr / NR * kp * NR..][..kp * NR];
-                    for ir in (0..mc).step_by(MR) {
-                        let ap = &apack[ir / MR * kp * MR..][..kp * MR];
-                        // SAFETY: the tile lies inside this block of C; the
-                        // panels hold kp pairs of MR / NR words.
-                        unsafe {
-                            let tile = c.add((ic + ir) * n + jc + jr);
-                            kernel(
-                                kp,
-                                ap,
-                                bp,
-                                tile,
-                                n,
-                                MR.min(mc - ir),
-                                NR.min(nc - jr),
-                                beta_k,
-                            );
-                        }
-                    }
-                }
-            }
-        }
-    }
 }
 
 /// One u32 word of two bf16 values, `lo` in the low half.

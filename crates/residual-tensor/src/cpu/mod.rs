@@ -78,33 +78,26 @@ impl Float for f32 {
     }
 }
 
-impl Float for bf16 {
-    #[inline(always)]
-    fn to_f32(self) -> f32 {
-        bf16::to_f32(self)
-    }
-    #[inline(always)]
-    fn from_f32(v: f32) -> Self {
-        bf16::from_f32(v)
-    }
-    fn into_storage(v: Vec<Self>) -> Storage {
-        Arc::new(CpuStorage::BF16(v))
-    }
+/// [`Float`] for a `half` type stored in the CPU storage variant `$variant`.
+macro_rules! half_float {
+    ($t:ty, $variant:ident) => {
+        impl Float for $t {
+            #[inline(always)]
+            fn to_f32(self) -> f32 {
+                <$t>::to_f32(self)
+            }
+            #[inline(always)]
+            fn from_f32(v: f32) -> Self {
+                <$t>::from_f32(v)
+            }
+            fn into_storage(v: Vec<Self>) -> Storage {
+                Arc::new(CpuStorage::$variant(v))
+            }
+        }
+    };
 }
-
-impl Float for f16 {
-    #[inline(always)]
-    fn to_f32(self) -> f32 {
-        f16::to_f32(self)
-    }
-    #[inline(always)]
-    fn from_f32(v: f32) -> Self {
-        f16::from_f32(v)
-    }
-    fn into_storage(v: Vec<Self>) -> Storage {
-        Arc::new(CpuStorage::F16(v))
-    }
-}
+half_float!(bf16, BF16);
+half_float!(f16, F16);
 
 /// The CPU storage behind `s`; an error for another backend's storage.
 fn host(s: &Storage) -> Result<&CpuStorage> {
