@@ -22,7 +22,7 @@ pub struct Args {
     #[command(flatten)]
     data: DataArgs,
     /// Epochs.
-    #[arg(long, default_value_t = 4)]
+    #[arg(long, default_value_t = 5)]
     epochs: u64,
     /// Samples per batch.
     #[arg(long, default_value_t = 64)]
