@@ -172,47 +172,13 @@ fn pack_a(
     a: MatRef<bf16>,
     m: usize,
     k: usize,
-    (i0, mc): (usize, usize),
-    (k0, kc): (usize, usize),
+    rows: (usize, usize),
+    ks: (usize, usize),
     out: &mut [u32],
 ) {
-    let kp = kc.div_ceil(2);
-    for (pi, panel) in out.chunks_mut(kp * MR).take(mc.div_ceil(MR)).enumerate() {
-        let ib = i0 + pi * MR;
-        let rows = MR.min(i0 + mc - ib);
-        if a.trans {
-            // Stored [k, m]: a pair's two values are in two rows, and the
-            // panel's rows are adjacent in each.
-            for p in 0..kp {
-                let kk = k0 + 2 * p;
-                let r0 = &a.data[kk * m + ib..][..rows];
-                let dst = &mut panel[p * MR..(p + 1) * MR];
-                if 2 * p + 1 < kc {
-                    let r1 = &a.data[(kk + 1) * m + ib..][..rows];
-                    for ((d, &lo), &hi) in dst.iter_mut().zip(r0).zip(r1) {
-                        *d = pair(lo, hi);
-                    }
-                } else {
-                    for (d, &lo) in dst.iter_mut().zip(r0) {
-                        *d = pair(lo, bf16::ZERO);
-                    }
-                }
-                if rows < MR {
-                    dst[rows..].fill(0);
-                }
-            }
-        } else {
-            // Stored [m, k]: each row's pairs are adjacent in memory.
-            for r in 0..rows {
-                scatter_pairs(&a.data[(ib + r) * k + k0..][..kc], panel, r, MR);
-            }
-            if rows < MR {
-                for p in 0..kp {
-                    panel[p * MR + rows..(p + 1) * MR].fill(0);
-                }
-            }
-        }
-    }
+    // Stored [m, k] (k contiguous per row), or [k, m] when transposed.
+    let ld = if a.trans { m } else { k };
+    pack::<MR>(a.data, a.trans, ld, rows, ks, out);
 }
 
 /// Packs k `k0 .. k0 + kc` and columns `j0 .. j0 + nc` of `op(b)` (`[k, n]`)
@@ -221,50 +187,69 @@ fn pack_b(
     b: MatRef<bf16>,
     k: usize,
     n: usize,
+    ks: (usize, usize),
+    cols: (usize, usize),
+    out: &mut [u32],
+) {
+    // Stored [k, n], or [n, k] (k contiguous per column) when transposed.
+    let ld = if b.trans { k } else { n };
+    pack::<NR>(b.data, !b.trans, ld, cols, ks, out);
+}
+
+/// Packs lines `i0 .. i0 + len` (rows of A, or columns of B) over k
+/// `k0 .. k0 + kc` into `W`-line panels of k pairs: for each pair `p`, `W`
+/// words, line by line; lines past `len` are zero.
+///
+/// `k_major`: the operand is stored `[k, ld]`, so a pair's two values lie in
+/// two rows of memory and a panel's lines are adjacent in each (interleaved,
+/// with AVX-512 for a full `NR`-wide panel). Otherwise it is stored
+/// `[lines, ld]` with k contiguous: each line's pairs are adjacent words,
+/// read in order and written down the (L1-sized) panel.
+fn pack<const W: usize>(
+    data: &[bf16],
+    k_major: bool,
+    ld: usize,
+    (i0, len): (usize, usize),
     (k0, kc): (usize, usize),
-    (j0, nc): (usize, usize),
     out: &mut [u32],
 ) {
     let kp = kc.div_ceil(2);
-    for (pj, panel) in out.chunks_mut(kp * NR).take(nc.div_ceil(NR)).enumerate() {
-        let jb = j0 + pj * NR;
-        let cols = NR.min(j0 + nc - jb);
-        if b.trans {
-            // Stored [n, k]: each column's pairs are adjacent in memory; the
-            // column is read in order and written down the (L1-sized) panel.
-            for j in 0..cols {
-                scatter_pairs(&b.data[(jb + j) * k + k0..][..kc], panel, j, NR);
+    for (pi, panel) in out.chunks_mut(kp * W).take(len.div_ceil(W)).enumerate() {
+        let ib = i0 + pi * W;
+        let lines = W.min(i0 + len - ib);
+        if !k_major {
+            for j in 0..lines {
+                scatter_pairs(&data[(ib + j) * ld + k0..][..kc], panel, j, W);
             }
-            if cols < NR {
+            if lines < W {
                 for p in 0..kp {
-                    panel[p * NR + cols..(p + 1) * NR].fill(0);
+                    panel[p * W + lines..(p + 1) * W].fill(0);
                 }
             }
             continue;
         }
         for p in 0..kp {
             let kk = k0 + 2 * p;
-            let has_hi = 2 * p + 1 < kc;
-            let dst = &mut panel[p * NR..(p + 1) * NR];
-            // Stored [k, n]: two rows, interleaved.
-            let r0 = &b.data[kk * n + jb..][..cols];
-            if has_hi && cols == NR {
-                let r1 = &b.data[(kk + 1) * n + jb..][..NR];
-                // SAFETY: `available()` was asserted by `gemm`; both rows
-                // hold NR elements and dst NR words.
-                unsafe { interleave_rows(r0.as_ptr(), r1.as_ptr(), dst.as_mut_ptr()) };
-                continue;
+            let r0 = &data[kk * ld + ib..][..lines];
+            let dst = &mut panel[p * W..(p + 1) * W];
+            if 2 * p + 1 < kc {
+                let r1 = &data[(kk + 1) * ld + ib..][..lines];
+                if W == NR && lines == NR {
+                    // SAFETY: `available()` was asserted by `gemm`; both rows
+                    // hold NR elements and dst NR words.
+                    unsafe { interleave_rows(r0.as_ptr(), r1.as_ptr(), dst.as_mut_ptr()) };
+                    continue;
+                }
+                for ((d, &lo), &hi) in dst.iter_mut().zip(r0).zip(r1) {
+                    *d = pair(lo, hi);
+                }
+            } else {
+                for (d, &lo) in dst.iter_mut().zip(r0) {
+                    *d = pair(lo, bf16::ZERO);
+                }
             }
-            for (j, d) in dst[..cols].iter_mut().enumerate() {
-                let hi = if has_hi {
-                    b.data[(kk + 1) * n + jb + j]
-                } else {
-                    bf16::ZERO
-                };
-                *d = pair(r0[j], hi);
-            }
-            if cols < NR {
-                dst[cols..].fill(0);
+            if lines < W {
+                dst[lines..].fill(0);
             }
         }
     }
