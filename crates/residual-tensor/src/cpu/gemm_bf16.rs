@@ -19,6 +19,7 @@
 //! Use [`available`] first: [`gemm`] requires AVX512F, AVX512BW and AVX512-BF16.
 
 use super::gemm::{degenerate, for_each_block, MatRef};
+use super::spare::Spare;
 use half::bf16;
 
 /// Rows of C per micro-tile.
@@ -96,11 +97,10 @@ unsafe fn block(
     (r0, rows): (usize, usize),
     (c0, cols): (usize, usize),
 ) {
-    PACKS.with_borrow_mut(|(apack, bpack)| {
-        // Allocated (and zeroed) once per thread; packing overwrites what
-        // the micro-kernel reads.
-        apack.resize(MC * KC / 2, 0);
-        bpack.resize(NC * KC / 2, 0);
+    // This thread's spare buffers; packing overwrites what the micro-kernel reads.
+    let (mut apack, mut bpack) = (u32::take(MC * KC / 2), u32::take(NC * KC / 2));
+    {
+        let (apack, bpack) = (&mut apack[..], &mut bpack[..]);
         for jc in (c0..c0 + cols).step_by(NC) {
             let nc = NC.min(c0 + cols - jc);
             for pc in (0..k).step_by(KC) {
@@ -136,14 +136,9 @@ unsafe fn block(
                 }
             }
         }
-    });
-}
-
-thread_local! {
-    /// Each thread's packing buffers for A and B, reused across products.
-    static PACKS: std::cell::RefCell<(Vec<u32>, Vec<u32>)> = const {
-        std::cell::RefCell::new((Vec::new(), Vec::new()))
-    };
+    }
+    u32::give(apack);
+    u32::give(bpack);
 }
 
 /// One u32 word of two bf16 values, `lo` in the low half.

@@ -12,6 +12,7 @@ mod optim;
 mod pool;
 mod reduce;
 mod softmax;
+mod spare;
 
 use crate::backend::*;
 use crate::{DType, Error, Result, Shape};
