@@ -22,37 +22,39 @@ const LANES: usize = 16;
 /// Elements summed in f32 lanes before the lanes are added into f64.
 const BLOCK: usize = 4096;
 
-/// `(sum f(x), sum g(x, y))` over the pairs of `x` and `y` (equal lengths), in
-/// f32 lanes that the compiler vectorises, carried into f64 every [`BLOCK`]
-/// elements.
+/// The `S` sums of the terms `f(x, y)` over the pairs of `x` and `y` (equal
+/// lengths), each in f32 lanes that the compiler vectorises, carried into f64
+/// every [`BLOCK`] elements.
 #[inline]
-fn lane_sums<A: Float, B: Float>(
+fn lane_sums<const S: usize, A: Float, B: Float>(
     x: &[A],
     y: &[B],
-    f: impl Fn(f32, f32) -> f32,
-    g: impl Fn(f32, f32) -> f32,
-) -> (f64, f64) {
-    let (mut sf, mut sg) = (0.0f64, 0.0f64);
+    f: impl Fn(f32, f32) -> [f32; S],
+) -> [f64; S] {
+    let mut sums = [0.0f64; S];
     for (xb, yb) in x.chunks(BLOCK).zip(y.chunks(BLOCK)) {
-        let (mut af, mut ag) = ([0.0f32; LANES], [0.0f32; LANES]);
+        let mut acc = [[0.0f32; LANES]; S];
         let (xc, yc) = (xb.chunks_exact(LANES), yb.chunks_exact(LANES));
         let (xr, yr) = (xc.remainder(), yc.remainder());
         for (xl, yl) in xc.zip(yc) {
             for l in 0..LANES {
-                let (a, b) = (xl[l].to_f32(), yl[l].to_f32());
-                af[l] += f(a, b);
-                ag[l] += g(a, b);
+                let terms = f(xl[l].to_f32(), yl[l].to_f32());
+                for (a, t) in acc.iter_mut().zip(terms) {
+                    a[l] += t;
+                }
             }
         }
         for (a, b) in xr.iter().zip(yr) {
-            let (a, b) = (a.to_f32(), b.to_f32());
-            af[0] += f(a, b);
-            ag[0] += g(a, b);
+            let terms = f(a.to_f32(), b.to_f32());
+            for (a, t) in acc.iter_mut().zip(terms) {
+                a[0] += t;
+            }
         }
-        sf += af.iter().map(|&v| v as f64).sum::<f64>();
-        sg += ag.iter().map(|&v| v as f64).sum::<f64>();
+        for (s, a) in sums.iter_mut().zip(&acc) {
+            *s += a.iter().map(|&v| v as f64).sum::<f64>();
+        }
     }
-    (sf, sg)
+    sums
 }
 
 /// Planes (runs of `inner` elements) per rayon task: about [`PAR_CHUNK`] elements.
@@ -75,11 +77,11 @@ pub fn batch_forward<X: Float>(
         .map(|c| {
             // Two passes: the mean, then the biased variance around it.
             let sum: f64 = channel_runs(x, v, c)
-                .map(|r| lane_sums(r, r, |a, _| a, |_, _| 0.0).0)
+                .map(|r| lane_sums(r, r, |a, _| [a])[0])
                 .sum();
             let mean = (sum / m) as f32;
             let sq: f64 = channel_runs(x, v, c)
-                .map(|r| lane_sums(r, r, |a, _| (a - mean) * (a - mean), |_, _| 0.0).0)
+                .map(|r| lane_sums(r, r, |a, _| [(a - mean) * (a - mean)])[0])
                 .sum();
             let var = sq / m;
             (mean, (1.0 / (var + eps as f64).sqrt()) as f32)
@@ -124,8 +126,8 @@ pub fn batch_backward<X: Float>(
             let (mu, r) = (mean[c], rstd[c]);
             channel_runs(x, v, c)
                 .zip(channel_runs(dy, v, c))
-                .map(|(xr, dr)| lane_sums(dr, xr, |d, _| d, |d, xv| d * (xv - mu) * r))
-                .fold((0.0, 0.0), |(a, b), (c, d)| (a + c, b + d))
+                .map(|(xr, dr)| lane_sums(dr, xr, |d, xv| [d, d * (xv - mu) * r]))
+                .fold((0.0, 0.0), |(a, b), [c, d]| (a + c, b + d))
         })
         .collect();
     let per_task = planes_per_task(v.inner);
