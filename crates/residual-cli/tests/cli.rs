@@ -14,10 +14,12 @@ fn residual(args: &[&str]) -> Output {
         .expect("run residual")
 }
 
-fn tmp(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("residual-cli-tests-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    dir.join(name)
+/// A fresh folder for one test's files, removed when the test ends.
+fn scratch() -> tempfile::TempDir {
+    tempfile::Builder::new()
+        .prefix("residual-cli-tests-")
+        .tempdir()
+        .expect("create a temporary folder")
 }
 
 fn stderr(o: &Output) -> String {
@@ -72,6 +74,8 @@ fn predict(weights: &Path, input: &Path, output: &Path, extra: &[&str]) -> Outpu
 
 #[test]
 fn predict_matches_the_library_and_reports_bad_input() {
+    let dir = scratch();
+    let tmp = |name: &str| dir.path().join(name);
     let dev = Device::cpu();
     let opts = ModelOptions {
         num_classes: Some(5),
@@ -123,6 +127,8 @@ fn predict_matches_the_library_and_reports_bad_input() {
 
 #[test]
 fn predict_classifies_image_files_like_the_library() {
+    let dir = scratch();
+    let tmp = |name: &str| dir.path().join(name);
     let dev = Device::cpu();
     let opts = ModelOptions {
         num_classes: Some(3),
@@ -331,6 +337,8 @@ fn experiment_rejects_bad_flags_with_clear_errors() {
 
 #[test]
 fn eval_reports_accuracy_and_rejects_foreign_weights() {
+    let dir = scratch();
+    let tmp = |name: &str| dir.path().join(name);
     let dev = Device::cpu();
     let opts = ModelOptions {
         in_channels: Some(1),

@@ -12,10 +12,12 @@ fn model() -> Sequential {
         .push(BatchNorm2d::new(3, BnMode::Normal, &d).unwrap())
 }
 
-fn tmp(name: &str) -> std::path::PathBuf {
-    let dir = std::env::temp_dir().join(format!("residual-nn-tests-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    dir.join(name)
+/// A fresh folder for one test's files, removed when the test ends.
+fn scratch() -> tempfile::TempDir {
+    tempfile::Builder::new()
+        .prefix("residual-nn-tests-")
+        .tempdir()
+        .expect("create a temporary folder")
 }
 
 /// Serialises `(name, dtype, shape, bytes)` entries.
@@ -33,6 +35,8 @@ fn f32_bytes(v: &[f32]) -> Vec<u8> {
 
 #[test]
 fn save_then_load_round_trips_every_tensor() {
+    let dir = scratch();
+    let tmp = |name: &str| dir.path().join(name);
     let a = model();
     a.forward(
         &Tensor::randn([2, 2, 4, 4], 0.0, 1.0, 3, &Device::cpu()).unwrap(),
@@ -163,6 +167,8 @@ fn load_converts_dtypes_and_strips_module_prefix() {
 
 #[test]
 fn corrupt_truncated_or_missing_files_are_errors() {
+    let dir = scratch();
+    let tmp = |name: &str| dir.path().join(name);
     let m = model();
     let p = tmp("good.safetensors");
     save_safetensors(&m, &p).unwrap();
@@ -189,10 +195,10 @@ fn corrupt_truncated_or_missing_files_are_errors() {
 
 #[test]
 fn atomic_write_leaves_no_temporary_and_keeps_old_file_on_failure() {
-    // A folder of its own: the other tests of this binary save files in
-    // parallel, and their in-flight temporaries would show in a shared one.
-    let dir = tmp("atomic-only");
-    std::fs::create_dir_all(&dir).unwrap();
+    // A folder of this test's own: the other tests of this binary save files
+    // in parallel, and their in-flight temporaries would show in a shared one.
+    let scratch = scratch();
+    let dir = scratch.path();
     let p = dir.join("atomic.safetensors");
     atomic_write(&p, b"first").unwrap();
     atomic_write(&p, b"second").unwrap();

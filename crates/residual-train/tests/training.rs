@@ -186,7 +186,8 @@ fn stopped_and_resumed_run_ends_bit_identical() {
     }
     assert!(logged > 0, "per-layer gradient norms were recorded");
 
-    let dir = std::env::temp_dir().join(format!("residual-resume-{}", std::process::id()));
+    let scratch = tempfile::tempdir().unwrap();
+    let dir = scratch.path().join("run");
     let mut first = Trainer::new(tiny_config(3), data.clone(), &dev).unwrap();
     first.train_epoch(&mut |_| {}).unwrap();
     first.save(&dir).unwrap();
@@ -317,10 +318,10 @@ fn loss_scaler_state_survives_resume() {
     let mut t = Trainer::new(config, data.clone(), &dev).unwrap();
     let s = t.scaler.as_mut().expect("an f16 run scales its loss");
     (s.scale, s.growth_tracker) = (1024.0, 7);
-    let dir = std::env::temp_dir().join(format!("residual-scaler-{}", std::process::id()));
+    let scratch = tempfile::tempdir().unwrap();
+    let dir = scratch.path().join("run");
     t.save(&dir).unwrap();
     let r = Trainer::resume(&dir, data, None, &dev).unwrap();
     assert_eq!(r.config.amp, Some(AmpDtype::F16));
     assert_eq!(r.scaler, t.scaler);
-    std::fs::remove_dir_all(&dir).ok();
 }
