@@ -203,7 +203,7 @@ fn atomic_write_leaves_no_temporary_and_keeps_old_file_on_failure() {
     atomic_write(&p, b"first").unwrap();
     atomic_write(&p, b"second").unwrap();
     assert_eq!(std::fs::read(&p).unwrap(), b"second");
-    assert!(std::fs::read_dir(&dir).unwrap().all(|e| !e
+    assert!(std::fs::read_dir(dir).unwrap().all(|e| !e
         .unwrap()
         .file_name()
         .to_string_lossy()
