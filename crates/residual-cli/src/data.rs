@@ -1,7 +1,7 @@
 //! `--data` and its companions: which dataset, its splits and preprocessing.
 
 use residual_tensor::Error;
-use residual_train::data::{Cifar, CifarKind, Dataset, ImageFolder, Mnist, Transform};
+use residual_train::data::{Cifar, CifarKind, Dataset, ImageFolder, Mnist, ResizedCrop, Transform};
 use std::path::PathBuf;
 use std::sync::Arc;
 
@@ -19,8 +19,10 @@ pub struct DataArgs {
     /// With imagefolder: a separate held-out folder (same class folders).
     #[arg(long)]
     pub val: Option<PathBuf>,
-    /// With imagefolder: side of the square input; images are resized to
-    /// size * 256 / 224 on the shorter side and center-cropped (224 -> 256 then 224).
+    /// With imagefolder: side of the square input. Held-out images are resized to
+    /// size * 256 / 224 on the shorter side and center-cropped (224 -> 256 then 224);
+    /// training images are random resized crops (torchvision's RandomResizedCrop:
+    /// area 8-100%, aspect 3/4-4/3) resized to size, flipped at random.
     #[arg(long, default_value_t = 224)]
     pub image_size: u32,
 }
@@ -89,10 +91,12 @@ impl DataArgs {
                                 ),
                             ));
                         }
-                        Ok((Arc::new(all), Arc::new(val)))
+                        let train = all.with_random_resized_crop(ResizedCrop::default());
+                        Ok((Arc::new(train), Arc::new(val)))
                     }
                     None => {
                         let (train, held) = all.split(0.1, SPLIT_SEED)?;
+                        let train = train.with_random_resized_crop(ResizedCrop::default());
                         Ok((Arc::new(train), Arc::new(held)))
                     }
                 }
@@ -120,18 +124,17 @@ impl DataArgs {
     }
 
     /// Training augmentation, then normalisation: random crop (padding 2 for
-    /// the 28x28 digits; padding size/8 and horizontal flips for colour images).
+    /// the 28x28 digits; padding 4 and horizontal flips for CIFAR), or, for an
+    /// ImageFolder, whose random resized crop is done while decoding,
+    /// horizontal flips.
     pub fn train_transforms(&self) -> Vec<Transform> {
-        let colour = |padding: usize| {
-            vec![
-                Transform::RandomCrop { padding },
+        match self.kind() {
+            "cifar10" | "cifar100" => vec![
+                Transform::RandomCrop { padding: 4 },
                 Transform::HorizontalFlip,
                 self.normalize(),
-            ]
-        };
-        match self.kind() {
-            "cifar10" | "cifar100" => colour(4),
-            "imagefolder" => colour((self.image_size / 8) as usize),
+            ],
+            "imagefolder" => vec![Transform::HorizontalFlip, self.normalize()],
             _ => vec![Transform::RandomCrop { padding: 2 }, self.normalize()],
         }
     }

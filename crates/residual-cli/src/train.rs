@@ -249,7 +249,7 @@ pub fn run(a: Args) -> Result<(), Error> {
     let n_test = test.len();
     let ev = trainer.evaluate(test, 256)?;
     println!(
-        "done in {:.1} s: test accuracy {:.2}% ({} digits), loss {:.4}; weights {}, state {}, log {}, plots {}",
+        "done in {:.1} s: test accuracy {:.2}% ({} images), loss {:.4}; weights {}, state {}, log {}, plots {}",
         t_start.elapsed().as_secs_f32(),
         ev.acc * 100.0,
         n_test,

@@ -362,3 +362,52 @@ fn eval_reports_accuracy_and_rejects_foreign_weights() {
         stderr(&o)
     );
 }
+
+#[test]
+fn train_runs_on_an_image_folder() {
+    let dir = scratch();
+    // Two classes of 10 images of varied sizes: a red or a blue block on grey.
+    for (class, colour) in [("red", [220u8, 30, 30]), ("blue", [30u8, 30, 220])] {
+        let cdir = dir.path().join("images").join(class);
+        std::fs::create_dir_all(&cdir).unwrap();
+        for k in 0..10u32 {
+            let img = image::RgbImage::from_fn(48 + k, 40, |x, y| {
+                if (10..30).contains(&x) && (8..30).contains(&y) {
+                    image::Rgb(colour)
+                } else {
+                    image::Rgb([(7 * k) as u8; 3])
+                }
+            });
+            img.save(cdir.join(format!("{k}.png"))).unwrap();
+        }
+    }
+    let data = format!("imagefolder:{}", dir.path().join("images").display());
+    let out = dir.path().join("run");
+    let o = residual(&[
+        "train",
+        "--data",
+        &data,
+        "--image-size",
+        "32",
+        "--model",
+        "resnet20",
+        "--epochs",
+        "1",
+        "--batch-size",
+        "4",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let printed = format!("{}{}", String::from_utf8_lossy(&o.stdout), stderr(&o));
+    assert!(printed.contains("18 train / 2 test"), "{printed}");
+    assert!(printed.contains("(2 images)"), "{printed}");
+    for f in [
+        "model.safetensors",
+        "state.safetensors",
+        "log.jsonl",
+        "curves.svg",
+    ] {
+        assert!(out.join(f).is_file(), "{f} in the run folder");
+    }
+}

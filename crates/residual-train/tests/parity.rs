@@ -5,6 +5,7 @@ use residual_nn::weights::read_tensors;
 use residual_nn::Param;
 use residual_tensor::{Device, Gradients, Tensor};
 use residual_train::clip::{clip_grad_norm, clip_grad_value};
+use residual_train::data::ResizedCrop;
 use residual_train::optim::{Optimizer, OptimizerConfig};
 use residual_train::schedule::Schedule;
 use std::collections::BTreeMap;
@@ -164,4 +165,70 @@ fn clip_grad_norm_matches_pytorch_and_value_clamps() {
         .unwrap()
         .iter()
         .all(|v| v.abs() <= 0.1));
+}
+
+/// Mean and (sample) standard deviation of each column of `rows`.
+fn column_stats(rows: &[[f64; 4]]) -> ([f64; 4], [f64; 4]) {
+    let n = rows.len() as f64;
+    let mut mean = [0.0; 4];
+    let mut std = [0.0; 4];
+    for c in 0..4 {
+        mean[c] = rows.iter().map(|r| r[c]).sum::<f64>() / n;
+        let ss: f64 = rows.iter().map(|r| (r[c] - mean[c]).powi(2)).sum();
+        std[c] = (ss / (n - 1.0)).sqrt();
+    }
+    (mean, std)
+}
+
+#[test]
+fn random_resized_crop_boxes_match_torchvisions_sampler() {
+    let f = fixtures();
+    let sizes = f["rrc.sizes"].to_vec().unwrap();
+    let draws = f["rrc.draws"].to_vec().unwrap()[0] as u64;
+    let want = f["rrc.stats"].to_vec().unwrap();
+    let rc = ResizedCrop::default();
+    for (k, wh) in sizes.chunks(2).enumerate() {
+        let (w, h) = (wh[0] as u32, wh[1] as u32);
+        let rows: Vec<[f64; 4]> = (0..draws)
+            .map(|seed| {
+                let b = rc.sample(w, h, seed);
+                let (bw, bh) = (b.width as f64, b.height as f64);
+                [
+                    bw * bh / (w as f64 * h as f64),
+                    (bw / bh).ln(),
+                    (b.x as f64 + bw / 2.0) / w as f64,
+                    (b.y as f64 + bh / 2.0) / h as f64,
+                ]
+            })
+            .collect();
+        let (mean, std) = column_stats(&rows);
+        let torch = &want[k * 8..(k + 1) * 8];
+        let names = ["area fraction", "log aspect", "centre x", "centre y"];
+        for c in 0..4 {
+            let (tm, ts) = (torch[c] as f64, torch[4 + c] as f64);
+            // Two independent means of `draws` samples differ by a standard
+            // error of std * sqrt(2 / draws); allow five of them (1e-6 for
+            // the f32 fixture's rounding when every box is the same).
+            let bound = 5.0 * ts * (2.0 / draws as f64).sqrt() + 1e-6;
+            assert!(
+                (mean[c] - tm).abs() <= bound,
+                "{w}x{h} {}: mean {} vs torchvision {tm} (bound {bound})",
+                names[c],
+                mean[c]
+            );
+            assert!(
+                (std[c] - ts).abs() <= 0.05 * ts + 1e-6,
+                "{w}x{h} {}: std {} vs torchvision {ts}",
+                names[c],
+                std[c]
+            );
+        }
+    }
+    // Too elongated for any attempt: torchvision's centred fallback (i, j, h, w).
+    let fallback = f["rrc.fallback_1000x10"].to_vec().unwrap();
+    let b = rc.sample(1000, 10, 0);
+    assert_eq!(
+        [b.y, b.x, b.height, b.width].map(|v| v as f32).to_vec(),
+        fallback
+    );
 }

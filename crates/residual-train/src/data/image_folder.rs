@@ -1,9 +1,11 @@
 //! ImageFolder: one sub-folder per class (sorted names are the classes, as
 //! torchvision's `ImageFolder`), JPEG and PNG files decoded with the `image`
 //! crate, resized so the shorter side is `resize`, center-cropped to `crop`
-//! (torchvision's evaluation preprocessing for 224 inputs: 256 then 224).
+//! (torchvision's evaluation preprocessing for 224 inputs: 256 then 224), or,
+//! for training, a random resized crop of the decoded image (torchvision's
+//! `RandomResizedCrop`).
 
-use super::Dataset;
+use super::{Dataset, ResizedCrop};
 use residual_tensor::{Error, Result};
 use std::path::{Path, PathBuf};
 
@@ -17,6 +19,7 @@ pub struct ImageFolder {
     classes: Vec<String>,
     resize: u32,
     crop: u32,
+    train_crop: Option<ResizedCrop>,
 }
 
 fn io(path: &Path, e: impl std::fmt::Display) -> Error {
@@ -26,10 +29,9 @@ fn io(path: &Path, e: impl std::fmt::Display) -> Error {
     }
 }
 
-/// Decodes an image file to `[3, crop, crop]` f32 in [0, 1]: RGB, shorter side
-/// resized to `resize` (a triangle filter scaled to the reduction, i.e. with
-/// antialiasing), then the center `crop` x `crop`.
-pub fn load_image(path: &Path, resize: u32, crop: u32) -> Result<Vec<f32>> {
+/// Decodes an image file to RGB; an error naming the file when it cannot be
+/// read or decoded, or has no pixels.
+fn decode_rgb(path: &Path) -> Result<image::RgbImage> {
     let img = image::ImageReader::open(path)
         .map_err(|e| io(path, e))?
         .with_guessed_format()
@@ -37,10 +39,34 @@ pub fn load_image(path: &Path, resize: u32, crop: u32) -> Result<Vec<f32>> {
         .decode()
         .map_err(|e| io(path, format!("cannot decode the image: {e}")))?
         .to_rgb8();
-    let (w, h) = img.dimensions();
-    if w == 0 || h == 0 {
+    if img.width() == 0 || img.height() == 0 {
         return Err(io(path, "the image is empty"));
     }
+    Ok(img)
+}
+
+/// The `w` x `h` block at `(x0, y0)` of `img` as `[3, h, w]` f32 in [0, 1].
+fn planes(img: &image::RgbImage, x0: u32, y0: u32, w: u32, h: u32) -> Vec<f32> {
+    let plane = (w * h) as usize;
+    let mut out = vec![0f32; 3 * plane];
+    for y in 0..h {
+        for x in 0..w {
+            let p = img.get_pixel(x0 + x, y0 + y).0;
+            let at = (y * w + x) as usize;
+            for c in 0..3 {
+                out[c * plane + at] = p[c] as f32 / 255.0;
+            }
+        }
+    }
+    out
+}
+
+/// Decodes an image file to `[3, crop, crop]` f32 in [0, 1]: RGB, shorter side
+/// resized to `resize` (a triangle filter scaled to the reduction, i.e. with
+/// antialiasing), then the center `crop` x `crop`.
+pub fn load_image(path: &Path, resize: u32, crop: u32) -> Result<Vec<f32>> {
+    let img = decode_rgb(path)?;
+    let (w, h) = img.dimensions();
     // Shorter side to `resize`, the longer one in proportion (torchvision's Resize(int)).
     let long = |l: u32, s: u32| ((l as f64 * resize as f64 / s as f64).round() as u32).max(resize);
     let (nw, nh) = if w <= h {
@@ -50,18 +76,23 @@ pub fn load_image(path: &Path, resize: u32, crop: u32) -> Result<Vec<f32>> {
     };
     let resized = image::imageops::resize(&img, nw, nh, image::imageops::FilterType::Triangle);
     let (x0, y0) = ((nw - crop) / 2, (nh - crop) / 2);
-    let mut out = vec![0f32; 3 * (crop * crop) as usize];
-    let plane = (crop * crop) as usize;
-    for y in 0..crop {
-        for x in 0..crop {
-            let p = resized.get_pixel(x0 + x, y0 + y).0;
-            let at = (y * crop + x) as usize;
-            for c in 0..3 {
-                out[c * plane + at] = p[c] as f32 / 255.0;
-            }
-        }
-    }
-    Ok(out)
+    Ok(planes(&resized, x0, y0, crop, crop))
+}
+
+/// Decodes an image file to `[3, size, size]` f32 in [0, 1]: a box of the
+/// image drawn by `crop` from `seed`, resized to `size` x `size` with the same
+/// antialiased triangle filter (torchvision's `RandomResizedCrop(size)`).
+pub fn load_random_resized_crop(
+    path: &Path,
+    crop: &ResizedCrop,
+    size: u32,
+    seed: u64,
+) -> Result<Vec<f32>> {
+    let img = decode_rgb(path)?;
+    let b = crop.sample(img.width(), img.height(), seed);
+    let part = image::imageops::crop_imm(&img, b.x, b.y, b.width, b.height).to_image();
+    let resized = image::imageops::resize(&part, size, size, image::imageops::FilterType::Triangle);
+    Ok(planes(&resized, 0, 0, size, size))
 }
 
 impl ImageFolder {
@@ -120,7 +151,17 @@ impl ImageFolder {
             classes,
             resize,
             crop,
+            train_crop: None,
         })
+    }
+
+    /// The same files, read for training: each sample a random resized crop
+    /// of the decoded image, drawn from the sample's seed (see
+    /// [`Dataset::get_seeded`]), instead of the resize and center crop. `get`
+    /// without a seed still gives the evaluation preprocessing.
+    pub fn with_random_resized_crop(mut self, crop: ResizedCrop) -> Self {
+        self.train_crop = Some(crop);
+        self
     }
 
     /// Class names, index = label.
@@ -179,6 +220,15 @@ impl Dataset for ImageFolder {
         let (path, label) = &self.files[i];
         Ok((load_image(path, self.resize, self.crop)?, *label))
     }
+    fn get_seeded(&self, i: usize, seed: u64) -> Result<(Vec<f32>, usize)> {
+        match &self.train_crop {
+            Some(rc) => {
+                let (path, label) = &self.files[i];
+                Ok((load_random_resized_crop(path, rc, self.crop, seed)?, *label))
+            }
+            None => self.get(i),
+        }
+    }
 }
 
 #[cfg(test)]
@@ -227,6 +277,55 @@ mod tests {
         let (train, held) = f.split(0.25, 1).unwrap();
         assert_eq!((train.len(), held.len()), (6, 2));
         std::fs::remove_dir_all(&d).unwrap();
+    }
+
+    #[test]
+    fn training_samples_are_random_resized_crops() {
+        let d = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(d.path().join("only")).unwrap();
+        let img = image::RgbImage::from_fn(40, 20, |x, y| {
+            image::Rgb([(6 * x) as u8, (12 * y) as u8, 99])
+        });
+        let file = d.path().join("only").join("a.png");
+        img.save(&file).unwrap();
+        let plain = ImageFolder::new(d.path(), 8, 8).unwrap();
+        let f = plain
+            .clone()
+            .with_random_resized_crop(ResizedCrop::default());
+        // Without a seed, and in a folder without the crop: evaluation preprocessing.
+        assert_eq!(f.get(0).unwrap(), plain.get(0).unwrap());
+        assert_eq!(plain.get_seeded(0, 5).unwrap(), plain.get(0).unwrap());
+        let a = f.get_seeded(0, 1).unwrap();
+        assert_eq!(a.0.len(), 3 * 8 * 8);
+        assert_eq!(
+            a,
+            f.get_seeded(0, 1).unwrap(),
+            "a pure function of the seed"
+        );
+        let distinct: std::collections::BTreeSet<Vec<u32>> = (0..20)
+            .map(|s| {
+                f.get_seeded(0, s)
+                    .unwrap()
+                    .0
+                    .iter()
+                    .map(|v| v.to_bits())
+                    .collect()
+            })
+            .collect();
+        assert!(
+            distinct.len() > 10,
+            "crops vary with the seed: {}",
+            distinct.len()
+        );
+        // A box drawn from the whole image (area 100%, the image's own aspect)
+        // is the whole image resized to 8x8 with the evaluation's filter.
+        let whole = ResizedCrop::new([1.0, 1.0], [2.0, 2.0]).unwrap();
+        let g = plain.with_random_resized_crop(whole);
+        let want = image::imageops::resize(&img, 8, 8, image::imageops::FilterType::Triangle);
+        assert_eq!(g.get_seeded(0, 9).unwrap().0, planes(&want, 0, 0, 8, 8));
+        // The red plane rises left to right, the green top to bottom.
+        let px = g.get_seeded(0, 9).unwrap().0;
+        assert!(px[7] > px[0] && px[64 + 56] > px[64], "{px:?}");
     }
 
     #[test]

@@ -5,6 +5,10 @@ use rayon::prelude::*;
 use residual_tensor::{rng, Device, Error, Result, Tensor};
 use std::sync::Arc;
 
+/// The stream of a sample's seed that the dataset's decoding draws from (the
+/// transforms draw from streams 0, 1, ... in their order).
+const DECODE_STREAM: u64 = u64::MAX;
+
 /// One batch: images `[B, C, H, W]` and their labels.
 #[derive(Debug, Clone)]
 pub struct Batch {
@@ -90,8 +94,8 @@ impl DataLoader {
         let samples: Vec<(Vec<f32>, usize)> = ids
             .par_iter()
             .map(|&i| {
-                let (mut img, label) = self.dataset.get(i)?;
                 let s = rng::hash64(rng::hash64(self.seed ^ 0xa11ce, epoch), i as u64);
+                let (mut img, label) = self.dataset.get_seeded(i, rng::hash64(s, DECODE_STREAM))?;
                 for (k, t) in self.transforms.iter().enumerate() {
                     t.apply(&mut img, shape, rng::hash64(s, k as u64));
                 }

@@ -6,12 +6,14 @@ mod cifar;
 mod image_folder;
 mod loader;
 mod mnist;
+mod resized_crop;
 mod transform;
 
 pub use cifar::{Cifar, CifarKind};
-pub use image_folder::{load_image, ImageFolder};
+pub use image_folder::{load_image, load_random_resized_crop, ImageFolder};
 pub use loader::{Batch, DataLoader};
 pub use mnist::Mnist;
+pub use resized_crop::{CropBox, ResizedCrop};
 pub use transform::Transform;
 
 /// An indexable set of labelled images, each `[channels, height, width]` f32.
@@ -29,4 +31,11 @@ pub trait Dataset: Send + Sync {
     /// Sample `i`: its pixels (CHW, f32 in [0, 1]) and its label; an error
     /// naming the file when a sample cannot be read or decoded.
     fn get(&self, i: usize) -> Result<(Vec<f32>, usize)>;
+    /// Sample `i` for training, with `seed` for augmentation done while
+    /// decoding (ImageFolder's random resized crop). The loader derives
+    /// `seed` from its own seed, the epoch and `i`. By default, `get(i)`.
+    fn get_seeded(&self, i: usize, seed: u64) -> Result<(Vec<f32>, usize)> {
+        let _ = seed;
+        self.get(i)
+    }
 }
