@@ -408,8 +408,9 @@ impl std::fmt::Debug for Trainer {
     }
 }
 
-/// Mean cross-entropy and accuracy of `model` on `data` in evaluation mode,
-/// after `transforms` (preprocessing only: no augmentation belongs here).
+/// Mean cross-entropy and accuracy of `model` on `data` in evaluation mode:
+/// each sample as [`Dataset::get`] reads it (no augmentation on decode), after
+/// `transforms` (preprocessing only: no augmentation belongs here either).
 pub fn evaluate(
     model: &dyn Module,
     data: Arc<dyn Dataset>,
@@ -419,6 +420,7 @@ pub fn evaluate(
 ) -> Result<EvalStats> {
     let mut loader = DataLoader::new(data, batch_size, false, false, 0)?;
     loader.transforms = transforms.to_vec();
+    loader.augment_on_decode = false;
     let order = loader.order(0);
     let (mut loss_sum, mut correct, mut n) = (0.0f64, 0usize, 0usize);
     for b in 0..loader.batches() {

@@ -137,6 +137,46 @@ impl Dataset for Subset {
     }
 }
 
+/// A dataset whose augmentation on decode always fails: shows which path a
+/// loader reads.
+struct DecodeAugmentFails(Subset);
+impl Dataset for DecodeAugmentFails {
+    fn len(&self) -> usize {
+        self.0.len()
+    }
+    fn shape(&self) -> [usize; 3] {
+        self.0.shape()
+    }
+    fn classes(&self) -> usize {
+        10
+    }
+    fn get(&self, i: usize) -> residual_tensor::Result<(Vec<f32>, usize)> {
+        self.0.get(i)
+    }
+    fn get_seeded(&self, _: usize, _: u64) -> residual_tensor::Result<(Vec<f32>, usize)> {
+        Err(residual_tensor::Error::arg("get_seeded", "augmented read"))
+    }
+}
+
+#[test]
+fn training_reads_augment_on_decode_and_evaluation_does_not() {
+    let dev = Device::cpu();
+    let data: Arc<dyn Dataset> = Arc::new(DecodeAugmentFails(Subset(
+        Mnist::bundled(false).unwrap(),
+        40,
+    )));
+    let loader = DataLoader::new(data.clone(), 8, true, true, 1).unwrap();
+    let err = loader.batch(&loader.order(0), 0, 0, &dev).unwrap_err();
+    assert!(err.to_string().contains("augmented read"), "{err}");
+    let t = Trainer::new(tiny_config(1), data.clone(), &dev).unwrap();
+    let plain: Arc<dyn Dataset> = Arc::new(Subset(Mnist::bundled(false).unwrap(), 40));
+    let (a, b) = (
+        t.evaluate(data, 16).unwrap(),
+        t.evaluate(plain, 16).unwrap(),
+    );
+    assert_eq!((a.loss, a.acc), (b.loss, b.acc));
+}
+
 fn tiny_config(epochs: u64) -> TrainConfig {
     TrainConfig {
         model: "resnet20".into(),

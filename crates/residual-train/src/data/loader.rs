@@ -34,6 +34,10 @@ pub struct DataLoader {
     pub seed: u64,
     /// Applied to each sample, in order.
     pub transforms: Vec<Transform>,
+    /// Whether samples are read with [`Dataset::get_seeded`], so that a
+    /// dataset may augment while decoding (ImageFolder's random resized
+    /// crop); `false` reads [`Dataset::get`], its evaluation preprocessing.
+    pub augment_on_decode: bool,
 }
 
 impl DataLoader {
@@ -55,6 +59,7 @@ impl DataLoader {
             drop_last,
             seed,
             transforms: Vec::new(),
+            augment_on_decode: true,
         })
     }
 
@@ -95,7 +100,11 @@ impl DataLoader {
             .par_iter()
             .map(|&i| {
                 let s = rng::hash64(rng::hash64(self.seed ^ 0xa11ce, epoch), i as u64);
-                let (mut img, label) = self.dataset.get_seeded(i, rng::hash64(s, DECODE_STREAM))?;
+                let (mut img, label) = if self.augment_on_decode {
+                    self.dataset.get_seeded(i, rng::hash64(s, DECODE_STREAM))?
+                } else {
+                    self.dataset.get(i)?
+                };
                 for (k, t) in self.transforms.iter().enumerate() {
                     t.apply(&mut img, shape, rng::hash64(s, k as u64));
                 }
