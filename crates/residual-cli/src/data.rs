@@ -77,7 +77,7 @@ impl DataArgs {
                 }
                 let resize = size * 256 / 224;
                 let all = ImageFolder::new(d, resize, size)?;
-                match &self.val {
+                let (train, held) = match &self.val {
                     Some(v) => {
                         let val = ImageFolder::new(v, resize, size)?;
                         if val.class_names() != all.class_names() {
@@ -91,15 +91,12 @@ impl DataArgs {
                                 ),
                             ));
                         }
-                        let train = all.with_random_resized_crop(ResizedCrop::default());
-                        Ok((Arc::new(train), Arc::new(val)))
+                        (all, val)
                     }
-                    None => {
-                        let (train, held) = all.split(0.1, SPLIT_SEED)?;
-                        let train = train.with_random_resized_crop(ResizedCrop::default());
-                        Ok((Arc::new(train), Arc::new(held)))
-                    }
-                }
+                    None => all.split(0.1, SPLIT_SEED)?,
+                };
+                let train = train.with_random_resized_crop(ResizedCrop::default());
+                Ok((Arc::new(train), Arc::new(held)))
             }
             _ => Err(Error::arg(
                 "--data",

@@ -5,13 +5,12 @@
 //! from the sample's seed instead of torch's generator.
 
 use residual_tensor::{rng, Error, Result};
-use serde::{Deserialize, Serialize};
 
 /// Attempts at a box that fits before the centred fallback (torchvision's 10).
 const ATTEMPTS: u64 = 10;
 
 /// The ranges a random resized crop draws from.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq)]
 pub struct ResizedCrop {
     /// Range of the box's area as a fraction of the image's.
     pub scale: [f64; 2],
