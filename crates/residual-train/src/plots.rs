@@ -296,8 +296,8 @@ mod tests {
 
     #[test]
     fn a_run_log_renders_to_svg_with_text() {
-        let dir = std::env::temp_dir().join(format!("residual_plots_{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
+        let scratch = tempfile::tempdir().unwrap();
+        let dir = scratch.path();
         let mut log = String::new();
         for step in 1..=30u64 {
             let mut rec = serde_json::json!({"epoch": 0, "step": step, "batches": 30, "loss": 2.3 / step as f64,
@@ -310,7 +310,7 @@ mod tests {
         }
         log.push_str("{\"epoch\":1,\"test_acc\":0.9,\"test_loss\":0.3}\n");
         std::fs::write(dir.join("log.jsonl"), log).unwrap();
-        let files = render_run(&dir).unwrap();
+        let files = render_run(dir).unwrap();
         assert_eq!(files.len(), 2);
         for f in files {
             let svg = std::fs::read_to_string(&f).unwrap();
@@ -326,8 +326,7 @@ mod tests {
             );
         }
         std::fs::write(dir.join("log.jsonl"), "{not json\n").unwrap();
-        let err = render_run(&dir).unwrap_err().to_string();
+        let err = render_run(dir).unwrap_err().to_string();
         assert!(err.contains("log.jsonl") && err.contains("line 1"), "{err}");
-        std::fs::remove_dir_all(&dir).unwrap();
     }
 }

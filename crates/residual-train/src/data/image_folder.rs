@@ -235,18 +235,10 @@ impl Dataset for ImageFolder {
 mod tests {
     use super::*;
 
-    fn folder(name: &str) -> PathBuf {
-        let d = std::env::temp_dir().join(format!(
-            "residual_imagefolder_{name}_{}",
-            std::process::id()
-        ));
-        let _ = std::fs::remove_dir_all(&d);
-        d
-    }
-
     #[test]
     fn classes_files_preprocessing_and_split() {
-        let d = folder("ok");
+        let scratch = tempfile::tempdir().unwrap();
+        let d = scratch.path();
         for (class, colour) in [("cat", [200u8, 10, 10]), ("dog", [10u8, 10, 200])] {
             std::fs::create_dir_all(d.join(class)).unwrap();
             for k in 0..4 {
@@ -262,7 +254,7 @@ mod tests {
             }
         }
         std::fs::write(d.join("cat").join("notes.txt"), "not an image").unwrap();
-        let f = ImageFolder::new(&d, 8, 8).unwrap();
+        let f = ImageFolder::new(d, 8, 8).unwrap();
         assert_eq!(f.class_names(), ["cat", "dog"]);
         assert_eq!((f.len(), f.classes(), f.shape()), (8, 2, [3, 8, 8]));
         let (px, label) = f.get(5).unwrap();
@@ -276,19 +268,19 @@ mod tests {
         );
         let (train, held) = f.split(0.25, 1).unwrap();
         assert_eq!((train.len(), held.len()), (6, 2));
-        std::fs::remove_dir_all(&d).unwrap();
     }
 
     #[test]
     fn training_samples_are_random_resized_crops() {
-        let d = tempfile::tempdir().unwrap();
-        std::fs::create_dir_all(d.path().join("only")).unwrap();
+        let scratch = tempfile::tempdir().unwrap();
+        let d = scratch.path();
+        std::fs::create_dir_all(d.join("only")).unwrap();
         let img = image::RgbImage::from_fn(40, 20, |x, y| {
             image::Rgb([(6 * x) as u8, (12 * y) as u8, 99])
         });
-        let file = d.path().join("only").join("a.png");
+        let file = d.join("only").join("a.png");
         img.save(&file).unwrap();
-        let plain = ImageFolder::new(d.path(), 8, 8).unwrap();
+        let plain = ImageFolder::new(d, 8, 8).unwrap();
         let f = plain
             .clone()
             .with_random_resized_crop(ResizedCrop::default());
@@ -330,18 +322,19 @@ mod tests {
 
     #[test]
     fn bad_folders_and_files_are_clear_errors() {
-        let d = folder("bad");
+        let scratch = tempfile::tempdir().unwrap();
+        let d = scratch.path();
         std::fs::create_dir_all(d.join("empty")).unwrap();
-        let err = ImageFolder::new(&d, 8, 8).unwrap_err().to_string();
+        let err = ImageFolder::new(d, 8, 8).unwrap_err().to_string();
         assert!(err.contains("empty") && err.contains("no .jpg"), "{err}");
         std::fs::write(d.join("empty").join("broken.png"), b"not a png").unwrap();
-        let f = ImageFolder::new(&d, 8, 8).unwrap();
+        let f = ImageFolder::new(d, 8, 8).unwrap();
         let err = f.get(0).unwrap_err().to_string();
         assert!(
             err.contains("broken.png") && err.contains("decode"),
             "{err}"
         );
-        assert!(ImageFolder::new(&d, 8, 16)
+        assert!(ImageFolder::new(d, 8, 16)
             .unwrap_err()
             .to_string()
             .contains("crop"));
@@ -349,6 +342,5 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("/no/such/folder"), "{err}");
-        std::fs::remove_dir_all(&d).unwrap();
     }
 }
