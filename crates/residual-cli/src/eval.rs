@@ -4,13 +4,14 @@ use crate::data::DataArgs;
 use residual_nn::weights::load_safetensors;
 use residual_tensor::Error;
 use residual_train::trainer::evaluate;
-use residual_zoo::{build, ModelOptions};
+use residual_zoo::{create, ModelOptions};
 use std::path::PathBuf;
 
 /// Arguments of `residual eval`.
 #[derive(clap::Args)]
 pub struct Args {
-    /// Zoo model the weights belong to (e.g. resnet20).
+    /// The model the weights belong to: a registered name (e.g. resnet20) or a
+    /// .json / .toml model config file.
     #[arg(long)]
     model: String,
     /// Weights as safetensors (e.g. runs/mnist/model.safetensors); strict load.
@@ -38,10 +39,10 @@ pub fn run(a: Args) -> Result<(), Error> {
         in_channels: Some(c),
         ..Default::default()
     };
-    let model = build(&a.model, opts, 0, &dev)?;
-    load_safetensors(&model, &a.weights, true)?;
+    let model = create(&a.model, &opts, 0, &dev)?;
+    load_safetensors(&*model, &a.weights, true)?;
     let n = test.len();
-    let ev = evaluate(&model, test, &[a.data.normalize()], a.batch_size, &dev)?;
+    let ev = evaluate(&*model, test, &[a.data.normalize()], a.batch_size, &dev)?;
     println!(
         "{} on {} ({n} test samples): accuracy {:.2}%, loss {:.4}",
         a.model,

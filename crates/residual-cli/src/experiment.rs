@@ -6,12 +6,13 @@
 use crate::data::mnist_normalize;
 use indicatif::{ProgressBar, ProgressStyle};
 use residual_tensor::Error;
+use residual_train::config::TrainConfig;
 use residual_train::data::{Dataset, Mnist, Transform};
 use residual_train::optim::OptimizerConfig;
 use residual_train::plots::{grad_flow_curves, panels, smooth, Curve, GradSnapshots};
 use residual_train::schedule::Schedule;
-use residual_train::trainer::{StepStats, TrainConfig, Trainer};
-use residual_zoo::{ActKind, NormKind};
+use residual_train::trainer::{StepStats, Trainer};
+use residual_zoo::ModelConfig;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Instant;
@@ -90,9 +91,12 @@ fn degradation(a: Degradation) -> Result<(), Error> {
         ));
     };
     // Every model name is checked before the first one trains.
+    let mut configs: Vec<(String, ModelConfig)> = Vec::new();
     for kind in ["plain", "resnet"] {
         for depth in [shallow, deep] {
-            residual_zoo::config(&format!("{kind}{depth}"), Default::default())?;
+            let name = format!("{kind}{depth}");
+            let config = residual_zoo::resolve(&name, &Default::default())?;
+            configs.push((name, config));
         }
     }
     let train: Arc<dyn Dataset> = Arc::new(Mnist::bundled(true)?);
@@ -109,70 +113,66 @@ fn degradation(a: Degradation) -> Result<(), Error> {
     })?;
     let steps = a.epochs * (train.len() / a.batch_size) as u64;
     let mut runs = Vec::new();
-    for kind in ["plain", "resnet"] {
-        for depth in [shallow, deep] {
-            let model = format!("{kind}{depth}");
-            let config = TrainConfig {
-                model: model.clone(),
-                epochs: a.epochs,
-                batch_size: a.batch_size,
-                lr: a.lr,
-                optimizer: OptimizerConfig::Sgd {
-                    momentum: 0.9,
-                    dampening: 0.0,
-                    nesterov: true,
-                    weight_decay: 5e-4,
-                },
-                schedule: Schedule::parse("onecycle", steps)?,
-                clip_grad_norm: None,
-                label_smoothing: 0.0,
-                seed: a.seed,
-                norm: NormKind::Batch,
-                act: ActKind::Relu,
-                no_decay_norm_bias: true,
-                transforms: vec![Transform::RandomCrop { padding: 2 }, mnist_normalize()],
-                log_every: 5,
-                amp: None,
-            };
-            let mut trainer = Trainer::new(config, train.clone(), &dev)?;
-            let bar = ProgressBar::new(steps);
-            bar.set_style(
-                ProgressStyle::with_template("{prefix:>9} [{bar:30}] {pos}/{len} {msg} eta {eta}")
-                    .expect("template")
-                    .progress_chars("=> "),
-            );
-            bar.set_prefix(model.clone());
-            let (mut error, mut flow) = (Vec::new(), GradSnapshots::new());
-            let t0 = Instant::now();
-            while trainer.epoch < trainer.config.epochs {
-                trainer.train_epoch(&mut |s: &StepStats| {
-                    error.push((s.step as f32, 100.0 * (1.0 - s.acc)));
-                    if let Some(l) = &s.layer_grad_norms {
-                        flow.push((s.step, l.clone()));
-                    }
-                    bar.set_message(format!("loss {:.3}", s.loss));
-                    bar.inc(1);
-                })?;
-            }
-            bar.finish_and_clear();
-            let secs = t0.elapsed().as_secs_f32();
-            let ev = trainer.evaluate(test.clone(), 256)?;
-            let run = Run {
-                model,
-                error,
-                flow,
-                test_error: 100.0 * (1.0 - ev.acc),
-                secs,
-            };
-            eprintln!(
-                "{:>9}: training error (last 20 steps) {:.2}%, held-out error {:.2}%, {:.0} s",
-                run.model,
-                last_mean(&run.error, 20),
-                run.test_error,
-                run.secs
-            );
-            runs.push(run);
+    for (model, model_config) in configs {
+        let config = TrainConfig {
+            model: model.clone(),
+            model_config,
+            epochs: a.epochs,
+            batch_size: a.batch_size,
+            lr: a.lr,
+            optimizer: OptimizerConfig::Sgd {
+                momentum: 0.9,
+                dampening: 0.0,
+                nesterov: true,
+                weight_decay: 5e-4,
+            },
+            schedule: Schedule::parse("onecycle", steps)?,
+            clip_grad_norm: None,
+            label_smoothing: 0.0,
+            seed: a.seed,
+            no_decay_norm_bias: true,
+            transforms: vec![Transform::RandomCrop { padding: 2 }, mnist_normalize()],
+            log_every: 5,
+            amp: None,
+        };
+        let mut trainer = Trainer::new(config, train.clone(), &dev)?;
+        let bar = ProgressBar::new(steps);
+        bar.set_style(
+            ProgressStyle::with_template("{prefix:>9} [{bar:30}] {pos}/{len} {msg} eta {eta}")
+                .expect("template")
+                .progress_chars("=> "),
+        );
+        bar.set_prefix(model.clone());
+        let (mut error, mut flow) = (Vec::new(), GradSnapshots::new());
+        let t0 = Instant::now();
+        while trainer.epoch < trainer.config.epochs {
+            trainer.train_epoch(&mut |s: &StepStats| {
+                error.push((s.step as f32, 100.0 * (1.0 - s.acc)));
+                if let Some(l) = &s.layer_grad_norms {
+                    flow.push((s.step, l.clone()));
+                }
+                bar.set_message(format!("loss {:.3}", s.loss));
+                bar.inc(1);
+            })?;
         }
+        bar.finish_and_clear();
+        let secs = t0.elapsed().as_secs_f32();
+        let ev = trainer.evaluate(test.clone(), 256)?;
+        let run = Run {
+            model,
+            error,
+            flow,
+            test_error: 100.0 * (1.0 - ev.acc),
+            secs,
+        };
+        eprintln!(
+            "{:>9}: training error (last 20 steps) {:.2}%, held-out error {:.2}%, {:.0} s",
+            run.model,
+            last_mean(&run.error, 20),
+            run.test_error,
+            run.secs
+        );
+        runs.push(run);
     }
     write_outputs(&a, &runs)
 }

@@ -6,14 +6,14 @@ use residual_nn::weights::{load_safetensors, read_tensors, write_tensors};
 use residual_nn::{Mode, Module};
 use residual_tensor::{Device, Error, Tensor};
 use residual_train::data::load_image;
-use residual_zoo::{build, ModelOptions};
+use residual_zoo::{create, inference, ModelOptions};
 use std::path::Path;
 use std::path::PathBuf;
 
 /// Arguments of `residual predict`.
 #[derive(clap::Args)]
 pub struct Args {
-    /// Model name (e.g. resnet50).
+    /// The model: a registered name (e.g. resnet50) or a .json / .toml model config file.
     #[arg(long)]
     model: String,
     /// Weights as safetensors with torchvision's key names (strict load).
@@ -81,8 +81,9 @@ pub fn run(a: Args) -> Result<(), Error> {
         in_channels: Some(x.dims()[1]),
         ..Default::default()
     };
-    let model = build(&a.model, opts, 0, &dev)?;
-    load_safetensors(&model, &a.weights, true)?;
+    let model = create(&a.model, &opts, 0, &dev)?;
+    load_safetensors(&*model, &a.weights, true)?;
+    let model = inference(&*model)?;
     let y = residual_tensor::no_grad(|| model.forward(x, Mode::Eval))?;
     write_tensors(&output, &[("output".to_string(), y.clone())])?;
     eprintln!("wrote output {} to {}", y.shape(), output.display());
@@ -144,8 +145,9 @@ fn classify_images(a: &Args, dev: &Device) -> Result<(), Error> {
         num_classes: a.classes,
         ..Default::default()
     };
-    let model = build(&a.model, opts, 0, dev)?;
-    load_safetensors(&model, &a.weights, true)?;
+    let model = create(&a.model, &opts, 0, dev)?;
+    load_safetensors(&*model, &a.weights, true)?;
+    let model = inference(&*model)?;
     let logits = residual_tensor::no_grad(|| model.forward(&x, Mode::Eval))?;
     let classes = logits.dims()[1];
     let labels = a

@@ -5,10 +5,11 @@ use crate::data::DataArgs;
 use indicatif::{ProgressBar, ProgressStyle};
 use residual_tensor::Device;
 use residual_tensor::Error;
+use residual_train::config::{AmpDtype, TrainConfig};
 use residual_train::optim::OptimizerConfig;
 use residual_train::schedule::Schedule;
-use residual_train::trainer::{AmpDtype, StepStats, TrainConfig, Trainer};
-use residual_zoo::{ActKind, NormKind};
+use residual_train::trainer::{StepStats, Trainer};
+use residual_zoo::ModelOptions;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
@@ -16,7 +17,8 @@ use std::time::Instant;
 /// Arguments of `residual train`.
 #[derive(clap::Args)]
 pub struct Args {
-    /// Zoo model (resnet20/32/44/56/110, plain20/..., resnet18/34/50/101/152).
+    /// Model: a registered name (`residual summary --help` lists them) or a
+    /// .json / .toml model config file.
     #[arg(long, default_value = "resnet20")]
     model: String,
     #[command(flatten)]
@@ -42,15 +44,18 @@ pub struct Args {
     /// Cross-entropy label smoothing in [0, 1].
     #[arg(long, default_value_t = 0.0)]
     label_smoothing: f32,
-    /// Freeze batch norm (running statistics, fixed affine terms).
+    /// Freeze batch norm (running statistics, fixed affine terms): the
+    /// model's `norm` setting becomes `frozen_batch`.
     #[arg(long)]
     freeze_bn: bool,
-    /// Normalisation: batch or group (GroupNorm, 32 groups, for small batches).
-    #[arg(long, default_value = "batch", value_parser = ["batch", "group"])]
-    norm: String,
-    /// Activation: relu, gelu or silu.
-    #[arg(long, default_value = "relu", value_parser = ["relu", "gelu", "silu"])]
-    act: String,
+    /// The model's normalisation setting: batch or group (GroupNorm, 32
+    /// groups, for small batches); the model's own when not given.
+    #[arg(long, value_parser = ["batch", "group"])]
+    norm: Option<String>,
+    /// The model's activation setting: relu, gelu or silu; the model's own
+    /// when not given.
+    #[arg(long, value_parser = ["relu", "gelu", "silu"])]
+    act: Option<String>,
     /// Seed of initialisation, data order and augmentation.
     #[arg(long, default_value_t = 0)]
     seed: u64,
@@ -88,22 +93,22 @@ fn config(a: &Args, steps_per_epoch: u64, dev: &Device) -> Result<TrainConfig, E
             0.1,
         ),
     };
-    let norm = match (a.freeze_bn, a.norm.as_str()) {
-        (true, "group") => {
+    let mut opts = ModelOptions::default();
+    match (a.freeze_bn, a.norm.as_deref()) {
+        (true, Some("group")) => {
             return Err(Error::arg(
                 "train",
                 "--freeze-bn applies to batch norm, not --norm group",
             ))
         }
-        (true, _) => NormKind::FrozenBatch,
-        (false, "group") => NormKind::Group,
-        _ => NormKind::Batch,
-    };
-    let act = match a.act.as_str() {
-        "gelu" => ActKind::Gelu,
-        "silu" => ActKind::Silu,
-        _ => ActKind::Relu,
-    };
+        (true, _) => opts = opts.set("norm", "frozen_batch"),
+        (false, Some(norm)) => opts = opts.set("norm", norm),
+        (false, None) => {}
+    }
+    if let Some(act) = &a.act {
+        opts = opts.set("act", act.as_str());
+    }
+    let model_config = residual_zoo::resolve(&a.model, &opts)?;
     if !(0.0..=1.0).contains(&a.label_smoothing) {
         return Err(Error::arg(
             "train",
@@ -118,6 +123,7 @@ fn config(a: &Args, steps_per_epoch: u64, dev: &Device) -> Result<TrainConfig, E
     }
     Ok(TrainConfig {
         model: a.model.clone(),
+        model_config,
         epochs: a.epochs,
         batch_size: a.batch_size,
         lr: a.lr.unwrap_or(default_lr),
@@ -126,8 +132,6 @@ fn config(a: &Args, steps_per_epoch: u64, dev: &Device) -> Result<TrainConfig, E
         clip_grad_norm: a.clip_grad_norm,
         label_smoothing: a.label_smoothing,
         seed: a.seed,
-        norm,
-        act,
         no_decay_norm_bias: true,
         transforms: a.data.train_transforms(),
         log_every: a.log_every,

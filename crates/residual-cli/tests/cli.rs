@@ -3,7 +3,7 @@
 use residual_nn::weights::{read_tensors, save_safetensors, write_tensors};
 use residual_nn::{Mode, Module};
 use residual_tensor::{Device, Tensor};
-use residual_zoo::{build, ModelOptions};
+use residual_zoo::{create, ModelOptions};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
@@ -81,9 +81,9 @@ fn predict_matches_the_library_and_reports_bad_input() {
         num_classes: Some(5),
         ..Default::default()
     };
-    let model = build("resnet18", opts, 9, &dev).unwrap();
+    let model = create("resnet18", &opts, 9, &dev).unwrap();
     let weights = tmp("r18.safetensors");
-    save_safetensors(&model, &weights).unwrap();
+    save_safetensors(&*model, &weights).unwrap();
     let x = Tensor::randn([2, 3, 32, 32], 0.0, 1.0, 4, &dev).unwrap();
     let input = tmp("x.safetensors");
     write_tensors(&input, &[("input".into(), x.clone())]).unwrap();
@@ -93,8 +93,25 @@ fn predict_matches_the_library_and_reports_bad_input() {
     let y = read_tensors(&output, &dev).unwrap()["output"]
         .to_vec()
         .unwrap();
-    let want = model.forward(&x, Mode::Eval).unwrap().to_vec().unwrap();
+    // predict runs the library's inference pass (folded batch norm) ...
+    let fused = residual_zoo::inference(&*model).unwrap();
+    let want = residual_tensor::no_grad(|| fused.forward(&x, Mode::Eval))
+        .unwrap()
+        .to_vec()
+        .unwrap();
     assert_eq!(y, want);
+    // ... which agrees with the model's own evaluation-mode forward.
+    let plain = model.forward(&x, Mode::Eval).unwrap().to_vec().unwrap();
+    let scale = plain.iter().fold(1f32, |m, v| m.max(v.abs()));
+    let diff = y
+        .iter()
+        .zip(&plain)
+        .map(|(a, b)| (a - b).abs())
+        .fold(0f32, f32::max);
+    assert!(
+        diff <= 1e-5 * scale,
+        "folded and plain forwards differ by {diff}"
+    );
 
     let other = tmp("other.safetensors");
     write_tensors(&other, &[("images".into(), x.clone())]).unwrap();
@@ -134,7 +151,7 @@ fn predict_classifies_image_files_like_the_library() {
         num_classes: Some(3),
         ..Default::default()
     };
-    let model = build("resnet18", opts, 5, &dev).unwrap();
+    let model = create("resnet18", &opts, 5, &dev).unwrap();
     let weights = tmp("r18_3.safetensors");
     save_safetensors(&model, &weights).unwrap();
     let (a, b) = (tmp("a.png"), tmp("b.jpg"));
@@ -344,9 +361,9 @@ fn eval_reports_accuracy_and_rejects_foreign_weights() {
         in_channels: Some(1),
         ..Default::default()
     };
-    let model = build("resnet20", opts, 1, &dev).unwrap();
+    let model = create("resnet20", &opts, 1, &dev).unwrap();
     let weights = tmp("r20.safetensors");
-    save_safetensors(&model, &weights).unwrap();
+    save_safetensors(&*model, &weights).unwrap();
     let w = weights.to_str().unwrap();
     let o = residual(&["eval", "--model", "resnet20", "--weights", w]);
     assert!(o.status.success(), "{}", stderr(&o));

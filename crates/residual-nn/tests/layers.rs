@@ -65,7 +65,12 @@ fn frozen_batch_norm_uses_running_stats_in_training() {
 #[test]
 fn sequential_names_children_by_index() {
     let s = Sequential::new()
-        .push(Conv2d::new(3, 4, 1, 2, 0, 1, false, 1, &dev()).unwrap())
+        .push(
+            Conv2dConfig::new(3, 4, 1)
+                .stride(2)
+                .init(1, &dev())
+                .unwrap(),
+        )
         .push(BatchNorm2d::new(4, BnMode::Normal, &dev()).unwrap());
     let names: Vec<String> = named_tensors(&s).into_iter().map(|(n, _)| n).collect();
     assert_eq!(
@@ -87,7 +92,10 @@ fn sequential_names_children_by_index() {
 
 #[test]
 fn conv_init_is_kaiming_fan_out_and_seeded() {
-    let c = Conv2d::new(64, 128, 3, 1, 1, 1, false, 7, &dev()).unwrap();
+    let c = Conv2dConfig::new(64, 128, 3)
+        .padding(1)
+        .init(7, &dev())
+        .unwrap();
     let w = c.weight.get().to_vec().unwrap();
     let std = (w.iter().map(|v| v * v).sum::<f32>() / w.len() as f32).sqrt();
     let want = (2.0 / (128.0 * 9.0f32)).sqrt();
@@ -95,13 +103,20 @@ fn conv_init_is_kaiming_fan_out_and_seeded() {
         (std - want).abs() / want < 0.02,
         "std {std}, expected {want}"
     );
-    let c2 = Conv2d::new(64, 128, 3, 1, 1, 1, false, 7, &dev()).unwrap();
+    let c2 = Conv2dConfig::new(64, 128, 3)
+        .padding(1)
+        .init(7, &dev())
+        .unwrap();
     assert_eq!(
         c2.weight.get().to_vec().unwrap(),
         w,
         "same seed, same weights"
     );
-    assert!(Conv2d::new(6, 4, 3, 1, 1, 4, false, 0, &dev()).is_err());
+    assert!(Conv2dConfig::new(6, 4, 3)
+        .padding(1)
+        .groups(4)
+        .init(0, &dev())
+        .is_err());
 }
 
 #[test]

@@ -8,7 +8,13 @@ use safetensors::tensor::{Dtype, TensorView};
 fn model() -> Sequential {
     let d = Device::cpu();
     Sequential::new()
-        .push(Conv2d::new(2, 3, 3, 1, 1, 1, true, 1, &d).unwrap())
+        .push(
+            Conv2dConfig::new(2, 3, 3)
+                .padding(1)
+                .bias(true)
+                .init(1, &d)
+                .unwrap(),
+        )
         .push(BatchNorm2d::new(3, BnMode::Normal, &d).unwrap())
 }
 

@@ -8,12 +8,13 @@
 //! files can never disagree about what is resumed. Each file is written to a
 //! temporary sibling and renamed: a crash mid-save leaves the previous file whole.
 
+use crate::config::TrainConfig;
 use crate::optim::Optimizer;
 use crate::scaler::GradScaler;
-use crate::trainer::TrainConfig;
 use residual_nn::weights::{atomic_write, save_safetensors};
 use residual_nn::{named_tensors, Module};
 use residual_tensor::{Device, Error, Result, Tensor};
+use residual_zoo::ModelOptions;
 use safetensors::tensor::{Dtype, TensorView};
 use safetensors::SafeTensors;
 use serde::{Deserialize, Serialize};
@@ -21,7 +22,11 @@ use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
 
 /// The format tag in the metadata.
-pub const FORMAT: &str = "residual-checkpoint-v1";
+pub const FORMAT: &str = "residual-checkpoint-v2";
+
+/// The format before models had a config of their own: its run config named
+/// a zoo ResNet preset with `norm` and `act` beside it. It still loads.
+const FORMAT_V1: &str = "residual-checkpoint-v1";
 const META_KEY: &str = "residual";
 
 /// What a checkpoint records besides tensors.
@@ -99,14 +104,7 @@ pub fn read(dir: &Path, dev: &Device) -> Result<(CheckpointMeta, BTreeMap<String
                 "{what}: not a residual checkpoint (no \"{META_KEY}\" metadata)"
             ))
         })?;
-    let meta: CheckpointMeta = serde_json::from_str(json)
-        .map_err(|e| Error::Weights(format!("{what}: unreadable checkpoint metadata ({e})")))?;
-    if meta.format != FORMAT {
-        return Err(Error::Weights(format!(
-            "{what}: checkpoint format {:?}, this build reads {FORMAT:?}",
-            meta.format
-        )));
-    }
+    let meta = parse_meta(json).map_err(|e| Error::Weights(format!("{what}: {e}")))?;
     let st = SafeTensors::deserialize(&bytes)
         .map_err(|e| Error::Weights(format!("{what}: corrupt tensors ({e})")))?;
     let mut out = BTreeMap::new();
@@ -125,6 +123,41 @@ pub fn read(dir: &Path, dev: &Device) -> Result<(CheckpointMeta, BTreeMap<String
         out.insert(name, Tensor::from_vec(v, view.shape().to_vec(), dev)?);
     }
     Ok((meta, out))
+}
+
+/// Parses checkpoint metadata of this format or of [`FORMAT_V1`] (whose
+/// `norm` / `act` become the model's settings).
+fn parse_meta(json: &str) -> Result<CheckpointMeta> {
+    let unreadable = |e: String| Error::Weights(format!("unreadable checkpoint metadata ({e})"));
+    let mut value: serde_json::Value =
+        serde_json::from_str(json).map_err(|e| unreadable(e.to_string()))?;
+    let format = value["format"].as_str().unwrap_or_default().to_string();
+    if format == FORMAT_V1 {
+        let config = value
+            .get_mut("config")
+            .and_then(|c| c.as_object_mut())
+            .ok_or_else(|| unreadable("no run config".into()))?;
+        let mut opts = ModelOptions::default();
+        for key in ["norm", "act"] {
+            if let Some(v) = config.remove(key) {
+                opts = opts.set(key, v);
+            }
+        }
+        let model = config
+            .get("model")
+            .and_then(|m| m.as_str())
+            .ok_or_else(|| unreadable("no model name".into()))?;
+        let model_config = residual_zoo::resolve(model, &opts)?;
+        let model_config =
+            serde_json::to_value(model_config).map_err(|e| unreadable(e.to_string()))?;
+        config.insert("model_config".into(), model_config);
+        value["format"] = FORMAT.into();
+    } else if format != FORMAT {
+        return Err(Error::Weights(format!(
+            "checkpoint format {format:?}, this build reads {FORMAT:?} and {FORMAT_V1:?}"
+        )));
+    }
+    serde_json::from_value(value).map_err(|e| unreadable(e.to_string()))
 }
 
 /// Restores model weights and optimizer state from a checkpoint's tensors.

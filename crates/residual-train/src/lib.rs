@@ -4,14 +4,19 @@
 //! kernels), [`schedule`] (step, multi-step, warmup + cosine, one-cycle),
 //! [`scaler`] (PyTorch's GradScaler semantics), [`clip`] (by global norm or
 //! value), [`data`] (MNIST IDX, CIFAR, ImageFolder, a seeded parallel loader,
-//! transforms), [`checkpoint`] (atomic, resumable bit for bit), [`plots`] and
-//! [`trainer`] (the loop, with mixed precision: `TrainConfig::amp`).
+//! transforms), [`checkpoint`] (atomic, resumable bit for bit), [`plots`],
+//! [`config`] (what defines a run, with mixed precision: `TrainConfig::amp`),
+//! [`step`] (the one training step), [`monitor`] (gradient flow, weights,
+//! dead units) and [`trainer`] (the loop) for any model of the zoo.
 
 pub mod checkpoint;
 pub mod clip;
+pub mod config;
 pub mod data;
+pub mod monitor;
 pub mod optim;
 pub mod plots;
 pub mod scaler;
 pub mod schedule;
+pub mod step;
 pub mod trainer;

@@ -1,90 +1,19 @@
-//! The training loop: forward, cross-entropy, backward, clipping, the
-//! optimizer step with the scheduled learning rate; evaluation; checkpoints.
+//! The training loop: batches through [`train_step`] with the scheduled
+//! learning rate; evaluation; checkpoints.
 
 use crate::checkpoint::{self, CheckpointMeta};
-use crate::clip::clip_grad_norm;
+use crate::config::{AmpDtype, TrainConfig};
 use crate::data::{DataLoader, Dataset, Transform};
-use crate::optim::{Optimizer, OptimizerConfig};
-use crate::scaler::{self, GradScaler};
-use crate::schedule::Schedule;
+use crate::optim::Optimizer;
+use crate::scaler::GradScaler;
+use crate::step::{train_step, StepSettings};
 use residual_nn::{named_tensors, Mode, Module};
-use residual_tensor::{no_grad, AutocastGuard, DType, Device, Error, Result};
-use residual_zoo::{build, ActKind, ModelOptions, NormKind, ResNet};
-use serde::{Deserialize, Serialize};
+use residual_tensor::{no_grad, Device, Error, Result};
+use residual_zoo::{inference, Model, ModelOptions};
+use serde::Serialize;
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Instant;
-
-/// Everything that defines a run.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct TrainConfig {
-    /// Zoo model name.
-    pub model: String,
-    /// Epochs to train.
-    pub epochs: u64,
-    /// Samples per batch.
-    pub batch_size: usize,
-    /// Base learning rate.
-    pub lr: f32,
-    /// Optimizer and its hyper-parameters.
-    pub optimizer: OptimizerConfig,
-    /// Learning-rate schedule over optimizer steps.
-    pub schedule: Schedule,
-    /// Clip gradients to this global norm.
-    pub clip_grad_norm: Option<f32>,
-    /// Cross-entropy label smoothing.
-    pub label_smoothing: f32,
-    /// Seed of initialisation, data order and augmentation.
-    pub seed: u64,
-    /// Normalisation layers.
-    pub norm: NormKind,
-    /// Activation.
-    pub act: ActKind,
-    /// No weight decay on biases and norm parameters.
-    pub no_decay_norm_bias: bool,
-    /// Per-sample transforms of the training data.
-    pub transforms: Vec<Transform>,
-    /// Steps between detailed log records (per-layer gradient norms).
-    pub log_every: u64,
-    /// Mixed precision: the dtype the convolutions and the classifier compute
-    /// in, `None` for f32 throughout.
-    #[serde(default)]
-    pub amp: Option<AmpDtype>,
-}
-
-/// The half-precision dtype of a mixed-precision run.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum AmpDtype {
-    /// bfloat16: f32's range, so no loss scaling (PyTorch's CPU default).
-    Bf16,
-    /// IEEE half: small gradients underflow, so the loss is scaled
-    /// dynamically (PyTorch's GPU default).
-    F16,
-}
-
-impl AmpDtype {
-    /// PyTorch's choice for `dev`: f16 on a GPU with f16 arithmetic, bf16 otherwise.
-    pub fn for_device(dev: &Device) -> Self {
-        match dev.backend().autocast_dtype() {
-            DType::F16 => AmpDtype::F16,
-            _ => AmpDtype::Bf16,
-        }
-    }
-
-    /// A fresh loss scaler when this dtype needs one (f16; bf16 has f32's range).
-    pub fn loss_scaler(self) -> Option<GradScaler> {
-        (self == AmpDtype::F16).then(GradScaler::default)
-    }
-
-    /// The tensor dtype.
-    pub fn dtype(self) -> DType {
-        match self {
-            AmpDtype::Bf16 => DType::BF16,
-            AmpDtype::F16 => DType::F16,
-        }
-    }
-}
 
 /// What one optimizer step reports.
 #[derive(Debug, Clone, Serialize)]
@@ -140,8 +69,8 @@ pub struct EvalStats {
 pub struct Trainer {
     /// The run's configuration.
     pub config: TrainConfig,
-    /// The model.
-    pub model: ResNet,
+    /// The model (any registered family).
+    pub model: Box<dyn Model>,
     /// The optimizer.
     pub optimizer: Optimizer,
     /// Training batches.
@@ -166,17 +95,16 @@ impl Trainer {
             ));
         }
         let [c, _, _] = train.shape();
-        let opts = ModelOptions {
+        let mut config = config;
+        config.model_config.apply(&ModelOptions {
             num_classes: Some(train.classes()),
             in_channels: Some(c),
-            norm: Some(config.norm),
-            act: Some(config.act),
-            zero_init_residual: false,
-        };
-        let model = build(&config.model, opts, config.seed, dev)?;
+            settings: Vec::new(),
+        })?;
+        let model = config.model_config.build(config.seed, dev)?;
         let optimizer = Optimizer::new(
             config.optimizer,
-            named_tensors(&model),
+            named_tensors(&*model),
             config.no_decay_norm_bias,
         );
         let scaler = config.amp.and_then(AmpDtype::loss_scaler);
@@ -206,6 +134,7 @@ impl Trainer {
         let order = self.train.order(self.epoch);
         let batches = self.train.batches();
         let (loader, dev, epoch) = (&self.train, self.dev.clone(), self.epoch);
+        let settings = StepSettings::from(&self.config);
         std::thread::scope(|scope| -> Result<()> {
             // One batch waits ready while the model trains on the current one.
             let (tx, rx) = std::sync::mpsc::sync_channel(1);
@@ -227,62 +156,39 @@ impl Trainer {
                 let step = self.optimizer.steps() + 1;
                 let detailed =
                     self.config.log_every > 0 && step.is_multiple_of(self.config.log_every);
-                if detailed {
-                    residual_zoo::monitor::start();
-                }
-                // Under autocast the convolutions and the classifier compute
-                // in half precision; norms and the loss stay in f32.
-                let autocast = self
-                    .config
-                    .amp
-                    .map(|a| AutocastGuard::new(a.dtype()))
-                    .transpose()?;
-                let logits = self.model.forward(&batch.images, Mode::Train);
-                let zero_activations = detailed.then(residual_zoo::monitor::take);
-                let logits = logits?;
-                let loss = logits.cross_entropy(&batch.labels, self.config.label_smoothing)?;
-                drop(autocast);
-                let loss_scale = self.scaler.as_ref().map(|s| s.scale);
-                let (mut grads, skipped) = scaler::backward(&loss, self.scaler.as_ref())?;
-                let layer_grad_norms = detailed
-                    .then(|| Self::layer_grad_norms(&self.optimizer, &grads))
-                    .transpose()?;
-                let layer_weight_stats = detailed
-                    .then(|| Self::layer_weight_stats(&self.optimizer))
-                    .transpose()?;
-                let grad_norm = match self.config.clip_grad_norm {
-                    Some(max) => clip_grad_norm(&mut grads, max)?,
-                    None => clip_grad_norm(&mut grads, f32::INFINITY)?,
-                };
                 let lr = self
                     .config
                     .schedule
                     .lr(self.config.lr, self.optimizer.steps());
-                // A step with an inf / NaN gradient is skipped, as GradScaler does.
-                if !skipped {
-                    self.optimizer.step(&grads, lr)?;
-                }
-                if let Some(s) = &mut self.scaler {
-                    s.update(skipped);
-                }
-                let pred = logits.argmax(1)?;
-                let correct = pred
-                    .iter()
-                    .zip(&batch.labels)
-                    .filter(|(p, l)| p == l)
-                    .count();
+                let out = train_step(
+                    &*self.model,
+                    &mut self.optimizer,
+                    self.scaler.as_mut(),
+                    &batch,
+                    &settings,
+                    lr,
+                    detailed,
+                )?;
+                let (layer_grad_norms, layer_weight_stats, zero_activations) = match out.monitors {
+                    Some(m) => (
+                        Some(m.layer_grad_norms),
+                        Some(m.layer_weight_stats),
+                        Some(m.zero_activations),
+                    ),
+                    None => (None, None, None),
+                };
                 on_step(&StepStats {
                     epoch: self.epoch,
                     step,
                     batch: b,
                     batches,
-                    loss: loss.to_scalar()?,
-                    acc: correct as f32 / batch.labels.len() as f32,
+                    loss: out.loss,
+                    acc: out.correct as f32 / batch.labels.len() as f32,
                     lr,
                     img_per_s: batch.labels.len() as f32 / t0.elapsed().as_secs_f32(),
-                    grad_norm,
-                    loss_scale,
-                    skipped,
+                    grad_norm: out.grad_norm,
+                    loss_scale: out.loss_scale,
+                    skipped: out.skipped,
                     layer_grad_norms,
                     layer_weight_stats,
                     zero_activations,
@@ -292,63 +198,6 @@ impl Trainer {
         })?;
         self.epoch += 1;
         Ok(())
-    }
-
-    /// Gradient norm per weight layer (convolutions and the classifier, each
-    /// with its bias), input to output. Norm layers are left out: their tiny
-    /// scale / shift gradients between the convolutions would turn a plot of
-    /// gradient norm by depth into a zigzag.
-    fn layer_grad_norms(
-        optimizer: &Optimizer,
-        grads: &residual_tensor::Gradients,
-    ) -> Result<Vec<(String, f32)>> {
-        // (layer, sum of squares, whether it holds a matrix / kernel)
-        let mut out: Vec<(String, f64, bool)> = Vec::new();
-        for (name, p) in optimizer.params() {
-            let t = p.get();
-            let Some(g) = grads.get(&t) else {
-                continue;
-            };
-            let layer = name
-                .rsplit_once('.')
-                .map_or(name.as_str(), |(l, _)| l)
-                .to_string();
-            let sq: f64 = g.to_vec()?.iter().map(|&v| (v as f64) * (v as f64)).sum();
-            let weight = t.rank() >= 2;
-            match out.last_mut() {
-                Some((l, s, w)) if *l == layer => {
-                    *s += sq;
-                    *w |= weight;
-                }
-                _ => out.push((layer, sq, weight)),
-            }
-        }
-        Ok(out
-            .into_iter()
-            .filter(|e| e.2)
-            .map(|(l, s, _)| (l, s.sqrt() as f32))
-            .collect())
-    }
-
-    /// Mean and standard deviation of each layer's weight (conv and linear weights).
-    fn layer_weight_stats(optimizer: &Optimizer) -> Result<Vec<(String, f32, f32)>> {
-        let mut out = Vec::new();
-        for (name, p) in optimizer.params() {
-            let w = p.get();
-            if w.rank() < 2 {
-                continue;
-            }
-            let v = w.to_vec()?;
-            let n = v.len().max(1) as f64;
-            let mean = v.iter().map(|&x| x as f64).sum::<f64>() / n;
-            let var = v.iter().map(|&x| (x as f64 - mean).powi(2)).sum::<f64>() / n;
-            let layer = name
-                .rsplit_once('.')
-                .map_or(name.as_str(), |(l, _)| l)
-                .to_string();
-            out.push((layer, mean as f32, var.sqrt() as f32));
-        }
-        Ok(out)
     }
 
     /// Mean loss and accuracy on `data` in evaluation mode, with the run's
@@ -361,7 +210,7 @@ impl Trainer {
             .filter(|t| !t.is_augmentation())
             .cloned()
             .collect();
-        evaluate(&self.model, data, &prep, batch_size, &self.dev)
+        evaluate(&*self.model, data, &prep, batch_size, &self.dev)
     }
 
     /// Saves weights and training state to `dir`.
@@ -373,7 +222,7 @@ impl Trainer {
             config: self.config.clone(),
             scaler: self.scaler.clone(),
         };
-        checkpoint::save(dir, &self.model, &self.optimizer, &meta)
+        checkpoint::save(dir, &*self.model, &self.optimizer, &meta)
     }
 
     /// Rebuilds a trainer from the checkpoint in `dir`, ready to continue.
@@ -390,7 +239,7 @@ impl Trainer {
             config.epochs = e;
         }
         let mut t = Trainer::new(config, train, dev)?;
-        checkpoint::restore(&t.model, &mut t.optimizer, &meta, &tensors)?;
+        checkpoint::restore(&*t.model, &mut t.optimizer, &meta, &tensors)?;
         t.epoch = meta.epoch;
         if t.scaler.is_some() {
             t.scaler = meta.scaler.clone().or(t.scaler);
@@ -408,11 +257,13 @@ impl std::fmt::Debug for Trainer {
     }
 }
 
-/// Mean cross-entropy and accuracy of `model` on `data` in evaluation mode:
-/// each sample as [`Dataset::get`] reads it (no augmentation on decode), after
-/// `transforms` (preprocessing only: no augmentation belongs here either).
+/// Mean cross-entropy and accuracy of `model` on `data` in evaluation mode,
+/// through the inference pass ([`residual_zoo::inference`]: batch norm
+/// folded, fused epilogues): each sample as [`Dataset::get`] reads it (no
+/// augmentation on decode), after `transforms` (preprocessing only: no
+/// augmentation belongs here either).
 pub fn evaluate(
-    model: &dyn Module,
+    model: &dyn Model,
     data: Arc<dyn Dataset>,
     transforms: &[Transform],
     batch_size: usize,
@@ -422,6 +273,7 @@ pub fn evaluate(
     loader.transforms = transforms.to_vec();
     loader.augment_on_decode = false;
     let order = loader.order(0);
+    let model = inference(model)?;
     let (mut loss_sum, mut correct, mut n) = (0.0f64, 0usize, 0usize);
     for b in 0..loader.batches() {
         let batch = loader.batch(&order, 0, b, dev)?;

@@ -3,12 +3,12 @@
 use residual_nn::named_tensors;
 use residual_tensor::{Device, Gradients, Tensor};
 use residual_train::checkpoint;
+use residual_train::config::{AmpDtype, TrainConfig};
 use residual_train::data::{DataLoader, Dataset, Mnist, Transform};
 use residual_train::optim::OptimizerConfig;
 use residual_train::scaler::GradScaler;
 use residual_train::schedule::Schedule;
-use residual_train::trainer::{AmpDtype, StepStats, TrainConfig, Trainer};
-use residual_zoo::{ActKind, NormKind};
+use residual_train::trainer::{StepStats, Trainer};
 use std::sync::Arc;
 
 #[test]
@@ -180,6 +180,7 @@ fn training_reads_augment_on_decode_and_evaluation_does_not() {
 fn tiny_config(epochs: u64) -> TrainConfig {
     TrainConfig {
         model: "resnet20".into(),
+        model_config: residual_zoo::resolve("resnet20", &Default::default()).unwrap(),
         epochs,
         batch_size: 32,
         lr: 0.05,
@@ -198,8 +199,6 @@ fn tiny_config(epochs: u64) -> TrainConfig {
         clip_grad_norm: Some(5.0),
         label_smoothing: 0.1,
         seed: 3,
-        norm: NormKind::Batch,
-        act: ActKind::Relu,
         no_decay_norm_bias: true,
         transforms: vec![
             Transform::RandomCrop { padding: 2 },
@@ -237,9 +236,9 @@ fn stopped_and_resumed_run_ends_bit_identical() {
     while resumed.epoch < 3 {
         resumed.train_epoch(&mut |_| {}).unwrap();
     }
-    for ((n, a), (_, b)) in named_tensors(&straight.model)
+    for ((n, a), (_, b)) in named_tensors(&*straight.model)
         .into_iter()
-        .zip(named_tensors(&resumed.model))
+        .zip(named_tensors(&*resumed.model))
     {
         assert_eq!(
             a.get().to_vec().unwrap(),
@@ -250,9 +249,9 @@ fn stopped_and_resumed_run_ends_bit_identical() {
     assert_eq!(straight.optimizer.steps(), resumed.optimizer.steps());
 
     // The weights file loads as a plain model (what `residual predict` reads).
-    let m = residual_zoo::build(
+    let m = residual_zoo::create(
         "resnet20",
-        residual_zoo::ModelOptions {
+        &residual_zoo::ModelOptions {
             in_channels: Some(1),
             ..Default::default()
         },
@@ -260,7 +259,7 @@ fn stopped_and_resumed_run_ends_bit_identical() {
         &dev,
     )
     .unwrap();
-    residual_nn::weights::load_safetensors(&m, dir.join("model.safetensors"), true).unwrap();
+    residual_nn::weights::load_safetensors(&*m, dir.join("model.safetensors"), true).unwrap();
 
     // Corrupt, truncated and foreign checkpoints are clear errors.
     let state = std::fs::read(dir.join("state.safetensors")).unwrap();

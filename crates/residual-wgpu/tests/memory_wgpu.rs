@@ -5,19 +5,15 @@
 use residual_nn::{named_tensors, Mode, Module};
 use residual_tensor::Tensor;
 use residual_train::optim::{Optimizer, OptimizerConfig};
-use residual_zoo::{build, ModelOptions};
+use residual_zoo::{create, ModelOptions};
 
 #[test]
 fn a_training_loop_runs_in_constant_device_memory() {
     let Some(gpu) = residual_wgpu::test_device() else {
         return;
     };
-    let opts = ModelOptions {
-        num_classes: Some(10),
-        ..Default::default()
-    };
-    let model = build("resnet20", opts, 3, &gpu).unwrap();
-    let mut opt = Optimizer::new(OptimizerConfig::adamw(), named_tensors(&model), true);
+    let model = create("resnet20", &ModelOptions::classes(10), 3, &gpu).unwrap();
+    let mut opt = Optimizer::new(OptimizerConfig::adamw(), named_tensors(&*model), true);
     let mut after = Vec::new();
     for step in 0..6u64 {
         let x = Tensor::randn([4, 3, 16, 16], 0.0, 1.0, step, &gpu).unwrap();

@@ -20,7 +20,7 @@
 use residual_nn::{named_tensors, Mode, Module};
 use residual_tensor::{no_grad, Device, Tensor};
 use residual_train::optim::{Optimizer, OptimizerConfig};
-use residual_zoo::{build, ModelOptions, ResNet};
+use residual_zoo::{create, Model, ModelOptions};
 
 /// Asserts `max |got - want| <= tol * max |want|` (relative to the tensor's scale).
 fn assert_rel(what: &str, got: &[f32], want: &[f32], tol: f32) {
@@ -40,14 +40,11 @@ fn assert_rel(what: &str, got: &[f32], want: &[f32], tol: f32) {
     );
 }
 
-fn pair(name: &str, gpu: &Device) -> (ResNet, ResNet) {
-    let opts = ModelOptions {
-        num_classes: Some(10),
-        ..Default::default()
-    };
+fn pair(name: &str, gpu: &Device) -> (Box<dyn Model>, Box<dyn Model>) {
+    let opts = ModelOptions::classes(10);
     (
-        build(name, opts, 11, &Device::cpu()).unwrap(),
-        build(name, opts, 11, gpu).unwrap(),
+        create(name, &opts, 11, &Device::cpu()).unwrap(),
+        create(name, &opts, 11, gpu).unwrap(),
     )
 }
 
@@ -104,7 +101,7 @@ fn forward_and_backward_match(name: &str, hw: usize, seed: u64, backward_mode: M
     );
     let grads_c = loss_c.backward().unwrap();
     let grads_g = loss_g.backward().unwrap();
-    let (pc, pg) = (named_tensors(&cpu_model), named_tensors(&gpu_model));
+    let (pc, pg) = (named_tensors(&*cpu_model), named_tensors(&*gpu_model));
     let mut checked = 0;
     for ((n, a), (_, b)) in pc.iter().zip(&pg) {
         if a.is_trainable() {
@@ -147,12 +144,12 @@ fn sgd_steps_give_the_cpu_loss_trajectory() {
     let (x, xg) = input(&gpu, 64, 5);
     let mut opt_c = Optimizer::new(
         OptimizerConfig::sgd_momentum(),
-        named_tensors(&cpu_model),
+        named_tensors(&*cpu_model),
         true,
     );
     let mut opt_g = Optimizer::new(
         OptimizerConfig::sgd_momentum(),
-        named_tensors(&gpu_model),
+        named_tensors(&*gpu_model),
         true,
     );
     let (mut lc, mut lg) = (Vec::new(), Vec::new());

@@ -1,5 +1,5 @@
-//! Model configuration: a ResNet is data (block type, depths, widths, stem,
-//! norm, activation, classes); the named models are presets of it.
+//! The ResNet family's config: a ResNet is data (block type, depths, widths,
+//! stem, norm, activation, classes); the registered models are instances of it.
 
 use residual_tensor::{Error, Result};
 use serde::{Deserialize, Serialize};
@@ -101,7 +101,9 @@ fn yes() -> bool {
 }
 
 impl ResNetConfig {
-    fn imagenet(block: BlockKind, layers: [usize; 4]) -> Self {
+    /// torchvision's ImageNet ResNet with `layers` blocks per stage (widths
+    /// 64..512, 7x7 stem with max pool), 1000 classes.
+    pub fn imagenet(block: BlockKind, layers: [usize; 4]) -> Self {
         ResNetConfig {
             block,
             layers: layers.to_vec(),
@@ -138,35 +140,6 @@ impl ResNetConfig {
             norm: NormKind::Batch,
             act: ActKind::Relu,
             zero_init_residual: false,
-        })
-    }
-
-    /// A preset by name: `resnet18/34/50/101/152`, `resnet20/32/44/56/110`
-    /// (CIFAR) and `plain20/32/44/56/110` (the CIFAR nets without shortcuts).
-    pub fn preset(name: &str) -> Result<Self> {
-        use BlockKind::*;
-        Ok(match name {
-            "resnet18" => Self::imagenet(Basic, [2, 2, 2, 2]),
-            "resnet34" => Self::imagenet(Basic, [3, 4, 6, 3]),
-            "resnet50" => Self::imagenet(Bottleneck, [3, 4, 6, 3]),
-            "resnet101" => Self::imagenet(Bottleneck, [3, 4, 23, 3]),
-            "resnet152" => Self::imagenet(Bottleneck, [3, 8, 36, 3]),
-            _ => {
-                let depth = |p: &str| name.strip_prefix(p).and_then(|d| d.parse::<usize>().ok());
-                match (depth("resnet"), depth("plain")) {
-                    (Some(d), _) if [20, 32, 44, 56, 110].contains(&d) => Self::cifar(d)?,
-                    (_, Some(d)) if [20, 32, 44, 56, 110].contains(&d) => ResNetConfig {
-                        shortcut: false,
-                        ..Self::cifar(d)?
-                    },
-                    _ => {
-                        return Err(Error::arg(
-                            "model",
-                            format!("unknown model {name:?}; known: {}", PRESETS.join(", ")),
-                        ))
-                    }
-                }
-            }
         })
     }
 
@@ -213,22 +186,3 @@ impl ResNetConfig {
         self.widths.last().copied().unwrap_or(0) * self.block.expansion()
     }
 }
-
-/// The preset names, in registry order.
-pub const PRESETS: &[&str] = &[
-    "resnet18",
-    "resnet34",
-    "resnet50",
-    "resnet101",
-    "resnet152",
-    "resnet20",
-    "resnet32",
-    "resnet44",
-    "resnet56",
-    "resnet110",
-    "plain20",
-    "plain32",
-    "plain44",
-    "plain56",
-    "plain110",
-];

@@ -1,14 +1,14 @@
 //! The ResNet model: stem, stages of blocks, global pooling, classifier.
 
-use crate::block::{activation, Block, BlockSpec, Norm};
+use crate::block::{Block, BlockSpec};
 use crate::config::{ResNetConfig, StemKind};
 use crate::conv_norm::ConvNorm;
-use crate::monitor;
-use crate::summary::{Summary, SummaryRow};
+use crate::model::{Intermediates, Model};
+use crate::model_config::ModelConfig;
+use crate::norm::{activation, Norm};
 use residual_nn::init::SeedSequence;
 use residual_nn::*;
-use residual_tensor::backend::Conv2dGeometry;
-use residual_tensor::{Device, Error, Pool2dParams, Result, Shape, Tensor};
+use residual_tensor::{Error, Pool2dParams, Result, Tensor};
 
 /// A ResNet built from a [`ResNetConfig`]; parameter names are torchvision's
 /// (`conv1.weight`, `layer1.0.bn1.running_mean`, `fc.bias`, ...).
@@ -16,10 +16,14 @@ pub struct ResNet {
     config: ResNetConfig,
     /// Stem convolution (`conv1`) and norm (`bn1`).
     pub stem: ConvNorm,
-    act: Activation,
-    maxpool: Option<MaxPool2d>,
+    /// The activation after every norm that is not added to a shortcut first.
+    pub act: Activation,
+    /// The stem's 3x3 stride-2 max pool (ImageNet stem only).
+    pub maxpool: Option<MaxPool2d>,
     /// `layer1`, `layer2`, ...: the stages.
     pub stages: Vec<Vec<Block>>,
+    /// Global average pooling.
+    pub avgpool: AdaptiveAvgPool2d,
     /// The classifier.
     pub fc: Linear,
 }
@@ -30,21 +34,13 @@ impl ResNet {
         config.validate()?;
         let c = config;
         let mut seeds = SeedSequence::new(seed);
-        let (k, stride, pad) = match c.stem {
-            StemKind::Imagenet => (7, 2, 3),
-            StemKind::Cifar => (3, 1, 1),
+        let stem = match c.stem {
+            StemKind::Imagenet => Conv2dConfig::new(c.in_channels, c.stem_width, 7)
+                .stride(2)
+                .padding(3),
+            StemKind::Cifar => Conv2dConfig::new(c.in_channels, c.stem_width, 3).padding(1),
         };
-        let conv1 = Conv2d::new(
-            c.in_channels,
-            c.stem_width,
-            k,
-            stride,
-            pad,
-            1,
-            false,
-            seeds.next_seed(),
-            dev,
-        )?;
+        let conv1 = stem.init(seeds.next_seed(), dev)?;
         let bn1 = Norm::new(c.norm, c.stem_width, dev)?;
         let maxpool =
             (c.stem == StemKind::Imagenet).then_some(MaxPool2d(Pool2dParams::new(3, 2, 1)));
@@ -76,178 +72,100 @@ impl ResNet {
             act: activation(c.act),
             maxpool,
             stages,
+            avgpool: AdaptiveAvgPool2d((1, 1)),
             fc,
         })
     }
 
     /// The configuration it was built from.
-    pub fn config(&self) -> &ResNetConfig {
+    pub fn resnet_config(&self) -> &ResNetConfig {
         &self.config
     }
 
-    /// The final feature map `[N, C, h, w]` (before pooling and the classifier).
-    pub fn features(&self, x: &Tensor, mode: Mode) -> Result<Tensor> {
-        if x.rank() != 4 || x.dims()[1] != self.config.in_channels {
-            return Err(Error::shape(
-                "resnet",
-                format!(
-                    "expected input [N, {}, H, W], got {}",
-                    self.config.in_channels,
-                    x.shape()
-                ),
-            ));
-        }
-        let mut h = self.stem.forward_fused(x, mode, None, Some(self.act))?;
-        monitor::observe(|| "conv1".into(), &h)?;
+    /// The blocks with their torchvision names (`layer2.0`), input to output.
+    pub fn named_blocks(&self) -> impl Iterator<Item = (String, &Block)> {
+        self.stages.iter().enumerate().flat_map(|(i, stage)| {
+            stage
+                .iter()
+                .enumerate()
+                .map(move |(j, b)| (format!("layer{}.{j}", i + 1), b))
+        })
+    }
+
+    /// Refuses an input that is not `[N, in_channels, H, W]`.
+    pub fn check_input(&self, x: &Tensor) -> Result<()> {
+        check_input(x, self.config.in_channels)
+    }
+
+    /// The stem and the blocks, giving the output after the stem and after
+    /// every block to `tap` (the feature maps timm's `forward_intermediates`
+    /// returns).
+    fn run(&self, x: &Tensor, mode: Mode, tap: &mut dyn FnMut(String, &Tensor)) -> Result<Tensor> {
+        self.check_input(x)?;
+        let mut h = self.act.apply(&self.stem.forward(x, mode)?)?;
+        tap("conv1".into(), &h);
         if let Some(p) = &self.maxpool {
             h = p.forward(&h, mode)?;
         }
-        for (i, stage) in self.stages.iter().enumerate() {
-            for (j, block) in stage.iter().enumerate() {
-                h = block.forward(&h, mode)?;
-                monitor::observe(|| format!("layer{}.{j}", i + 1), &h)?;
-            }
+        for (name, block) in self.named_blocks() {
+            h = block.forward(&h, mode)?;
+            tap(name, &h);
         }
         Ok(h)
     }
+}
 
-    /// Per-layer output shapes, parameters and multiply-accumulates for an
-    /// input of `[c, h, w]` (MACs of convolutions and the classifier, as
-    /// torchvision's published figures count them).
-    pub fn summary(&self, name: &str, input: [usize; 3]) -> Result<Summary> {
-        if input[0] != self.config.in_channels {
-            return Err(Error::shape(
-                "summary",
-                format!(
-                    "model takes {} input channels, got input {input:?}",
-                    self.config.in_channels
-                ),
-            ));
-        }
-        let mut rows = Vec::new();
-        let (mut h, mut w) = (input[1], input[2]);
-        let (oh, ow, macs) = conv_cost(&self.stem.conv, h, w)?;
-        (h, w) = (oh, ow);
-        rows.push(SummaryRow::new(
-            "conv1",
-            "Conv2d",
-            [self.stem.conv.out_channels(), h, w],
-            count(&self.stem.conv),
-            macs,
+/// Refuses an input that is not `[N, channels, H, W]`, naming both shapes.
+pub(crate) fn check_input(x: &Tensor, channels: usize) -> Result<()> {
+    if x.rank() != 4 || x.dims()[1] != channels {
+        return Err(Error::shape(
+            "resnet",
+            format!("expected input [N, {channels}, H, W], got {}", x.shape()),
         ));
-        rows.push(SummaryRow::new(
-            "bn1",
-            norm_name(&self.stem.norm),
-            [self.stem.conv.out_channels(), h, w],
-            count(&self.stem.norm),
-            0,
-        ));
-        if self.maxpool.is_some() {
-            (h, w) = ((h + 2 - 3) / 2 + 1, (w + 2 - 3) / 2 + 1);
-            rows.push(SummaryRow::new(
-                "maxpool",
-                "MaxPool2d",
-                [self.stem.conv.out_channels(), h, w],
-                0,
-                0,
-            ));
-        }
-        let mut c = self.stem.conv.out_channels();
-        for (i, stage) in self.stages.iter().enumerate() {
-            for (j, block) in stage.iter().enumerate() {
-                let mut macs = 0;
-                let (mut bh, mut bw) = (h, w);
-                for unit in &block.layers {
-                    let (oh, ow, m) = conv_cost(&unit.conv, bh, bw)?;
-                    (bh, bw, c) = (oh, ow, unit.conv.out_channels());
-                    macs += m;
-                }
-                if let Some(unit) = &block.downsample {
-                    macs += conv_cost(&unit.conv, h, w)?.2;
-                }
-                (h, w) = (bh, bw);
-                let kind = match block.layers.len() {
-                    2 => "BasicBlock",
-                    _ => "Bottleneck",
-                };
-                let kind = if block.shortcut {
-                    kind.to_string()
-                } else {
-                    format!("Plain{kind}")
-                };
-                rows.push(SummaryRow::new(
-                    &format!("layer{}.{j}", i + 1),
-                    &kind,
-                    [c, h, w],
-                    count(block),
-                    macs,
-                ));
-            }
-        }
-        rows.push(SummaryRow::new(
-            "avgpool",
-            "AdaptiveAvgPool2d",
-            [c, 1, 1],
-            0,
-            0,
-        ));
-        let classes = self.config.num_classes;
-        rows.push(SummaryRow::new(
-            "fc",
-            "Linear",
-            [classes, 1, 1],
-            count(&self.fc),
-            (c * classes) as u64,
-        ));
-        Ok(Summary {
-            model: name.to_string(),
-            input,
-            rows,
-        })
     }
-}
-
-fn norm_name(n: &Norm) -> &'static str {
-    match n {
-        Norm::Batch(b) if b.mode == BnMode::Frozen => "FrozenBatchNorm2d",
-        Norm::Batch(_) => "BatchNorm2d",
-        Norm::Group(_) => "GroupNorm",
-    }
-}
-
-/// Output size and MACs of a convolution on one `h x w` sample.
-fn conv_cost(conv: &Conv2d, h: usize, w: usize) -> Result<(usize, usize, u64)> {
-    let wt = conv.weight.get();
-    let c_in = wt.dims()[1] * conv.params.groups;
-    let g = Conv2dGeometry::new(&Shape::new([1, c_in, h, w]), wt.shape(), &conv.params)?;
-    Ok((g.oh, g.ow, g.macs()))
-}
-
-/// Parameters of a module (trainable and frozen, not buffers), as PyTorch's `parameters()`.
-fn count(m: &dyn Module) -> usize {
-    named_tensors(m)
-        .iter()
-        .filter(|(_, p)| p.kind() != ParamKind::Buffer)
-        .map(|(_, p)| p.get().numel())
-        .sum()
+    Ok(())
 }
 
 impl Module for ResNet {
     fn forward(&self, x: &Tensor, mode: Mode) -> Result<Tensor> {
-        let h = self.features(x, mode)?;
-        let pooled = h.adaptive_avg_pool2d((1, 1))?.flatten(1)?;
+        self.forward_head(&self.forward_features(x, mode)?, mode)
+    }
+
+    fn children(&self) -> Vec<(String, &dyn Module)> {
+        let mut out: Vec<(String, &dyn Module)> = vec![
+            ("conv1".into(), &self.stem.conv),
+            ("bn1".into(), &self.stem.norm),
+        ];
+        if let Some(p) = &self.maxpool {
+            out.push(("maxpool".into(), p));
+        }
+        for (name, block) in self.named_blocks() {
+            out.push((name, block));
+        }
+        out.push(("avgpool".into(), &self.avgpool));
+        out.push(("fc".into(), &self.fc));
+        out
+    }
+}
+
+impl Model for ResNet {
+    fn config(&self) -> ModelConfig {
+        ModelConfig::Resnet(self.config.clone())
+    }
+
+    fn forward_features(&self, x: &Tensor, mode: Mode) -> Result<Tensor> {
+        self.run(x, mode, &mut |_, _| {})
+    }
+
+    fn forward_head(&self, features: &Tensor, mode: Mode) -> Result<Tensor> {
+        let pooled = self.avgpool.forward(features, mode)?.flatten(1)?;
         self.fc.forward(&pooled, mode)
     }
 
-    fn visit(&self, f: &mut Visitor<'_>) {
-        visit_child("conv1", &self.stem.conv, f);
-        visit_child("bn1", &self.stem.norm, f);
-        for (i, stage) in self.stages.iter().enumerate() {
-            for (j, block) in stage.iter().enumerate() {
-                visit_child(&format!("layer{}.{j}", i + 1), block, f);
-            }
-        }
-        visit_child("fc", &self.fc, f);
+    fn forward_intermediates(&self, x: &Tensor, mode: Mode) -> Result<Intermediates> {
+        let mut taps = Vec::new();
+        let features = self.run(x, mode, &mut |name, t| taps.push((name, t.clone())))?;
+        Ok(Intermediates { features, taps })
     }
 }
 

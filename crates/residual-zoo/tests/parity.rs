@@ -9,8 +9,8 @@
 
 use residual_nn::weights::{load_safetensors, read_tensors};
 use residual_nn::{named_tensors, Mode, Module};
-use residual_tensor::{Device, Tensor};
-use residual_zoo::{build, ModelOptions};
+use residual_tensor::{no_grad, Device, Tensor};
+use residual_zoo::{create, inference, ModelOptions};
 use std::path::PathBuf;
 
 const M32: u64 = 0xFFFF_FFFF;
@@ -88,28 +88,31 @@ fn formula_weights_match_torchvision() {
     )
     .unwrap();
     for name in ["resnet18", "resnet50"] {
-        let m = build(
-            name,
-            ModelOptions {
-                num_classes: Some(10),
-                ..Default::default()
-            },
-            0,
-            &dev,
-        )
-        .unwrap();
-        for (key, slot) in named_tensors(&m) {
+        let m = create(name, &ModelOptions::classes(10), 0, &dev).unwrap();
+        for (key, slot) in named_tensors(&*m) {
             let shape = slot.get().dims().to_vec();
             slot.set(Tensor::from_vec(formula(&key, &shape), shape, &dev).unwrap());
         }
-        let got = m.forward(&x, Mode::Eval).unwrap().to_vec().unwrap();
         let want = refs[&format!("{name}.logits")].to_vec().unwrap();
-        let (d, scale) = (max_diff(&got, &want), max_abs(&want));
-        println!("{name}: max |diff| {d:.3e}, max |ref| {scale:.3e}");
+        // The model's own forward and the inference pass (folded batch norm,
+        // fused epilogues) both match PyTorch.
+        let fused = inference(&*m).unwrap();
         assert!(
-            d <= 1e-4 * scale,
-            "{name}: max |diff| {d} exceeds 1e-4 * max |ref| {scale}"
+            fused.is_fused(),
+            "{name}: the inference pass folds batch norm"
         );
+        for (path, runner) in [("forward", &*m as &dyn Module), ("inference", &fused)] {
+            let got = no_grad(|| runner.forward(&x, Mode::Eval))
+                .unwrap()
+                .to_vec()
+                .unwrap();
+            let (d, scale) = (max_diff(&got, &want), max_abs(&want));
+            println!("{name} {path}: max |diff| {d:.3e}, max |ref| {scale:.3e}");
+            assert!(
+                d <= 1e-4 * scale,
+                "{name} {path}: max |diff| {d} exceeds 1e-4 * max |ref| {scale}"
+            );
+        }
     }
 }
 
@@ -125,11 +128,11 @@ fn full_size_parity() {
             "{} missing: run python3 scripts/parity/make_parity.py --full",
             weights.display()
         );
-        let m = build(name, ModelOptions::default(), 0, &dev).unwrap();
-        let report = load_safetensors(&m, &weights, true).unwrap();
+        let m = create(name, &ModelOptions::default(), 0, &dev).unwrap();
+        let report = load_safetensors(&*m, &weights, true).unwrap();
         let io = read_tensors(dir.join(format!("{name}_io.safetensors")), &dev).unwrap();
-        let got = m
-            .forward(&io["input"], Mode::Eval)
+        let fused = inference(&*m).unwrap();
+        let got = no_grad(|| fused.forward(&io["input"], Mode::Eval))
             .unwrap()
             .to_vec()
             .unwrap();

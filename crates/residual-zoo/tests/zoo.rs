@@ -20,7 +20,7 @@ const TORCHVISION: [(&str, usize, f64); 5] = [
 #[test]
 fn parameter_and_mac_totals_match_torchvision_and_snapshot() {
     for (name, params, gmacs) in TORCHVISION {
-        let m = build(name, ModelOptions::default(), 0, &dev()).unwrap();
+        let m = create(name, &ModelOptions::default(), 0, &dev()).unwrap();
         let s = m.summary(name, [3, 224, 224]).unwrap();
         assert_eq!(s.total_params(), params, "{name} parameters");
         let g = s.total_macs() as f64 / 1e9;
@@ -35,7 +35,7 @@ fn parameter_and_mac_totals_match_torchvision_and_snapshot() {
 #[test]
 fn cifar_and_plain_summaries() {
     for name in ["resnet20", "plain20", "resnet56"] {
-        let m = build(name, ModelOptions::default(), 0, &dev()).unwrap();
+        let m = create(name, &ModelOptions::default(), 0, &dev()).unwrap();
         let s = m.summary(name, [3, 32, 32]).unwrap();
         insta::assert_snapshot!(format!("summary_{name}"), s.to_string());
     }
@@ -43,8 +43,8 @@ fn cifar_and_plain_summaries() {
 
 #[test]
 fn names_are_torchvision_state_dict_keys() {
-    let m = build("resnet50", ModelOptions::default(), 0, &dev()).unwrap();
-    let names: Vec<String> = named_tensors(&m).into_iter().map(|(n, _)| n).collect();
+    let m = create("resnet50", &ModelOptions::default(), 0, &dev()).unwrap();
+    let names: Vec<String> = named_tensors(&*m).into_iter().map(|(n, _)| n).collect();
     for key in [
         "conv1.weight",
         "bn1.weight",
@@ -65,25 +65,16 @@ fn names_are_torchvision_state_dict_keys() {
 
 #[test]
 fn forward_shapes_train_and_eval() {
-    let m = build(
-        "resnet18",
-        ModelOptions {
-            num_classes: Some(7),
-            ..Default::default()
-        },
-        1,
-        &dev(),
-    )
-    .unwrap();
+    let m = create("resnet18", &ModelOptions::classes(7), 1, &dev()).unwrap();
     let x = Tensor::randn([2, 3, 32, 32], 0.0, 1.0, 2, &dev()).unwrap();
     assert_eq!(m.forward(&x, Mode::Eval).unwrap().dims(), [2, 7]);
     let y = m.forward(&x, Mode::Train).unwrap();
     assert_eq!(y.dims(), [2, 7]);
     let g = y.sum_all().unwrap().backward().unwrap();
     assert_eq!(g.len(), 62, "a gradient for every parameter of resnet18");
-    let c = build(
+    let c = create(
         "resnet20",
-        ModelOptions {
+        &ModelOptions {
             in_channels: Some(1),
             ..Default::default()
         },
@@ -97,8 +88,11 @@ fn forward_shapes_train_and_eval() {
 
 #[test]
 fn plain_nets_have_no_shortcuts() {
-    let p = build("plain20", ModelOptions::default(), 0, &dev()).unwrap();
-    let r = build("resnet20", ModelOptions::default(), 0, &dev()).unwrap();
+    let config = |name| match (lookup(name).unwrap().config)() {
+        ModelConfig::Resnet(c) => c,
+    };
+    let p = ResNet::new(&config("plain20"), 0, &dev()).unwrap();
+    let r = ResNet::new(&config("resnet20"), 0, &dev()).unwrap();
     let pn: Vec<String> = named_tensors(&p).into_iter().map(|(n, _)| n).collect();
     assert!(pn.iter().all(|n| !n.contains("downsample")));
     assert!(named_tensors(&r)
@@ -109,13 +103,13 @@ fn plain_nets_have_no_shortcuts() {
 
 #[test]
 fn options_norm_act_and_zero_init() {
-    let o = ModelOptions {
-        norm: Some(NormKind::Group),
-        act: Some(ActKind::Silu),
-        zero_init_residual: true,
-        ..Default::default()
-    };
-    let m = build("resnet50", o, 0, &dev()).unwrap();
+    let o = ModelOptions::default()
+        .set("norm", "group")
+        .set("act", "silu")
+        .set("zero_init_residual", true);
+    let m = create("resnet50", &o, 0, &dev()).unwrap();
+    let ModelConfig::Resnet(c) = m.config();
+    assert_eq!((c.norm, c.act), (NormKind::Group, ActKind::Silu));
     let s = m.summary("resnet50-gn", [3, 64, 64]).unwrap();
     assert_eq!(s.rows[1].kind, "GroupNorm");
     assert_eq!(
@@ -123,7 +117,7 @@ fn options_norm_act_and_zero_init() {
         25_557_032,
         "GroupNorm has the same parameters as BatchNorm"
     );
-    let bn3 = named_tensors(&m)
+    let bn3 = named_tensors(&*m)
         .into_iter()
         .find(|(n, _)| n == "layer1.0.bn3.weight")
         .unwrap()
@@ -132,17 +126,14 @@ fn options_norm_act_and_zero_init() {
         bn3.get().to_vec().unwrap().iter().all(|&v| v == 0.0),
         "zero_init_residual"
     );
-    let f = build(
+    let f = create(
         "resnet18",
-        ModelOptions {
-            norm: Some(NormKind::FrozenBatch),
-            ..Default::default()
-        },
+        &ModelOptions::default().set("norm", "frozen_batch"),
         0,
         &dev(),
     )
     .unwrap();
-    let trainable = named_tensors(&f)
+    let trainable = named_tensors(&*f)
         .iter()
         .filter(|(_, p)| p.is_trainable())
         .count();
@@ -191,14 +182,14 @@ fn config_from_json_and_toml_and_errors() {
     );
     let err = ResNetConfig::from_toml("block = \"basic\"\nlayers = [1]\nwidths = [1, 2]\nstem = \"cifar\"\nstem_width = 4\nnum_classes = 3\n").unwrap_err().to_string();
     assert!(err.contains("equal length"), "{err}");
-    let err = build("resnet19", ModelOptions::default(), 0, &dev())
+    let err = create("resnet19", &ModelOptions::default(), 0, &dev())
         .unwrap_err()
         .to_string();
     assert!(
         err.contains("resnet19") && err.contains("resnet50"),
         "{err}"
     );
-    let m = build("resnet18", ModelOptions::default(), 0, &dev()).unwrap();
+    let m = create("resnet18", &ModelOptions::default(), 0, &dev()).unwrap();
     let err = m
         .forward(&Tensor::zeros([1, 1, 32, 32], &dev()).unwrap(), Mode::Eval)
         .unwrap_err()

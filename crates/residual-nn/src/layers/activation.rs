@@ -38,7 +38,9 @@ impl Activation {
 
 impl Module for Activation {
     fn forward(&self, x: &Tensor, _mode: Mode) -> Result<Tensor> {
-        self.apply(x)
+        let y = self.apply(x)?;
+        crate::trace::record(self, &y);
+        Ok(y)
     }
     fn visit(&self, _f: &mut Visitor<'_>) {}
 }

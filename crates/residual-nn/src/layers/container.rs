@@ -1,6 +1,6 @@
 //! `Identity` and `Sequential`.
 
-use crate::module::{visit_child, Mode, Module, Visitor};
+use crate::module::{Mode, Module, Visitor};
 use residual_tensor::{Result, Tensor};
 
 /// Returns its input.
@@ -9,6 +9,7 @@ pub struct Identity;
 
 impl Module for Identity {
     fn forward(&self, x: &Tensor, _mode: Mode) -> Result<Tensor> {
+        crate::trace::record(self, x);
         Ok(x.clone())
     }
     fn visit(&self, _f: &mut Visitor<'_>) {}
@@ -36,9 +37,11 @@ impl Module for Sequential {
             .iter()
             .try_fold(x.clone(), |h, m| m.forward(&h, mode))
     }
-    fn visit(&self, f: &mut Visitor<'_>) {
-        for (i, m) in self.0.iter().enumerate() {
-            visit_child(&i.to_string(), m.as_ref(), f);
-        }
+    fn children(&self) -> Vec<(String, &dyn Module)> {
+        self.0
+            .iter()
+            .enumerate()
+            .map(|(i, m)| (i.to_string(), m.as_ref()))
+            .collect()
     }
 }

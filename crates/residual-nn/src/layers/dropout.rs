@@ -50,10 +50,12 @@ impl Dropout {
 
 impl Module for Dropout {
     fn forward(&self, x: &Tensor, mode: Mode) -> Result<Tensor> {
-        match mode {
-            Mode::Train if self.p > 0.0 => x.dropout(self.p, self.seeds.next()),
-            _ => Ok(x.clone()),
-        }
+        let y = match mode {
+            Mode::Train if self.p > 0.0 => x.dropout(self.p, self.seeds.next())?,
+            _ => x.clone(),
+        };
+        crate::trace::record(self, &y);
+        Ok(y)
     }
     fn visit(&self, _f: &mut Visitor<'_>) {}
 }
@@ -82,14 +84,17 @@ impl DropPath {
 
 impl Module for DropPath {
     fn forward(&self, x: &Tensor, mode: Mode) -> Result<Tensor> {
-        if mode == Mode::Eval || self.p == 0.0 {
-            return Ok(x.clone());
-        }
-        // One keep/drop decision per sample: dropout of a ones tensor [N, 1, ...].
-        let mut shape = vec![1; x.rank()];
-        shape[0] = x.dims()[0];
-        let mask = Tensor::ones(shape, x.device())?.dropout(self.p, self.seeds.next())?;
-        x.mul(&mask)
+        let y = if mode == Mode::Eval || self.p == 0.0 {
+            x.clone()
+        } else {
+            // One keep/drop decision per sample: dropout of a ones tensor [N, 1, ...].
+            let mut shape = vec![1; x.rank()];
+            shape[0] = x.dims()[0];
+            let mask = Tensor::ones(shape, x.device())?.dropout(self.p, self.seeds.next())?;
+            x.mul(&mask)?
+        };
+        crate::trace::record(self, &y);
+        Ok(y)
     }
     fn visit(&self, _f: &mut Visitor<'_>) {}
 }

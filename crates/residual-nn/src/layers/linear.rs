@@ -34,7 +34,9 @@ impl Linear {
 impl Module for Linear {
     fn forward(&self, x: &Tensor, _mode: Mode) -> Result<Tensor> {
         let b = self.bias.as_ref().map(Param::get);
-        x.linear(&self.weight.get(), b.as_ref())
+        let y = x.linear(&self.weight.get(), b.as_ref())?;
+        crate::trace::record(self, &y);
+        Ok(y)
     }
     fn visit(&self, f: &mut Visitor<'_>) {
         f("weight", &self.weight);

@@ -10,7 +10,7 @@ mod pool;
 
 pub use activation::Activation;
 pub use container::{Identity, Sequential};
-pub use conv::Conv2d;
+pub use conv::{Conv2d, Conv2dConfig};
 pub use dropout::{DropPath, Dropout};
 pub use linear::Linear;
 pub use norm::{BatchNorm2d, BnMode, GroupNorm, LayerNorm};

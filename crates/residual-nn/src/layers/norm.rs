@@ -72,13 +72,15 @@ impl Module for BatchNorm2d {
     fn forward(&self, x: &Tensor, mode: Mode) -> Result<Tensor> {
         let (w, b) = (self.weight.get(), self.bias.get());
         if self.uses_running_stats(mode) {
-            return x.batch_norm_eval(
+            let y = x.batch_norm_eval(
                 &self.running_mean.get(),
                 &self.running_var.get(),
                 Some(&w),
                 Some(&b),
                 self.eps,
-            );
+            )?;
+            crate::trace::record(self, &y);
+            return Ok(y);
         }
         let out = x.batch_norm_train(Some(&w), Some(&b), self.eps)?;
         let (mut rm, mut rv) = (self.running_mean.get(), self.running_var.get());
@@ -87,7 +89,14 @@ impl Module for BatchNorm2d {
         self.running_var.set(rv);
         let n = no_grad(|| self.num_batches_tracked.get().add_scalar(1.0))?;
         self.num_batches_tracked.set(n);
+        crate::trace::record(self, &out.y);
         Ok(out.y)
+    }
+    fn kind(&self) -> String {
+        match self.mode {
+            BnMode::Normal => "BatchNorm2d".into(),
+            BnMode::Frozen => "FrozenBatchNorm2d".into(),
+        }
     }
     fn visit(&self, f: &mut Visitor<'_>) {
         f("weight", &self.weight);
@@ -131,12 +140,14 @@ impl GroupNorm {
 
 impl Module for GroupNorm {
     fn forward(&self, x: &Tensor, _mode: Mode) -> Result<Tensor> {
-        x.group_norm(
+        let y = x.group_norm(
             self.groups,
             Some(&self.weight.get()),
             Some(&self.bias.get()),
             self.eps,
-        )
+        )?;
+        crate::trace::record(self, &y);
+        Ok(y)
     }
     fn visit(&self, f: &mut Visitor<'_>) {
         f("weight", &self.weight);
@@ -171,12 +182,14 @@ impl LayerNorm {
 
 impl Module for LayerNorm {
     fn forward(&self, x: &Tensor, _mode: Mode) -> Result<Tensor> {
-        x.layer_norm(
+        let y = x.layer_norm(
             &self.normalized_shape,
             Some(&self.weight.get()),
             Some(&self.bias.get()),
             self.eps,
-        )
+        )?;
+        crate::trace::record(self, &y);
+        Ok(y)
     }
     fn visit(&self, f: &mut Visitor<'_>) {
         f("weight", &self.weight);

@@ -17,21 +17,27 @@ pub struct AdaptiveAvgPool2d(pub (usize, usize));
 
 impl Module for MaxPool2d {
     fn forward(&self, x: &Tensor, _mode: Mode) -> Result<Tensor> {
-        x.max_pool2d(self.0)
+        let y = x.max_pool2d(self.0)?;
+        crate::trace::record(self, &y);
+        Ok(y)
     }
     fn visit(&self, _f: &mut Visitor<'_>) {}
 }
 
 impl Module for AvgPool2d {
     fn forward(&self, x: &Tensor, _mode: Mode) -> Result<Tensor> {
-        x.avg_pool2d(self.0)
+        let y = x.avg_pool2d(self.0)?;
+        crate::trace::record(self, &y);
+        Ok(y)
     }
     fn visit(&self, _f: &mut Visitor<'_>) {}
 }
 
 impl Module for AdaptiveAvgPool2d {
     fn forward(&self, x: &Tensor, _mode: Mode) -> Result<Tensor> {
-        x.adaptive_avg_pool2d(self.0)
+        let y = x.adaptive_avg_pool2d(self.0)?;
+        crate::trace::record(self, &y);
+        Ok(y)
     }
     fn visit(&self, _f: &mut Visitor<'_>) {}
 }

@@ -91,6 +91,7 @@ impl Tensor {
         p: Conv2dParams,
     ) -> Result<Tensor> {
         let g = conv_geometry(self.shape(), weight.shape(), &p)?;
+        crate::macs::add(g.macs());
         let (xin, win) = self.gemm_operands("conv2d", weight)?;
         let be = self.device().backend();
         let s = be.conv2d(xin.storage(), win.storage(), &g)?;
@@ -191,6 +192,7 @@ impl Tensor {
                 None => Ok(y),
             };
         }
+        crate::macs::add(g.macs());
         let epi = ConvEpilogue {
             bias: bias.map(Tensor::storage),
             residual: residual.map(Tensor::storage),

@@ -81,6 +81,7 @@ impl Tensor {
         };
         let mut out = batch.dims().to_vec();
         out.extend([m, n]);
+        crate::macs::add((nb * m * k * n) as u64);
         let s = a
             .device()
             .backend()
@@ -171,6 +172,7 @@ impl Tensor {
             a_shared: false,
             b_shared: false,
         };
+        crate::macs::add((rows * in_f * out_f) as u64);
         let s = self
             .device()
             .backend()

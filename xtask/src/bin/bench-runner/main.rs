@@ -149,9 +149,9 @@ fn cases() -> Vec<Case> {
         ("resnet18", 8, 224),
         ("resnet152", 1, 224),
     ] {
-        let m = residual_zoo::build(
+        let m = residual_zoo::create(
             model,
-            residual_zoo::ModelOptions::default(),
+            &residual_zoo::ModelOptions::default(),
             0,
             &Device::cpu(),
         )
@@ -167,11 +167,8 @@ fn cases() -> Vec<Case> {
         });
     }
     for (model, batch, size) in [("resnet18", 64, 32), ("resnet50", 16, 224)] {
-        let opts = residual_zoo::ModelOptions {
-            num_classes: Some(10),
-            ..Default::default()
-        };
-        let m = residual_zoo::build(model, opts, 0, &Device::cpu()).expect("zoo model");
+        let opts = residual_zoo::ModelOptions::classes(10);
+        let m = residual_zoo::create(model, &opts, 0, &Device::cpu()).expect("zoo model");
         let macs = m
             .summary(model, [3, size, size])
             .expect("summary")
@@ -299,10 +296,12 @@ fn run_case(c: &Case, dev: &Device) -> f64 {
         }
         Kind::Infer(model, batch, size) => {
             use residual_nn::Module;
-            let m =
-                residual_zoo::build(model, residual_zoo::ModelOptions::default(), 0, dev).unwrap();
+            let m = residual_zoo::create(model, &residual_zoo::ModelOptions::default(), 0, dev)
+                .unwrap();
             let x = Tensor::randn([*batch, 3, *size, *size], 0.0, 1.0, 6, dev).unwrap();
-            // Inference as a user runs it: evaluation mode, no graph recording.
+            // Inference as a user runs it: the inference pass (batch norm
+            // folded once, fused epilogues), evaluation mode, no graph recording.
+            let m = residual_zoo::inference(&*m).unwrap();
             residual_tensor::no_grad(|| {
                 timed(dev, || {
                     std::hint::black_box(m.forward(&x, residual_nn::Mode::Eval).unwrap());
@@ -310,40 +309,38 @@ fn run_case(c: &Case, dev: &Device) -> f64 {
             })
         }
         Kind::Train(model, batch, size, amp) => {
-            use residual_nn::Module;
-            use residual_tensor::AutocastGuard;
+            use residual_train::config::AmpDtype;
             use residual_train::optim::{Optimizer, OptimizerConfig};
-            use residual_train::trainer::AmpDtype;
-            let opts = residual_zoo::ModelOptions {
-                num_classes: Some(10),
-                ..Default::default()
-            };
-            let m = residual_zoo::build(model, opts, 0, dev).unwrap();
+            use residual_train::step::{train_step, StepSettings};
+            let m = residual_zoo::create(model, &residual_zoo::ModelOptions::classes(10), 0, dev)
+                .unwrap();
             let mut opt = Optimizer::new(
                 OptimizerConfig::adamw(),
-                residual_nn::named_tensors(&m),
+                residual_nn::named_tensors(&*m),
                 false,
             );
-            let x = Tensor::randn([*batch, 3, *size, *size], 0.0, 1.0, 7, dev).unwrap();
-            let labels: Vec<usize> = (0..*batch).map(|i| i % 10).collect();
-            let amp_dtype = amp.then(|| AmpDtype::for_device(dev));
-            let mut scaler = amp_dtype.and_then(AmpDtype::loss_scaler);
+            let batch = residual_train::data::Batch {
+                images: Tensor::randn([*batch, 3, *size, *size], 0.0, 1.0, 7, dev).unwrap(),
+                labels: (0..*batch).map(|i| i % 10).collect(),
+            };
+            let settings = StepSettings {
+                amp: amp.then(|| AmpDtype::for_device(dev)),
+                label_smoothing: 0.0,
+                clip_grad_norm: None,
+            };
+            let mut scaler = settings.amp.and_then(AmpDtype::loss_scaler);
+            // The trainer's own step (forward, loss, backward, AdamW).
             timed(dev, || {
-                let autocast = amp_dtype.map(|a| AutocastGuard::new(a.dtype()).unwrap());
-                let loss = m
-                    .forward(&x, residual_nn::Mode::Train)
-                    .unwrap()
-                    .cross_entropy(&labels, 0.0)
-                    .unwrap();
-                drop(autocast);
-                let (grads, skip) =
-                    residual_train::scaler::backward(&loss, scaler.as_ref()).unwrap();
-                if !skip {
-                    opt.step(&grads, 1e-3).unwrap();
-                }
-                if let Some(s) = &mut scaler {
-                    s.update(skip);
-                }
+                train_step(
+                    &*m,
+                    &mut opt,
+                    scaler.as_mut(),
+                    &batch,
+                    &settings,
+                    1e-3,
+                    false,
+                )
+                .unwrap();
             })
         }
         Kind::ConvBwd(g) => {

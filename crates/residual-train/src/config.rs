@@ -1,0 +1,80 @@
+//! What defines a run: [`TrainConfig`] (stored in every checkpoint) and the
+//! mixed-precision dtype [`AmpDtype`].
+
+use crate::data::Transform;
+use crate::optim::OptimizerConfig;
+use crate::scaler::GradScaler;
+use crate::schedule::Schedule;
+use residual_tensor::{DType, Device};
+use residual_zoo::ModelConfig;
+use serde::{Deserialize, Serialize};
+
+/// Everything that defines a run.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TrainConfig {
+    /// The model as the user named it: a registered name or a config file.
+    pub model: String,
+    /// The model's config, family settings included; the trainer sets its
+    /// input channels and classes from the training data.
+    pub model_config: ModelConfig,
+    /// Epochs to train.
+    pub epochs: u64,
+    /// Samples per batch.
+    pub batch_size: usize,
+    /// Base learning rate.
+    pub lr: f32,
+    /// Optimizer and its hyper-parameters.
+    pub optimizer: OptimizerConfig,
+    /// Learning-rate schedule over optimizer steps.
+    pub schedule: Schedule,
+    /// Clip gradients to this global norm.
+    pub clip_grad_norm: Option<f32>,
+    /// Cross-entropy label smoothing.
+    pub label_smoothing: f32,
+    /// Seed of initialisation, data order and augmentation.
+    pub seed: u64,
+    /// No weight decay on biases and norm parameters.
+    pub no_decay_norm_bias: bool,
+    /// Per-sample transforms of the training data.
+    pub transforms: Vec<Transform>,
+    /// Steps between detailed log records (per-layer gradient norms).
+    pub log_every: u64,
+    /// Mixed precision: the dtype the convolutions and the classifier compute
+    /// in, `None` for f32 throughout.
+    #[serde(default)]
+    pub amp: Option<AmpDtype>,
+}
+
+/// The half-precision dtype of a mixed-precision run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum AmpDtype {
+    /// bfloat16: f32's range, so no loss scaling (PyTorch's CPU default).
+    Bf16,
+    /// IEEE half: small gradients underflow, so the loss is scaled
+    /// dynamically (PyTorch's GPU default).
+    F16,
+}
+
+impl AmpDtype {
+    /// PyTorch's choice for `dev`: f16 on a GPU with f16 arithmetic, bf16 otherwise.
+    pub fn for_device(dev: &Device) -> Self {
+        match dev.backend().autocast_dtype() {
+            DType::F16 => AmpDtype::F16,
+            _ => AmpDtype::Bf16,
+        }
+    }
+
+    /// A fresh loss scaler when this dtype needs one (f16; bf16 has f32's range).
+    pub fn loss_scaler(self) -> Option<GradScaler> {
+        (self == AmpDtype::F16).then(GradScaler::default)
+    }
+
+    /// The tensor dtype.
+    pub fn dtype(self) -> DType {
+        match self {
+            AmpDtype::Bf16 => DType::BF16,
+            AmpDtype::F16 => DType::F16,
+        }
+    }
+}

@@ -1,0 +1,112 @@
+//! The training step, the one the trainer and the bench both run: forward
+//! (under autocast with mixed precision), cross-entropy, backward (through
+//! the loss scaler with f16), clipping, the optimizer step.
+
+use crate::clip::clip_grad_norm;
+use crate::config::{AmpDtype, TrainConfig};
+use crate::data::Batch;
+use crate::monitor::{self, Monitors};
+use crate::optim::Optimizer;
+use crate::scaler::{self, GradScaler};
+use residual_nn::Mode;
+use residual_tensor::{AutocastGuard, Result};
+use residual_zoo::Model;
+
+/// The settings of a step that stay fixed over a run.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct StepSettings {
+    /// Mixed-precision dtype, `None` for f32.
+    pub amp: Option<AmpDtype>,
+    /// Cross-entropy label smoothing.
+    pub label_smoothing: f32,
+    /// Clip gradients to this global norm.
+    pub clip_grad_norm: Option<f32>,
+}
+
+impl From<&TrainConfig> for StepSettings {
+    fn from(c: &TrainConfig) -> Self {
+        StepSettings {
+            amp: c.amp,
+            label_smoothing: c.label_smoothing,
+            clip_grad_norm: c.clip_grad_norm,
+        }
+    }
+}
+
+/// What a step did.
+#[derive(Debug, Clone)]
+pub struct StepOutcome {
+    /// Training loss of the batch.
+    pub loss: f32,
+    /// Correct predictions in the batch.
+    pub correct: usize,
+    /// Global gradient norm (unscaled, before clipping).
+    pub grad_norm: f32,
+    /// The loss scale of this step (f16 mixed precision only).
+    pub loss_scale: Option<f32>,
+    /// Whether the optimizer step was skipped because a gradient overflowed.
+    pub skipped: bool,
+    /// Gradient flow, weights and dead units, when asked for.
+    pub monitors: Option<Monitors>,
+}
+
+/// One optimizer step of `model` on `batch` at learning rate `lr`. With
+/// `monitor`, the step also records the per-layer figures of [`Monitors`]
+/// (from the forward's intermediates and the unscaled gradients).
+pub fn train_step(
+    model: &dyn Model,
+    optimizer: &mut Optimizer,
+    scaler: Option<&mut GradScaler>,
+    batch: &Batch,
+    settings: &StepSettings,
+    lr: f32,
+    monitor: bool,
+) -> Result<StepOutcome> {
+    // Under autocast the convolutions and the classifier compute in half
+    // precision; norms and the loss stay in f32.
+    let autocast = settings
+        .amp
+        .map(|a| AutocastGuard::new(a.dtype()))
+        .transpose()?;
+    let (logits, taps) = if monitor {
+        let out = model.forward_intermediates(&batch.images, Mode::Train)?;
+        (model.forward_head(&out.features, Mode::Train)?, out.taps)
+    } else {
+        (model.forward(&batch.images, Mode::Train)?, Vec::new())
+    };
+    let loss = logits.cross_entropy(&batch.labels, settings.label_smoothing)?;
+    drop(autocast);
+    let loss_scale = scaler.as_ref().map(|s| s.scale);
+    let (mut grads, skipped) = scaler::backward(&loss, scaler.as_deref())?;
+    let monitors = monitor
+        .then(|| -> Result<Monitors> {
+            Ok(Monitors {
+                layer_grad_norms: monitor::layer_grad_norms(optimizer, &grads)?,
+                layer_weight_stats: monitor::layer_weight_stats(optimizer)?,
+                zero_activations: monitor::zero_fractions(&taps)?,
+            })
+        })
+        .transpose()?;
+    let grad_norm = clip_grad_norm(&mut grads, settings.clip_grad_norm.unwrap_or(f32::INFINITY))?;
+    // A step with an inf / NaN gradient is skipped, as GradScaler does.
+    if !skipped {
+        optimizer.step(&grads, lr)?;
+    }
+    if let Some(s) = scaler {
+        s.update(skipped);
+    }
+    let correct = logits
+        .argmax(1)?
+        .iter()
+        .zip(&batch.labels)
+        .filter(|(p, l)| p == l)
+        .count();
+    Ok(StepOutcome {
+        loss: loss.to_scalar()?,
+        correct,
+        grad_norm,
+        loss_scale,
+        skipped,
+        monitors,
+    })
+}

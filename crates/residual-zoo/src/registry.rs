@@ -1,0 +1,187 @@
+//! The registry: every named model of the zoo, in one list, with the
+//! constructor of each family (timm's `@register_model` and
+//! `build_model_with_cfg`).
+//!
+//! A name resolves to its default [`ModelConfig`]; [`create`] applies the
+//! caller's [`ModelOptions`] and builds it. A path to a `.json` or `.toml`
+//! config file stands wherever a name does.
+
+use crate::config::{BlockKind, ResNetConfig};
+use crate::model::Model;
+use crate::model_config::{ModelConfig, ModelOptions};
+use crate::resnet::ResNet;
+use residual_tensor::{Device, Error, Result};
+use std::path::Path;
+
+/// A registered model: its name, a line about it and its default config.
+#[derive(Debug, Clone, Copy)]
+pub struct Registration {
+    /// The name (`resnet50`).
+    pub name: &'static str,
+    /// What it is, in a few words.
+    pub about: &'static str,
+    /// Its default config.
+    pub config: fn() -> ModelConfig,
+}
+
+fn imagenet(block: BlockKind, layers: [usize; 4]) -> ModelConfig {
+    ModelConfig::Resnet(ResNetConfig::imagenet(block, layers))
+}
+
+fn cifar(depth: usize, shortcut: bool) -> ModelConfig {
+    let c = ResNetConfig::cifar(depth).expect("a registered CIFAR depth is 6n + 2");
+    ModelConfig::Resnet(ResNetConfig { shortcut, ..c })
+}
+
+/// Every registered model, in the order `residual summary --help` lists them.
+pub static MODELS: &[Registration] = &[
+    Registration {
+        name: "resnet18",
+        about: "torchvision ResNet-18 (BasicBlock, 2-2-2-2), ImageNet",
+        config: || imagenet(BlockKind::Basic, [2, 2, 2, 2]),
+    },
+    Registration {
+        name: "resnet34",
+        about: "torchvision ResNet-34 (BasicBlock, 3-4-6-3), ImageNet",
+        config: || imagenet(BlockKind::Basic, [3, 4, 6, 3]),
+    },
+    Registration {
+        name: "resnet50",
+        about: "torchvision ResNet-50 (Bottleneck, 3-4-6-3), ImageNet",
+        config: || imagenet(BlockKind::Bottleneck, [3, 4, 6, 3]),
+    },
+    Registration {
+        name: "resnet101",
+        about: "torchvision ResNet-101 (Bottleneck, 3-4-23-3), ImageNet",
+        config: || imagenet(BlockKind::Bottleneck, [3, 4, 23, 3]),
+    },
+    Registration {
+        name: "resnet152",
+        about: "torchvision ResNet-152 (Bottleneck, 3-8-36-3), ImageNet",
+        config: || imagenet(BlockKind::Bottleneck, [3, 8, 36, 3]),
+    },
+    Registration {
+        name: "resnet20",
+        about: "CIFAR ResNet-20 (He et al. 2015, 3x3 blocks per stage), 10 classes",
+        config: || cifar(20, true),
+    },
+    Registration {
+        name: "resnet32",
+        about: "CIFAR ResNet-32, 10 classes",
+        config: || cifar(32, true),
+    },
+    Registration {
+        name: "resnet44",
+        about: "CIFAR ResNet-44, 10 classes",
+        config: || cifar(44, true),
+    },
+    Registration {
+        name: "resnet56",
+        about: "CIFAR ResNet-56, 10 classes",
+        config: || cifar(56, true),
+    },
+    Registration {
+        name: "resnet110",
+        about: "CIFAR ResNet-110, 10 classes",
+        config: || cifar(110, true),
+    },
+    Registration {
+        name: "plain20",
+        about: "ResNet-20 without shortcuts (the degradation experiment)",
+        config: || cifar(20, false),
+    },
+    Registration {
+        name: "plain32",
+        about: "ResNet-32 without shortcuts",
+        config: || cifar(32, false),
+    },
+    Registration {
+        name: "plain44",
+        about: "ResNet-44 without shortcuts",
+        config: || cifar(44, false),
+    },
+    Registration {
+        name: "plain56",
+        about: "ResNet-56 without shortcuts",
+        config: || cifar(56, false),
+    },
+    Registration {
+        name: "plain110",
+        about: "ResNet-110 without shortcuts",
+        config: || cifar(110, false),
+    },
+];
+
+/// The registered names, in registry order.
+pub fn names() -> Vec<&'static str> {
+    MODELS.iter().map(|r| r.name).collect()
+}
+
+/// The registration of `name`.
+pub fn lookup(name: &str) -> Result<&'static Registration> {
+    MODELS.iter().find(|r| r.name == name).ok_or_else(|| {
+        Error::arg(
+            "model",
+            format!(
+                "unknown model {name:?}; known: {} (or a .json / .toml config file)",
+                names().join(", ")
+            ),
+        )
+    })
+}
+
+/// The largest config file read, in bytes.
+const MAX_CONFIG_BYTES: u64 = 1 << 20;
+
+/// The config of `model` (a registered name, or a path to a `.json` /
+/// `.toml` config file) with `opts` applied.
+pub fn resolve(model: &str, opts: &ModelOptions) -> Result<ModelConfig> {
+    let mut config = if model.ends_with(".json") || model.ends_with(".toml") {
+        read_config_file(Path::new(model))?
+    } else {
+        (lookup(model)?.config)()
+    };
+    config.apply(opts)?;
+    Ok(config)
+}
+
+/// Reads a model config file (JSON or TOML by its extension).
+pub fn read_config_file(path: &Path) -> Result<ModelConfig> {
+    let io = |e: std::io::Error| Error::Io {
+        path: path.display().to_string(),
+        msg: e.to_string(),
+    };
+    let len = std::fs::metadata(path).map_err(io)?.len();
+    if len > MAX_CONFIG_BYTES {
+        return Err(Error::arg(
+            "model config",
+            format!(
+                "{} is {len} bytes; a model config is at most {MAX_CONFIG_BYTES}",
+                path.display()
+            ),
+        ));
+    }
+    let text = std::fs::read_to_string(path).map_err(io)?;
+    let parsed = match path.extension().and_then(|e| e.to_str()) {
+        Some("toml") => ModelConfig::from_toml(&text),
+        _ => ModelConfig::from_json(&text),
+    };
+    parsed.map_err(|e| Error::arg("model config", format!("{}: {e}", path.display())))
+}
+
+/// Builds `model` (a registered name or a config file) with `opts`,
+/// initialised from `seed` on `dev`.
+pub fn create(model: &str, opts: &ModelOptions, seed: u64, dev: &Device) -> Result<Box<dyn Model>> {
+    resolve(model, opts)?.build(seed, dev)
+}
+
+impl ModelConfig {
+    /// Builds and initialises the model from `seed` on `dev`: each family's
+    /// constructor.
+    pub fn build(&self, seed: u64, dev: &Device) -> Result<Box<dyn Model>> {
+        self.validate()?;
+        Ok(match self {
+            ModelConfig::Resnet(c) => Box::new(ResNet::new(c, seed, dev)?),
+        })
+    }
+}
