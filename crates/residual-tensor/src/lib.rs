@@ -27,6 +27,7 @@ pub mod cpu;
 mod device;
 mod dtype;
 mod error;
+mod grad_mode;
 mod ops;
 pub mod rng;
 mod shape;
