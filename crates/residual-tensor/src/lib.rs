@@ -22,7 +22,6 @@
 pub mod autocast;
 pub mod autograd;
 pub mod backend;
-pub mod conformance;
 pub mod cpu;
 mod device;
 mod dtype;
