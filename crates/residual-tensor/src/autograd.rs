@@ -5,65 +5,16 @@
 //! [`Tensor::backward`] walks the nodes in reverse topological order, adds
 //! up the gradients of tensors used more than once, and returns the gradients
 //! of the leaves.
+//!
+//! The graph's types ([`Node`], [`BackwardFn`], [`TensorId`]) live beside
+//! [`Tensor`], which holds them, and the grad mode in `grad_mode`; this module
+//! re-exports both, so it imports `tensor` and `tensor` never imports it.
 
 use crate::{Error, Result, Tensor};
-use std::cell::Cell;
 use std::collections::{HashMap, HashSet};
 
-/// The backward rule of one op: gradient of the output to gradients of the
-/// inputs (`None` for inputs that need none).
-pub type BackwardFn = Box<dyn Fn(&Tensor) -> Result<Vec<Option<Tensor>>> + Send + Sync>;
-
-/// A recorded op in the graph.
-pub struct Node {
-    pub(crate) op: &'static str,
-    pub(crate) inputs: Vec<Tensor>,
-    pub(crate) backward: BackwardFn,
-}
-
-thread_local! {
-    static GRAD_ENABLED: Cell<bool> = const { Cell::new(true) };
-}
-
-/// Whether ops on this thread record the graph.
-pub fn is_grad_enabled() -> bool {
-    GRAD_ENABLED.with(|g| g.get())
-}
-
-/// Runs `f` without recording the graph (evaluation, optimizer updates).
-pub fn no_grad<T>(f: impl FnOnce() -> T) -> T {
-    let _guard = NoGradGuard::new();
-    f()
-}
-
-/// Disables graph recording on this thread until dropped.
-pub struct NoGradGuard {
-    prev: bool,
-}
-
-impl NoGradGuard {
-    /// Disables recording; the previous state returns on drop.
-    pub fn new() -> Self {
-        let prev = GRAD_ENABLED.with(|g| g.replace(false));
-        NoGradGuard { prev }
-    }
-}
-
-impl Default for NoGradGuard {
-    fn default() -> Self {
-        Self::new()
-    }
-}
-
-impl Drop for NoGradGuard {
-    fn drop(&mut self) {
-        GRAD_ENABLED.with(|g| g.set(self.prev));
-    }
-}
-
-/// Identity of a tensor, stable across clones of its handle.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct TensorId(pub(crate) u64);
+pub use crate::grad_mode::{is_grad_enabled, no_grad, NoGradGuard};
+pub use crate::tensor::{BackwardFn, Node, TensorId};
 
 /// Gradients of the leaves of a graph, keyed by tensor.
 #[derive(Default, Debug)]
@@ -102,8 +53,15 @@ impl Gradients {
     }
 }
 
+impl Tensor {
+    /// Gradients of every leaf that requires grad, from this one-element tensor.
+    pub fn backward(&self) -> Result<Gradients> {
+        sweep(self)
+    }
+}
+
 /// Reverse-mode sweep from `root` (a one-element tensor).
-pub(crate) fn backward(root: &Tensor) -> Result<Gradients> {
+fn sweep(root: &Tensor) -> Result<Gradients> {
     if root.shape().numel() != 1 {
         return Err(Error::Autograd(format!(
             "backward() needs a scalar (one-element) tensor, got shape {}",

@@ -5,7 +5,7 @@ use std::fmt;
 /// The element type of a tensor. `F32` is the compute type of every op but
 /// the GEMM ops (conv2d, matmul, linear), which also compute on `F16` and
 /// `BF16` operands with f32 accumulation; every other op upcasts a half
-/// input to f32. See [`crate::autocast`].
+/// input to f32. See [`crate::autocast`](mod@crate::autocast).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum DType {
     /// 32-bit IEEE float.

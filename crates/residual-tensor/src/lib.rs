@@ -22,11 +22,11 @@
 pub mod autocast;
 pub mod autograd;
 pub mod backend;
-pub mod conformance;
 pub mod cpu;
 mod device;
 mod dtype;
 mod error;
+mod grad_mode;
 pub mod macs;
 mod ops;
 pub mod rng;

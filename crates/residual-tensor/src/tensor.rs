@@ -1,13 +1,28 @@
 //! The [`Tensor`] handle: construction, read-back, casts and the op plumbing.
 
-use crate::autograd::{self, BackwardFn, Gradients, Node, TensorId};
 use crate::backend::{HostData, Storage};
+use crate::grad_mode;
 use crate::{rng, DType, Device, Error, Result, Shape};
 use std::fmt;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 static NEXT_TENSOR_ID: AtomicU64 = AtomicU64::new(1);
+
+/// Identity of a tensor, stable across clones of its handle.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct TensorId(pub(crate) u64);
+
+/// The backward rule of one op: gradient of the output to gradients of the
+/// inputs (`None` for inputs that need none).
+pub type BackwardFn = Box<dyn Fn(&Tensor) -> Result<Vec<Option<Tensor>>> + Send + Sync>;
+
+/// A recorded op in the graph.
+pub struct Node {
+    pub(crate) op: &'static str,
+    pub(crate) inputs: Vec<Tensor>,
+    pub(crate) backward: BackwardFn,
+}
 
 /// An n-dimensional array on a [`Device`]: a cheap-to-clone handle to immutable,
 /// dense row-major storage, plus the op that made it when it takes part in autograd.
@@ -67,7 +82,7 @@ impl Tensor {
         backward: impl Fn(&Tensor) -> Result<Vec<Option<Tensor>>> + Send + Sync + 'static,
     ) -> Self {
         debug_assert_eq!(storage.len(), shape.numel(), "{op}: kernel output size");
-        let track = autograd::is_grad_enabled() && inputs.iter().any(|t| t.requires_grad());
+        let track = grad_mode::is_grad_enabled() && inputs.iter().any(|t| t.requires_grad());
         let node = track.then(|| Node {
             op,
             inputs: inputs.iter().map(|t| (*t).clone()).collect(),
@@ -202,10 +217,6 @@ impl Tensor {
             self.device().clone(),
             false,
         )
-    }
-    /// Gradients of every leaf that requires grad, from this one-element tensor.
-    pub fn backward(&self) -> Result<Gradients> {
-        autograd::backward(self)
     }
 
     // ---- construction -------------------------------------------------

@@ -1,8 +1,7 @@
 //! Elementwise kernels: unary functions and their derivatives, broadcasting
 //! binary ops, dropout.
 
-use super::fill::par_fill;
-use super::PAR_CHUNK;
+use super::fill::{par_fill, PAR_CHUNK};
 use crate::backend::{BinaryOp, UnaryOp};
 use crate::Shape;
 use rayon::prelude::*;

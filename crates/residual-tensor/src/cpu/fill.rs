@@ -7,6 +7,9 @@
 use rayon::prelude::*;
 use std::mem::{ManuallyDrop, MaybeUninit};
 
+/// Elements per rayon task for elementwise work: below this, threading costs more than it saves.
+pub(crate) const PAR_CHUNK: usize = 1 << 14;
+
 /// A vector of `n` elements that are not yet written.
 pub(crate) fn uninit_vec<T>(n: usize) -> Vec<MaybeUninit<T>> {
     let mut v = Vec::with_capacity(n);

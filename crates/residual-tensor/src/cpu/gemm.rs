@@ -3,7 +3,6 @@
 //! (today single-threaded `matrixmultiply` blocks on rayon's threads) can be swapped in one place.
 
 use crate::backend::MatmulSpec;
-use half::bf16;
 use rayon::prelude::*;
 
 /// A dense row-major matrix operand, possibly read transposed.
@@ -124,8 +123,9 @@ pub(crate) fn for_each_block(
 }
 
 /// An element type the CPU GEMM multiplies, with f32 accumulation and an f32
-/// result: f32 ([`sgemm`]) and bf16 ([`super::gemm_bf16::gemm`], only where
-/// [`super::gemm_bf16::available`] holds).
+/// result: f32 ([`sgemm`], here) and bf16 ([`super::gemm_bf16::gemm`], only
+/// where [`super::gemm_bf16::available`] holds; its impl lives in `gemm_bf16`
+/// so that this file does not import the file that imports it).
 pub trait GemmElem: Copy + Default + Send + Sync {
     /// `c[m, n] = op(a)[m, k] @ op(b)[k, n] + beta * c`.
     #[allow(clippy::too_many_arguments)]
@@ -151,20 +151,6 @@ impl GemmElem for f32 {
         c: &mut [f32],
     ) {
         sgemm(m, k, n, 1.0, a, b, beta, c);
-    }
-}
-
-impl GemmElem for bf16 {
-    fn gemm(
-        m: usize,
-        k: usize,
-        n: usize,
-        a: MatRef<bf16>,
-        b: MatRef<bf16>,
-        beta: f32,
-        c: &mut [f32],
-    ) {
-        super::gemm_bf16::gemm(m, k, n, a, b, beta, c);
     }
 }
 

@@ -4,7 +4,7 @@
 //! to an f32 lane: twice the multiply-adds per instruction of an f32 FMA.
 //!
 //! Blocking as in GotoBLAS: C is split into one block per rayon thread
-//! ([`for_each_block`]); within a block, `NC` columns by `KC` of k of B are
+//! (`gemm::for_each_block`); within a block, `NC` columns by `KC` of k of B are
 //! packed, then `MC` rows by `KC` of A, and an `MR x NR` micro-kernel keeps
 //! its tile of C in 12 registers. Packed layouts take k in pairs, as
 //! `vdpbf16ps` does (one u32 word holds `x[.., 2p]` in its low half and
@@ -18,7 +18,7 @@
 //!
 //! Use [`available`] first: [`gemm`] requires AVX512F, AVX512BW and AVX512-BF16.
 
-use super::gemm::{degenerate, for_each_block, MatRef};
+use super::gemm::{degenerate, for_each_block, GemmElem, MatRef};
 use super::spare::Spare;
 use half::bf16;
 
@@ -32,6 +32,21 @@ const KC: usize = 256;
 const MC: usize = 96;
 /// Columns of B per packed block (a multiple of `NR`).
 const NC: usize = 1024;
+
+/// The native bf16 GEMM as a [`GemmElem`]: callers check [`available`] first.
+impl GemmElem for bf16 {
+    fn gemm(
+        m: usize,
+        k: usize,
+        n: usize,
+        a: MatRef<bf16>,
+        b: MatRef<bf16>,
+        beta: f32,
+        c: &mut [f32],
+    ) {
+        gemm(m, k, n, a, b, beta, c);
+    }
+}
 
 /// Whether this CPU runs [`gemm`].
 pub fn available() -> bool {

@@ -1,6 +1,6 @@
 //! Layout kernels: strided gather, concat, index_select and its backward.
 
-use super::PAR_CHUNK;
+use super::fill::PAR_CHUNK;
 use crate::backend::{coalesce, AxisView};
 use crate::Shape;
 use rayon::prelude::*;

@@ -5,9 +5,8 @@
 //! row norm sees `x: [rows, cols]` and normalises per row (layer norm: rows are
 //! samples; group norm: rows are (sample, group) pairs).
 
-use super::fill::par_fill;
-use super::Float;
-use super::PAR_CHUNK;
+use super::fill::{par_fill, PAR_CHUNK};
+use super::storage::Float;
 use crate::backend::Storage;
 use crate::backend::{AxisView, RowAffine};
 use rayon::prelude::*;

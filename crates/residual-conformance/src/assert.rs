@@ -1,25 +1,7 @@
-//! The backend conformance suite, written once over a [`Device`].
-//!
-//! Every check is a `pub fn(&Device)` that panics with a message on failure,
-//! like an `assert!`. [`conformance_tests!`](crate::conformance_tests) expands to
-//! one `#[test]` per check for a device, so a new backend runs the whole suite
-//! with one line:
-//!
-//! ```ignore
-//! residual_tensor::conformance_tests!(Some(residual_tensor::Device::cpu()));
-//! ```
-//!
-//! Forward results are checked against PyTorch fixtures
-//! (`scripts/fixtures/make_fixtures.py`) or host references; backward results
-//! against PyTorch's gradients or central finite differences.
+//! The two assertions every check is made of: values close to a reference,
+//! and gradients close to central finite differences.
 
-mod checks;
-mod torch;
-
-pub use checks::*;
-pub use torch::*;
-
-use crate::{Device, Result, Tensor};
+use residual_tensor::{Device, Result, Tensor};
 
 /// Asserts `max |got - want| <= tol * max(1, max |want|)`, naming the check.
 pub fn assert_close(what: &str, got: &[f32], want: &[f32], tol: f32) {
@@ -73,7 +55,10 @@ pub fn check_gradients(
         .backward()
         .unwrap_or_else(|e| panic!("{what}: backward failed: {e}"));
     let objective = |xs: &[Tensor]| -> f64 {
-        let y = crate::no_grad(|| f(xs)).unwrap().to_vec().unwrap();
+        let y = residual_tensor::no_grad(|| f(xs))
+            .unwrap()
+            .to_vec()
+            .unwrap();
         y.iter()
             .zip(&r_host)
             .map(|(&a, &b)| a as f64 * b as f64)
@@ -112,46 +97,4 @@ pub fn check_gradients(
             );
         }
     }
-}
-
-/// A tensor on `dev` from values and a shape.
-pub fn t(dev: &Device, v: Vec<f32>, shape: &[usize]) -> Tensor {
-    Tensor::from_vec(v, shape.to_vec(), dev).unwrap()
-}
-
-/// Seeded normal values, deterministic per `seed`.
-pub fn randn(dev: &Device, shape: &[usize], seed: u64) -> Tensor {
-    Tensor::randn(shape.to_vec(), 0.0, 1.0, seed, dev).unwrap()
-}
-
-/// Expands to one `#[test]` per conformance check. The argument is an
-/// expression giving `Option<Device>`; with `None` each test prints why it was
-/// skipped (no adapter) and passes.
-#[macro_export]
-macro_rules! conformance_tests {
-    ($device:expr) => {
-        $crate::conformance_tests!(@each $device;
-            unary_forward, unary_backward, activations_backward, binary_broadcast,
-            binary_backward, reductions_forward, reductions_backward, argmax_first_max,
-            matmul_forward, matmul_backward, linear_forward_backward, layout_forward, layout_backward,
-            conv2d_finite_differences, conv2d_fused_epilogue, conv2d_non_contiguous_input, pool_finite_differences,
-            norm_finite_differences, softmax_cross_entropy_finite_differences, dropout_mask,
-            residual_add_accumulates, no_grad_and_detach, casts_round_trip, half_gemm_ops, batch_norm_half_input,
-            torch_conv2d, torch_batch_norm_train, torch_batch_norm_eval, torch_group_norm,
-            torch_layer_norm, torch_cross_entropy, torch_pooling, torch_activations,
-            torch_basic_block, torch_autocast
-        );
-    };
-    (@each $device:expr; $($name:ident),* $(,)?) => {
-        $(
-            #[test]
-            fn $name() {
-                let device: Option<$crate::Device> = $device;
-                match device {
-                    Some(dev) => $crate::conformance::$name(&dev),
-                    None => eprintln!("SKIPPED {}: no device of this kind on this machine", stringify!($name)),
-                }
-            }
-        )*
-    };
 }

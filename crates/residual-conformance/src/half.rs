@@ -1,0 +1,249 @@
+//! Half precision: casts, GEMM ops on f16 / bf16 operands, batch norm of a
+//! half input, and autocast against PyTorch's.
+
+use crate::fixtures::{check, fixture, grads_for, load};
+use crate::inputs::{randn, t};
+use residual_tensor::{Conv2dParams, DType, Device, Tensor};
+
+/// f32 -> f16 / bf16 -> f32 round trips and ops refusing half storage.
+pub fn casts_round_trip(dev: &Device) {
+    let x = t(dev, vec![1.0, -2.5, 1e-3, 65504.0, 2.71], &[5]);
+    let h = x.cast(DType::F16).unwrap();
+    assert_eq!(h.dtype(), DType::F16);
+    let back = h.cast(DType::F32).unwrap().to_vec().unwrap();
+    let want: Vec<f32> = x
+        .to_vec()
+        .unwrap()
+        .iter()
+        .map(|&v| half::f16::from_f32(v).to_f32())
+        .collect();
+    assert_eq!(back, want);
+    let b = x
+        .cast(DType::BF16)
+        .unwrap()
+        .cast(DType::F32)
+        .unwrap()
+        .to_vec()
+        .unwrap();
+    let want: Vec<f32> = x
+        .to_vec()
+        .unwrap()
+        .iter()
+        .map(|&v| half::bf16::from_f32(v).to_f32())
+        .collect();
+    assert_eq!(b, want);
+    // f32 ops upcast half inputs (differentiably) and return f32.
+    let r = h.neg().unwrap();
+    assert_eq!(r.dtype(), DType::F32);
+    let want: Vec<f32> = back.iter().map(|v| -v).collect();
+    assert_eq!(r.to_vec().unwrap(), want);
+}
+
+/// GEMM ops on half operands (and under autocast) compute the f32 product of
+/// the upcast operands and round it once to the half dtype; the gradients
+/// reach the f32 master tensors in f32.
+pub fn half_gemm_ops(dev: &Device) {
+    let p = Conv2dParams {
+        padding: [1; 4],
+        ..Default::default()
+    };
+    for dtype in [DType::BF16, DType::F16] {
+        let x = randn(dev, &[2, 3, 5, 5], 11);
+        let w = randn(dev, &[4, 3, 3, 3], 12);
+        let (xh, wh) = (x.cast(dtype).unwrap(), w.cast(dtype).unwrap());
+        let wide = |t: &Tensor| t.cast(DType::F32).unwrap();
+        let rounded = |t: Tensor| t.cast(dtype).unwrap().cast(DType::F32).unwrap();
+        // Forward: exactly round(f32 conv of the upcast operands).
+        let y = xh.conv2d(&wh, None, p).unwrap();
+        assert_eq!(y.dtype(), dtype);
+        let want = rounded(wide(&xh).conv2d(&wide(&wh), None, p).unwrap());
+        assert_eq!(
+            wide(&y).to_vec().unwrap(),
+            want.to_vec().unwrap(),
+            "conv2d {dtype}"
+        );
+        let a = randn(dev, &[3, 7], 13).cast(dtype).unwrap();
+        let b = randn(dev, &[7, 5], 14).cast(dtype).unwrap();
+        let m = a.matmul(&b).unwrap();
+        let want = rounded(wide(&a).matmul(&wide(&b)).unwrap());
+        assert_eq!(
+            wide(&m).to_vec().unwrap(),
+            want.to_vec().unwrap(),
+            "matmul {dtype}"
+        );
+
+        // Under autocast: f32 leaves in, half out, f32 gradients that equal
+        // the half backward kernels of the rounded operands and gradient.
+        let (xl, wl) = (x.clone().requires_grad_(), w.clone().requires_grad_());
+        let y = residual_tensor::autocast(dtype, || xl.conv2d(&wl, None, p))
+            .unwrap()
+            .unwrap();
+        assert_eq!(y.dtype(), dtype);
+        assert_eq!(
+            wide(&y).to_vec().unwrap(),
+            wide(&xh.conv2d(&wh, None, p).unwrap()).to_vec().unwrap()
+        );
+        let dy = randn(dev, y.dims(), 15);
+        let g = wide(&y)
+            .mul(&dy)
+            .unwrap()
+            .sum_all()
+            .unwrap()
+            .backward()
+            .unwrap();
+        let (gx, gw) = (g.get(&xl).unwrap(), g.get(&wl).unwrap());
+        assert_eq!((gx.dtype(), gw.dtype()), (DType::F32, DType::F32));
+        let dyh = dy.cast(dtype).unwrap();
+        let (xr, wr) = (xh.clone().requires_grad_(), wh.clone().requires_grad_());
+        let gh = xr.conv2d(&wr, None, p).unwrap().mul(&dyh).unwrap();
+        // d(sum(y * dy)) with y, dy half: the product upcasts, so the
+        // gradient reaching y is dy (rounded), as under autocast.
+        let gh = gh.sum_all().unwrap().backward().unwrap();
+        assert_eq!(
+            gx.to_vec().unwrap(),
+            wide(gh.get(&xr).unwrap()).to_vec().unwrap(),
+            "dx {dtype}"
+        );
+        assert_eq!(
+            gw.to_vec().unwrap(),
+            wide(gh.get(&wr).unwrap()).to_vec().unwrap(),
+            "dw {dtype}"
+        );
+    }
+}
+
+/// Training-mode batch norm takes a half input as it is (as a convolution's
+/// output under autocast): its output, statistics and affine gradients equal
+/// those of the upcast input, and the input's gradient is that one rounded
+/// once to the input's dtype.
+pub fn batch_norm_half_input(dev: &Device) {
+    for dtype in [DType::BF16, DType::F16] {
+        let x = randn(dev, &[3, 4, 5, 6], 21).cast(dtype).unwrap();
+        let xw = x.cast(DType::F32).unwrap();
+        let gamma = randn(dev, &[4], 22).requires_grad_();
+        let beta = randn(dev, &[4], 23).requires_grad_();
+        let dy = randn(dev, &[3, 4, 5, 6], 24);
+        let run = |input: &Tensor| {
+            let input = input.clone().requires_grad_();
+            let out = input
+                .batch_norm_train(Some(&gamma), Some(&beta), 1e-5)
+                .unwrap();
+            let g = out
+                .y
+                .mul(&dy)
+                .unwrap()
+                .sum_all()
+                .unwrap()
+                .backward()
+                .unwrap();
+            let grads = [&input, &gamma, &beta].map(|t| g.get(t).unwrap().clone());
+            (out, grads)
+        };
+        let (half, [dx, dgamma, dbeta]) = run(&x);
+        let (wide, [dxw, dgammaw, dbetaw]) = run(&xw);
+        assert_eq!(
+            half.y.dtype(),
+            DType::F32,
+            "batch norm of {dtype} returns f32"
+        );
+        for (what, got, want) in [
+            ("y", &half.y, &wide.y),
+            ("mean", &half.mean, &wide.mean),
+            ("var", &half.var_unbiased, &wide.var_unbiased),
+            ("dgamma", &dgamma, &dgammaw),
+            ("dbeta", &dbeta, &dbetaw),
+        ] {
+            assert_eq!(
+                got.to_vec().unwrap(),
+                want.to_vec().unwrap(),
+                "{what} {dtype}"
+            );
+        }
+        assert_eq!(dx.dtype(), dtype, "the gradient has the input's dtype");
+        assert_eq!(
+            dx.cast(DType::F32).unwrap().to_vec().unwrap(),
+            dxw.cast(dtype)
+                .unwrap()
+                .cast(DType::F32)
+                .unwrap()
+                .to_vec()
+                .unwrap(),
+            "dx {dtype}"
+        );
+    }
+}
+
+/// Autocast against `torch.autocast("cpu", dtype)`: conv2d and matmul of f32
+/// leaves in bf16 and in f16, forward and the f32 gradients. Different
+/// summation orders may round a result to the neighbouring half value, so
+/// the bound is one unit in the last place of the largest value (2^-7 for
+/// bf16, 2^-10 for f16), and nearly every element must agree exactly.
+pub fn torch_autocast(dev: &Device) {
+    for (name, dtype, ulp) in [
+        ("bf16", residual_tensor::DType::BF16, 2f32.powi(-7)),
+        ("f16", residual_tensor::DType::F16, 2f32.powi(-10)),
+    ] {
+        let f = |k: &str| format!("autocast_{name}.{k}");
+        let exact_share = |what: &str, got: &Tensor, fixture_name: &str| {
+            let (want, _) = fixture(fixture_name);
+            let got = got.to_vec().unwrap();
+            let same = got.iter().zip(&want).filter(|(g, w)| g == w).count();
+            let share = same as f64 / want.len() as f64;
+            assert!(
+                share >= 0.98,
+                "{what}: only {same} of {} elements equal PyTorch's",
+                want.len()
+            );
+        };
+        let x = load(dev, &f("conv.x")).requires_grad_();
+        let w = load(dev, &f("conv.w")).requires_grad_();
+        let p = Conv2dParams::new(1, 1, 1, 1);
+        let y = residual_tensor::autocast(dtype, || x.conv2d(&w, None, p))
+            .unwrap()
+            .unwrap();
+        assert_eq!(y.dtype(), dtype, "autocast {name}: conv2d output dtype");
+        let y = y.cast(residual_tensor::DType::F32).unwrap();
+        check(&format!("autocast {name} conv y"), &y, &f("conv.y"), ulp);
+        exact_share(&format!("autocast {name} conv y"), &y, &f("conv.y"));
+        let g = grads_for(&y, &load(dev, &f("conv.dy")), &[&x, &w]);
+        check(
+            &format!("autocast {name} conv dx"),
+            &g[0],
+            &f("conv.dx"),
+            ulp,
+        );
+        check(
+            &format!("autocast {name} conv dw"),
+            &g[1],
+            &f("conv.dw"),
+            ulp,
+        );
+
+        let a = load(dev, &f("matmul.a")).requires_grad_();
+        let lw = load(dev, &f("matmul.w")).requires_grad_();
+        let z = residual_tensor::autocast(dtype, || a.matmul(&lw.transpose(0, 1)?))
+            .unwrap()
+            .unwrap();
+        assert_eq!(z.dtype(), dtype, "autocast {name}: matmul output dtype");
+        let z = z.cast(residual_tensor::DType::F32).unwrap();
+        check(
+            &format!("autocast {name} matmul y"),
+            &z,
+            &f("matmul.y"),
+            ulp,
+        );
+        let g = grads_for(&z, &load(dev, &f("matmul.dy")), &[&a, &lw]);
+        check(
+            &format!("autocast {name} matmul da"),
+            &g[0],
+            &f("matmul.da"),
+            ulp,
+        );
+        check(
+            &format!("autocast {name} matmul dw"),
+            &g[1],
+            &f("matmul.dw"),
+            ulp,
+        );
+    }
+}

@@ -1,0 +1,25 @@
+//! The [`Backend`] trait: one method per primitive kernel.
+//!
+//! A backend owns its storage (host vectors for the CPU, buffers for a GPU). The
+//! tensor core checks shapes, dtypes and devices before it calls a kernel, so a
+//! kernel may assume valid arguments; every storage it receives is dense
+//! row-major, and every float kernel reads and writes `f32`.
+//!
+//! The module is split by job: `kernels` holds the trait, `params` the types
+//! its kernels take (ops, geometry, statistics, hyper-parameters), `storage`
+//! the storage handle and host data, and `helpers` what backends share
+//! (`half_through_f32`, `widened`, `coalesce`). Everything is re-exported
+//! here, so `residual_tensor::backend::X` names each item.
+
+mod helpers;
+mod kernels;
+mod params;
+mod storage;
+
+pub use helpers::{coalesce, half_through_f32, widened};
+pub use kernels::Backend;
+pub use params::{
+    AdamWHyper, AxisView, BinaryOp, Conv2dGeometry, Conv2dParams, ConvEpilogue, MatmulSpec,
+    NormGrads, NormStats, Pool2dGeometry, Pool2dParams, ReduceOp, RowAffine, SgdHyper, UnaryOp,
+};
+pub use storage::{BackendStorage, HostData, Storage};
