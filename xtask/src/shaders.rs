@@ -129,6 +129,20 @@ fn global<'m>(
         .find(|(_, v)| v.name.as_deref() == Some(name))
 }
 
+/// A 4-byte scalar type as Rust names it (`u32`, `f32`, `i32`); anything
+/// else as naga prints it, which no Rust field matches.
+fn scalar_name(ty: &naga::TypeInner) -> String {
+    match ty {
+        naga::TypeInner::Scalar(naga::Scalar { kind, width: 4 }) => match kind {
+            naga::ScalarKind::Uint => "u32".into(),
+            naga::ScalarKind::Float => "f32".into(),
+            naga::ScalarKind::Sint => "i32".into(),
+            other => format!("{other:?}"),
+        },
+        other => format!("{other:?}"),
+    }
+}
+
 /// How naga says a global is bound, in the contract's terms.
 fn access(space: naga::AddressSpace) -> Option<Access> {
     match space {
@@ -178,14 +192,26 @@ pub fn check_contract(
                 s.name
             ));
         }
-        let wgsl: Vec<(&str, usize)> = members
+        let wgsl: Vec<(&str, usize, String)> = members
             .iter()
-            .map(|m| (m.name.as_deref().unwrap_or("?"), m.offset as usize))
+            .map(|m| {
+                let name = m.name.as_deref().unwrap_or("?");
+                (
+                    name,
+                    m.offset as usize,
+                    scalar_name(&module.types[m.ty].inner),
+                )
+            })
             .collect();
-        if wgsl != s.fields {
+        let rust: Vec<(&str, usize, String)> = s
+            .fields
+            .iter()
+            .map(|&(name, offset, ty)| (name, offset, ty.to_string()))
+            .collect();
+        if wgsl != rust {
             errors.push(format!(
-                "{file}: struct {}: WGSL members (name, offset) {wgsl:?}, Rust fields {:?}",
-                s.name, s.fields
+                "{file}: struct {}: WGSL members (name, offset, type) {wgsl:?}, Rust fields {rust:?}",
+                s.name
             ));
         }
         match global(module, s.global) {
@@ -350,6 +376,21 @@ mod tests {
         assert!(
             errors[0].starts_with("fill.wgsl: struct FillParams: WGSL members"),
             "{errors:?}"
+        );
+    }
+
+    #[test]
+    fn a_wrong_field_type_fails_the_check() {
+        let (mut c, module, info) = fill();
+        c.structs[0].fields[1].2 = "u32";
+        assert_eq!(
+            check_contract(&c, &module, &info),
+            [
+                "fill.wgsl: struct FillParams: WGSL members (name, offset, type) \
+                 [(\"n\", 0, \"u32\"), (\"value\", 4, \"f32\"), (\"_pad0\", 8, \"u32\"), (\"_pad1\", 12, \"u32\")], \
+                 Rust fields \
+                 [(\"n\", 0, \"u32\"), (\"value\", 4, \"u32\"), (\"_pad0\", 8, \"u32\"), (\"_pad1\", 12, \"u32\")]"
+            ]
         );
     }
 

@@ -61,7 +61,7 @@ impl Binding {
 }
 
 /// A parameter struct as Rust lays it out: what the WGSL struct of the same
-/// name must match (size and every member's offset, in order).
+/// name must match (size, and every member's name, offset and type, in order).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct StructLayout {
     /// The struct's name, the same in Rust and WGSL.
@@ -70,8 +70,9 @@ pub struct StructLayout {
     pub global: &'static str,
     /// `size_of` the Rust struct; WGSL's span of the struct.
     pub size: usize,
-    /// Member names and byte offsets, in declaration order.
-    pub fields: Vec<(&'static str, usize)>,
+    /// Member names, byte offsets and scalar types (`u32`, `f32`, `i32`), in
+    /// declaration order.
+    pub fields: Vec<(&'static str, usize, &'static str)>,
 }
 
 /// A shader's parameter block: a `#[repr(C)]` plain-old-data struct mirrored
@@ -161,7 +162,11 @@ macro_rules! params {
                     name: stringify!($name),
                     global: <Self as $crate::contract::types::Params>::BINDING.name,
                     size: std::mem::size_of::<$name>(),
-                    fields: vec![$((stringify!($field), std::mem::offset_of!($name, $field))),*],
+                    fields: vec![$((
+                        stringify!($field),
+                        std::mem::offset_of!($name, $field),
+                        stringify!($ty),
+                    )),*],
                 }
             }
         }
