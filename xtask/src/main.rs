@@ -1,7 +1,8 @@
 //! `cargo xtask`: the project's tasks.
 //!
 //! - `cargo xtask test`: formatting, lints (warnings are errors), every test; a summary.
-//! - `cargo xtask shaders`: validates every WGSL shader with naga and lists them.
+//! - `cargo xtask shaders`: validates every WGSL shader with naga, lists them, and
+//!   checks the typed host/shader contract against naga's reflection.
 //! - `cargo xtask bench [--filter TEXT] [--device cpu|wgpu]`: benchmarks, one JSON object per line and case.
 
 mod shaders;
@@ -13,7 +14,8 @@ use std::time::Instant;
 const USAGE: &str =
     "usage: cargo xtask <test | shaders | bench [--filter TEXT] [--device cpu|wgpu]>\n\
   test    cargo fmt --check, cargo clippy -D warnings, shader validation, cargo test --workspace\n\
-  shaders validate every WGSL shader with naga and print their entry points and bindings\n\
+  shaders validate every WGSL shader with naga, print their entry points and bindings,\n\
+          and check the Rust parameter structs and bindings against the WGSL\n\
   bench   release-mode benchmarks as JSON lines (see docs/benchmarks.md)";
 
 fn main() -> ExitCode {
@@ -149,13 +151,17 @@ fn test() -> ExitCode {
 fn shaders_command() -> ExitCode {
     let dir = shaders::shader_dir();
     eprintln!("\n== xtask: shaders: naga validation of {}", dir.display());
-    match shaders::validate_all(&dir) {
-        Ok(listing) => {
-            print!("{listing}");
+    let listing = shaders::validate_all(&dir);
+    let contract = shaders::check_contracts(&dir);
+    match (listing, contract) {
+        (Ok(listing), Ok(summary)) => {
+            print!("{listing}{summary}");
             ExitCode::SUCCESS
         }
-        Err(e) => {
-            eprintln!("{e}");
+        (listing, contract) => {
+            for e in [listing.err(), contract.err()].into_iter().flatten() {
+                eprintln!("{e}");
+            }
             ExitCode::FAILURE
         }
     }

@@ -3,9 +3,16 @@
 // low 16 bits of word j. One thread per output word (to-half) or per input
 // word (from-half); written with integer arithmetic so that the result is
 // exact on every adapter, with or without SHADER_F16.
-// params: [n] (number of elements)
 
-@group(0) @binding(0) var<storage, read> params: array<u32>;
+// Mirrors residual_wgpu::contract::cast::CastParams; n: number of elements.
+struct CastParams {
+    n: u32,
+    _pad0: u32,
+    _pad1: u32,
+    _pad2: u32,
+}
+
+@group(0) @binding(0) var<uniform> params: CastParams;
 @group(0) @binding(1) var<storage, read> src: array<u32>;
 @group(0) @binding(2) var<storage, read_write> dst: array<u32>;
 
@@ -71,7 +78,7 @@ fn bf16_from_f32(f: u32) -> u32 {
 
 // dst word j = the halves of src[2j], src[2j + 1] (bf16 or f16).
 fn narrow(j: u32, bf16: bool) {
-    let n = params[0];
+    let n = params.n;
     if (2u * j >= n) {
         return;
     }
@@ -85,7 +92,7 @@ fn narrow(j: u32, bf16: bool) {
 
 // dst[2j], dst[2j + 1] = the f32 values of the halves in src word j.
 fn widen(j: u32, bf16: bool) {
-    let n = params[0];
+    let n = params.n;
     if (2u * j >= n) {
         return;
     }

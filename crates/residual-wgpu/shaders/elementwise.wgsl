@@ -9,16 +9,40 @@
 override OP: u32 = 0u;
 override BOP: u32 = 0u;
 
-// unary / unary_backward: [n, p0 bits, p1 bits]
-// binary: [n, rank, dims[rank], a_strides[rank], b_strides[rank]] (stride 0: broadcast)
-// dropout: [n, key, p bits, scale bits]
-@group(0) @binding(0) var<storage, read> params: array<u32>;
+// The parameter structs mirror residual_wgpu::contract::elementwise; each
+// entry point reads one of them, all at binding 0.
+struct UnaryParams {
+    n: u32,
+    p0: f32,
+    p1: f32,
+    _pad0: u32,
+}
+
+// shape: [dims[rank], a_strides[rank], b_strides[rank]] (stride 0: broadcast)
+struct BinaryParams {
+    n: u32,
+    rank: u32,
+    _pad0: u32,
+    _pad1: u32,
+}
+
+struct DropoutParams {
+    n: u32,
+    key: u32,
+    p: f32,
+    scale: f32,
+}
+
+@group(0) @binding(0) var<uniform> unary_params: UnaryParams;
+@group(0) @binding(0) var<uniform> binary_params: BinaryParams;
+@group(0) @binding(0) var<uniform> dropout_params: DropoutParams;
 @group(0) @binding(1) var<storage, read> x: array<f32>;
 @group(0) @binding(2) var<storage, read_write> y: array<f32>;
 @group(0) @binding(3) var<storage, read> dy: array<f32>;
 @group(0) @binding(4) var<storage, read_write> dx: array<f32>;
 @group(0) @binding(5) var<storage, read> a: array<f32>;
 @group(0) @binding(6) var<storage, read> b: array<f32>;
+@group(0) @binding(7) var<storage, read> shape: array<u32>;
 
 const INV_SQRT_2: f32 = 0.70710678118654752;
 const INV_SQRT_2PI: f32 = 0.39894228040143268;
@@ -145,8 +169,8 @@ fn derivative(v: f32, p0: f32, p1: f32) -> f32 {
 fn unary(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
          @builtin(local_invocation_index) lid: u32) {
     let i = index(wid, nwg, lid);
-    if (i < params[0]) {
-        y[i] = apply(x[i], bitcast<f32>(params[1]), bitcast<f32>(params[2]));
+    if (i < unary_params.n) {
+        y[i] = apply(x[i], unary_params.p0, unary_params.p1);
     }
 }
 
@@ -155,8 +179,8 @@ fn unary(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: ve
 fn unary_backward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
                   @builtin(local_invocation_index) lid: u32) {
     let i = index(wid, nwg, lid);
-    if (i < params[0]) {
-        dx[i] = dy[i] * derivative(x[i], bitcast<f32>(params[1]), bitcast<f32>(params[2]));
+    if (i < unary_params.n) {
+        dx[i] = dy[i] * derivative(x[i], unary_params.p0, unary_params.p1);
     }
 }
 
@@ -165,19 +189,19 @@ fn unary_backward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups
 fn binary(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
           @builtin(local_invocation_index) lid: u32) {
     let i = index(wid, nwg, lid);
-    if (i >= params[0]) {
+    if (i >= binary_params.n) {
         return;
     }
-    let rank = params[1];
+    let rank = binary_params.rank;
     var rest = i;
     var ia = 0u;
     var ib = 0u;
     for (var d = rank; d > 0u; d = d - 1u) {
-        let dim = params[1u + d];
+        let dim = shape[d - 1u];
         let coord = rest % dim;
         rest = rest / dim;
-        ia = ia + coord * params[1u + rank + d];
-        ib = ib + coord * params[1u + 2u * rank + d];
+        ia = ia + coord * shape[rank + d - 1u];
+        ib = ib + coord * shape[2u * rank + d - 1u];
     }
     let u = a[ia];
     let v = b[ib];
@@ -207,11 +231,11 @@ fn fmix32(h0: u32) -> u32 {
 fn dropout(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
            @builtin(local_invocation_index) lid: u32) {
     let i = index(wid, nwg, lid);
-    if (i >= params[0]) {
+    if (i >= dropout_params.n) {
         return;
     }
-    let h = fmix32((i * 0x9e3779b9u) ^ params[1]);
+    let h = fmix32((i * 0x9e3779b9u) ^ dropout_params.key);
     let u = f32(h >> 8u) * (1.0 / 16777216.0);
-    let keep = u >= bitcast<f32>(params[2]);
-    y[i] = select(0.0, x[i] * bitcast<f32>(params[3]), keep);
+    let keep = u >= dropout_params.p;
+    y[i] = select(0.0, x[i] * dropout_params.scale, keep);
 }

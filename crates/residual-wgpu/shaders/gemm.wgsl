@@ -16,13 +16,23 @@
 //   MODE 3, conv dw:        A = dy: [cout_g, n*oh*ow], B = im2col(x)^T: [n*oh*ow, cin_g*kh*kw],
 //                           C -> dw: [c_out, cin_g, kh, kw]
 //
-// params: [M, N, K, trans_a, trans_b, a_shared, b_shared,
-//          n, c_in, h, w, c_out, kh, kw, oh, ow, sh, sw, pt, pl, dh, dw, cin_g, cout_g,
-//          has_bias, has_residual, relu]
+// Mirrors residual_wgpu::contract::gemm::GemmParams: the product's sizes,
+// the matmul flags, the convolution's geometry (zero for a matmul; batch is
+// the number of images) and the conv epilogue's flags.
+struct GemmParams {
+    m: u32, n: u32, k: u32,
+    trans_a: u32, trans_b: u32, a_shared: u32, b_shared: u32,
+    batch: u32, c_in: u32, h: u32, w: u32, c_out: u32,
+    kh: u32, kw: u32, oh: u32, ow: u32,
+    sh: u32, sw: u32, pt: u32, pl: u32, dh: u32, dw: u32,
+    cin_g: u32, cout_g: u32,
+    has_bias: u32, has_residual: u32, relu: u32,
+    _pad0: u32,
+}
 
 override MODE: u32 = 0u;
 
-@group(0) @binding(0) var<storage, read> params: array<u32>;
+@group(0) @binding(0) var<uniform> params: GemmParams;
 @group(0) @binding(1) var<storage, read> a: array<f32>;
 @group(0) @binding(2) var<storage, read> b: array<f32>;
 @group(0) @binding(3) var<storage, read_write> c: array<f32>;
@@ -44,11 +54,11 @@ struct Geometry {
 }
 
 fn geometry() -> Geometry {
-    return Geometry(params[0], params[1], params[2],
-        params[7], params[8], params[9], params[10], params[11],
-        params[12], params[13], params[14], params[15],
-        params[16], params[17], i32(params[18]), i32(params[19]), params[20], params[21],
-        params[22], params[23]);
+    return Geometry(params.m, params.n, params.k,
+        params.batch, params.c_in, params.h, params.w, params.c_out,
+        params.kh, params.kw, params.oh, params.ow,
+        params.sh, params.sw, i32(params.pt), i32(params.pl), params.dh, params.dw,
+        params.cin_g, params.cout_g);
 }
 
 // x[nb, ci, oy*sh + ki*dh - pt, ox*sw + kj*dw - pl], zero in the padding.
@@ -67,8 +77,8 @@ fn load_a(g: Geometry, z: u32, row: u32, col: u32) -> f32 {
     }
     switch MODE {
         case 0u: {
-            let base = select(z * g.m * g.k, 0u, params[5] != 0u);
-            if (params[3] != 0u) {
+            let base = select(z * g.m * g.k, 0u, params.a_shared != 0u);
+            if (params.trans_a != 0u) {
                 return a[base + col * g.m + row];
             }
             return a[base + row * g.k + col];
@@ -100,8 +110,8 @@ fn load_b(g: Geometry, z: u32, row: u32, col: u32) -> f32 {
     }
     switch MODE {
         case 0u: {
-            let base = select(z * g.k * g.n, 0u, params[6] != 0u);
-            if (params[4] != 0u) {
+            let base = select(z * g.k * g.n, 0u, params.b_shared != 0u);
+            if (params.trans_b != 0u) {
                 return b[base + col * g.k + row];
             }
             return b[base + row * g.n + col];
@@ -170,13 +180,13 @@ fn store(g: Geometry, z: u32, row: u32, col: u32, v: f32) {
             let channel = z * g.cout_g + row;
             let at = (nb * g.c_out + channel) * plane + p;
             var r = v;
-            if (params[24] != 0u) {
+            if (params.has_bias != 0u) {
                 r = r + bias[channel];
             }
-            if (params[25] != 0u) {
+            if (params.has_residual != 0u) {
                 r = r + residual[at];
             }
-            if (params[26] != 0u) {
+            if (params.relu != 0u) {
                 r = max(r, 0.0);
             }
             c[at] = r;

@@ -1,14 +1,44 @@
 // Data movement: strided gathers (permute, slice, broadcast), concatenation,
 // index_select and its backward. One thread per output element.
 //
-// strided_copy params: [n, rank, offset, dims[rank], strides[rank]]
-// copy_block params:   [outer, len, inner, total_len, at]   (one concat part)
-// index_select params: [outer, len, inner, count, index[count]]
-// index_add params:    [outer, len, inner, count, index[count]]
+// The parameter structs mirror residual_wgpu::contract::layout; each entry
+// point reads one of them, all at binding 0.
 
-@group(0) @binding(0) var<storage, read> params: array<u32>;
+// strided_copy; shape: [dims[rank], strides[rank]]
+struct CopyParams {
+    n: u32,
+    rank: u32,
+    offset: u32,
+    _pad0: u32,
+}
+
+// copy_block: one concat part
+struct BlockParams {
+    outer: u32,
+    len: u32,
+    inner: u32,
+    total_len: u32,
+    at: u32,
+    _pad0: u32,
+    _pad1: u32,
+    _pad2: u32,
+}
+
+// index_select, index_add; positions: index[count]
+struct IndexParams {
+    outer: u32,
+    len: u32,
+    inner: u32,
+    count: u32,
+}
+
+@group(0) @binding(0) var<uniform> copy_params: CopyParams;
+@group(0) @binding(0) var<uniform> block_params: BlockParams;
+@group(0) @binding(0) var<uniform> index_params: IndexParams;
 @group(0) @binding(1) var<storage, read> x: array<f32>;
 @group(0) @binding(2) var<storage, read_write> y: array<f32>;
+@group(0) @binding(3) var<storage, read> shape: array<u32>;
+@group(0) @binding(4) var<storage, read> positions: array<u32>;
 
 fn index(wid: vec3<u32>, nwg: vec3<u32>, lid: u32) -> u32 {
     return (wid.y * nwg.x + wid.x) * 256u + lid;
@@ -19,15 +49,15 @@ fn index(wid: vec3<u32>, nwg: vec3<u32>, lid: u32) -> u32 {
 fn strided_copy(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
                 @builtin(local_invocation_index) lid: u32) {
     let i = index(wid, nwg, lid);
-    if (i >= params[0]) {
+    if (i >= copy_params.n) {
         return;
     }
-    let rank = params[1];
+    let rank = copy_params.rank;
     var rest = i;
-    var src = params[2];
+    var src = copy_params.offset;
     for (var d = rank; d > 0u; d = d - 1u) {
-        let dim = params[2u + d];
-        src = src + (rest % dim) * params[2u + rank + d];
+        let dim = shape[d - 1u];
+        src = src + (rest % dim) * shape[rank + d - 1u];
         rest = rest / dim;
     }
     y[i] = x[src];
@@ -38,15 +68,15 @@ fn strided_copy(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) 
 fn copy_block(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
               @builtin(local_invocation_index) lid: u32) {
     let i = index(wid, nwg, lid);
-    let outer = params[0];
-    let len = params[1];
-    let inner = params[2];
+    let outer = block_params.outer;
+    let len = block_params.len;
+    let inner = block_params.inner;
     if (i >= outer * len * inner) {
         return;
     }
     let o = i / (len * inner);
     let rest = i % (len * inner);
-    y[(o * params[3] + params[4]) * inner + rest] = x[i];
+    y[(o * block_params.total_len + block_params.at) * inner + rest] = x[i];
 }
 
 // y: [outer, count, inner] = x: [outer, len, inner][:, index, :]
@@ -54,17 +84,17 @@ fn copy_block(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nw
 fn index_select(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
                 @builtin(local_invocation_index) lid: u32) {
     let i = index(wid, nwg, lid);
-    let outer = params[0];
-    let len = params[1];
-    let inner = params[2];
-    let count = params[3];
+    let outer = index_params.outer;
+    let len = index_params.len;
+    let inner = index_params.inner;
+    let count = index_params.count;
     if (i >= outer * count * inner) {
         return;
     }
     let o = i / (count * inner);
     let j = (i / inner) % count;
     let e = i % inner;
-    y[i] = x[(o * len + params[4u + j]) * inner + e];
+    y[i] = x[(o * len + positions[j]) * inner + e];
 }
 
 // y: [outer, len, inner] with y[:, r, :] = sum of x: [outer, count, inner][:, j, :]
@@ -73,10 +103,10 @@ fn index_select(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) 
 fn index_add(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
              @builtin(local_invocation_index) lid: u32) {
     let i = index(wid, nwg, lid);
-    let outer = params[0];
-    let len = params[1];
-    let inner = params[2];
-    let count = params[3];
+    let outer = index_params.outer;
+    let len = index_params.len;
+    let inner = index_params.inner;
+    let count = index_params.count;
     if (i >= outer * len * inner) {
         return;
     }
@@ -85,7 +115,7 @@ fn index_add(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg
     let e = i % inner;
     var s = 0.0;
     for (var j = 0u; j < count; j = j + 1u) {
-        if (params[4u + j] == r) {
+        if (positions[j] == r) {
             s = s + x[(o * count + j) * inner + e];
         }
     }

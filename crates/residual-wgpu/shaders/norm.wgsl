@@ -3,12 +3,32 @@
 // One workgroup of 256 threads per channel / row / parameter; sums combine in
 // a fixed tree in workgroup memory, so results do not change between runs.
 //
-// batch_norm*: x: [outer, channels, inner]; params [outer, channels, inner, eps bits]
+// batch_norm*: x: [outer, channels, inner]
 // row_norm*:   x: [rows, cols]; parameter of (row r, col j) is
-//              (r % groups) * cpg + j / per_channel;
-//              params [rows, cols, groups, cpg, per_channel, eps bits]
+//              (r % groups) * cpg + j / per_channel
+// The parameter structs mirror residual_wgpu::contract::norm; each entry
+// point reads one of them, both at binding 0 (eps is unused by the backward).
 
-@group(0) @binding(0) var<storage, read> params: array<u32>;
+struct BatchNormParams {
+    outer: u32,
+    channels: u32,
+    inner: u32,
+    eps: f32,
+}
+
+struct RowNormParams {
+    rows: u32,
+    cols: u32,
+    groups: u32,
+    cpg: u32,
+    per_channel: u32,
+    eps: f32,
+    _pad0: u32,
+    _pad1: u32,
+}
+
+@group(0) @binding(0) var<uniform> bn_params: BatchNormParams;
+@group(0) @binding(0) var<uniform> rn_params: RowNormParams;
 @group(0) @binding(1) var<storage, read> x: array<f32>;
 @group(0) @binding(2) var<storage, read> gamma: array<f32>;
 @group(0) @binding(3) var<storage, read> beta: array<f32>;
@@ -45,8 +65,8 @@ fn group_id(wid: vec3<u32>, nwg: vec3<u32>) -> u32 {
 
 // Element e of channel c in [outer, channels, inner].
 fn bn_at(e: u32, c: u32) -> u32 {
-    let inner = params[2];
-    return ((e / inner) * params[1] + c) * inner + e % inner;
+    let inner = bn_params.inner;
+    return ((e / inner) * bn_params.channels + c) * inner + e % inner;
 }
 
 // y = (x - mean) * rstd * gamma[c] + beta[c]; mean, rstd: [channels]
@@ -54,8 +74,8 @@ fn bn_at(e: u32, c: u32) -> u32 {
 fn batch_norm(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
               @builtin(local_invocation_index) lid: u32) {
     let c = group_id(wid, nwg);
-    let in_range = c < params[1];
-    let m = params[0] * params[2];
+    let in_range = c < bn_params.channels;
+    let m = bn_params.outer * bn_params.inner;
     var s = vec2<f32>(0.0);
     if (in_range) {
         for (var e = lid; e < m; e = e + 256u) {
@@ -70,7 +90,7 @@ fn batch_norm(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nw
             q.x = q.x + d * d;
         }
     }
-    let rstd = 1.0 / sqrt(workgroup_sum(q, lid).x / f32(m) + bitcast<f32>(params[3]));
+    let rstd = 1.0 / sqrt(workgroup_sum(q, lid).x / f32(m) + bn_params.eps);
     if (!in_range) {
         return;
     }
@@ -91,8 +111,8 @@ fn batch_norm(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nw
 fn batch_norm_backward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
                        @builtin(local_invocation_index) lid: u32) {
     let c = group_id(wid, nwg);
-    let in_range = c < params[1];
-    let m = params[0] * params[2];
+    let in_range = c < bn_params.channels;
+    let m = bn_params.outer * bn_params.inner;
     var mu = 0.0;
     var r = 0.0;
     if (in_range) {
@@ -124,7 +144,7 @@ fn batch_norm_backward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workg
 }
 
 fn param_index(row: u32, col: u32) -> u32 {
-    return (row % params[2]) * params[3] + col / params[4];
+    return (row % rn_params.groups) * rn_params.cpg + col / rn_params.per_channel;
 }
 
 // y: [rows, cols] normalised per row, then the affine transform; mean, rstd: [rows]
@@ -132,8 +152,8 @@ fn param_index(row: u32, col: u32) -> u32 {
 fn row_norm(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
             @builtin(local_invocation_index) lid: u32) {
     let row = group_id(wid, nwg);
-    let in_range = row < params[0];
-    let cols = params[1];
+    let in_range = row < rn_params.rows;
+    let cols = rn_params.cols;
     let base = row * cols;
     var s = vec2<f32>(0.0);
     if (in_range) {
@@ -149,7 +169,7 @@ fn row_norm(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg:
             q.x = q.x + d * d;
         }
     }
-    let rstd = 1.0 / sqrt(workgroup_sum(q, lid).x / f32(cols) + bitcast<f32>(params[5]));
+    let rstd = 1.0 / sqrt(workgroup_sum(q, lid).x / f32(cols) + rn_params.eps);
     if (!in_range) {
         return;
     }
@@ -168,8 +188,8 @@ fn row_norm(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg:
 fn row_norm_backward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
                      @builtin(local_invocation_index) lid: u32) {
     let row = group_id(wid, nwg);
-    let in_range = row < params[0];
-    let cols = params[1];
+    let in_range = row < rn_params.rows;
+    let cols = rn_params.cols;
     let base = row * cols;
     var mu = 0.0;
     var r = 0.0;
@@ -200,14 +220,14 @@ fn row_norm_backward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgro
 fn row_norm_params_backward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
                             @builtin(local_invocation_index) lid: u32) {
     let p = group_id(wid, nwg);
-    let groups = params[2];
-    let cpg = params[3];
-    let per = params[4];
-    let cols = params[1];
+    let groups = rn_params.groups;
+    let cpg = rn_params.cpg;
+    let per = rn_params.per_channel;
+    let cols = rn_params.cols;
     let in_range = p < groups * cpg;
     let grp = p / cpg;
     let ch = p % cpg;
-    let count = (params[0] / groups) * per;
+    let count = (rn_params.rows / groups) * per;
     var s = vec2<f32>(0.0);
     if (in_range) {
         for (var e = lid; e < count; e = e + 256u) {

@@ -1,11 +1,34 @@
 // Fused optimizer updates, one thread per parameter element, in PyTorch's
 // order of operations (torch.optim.SGD, torch.optim.AdamW).
 //
-// sgd / sgd_momentum params: [n, lr, momentum, dampening, weight_decay, nesterov, first]
-// adamw params: [n, lr, beta1, beta2, eps, weight_decay, step_size, bc2_sqrt]
-// (floats as bits; step_size = lr / (1 - beta1^t), bc2_sqrt = sqrt(1 - beta2^t))
+// The parameter structs mirror residual_wgpu::contract::optim; each entry
+// point reads one of them, both at binding 0.
+// step_size = lr / (1 - beta1^t), bc2_sqrt = sqrt(1 - beta2^t).
 
-@group(0) @binding(0) var<storage, read> params: array<u32>;
+struct SgdParams {
+    n: u32,
+    lr: f32,
+    momentum: f32,
+    dampening: f32,
+    weight_decay: f32,
+    nesterov: u32,
+    first: u32,
+    _pad0: u32,
+}
+
+struct AdamWParams {
+    n: u32,
+    lr: f32,
+    beta1: f32,
+    beta2: f32,
+    eps: f32,
+    weight_decay: f32,
+    step_size: f32,
+    bc2_sqrt: f32,
+}
+
+@group(0) @binding(0) var<uniform> sgd_params: SgdParams;
+@group(0) @binding(0) var<uniform> adamw_params: AdamWParams;
 @group(0) @binding(1) var<storage, read> p: array<f32>;
 @group(0) @binding(2) var<storage, read> g: array<f32>;
 @group(0) @binding(3) var<storage, read_write> p_out: array<f32>;
@@ -20,20 +43,16 @@ fn index(wid: vec3<u32>, nwg: vec3<u32>, lid: u32) -> u32 {
     return (wid.y * nwg.x + wid.x) * 256u + lid;
 }
 
-fn f(i: u32) -> f32 {
-    return bitcast<f32>(params[i]);
-}
-
 // p_out = p - lr (g + wd p)
 @compute @workgroup_size(256)
 fn sgd(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
        @builtin(local_invocation_index) lid: u32) {
     let i = index(wid, nwg, lid);
-    if (i >= params[0]) {
+    if (i >= sgd_params.n) {
         return;
     }
-    let d = g[i] + f(4u) * p[i];
-    p_out[i] = p[i] - f(1u) * d;
+    let d = g[i] + sgd_params.weight_decay * p[i];
+    p_out[i] = p[i] - sgd_params.lr * d;
 }
 
 // d = g + wd p; buf = d (first step) or momentum buf + (1 - dampening) d;
@@ -42,18 +61,18 @@ fn sgd(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3
 fn sgd_momentum(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
                 @builtin(local_invocation_index) lid: u32) {
     let i = index(wid, nwg, lid);
-    if (i >= params[0]) {
+    if (i >= sgd_params.n) {
         return;
     }
-    let momentum = f(2u);
-    let d = g[i] + f(4u) * p[i];
+    let momentum = sgd_params.momentum;
+    let d = g[i] + sgd_params.weight_decay * p[i];
     var b = d;
-    if (params[6] == 0u) {
-        b = momentum * buf[i] + (1.0 - f(3u)) * d;
+    if (sgd_params.first == 0u) {
+        b = momentum * buf[i] + (1.0 - sgd_params.dampening) * d;
     }
     buf_out[i] = b;
-    let step = select(b, d + momentum * b, params[5] != 0u);
-    p_out[i] = p[i] - f(1u) * step;
+    let step = select(b, d + momentum * b, sgd_params.nesterov != 0u);
+    p_out[i] = p[i] - sgd_params.lr * step;
 }
 
 // p = p (1 - lr wd); m = b1 m + (1 - b1) g; v = b2 v + (1 - b2) g^2;
@@ -62,18 +81,18 @@ fn sgd_momentum(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) 
 fn adamw(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
          @builtin(local_invocation_index) lid: u32) {
     let i = index(wid, nwg, lid);
-    if (i >= params[0]) {
+    if (i >= adamw_params.n) {
         return;
     }
-    let lr = f(1u);
-    let b1 = f(2u);
-    let b2 = f(3u);
+    let lr = adamw_params.lr;
+    let b1 = adamw_params.beta1;
+    let b2 = adamw_params.beta2;
     let gi = g[i];
-    let decayed = p[i] * (1.0 - lr * f(5u));
+    let decayed = p[i] * (1.0 - lr * adamw_params.weight_decay);
     let mi = b1 * m[i] + (1.0 - b1) * gi;
     let vi = b2 * v[i] + (1.0 - b2) * gi * gi;
-    let denom = sqrt(vi) / f(7u) + f(4u);
-    p_out[i] = decayed - f(6u) * mi / denom;
+    let denom = sqrt(vi) / adamw_params.bc2_sqrt + adamw_params.eps;
+    p_out[i] = decayed - adamw_params.step_size * mi / denom;
     m_out[i] = mi;
     v_out[i] = vi;
 }

@@ -5,11 +5,26 @@
 // MODE: 0 max (first maximum wins, NaN wins), 1 average (PyTorch's divisor
 // with count_include_pad), 2 adaptive average (window i spans
 // floor(i*len/out) .. ceil((i+1)*len/out)).
-// params: [planes, h, w, oh, ow, kh, kw, sh, sw, ph, pw, count_include_pad]
+
+// Mirrors residual_wgpu::contract::pool::PoolParams.
+struct PoolParams {
+    planes: u32,
+    h: u32,
+    w: u32,
+    oh: u32,
+    ow: u32,
+    kh: u32,
+    kw: u32,
+    sh: u32,
+    sw: u32,
+    ph: u32,
+    pw: u32,
+    count_include_pad: u32,
+}
 
 override MODE: u32 = 0u;
 
-@group(0) @binding(0) var<storage, read> params: array<u32>;
+@group(0) @binding(0) var<uniform> params: PoolParams;
 @group(0) @binding(1) var<storage, read> x: array<f32>;
 @group(0) @binding(2) var<storage, read_write> y: array<f32>;
 @group(0) @binding(3) var<storage, read> dy: array<f32>;
@@ -34,15 +49,15 @@ fn span(o: u32, k: u32, s: u32, pad: u32, len: u32, out: u32) -> Span {
 }
 
 fn span_y(oy: u32) -> Span {
-    return span(oy, params[5], params[7], params[9], params[1], params[3]);
+    return span(oy, params.kh, params.sh, params.ph, params.h, params.oh);
 }
 
 fn span_x(ox: u32) -> Span {
-    return span(ox, params[6], params[8], params[10], params[2], params[4]);
+    return span(ox, params.kw, params.sw, params.pw, params.w, params.ow);
 }
 
 fn divisor(sy: Span, sx: Span) -> f32 {
-    if (MODE == 1u && params[11] != 0u) {
+    if (MODE == 1u && params.count_include_pad != 0u) {
         return f32(sy.padded * sx.padded);
     }
     return f32((sy.hi - sy.lo) * (sx.hi - sx.lo));
@@ -50,13 +65,13 @@ fn divisor(sy: Span, sx: Span) -> f32 {
 
 // Flat index (within the plane) of the window's first maximum; h*w when empty.
 fn window_argmax(base: u32, sy: Span, sx: Span) -> u32 {
-    let w = params[2];
-    var best = params[1] * w;
+    let w = params.w;
+    var best = params.h * w;
     var best_v = 0.0;
     for (var iy = sy.lo; iy < sy.hi; iy = iy + 1u) {
         for (var ix = sx.lo; ix < sx.hi; ix = ix + 1u) {
             let v = x[base + iy * w + ix];
-            if (best == params[1] * w || (best_v == best_v && (v > best_v || v != v))) {
+            if (best == params.h * w || (best_v == best_v && (v > best_v || v != v))) {
                 best = iy * w + ix;
                 best_v = v;
             }
@@ -70,11 +85,11 @@ fn window_argmax(base: u32, sy: Span, sx: Span) -> u32 {
 fn pool_forward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
                 @builtin(local_invocation_index) lid: u32) {
     let i = (wid.y * nwg.x + wid.x) * 256u + lid;
-    let h = params[1];
-    let w = params[2];
-    let oh = params[3];
-    let ow = params[4];
-    if (i >= params[0] * oh * ow) {
+    let h = params.h;
+    let w = params.w;
+    let oh = params.oh;
+    let ow = params.ow;
+    if (i >= params.planes * oh * ow) {
         return;
     }
     let plane = i / (oh * ow);
@@ -114,18 +129,18 @@ fn candidates(pos: u32, k: u32, s: u32, pad: u32, out: u32) -> vec2<u32> {
 fn pool_backward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
                  @builtin(local_invocation_index) lid: u32) {
     let i = (wid.y * nwg.x + wid.x) * 256u + lid;
-    let h = params[1];
-    let w = params[2];
-    let oh = params[3];
-    let ow = params[4];
-    if (i >= params[0] * h * w) {
+    let h = params.h;
+    let w = params.w;
+    let oh = params.oh;
+    let ow = params.ow;
+    if (i >= params.planes * h * w) {
         return;
     }
     let plane = i / (h * w);
     let iy = (i / w) % h;
     let ix = i % w;
-    let cy = candidates(iy, params[5], params[7], params[9], oh);
-    let cx = candidates(ix, params[6], params[8], params[10], ow);
+    let cy = candidates(iy, params.kh, params.sh, params.ph, oh);
+    let cx = candidates(ix, params.kw, params.sw, params.pw, ow);
     var g = 0.0;
     for (var oy = cy.x; oy < cy.y; oy = oy + 1u) {
         let sy = span_y(oy);

@@ -3,17 +3,34 @@
 // the result is the same on every run. `argmax`: one thread per (outer, inner).
 //
 // OP: 0 sum, 1 max.
-// reduce params: [n_out, kept_rank, red_rank, red_count,
-//                 kept_dims[kept_rank], kept_strides[kept_rank],
+// The parameter structs mirror residual_wgpu::contract::reduce; each entry
+// point reads one of them, both at binding 0.
+
+// reduce; shape: [kept_dims[kept_rank], kept_strides[kept_rank],
 //                 red_dims[red_rank], red_strides[red_rank]]
-// argmax params: [outer, len, inner]
+struct ReduceParams {
+    n_out: u32,
+    kept_rank: u32,
+    red_rank: u32,
+    count: u32,
+}
+
+// argmax
+struct ArgmaxParams {
+    outer: u32,
+    len: u32,
+    inner: u32,
+    _pad0: u32,
+}
 
 override OP: u32 = 0u;
 
-@group(0) @binding(0) var<storage, read> params: array<u32>;
+@group(0) @binding(0) var<uniform> reduce_params: ReduceParams;
+@group(0) @binding(0) var<uniform> argmax_params: ArgmaxParams;
 @group(0) @binding(1) var<storage, read> x: array<f32>;
 @group(0) @binding(2) var<storage, read_write> y: array<f32>;
 @group(0) @binding(3) var<storage, read_write> indices: array<u32>;
+@group(0) @binding(4) var<storage, read> shape: array<u32>;
 
 var<workgroup> partial: array<f32, 64>;
 
@@ -32,14 +49,14 @@ fn identity() -> f32 {
     return select(0.0, bitcast<f32>(0xff800000u), OP == 1u);
 }
 
-// Offset of the linear index `i` over `rank` dims starting at params[at]
-// (dims), with strides at params[at + rank].
+// Offset of the linear index `i` over `rank` dims starting at shape[at]
+// (dims), with strides at shape[at + rank].
 fn offset(i: u32, rank: u32, at: u32) -> u32 {
     var rest = i;
     var off = 0u;
     for (var d = rank; d > 0u; d = d - 1u) {
-        let dim = params[at + d - 1u];
-        off = off + (rest % dim) * params[at + rank + d - 1u];
+        let dim = shape[at + d - 1u];
+        off = off + (rest % dim) * shape[at + rank + d - 1u];
         rest = rest / dim;
     }
     return off;
@@ -50,14 +67,14 @@ fn offset(i: u32, rank: u32, at: u32) -> u32 {
 fn reduce(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
           @builtin(local_invocation_index) lid: u32) {
     let o = wid.y * nwg.x + wid.x;
-    let n_out = params[0];
-    let kept_rank = params[1];
-    let red_rank = params[2];
-    let count = params[3];
+    let n_out = reduce_params.n_out;
+    let kept_rank = reduce_params.kept_rank;
+    let red_rank = reduce_params.red_rank;
+    let count = reduce_params.count;
     var acc = identity();
     if (o < n_out) {
-        let base = offset(o, kept_rank, 4u);
-        let red_at = 4u + 2u * kept_rank;
+        let base = offset(o, kept_rank, 0u);
+        let red_at = 2u * kept_rank;
         for (var r = lid; r < count; r = r + 64u) {
             acc = combine(acc, x[base + offset(r, red_rank, red_at)]);
         }
@@ -80,9 +97,9 @@ fn reduce(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: v
 fn argmax(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
           @builtin(local_invocation_index) lid: u32) {
     let t = (wid.y * nwg.x + wid.x) * 256u + lid;
-    let outer = params[0];
-    let len = params[1];
-    let inner = params[2];
+    let outer = argmax_params.outer;
+    let len = argmax_params.len;
+    let inner = argmax_params.inner;
     if (t >= outer * inner) {
         return;
     }

@@ -2,18 +2,36 @@
 // of logits: [n, c] against class targets with label smoothing.
 //
 // LOG: 0 softmax, 1 log-softmax.
-// softmax*: params [outer, len, inner]; one thread per (outer, inner).
-// cross_entropy*: params [n, c, smoothing bits, targets[n]].
+// softmax*: one thread per (outer, inner).
+// cross_entropy*: logits x: [n, c], targets: [n].
+// The parameter structs mirror residual_wgpu::contract::softmax; each entry
+// point reads one of them, both at binding 0.
+
+struct AxisParams {
+    outer: u32,
+    len: u32,
+    inner: u32,
+    _pad0: u32,
+}
+
+struct CrossEntropyParams {
+    n: u32,
+    c: u32,
+    smoothing: f32,
+    _pad0: u32,
+}
 
 override LOG: u32 = 0u;
 
-@group(0) @binding(0) var<storage, read> params: array<u32>;
+@group(0) @binding(0) var<uniform> axis_params: AxisParams;
+@group(0) @binding(0) var<uniform> ce_params: CrossEntropyParams;
 @group(0) @binding(1) var<storage, read> x: array<f32>;
 @group(0) @binding(2) var<storage, read_write> y: array<f32>;
 @group(0) @binding(3) var<storage, read> y_in: array<f32>;
 @group(0) @binding(4) var<storage, read> dy: array<f32>;
 @group(0) @binding(5) var<storage, read_write> dx: array<f32>;
 @group(0) @binding(6) var<storage, read> dloss: array<f32>;
+@group(0) @binding(7) var<storage, read> targets: array<u32>;
 
 var<workgroup> partial: array<f32, 256>;
 
@@ -26,9 +44,9 @@ fn index(wid: vec3<u32>, nwg: vec3<u32>, lid: u32) -> u32 {
 fn softmax(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
            @builtin(local_invocation_index) lid: u32) {
     let t = index(wid, nwg, lid);
-    let len = params[1];
-    let inner = params[2];
-    if (t >= params[0] * inner) {
+    let len = axis_params.len;
+    let inner = axis_params.inner;
+    if (t >= axis_params.outer * inner) {
         return;
     }
     let base = (t / inner) * len * inner + t % inner;
@@ -52,9 +70,9 @@ fn softmax(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: 
 fn softmax_backward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
                     @builtin(local_invocation_index) lid: u32) {
     let t = index(wid, nwg, lid);
-    let len = params[1];
-    let inner = params[2];
-    if (t >= params[0] * inner) {
+    let len = axis_params.len;
+    let inner = axis_params.inner;
+    if (t >= axis_params.outer * inner) {
         return;
     }
     let base = (t / inner) * len * inner + t % inner;
@@ -71,8 +89,8 @@ fn softmax_backward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgrou
 
 // Loss of row i: (1 - eps) (lse - x[t]) + eps (lse - mean(x)).
 fn row_loss(i: u32) -> f32 {
-    let c = params[1];
-    let eps = bitcast<f32>(params[2]);
+    let c = ce_params.c;
+    let eps = ce_params.smoothing;
     let base = i * c;
     var mx = bitcast<f32>(0xff800000u);
     for (var j = 0u; j < c; j = j + 1u) {
@@ -85,7 +103,7 @@ fn row_loss(i: u32) -> f32 {
         total = total + x[base + j];
     }
     let lse = mx + log(s);
-    let nll = lse - x[base + params[3u + i]];
+    let nll = lse - x[base + targets[i]];
     let smoothed = lse - total / f32(c);
     return (1.0 - eps) * nll + eps * smoothed;
 }
@@ -93,7 +111,7 @@ fn row_loss(i: u32) -> f32 {
 // y: [1] = mean over rows of the loss; one workgroup, rows summed in a fixed tree.
 @compute @workgroup_size(256)
 fn cross_entropy(@builtin(local_invocation_index) lid: u32) {
-    let n = params[0];
+    let n = ce_params.n;
     var acc = 0.0;
     for (var i = lid; i < n; i = i + 256u) {
         acc = acc + row_loss(i);
@@ -116,13 +134,13 @@ fn cross_entropy(@builtin(local_invocation_index) lid: u32) {
 fn cross_entropy_backward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
                           @builtin(local_invocation_index) lid: u32) {
     let i = index(wid, nwg, lid);
-    let n = params[0];
+    let n = ce_params.n;
     if (i >= n) {
         return;
     }
-    let c = params[1];
-    let eps = bitcast<f32>(params[2]);
-    let target_class = params[3u + i];
+    let c = ce_params.c;
+    let eps = ce_params.smoothing;
+    let target_class = targets[i];
     let k = dloss[0] / f32(n);
     let base = i * c;
     var mx = bitcast<f32>(0xff800000u);

@@ -1,93 +1,35 @@
 //! [`WgpuBackend`]: the tensor core's backend trait, each method one or two
 //! kernel launches (the kernels live in [`crate::kernels`]).
 
-use crate::context::{grid, Context, Dispatch, THREADS};
+use crate::context::Context;
 use crate::kernels;
-use crate::storage::{byte_len, GpuStorage};
+use crate::launch::{share, Gpu};
+use crate::storage::byte_len;
 use residual_tensor::backend::*;
-use residual_tensor::{DType, Error, Result, Shape};
+use residual_tensor::{DType, Result, Shape};
 use std::sync::Arc;
 
-/// The wgpu backend of one device.
+/// The wgpu backend of one device: the tensor core's [`Backend`] trait on the
+/// launch layer.
 #[derive(Debug)]
 pub struct WgpuBackend {
-    pub(crate) ctx: Arc<Context>,
-    /// Bound where a kernel's optional input is absent.
-    pub(crate) dummy: Storage,
+    gpu: Gpu,
 }
 
 impl WgpuBackend {
     /// A backend on a context.
     pub fn new(ctx: Arc<Context>) -> Self {
-        let dummy: Storage =
-            Arc::new(GpuStorage::new(&ctx, DType::F32, 4).expect("a 16-byte buffer"));
-        WgpuBackend { ctx, dummy }
+        WgpuBackend { gpu: Gpu::new(ctx) }
     }
-
-    /// The device storage behind `s`; an error for another backend's storage.
-    pub(crate) fn gpu<'a>(&self, s: &'a Storage) -> Result<&'a GpuStorage> {
-        s.as_any()
-            .downcast_ref::<GpuStorage>()
-            .ok_or_else(|| Error::Backend {
-                backend: self.name(),
-                msg: format!("storage {s:?} belongs to another backend"),
-            })
-    }
-
-    /// The buffer of an f32 storage.
-    pub(crate) fn f32_buffer<'a>(&self, s: &'a Storage) -> Result<&'a wgpu::Buffer> {
-        let g = self.gpu(s)?;
-        if g.dtype() != DType::F32 {
-            return Err(Error::DType {
-                op: "wgpu kernel",
-                got: g.dtype(),
-                expected: "f32".into(),
-            });
-        }
-        Ok(g.buffer())
-    }
-
-    /// A new storage of `len` elements (contents undefined until a kernel writes them).
-    pub(crate) fn alloc(&self, dtype: DType, len: usize) -> Result<GpuStorage> {
-        GpuStorage::new(&self.ctx, dtype, len)
-    }
-
-    /// Records a kernel launch.
-    pub(crate) fn launch(&self, d: Dispatch<'_>) -> Result<()> {
-        self.ctx.dispatch(d)
-    }
-
-    /// Workgroups for one thread per item with 256-thread workgroups.
-    pub(crate) fn threads(&self, items: usize) -> [u32; 3] {
-        self.workgroups(items.div_ceil(THREADS as usize))
-    }
-
-    /// A grid of `count` workgroups (kernels fold the 2-D grid into one index).
-    pub(crate) fn workgroups(&self, count: usize) -> [u32; 3] {
-        grid(
-            count as u64,
-            self.ctx.limits.max_compute_workgroups_per_dimension,
-        )
-    }
-
-    /// The per-dimension workgroup limit.
-    pub(crate) fn max_groups(&self) -> u32 {
-        self.ctx.limits.max_compute_workgroups_per_dimension
-    }
-}
-
-/// Wraps a storage for the tensor core.
-pub(crate) fn share(s: GpuStorage) -> Storage {
-    Arc::new(s)
 }
 
 impl Backend for WgpuBackend {
     fn name(&self) -> String {
-        format!("wgpu:{}", self.ctx.adapter_name())
+        self.gpu.name()
     }
 
     fn autocast_dtype(&self) -> DType {
-        if self.ctx.has_f16() {
+        if self.gpu.ctx().has_f16() {
             DType::F16
         } else {
             DType::BF16
@@ -95,7 +37,7 @@ impl Backend for WgpuBackend {
     }
 
     fn upload(&self, data: HostData) -> Result<Storage> {
-        let out = self.alloc(data.dtype(), data.len())?;
+        let out = self.gpu.alloc(data.dtype(), data.len())?;
         let mut bytes: Vec<u8> = match &data {
             HostData::F32(v) => bytemuck::cast_slice(v).to_vec(),
             HostData::F16(v) => v.iter().flat_map(|h| h.to_bits().to_le_bytes()).collect(),
@@ -103,15 +45,15 @@ impl Backend for WgpuBackend {
         };
         bytes.resize(byte_len(data.dtype(), data.len()) as usize, 0);
         if !bytes.is_empty() {
-            self.ctx.write(out.buffer(), &bytes);
+            self.gpu.ctx().write(out.buffer(), &bytes);
         }
         Ok(share(out))
     }
 
     fn download(&self, s: &Storage) -> Result<HostData> {
-        let g = self.gpu(s)?;
+        let g = self.gpu.gpu(s)?;
         let n = g.len();
-        let bytes = self.ctx.read(g.buffer(), byte_len(g.dtype(), n))?;
+        let bytes = self.gpu.read(g.buffer(), byte_len(g.dtype(), n))?;
         Ok(match g.dtype() {
             DType::F32 => HostData::F32(bytemuck::pod_collect_to_vec(&bytes)),
             DType::F16 => HostData::F16(
@@ -132,19 +74,19 @@ impl Backend for WgpuBackend {
     }
 
     fn full(&self, len: usize, value: f32) -> Result<Storage> {
-        kernels::elementwise::fill(self, len, value)
+        kernels::elementwise::fill(&self.gpu, len, value)
     }
 
     fn cast(&self, s: &Storage, to: DType) -> Result<Storage> {
-        kernels::elementwise::cast(self, s, to)
+        kernels::elementwise::cast(&self.gpu, s, to)
     }
 
     fn unary(&self, op: UnaryOp, x: &Storage) -> Result<Storage> {
-        kernels::elementwise::unary(self, op, x)
+        kernels::elementwise::unary(&self.gpu, op, x)
     }
 
     fn unary_backward(&self, op: UnaryOp, x: &Storage, dy: &Storage) -> Result<Storage> {
-        kernels::elementwise::unary_backward(self, op, x, dy)
+        kernels::elementwise::unary_backward(&self.gpu, op, x, dy)
     }
 
     fn binary(
@@ -154,20 +96,20 @@ impl Backend for WgpuBackend {
         b: (&Storage, &Shape),
         out: &Shape,
     ) -> Result<Storage> {
-        kernels::elementwise::binary(self, op, a, b, out)
+        kernels::elementwise::binary(&self.gpu, op, a, b, out)
     }
 
     fn reduce(&self, op: ReduceOp, x: &Storage, shape: &Shape, axes: &[usize]) -> Result<Storage> {
-        kernels::reduce::reduce(self, op, x, shape, axes)
+        kernels::reduce::reduce(&self.gpu, op, x, shape, axes)
     }
 
     fn argmax(&self, x: &Storage, view: AxisView) -> Result<Vec<u32>> {
-        kernels::reduce::argmax(self, x, view)
+        kernels::reduce::argmax(&self.gpu, x, view)
     }
 
     fn matmul(&self, a: &Storage, b: &Storage, spec: MatmulSpec) -> Result<Storage> {
         half_through_f32(self, "matmul", &[a, b], |s| {
-            kernels::gemm::matmul(self, s[0], s[1], spec)
+            kernels::gemm::matmul(&self.gpu, s[0], s[1], spec)
         })
     }
 
@@ -178,24 +120,24 @@ impl Backend for WgpuBackend {
         strides: &[usize],
         offset: usize,
     ) -> Result<Storage> {
-        kernels::layout::strided_copy(self, x, out_shape, strides, offset)
+        kernels::layout::strided_copy(&self.gpu, x, out_shape, strides, offset)
     }
 
     fn concat(&self, parts: &[(&Storage, usize)], outer: usize, inner: usize) -> Result<Storage> {
-        kernels::layout::concat(self, parts, outer, inner)
+        kernels::layout::concat(&self.gpu, parts, outer, inner)
     }
 
     fn index_select(&self, x: &Storage, view: AxisView, index: &[usize]) -> Result<Storage> {
-        kernels::layout::index_select(self, x, view, index)
+        kernels::layout::index_select(&self.gpu, x, view, index)
     }
 
     fn index_add(&self, dy: &Storage, view: AxisView, index: &[usize]) -> Result<Storage> {
-        kernels::layout::index_add(self, dy, view, index)
+        kernels::layout::index_add(&self.gpu, dy, view, index)
     }
 
     fn conv2d(&self, x: &Storage, w: &Storage, g: &Conv2dGeometry) -> Result<Storage> {
         half_through_f32(self, "conv2d", &[x, w], |s| {
-            kernels::gemm::conv2d(self, s[0], s[1], g, &ConvEpilogue::default())
+            kernels::gemm::conv2d(&self.gpu, s[0], s[1], g, &ConvEpilogue::default())
         })
     }
 
@@ -206,7 +148,7 @@ impl Backend for WgpuBackend {
         g: &Conv2dGeometry,
     ) -> Result<Storage> {
         half_through_f32(self, "conv2d backward (input)", &[dy, w], |s| {
-            kernels::gemm::conv2d_backward_input(self, s[0], s[1], g)
+            kernels::gemm::conv2d_backward_input(&self.gpu, s[0], s[1], g)
         })
     }
 
@@ -217,7 +159,7 @@ impl Backend for WgpuBackend {
         g: &Conv2dGeometry,
     ) -> Result<Storage> {
         half_through_f32(self, "conv2d backward (weight)", &[x, dy], |s| {
-            kernels::gemm::conv2d_backward_weight(self, s[0], s[1], g)
+            kernels::gemm::conv2d_backward_weight(&self.gpu, s[0], s[1], g)
         })
     }
 
@@ -229,17 +171,17 @@ impl Backend for WgpuBackend {
         epi: &ConvEpilogue<'_>,
     ) -> Result<Storage> {
         match epi.act {
-            None | Some(UnaryOp::Relu) => kernels::gemm::conv2d(self, x, w, g, epi),
+            None | Some(UnaryOp::Relu) => kernels::gemm::conv2d(&self.gpu, x, w, g, epi),
             Some(act) => {
                 let plain = ConvEpilogue { act: None, ..*epi };
-                let y = kernels::gemm::conv2d(self, x, w, g, &plain)?;
+                let y = kernels::gemm::conv2d(&self.gpu, x, w, g, &plain)?;
                 self.unary(act, &y)
             }
         }
     }
 
     fn max_pool2d(&self, x: &Storage, g: &Pool2dGeometry) -> Result<Storage> {
-        kernels::pool::forward(self, kernels::pool::Kind::Max, x, g)
+        kernels::pool::forward(&self.gpu, kernels::pool::Kind::Max, x, g)
     }
 
     fn max_pool2d_backward(
@@ -248,23 +190,23 @@ impl Backend for WgpuBackend {
         dy: &Storage,
         g: &Pool2dGeometry,
     ) -> Result<Storage> {
-        kernels::pool::backward(self, kernels::pool::Kind::Max, Some(x), dy, g)
+        kernels::pool::backward(&self.gpu, kernels::pool::Kind::Max, Some(x), dy, g)
     }
 
     fn avg_pool2d(&self, x: &Storage, g: &Pool2dGeometry) -> Result<Storage> {
-        kernels::pool::forward(self, kernels::pool::Kind::Avg, x, g)
+        kernels::pool::forward(&self.gpu, kernels::pool::Kind::Avg, x, g)
     }
 
     fn avg_pool2d_backward(&self, dy: &Storage, g: &Pool2dGeometry) -> Result<Storage> {
-        kernels::pool::backward(self, kernels::pool::Kind::Avg, None, dy, g)
+        kernels::pool::backward(&self.gpu, kernels::pool::Kind::Avg, None, dy, g)
     }
 
     fn adaptive_avg_pool2d(&self, x: &Storage, g: &Pool2dGeometry) -> Result<Storage> {
-        kernels::pool::forward(self, kernels::pool::Kind::Adaptive, x, g)
+        kernels::pool::forward(&self.gpu, kernels::pool::Kind::Adaptive, x, g)
     }
 
     fn adaptive_avg_pool2d_backward(&self, dy: &Storage, g: &Pool2dGeometry) -> Result<Storage> {
-        kernels::pool::backward(self, kernels::pool::Kind::Adaptive, None, dy, g)
+        kernels::pool::backward(&self.gpu, kernels::pool::Kind::Adaptive, None, dy, g)
     }
 
     fn batch_norm(
@@ -276,7 +218,7 @@ impl Backend for WgpuBackend {
         eps: f32,
     ) -> Result<(Storage, NormStats)> {
         let x = residual_tensor::backend::widened(self, x)?;
-        kernels::norm::batch_norm(self, &x, view, gamma, beta, eps)
+        kernels::norm::batch_norm(&self.gpu, &x, view, gamma, beta, eps)
     }
 
     fn batch_norm_backward(
@@ -288,7 +230,7 @@ impl Backend for WgpuBackend {
         stats: &NormStats,
     ) -> Result<NormGrads> {
         let wide = residual_tensor::backend::widened(self, x)?;
-        let mut g = kernels::norm::batch_norm_backward(self, &wide, dy, view, gamma, stats)?;
+        let mut g = kernels::norm::batch_norm_backward(&self.gpu, &wide, dy, view, gamma, stats)?;
         if x.dtype() != DType::F32 {
             g.dx = self.cast(&g.dx, x.dtype())?;
         }
@@ -305,7 +247,7 @@ impl Backend for WgpuBackend {
         beta: &Storage,
         eps: f32,
     ) -> Result<(Storage, NormStats)> {
-        kernels::norm::row_norm(self, x, rows, cols, affine, gamma, beta, eps)
+        kernels::norm::row_norm(&self.gpu, x, rows, cols, affine, gamma, beta, eps)
     }
 
     fn row_norm_backward(
@@ -318,11 +260,11 @@ impl Backend for WgpuBackend {
         gamma: &Storage,
         stats: &NormStats,
     ) -> Result<NormGrads> {
-        kernels::norm::row_norm_backward(self, x, dy, rows, cols, affine, gamma, stats)
+        kernels::norm::row_norm_backward(&self.gpu, x, dy, rows, cols, affine, gamma, stats)
     }
 
     fn softmax(&self, x: &Storage, view: AxisView, log: bool) -> Result<Storage> {
-        kernels::softmax::softmax(self, x, view, log)
+        kernels::softmax::softmax(&self.gpu, x, view, log)
     }
 
     fn softmax_backward(
@@ -332,7 +274,7 @@ impl Backend for WgpuBackend {
         view: AxisView,
         log: bool,
     ) -> Result<Storage> {
-        kernels::softmax::softmax_backward(self, y, dy, view, log)
+        kernels::softmax::softmax_backward(&self.gpu, y, dy, view, log)
     }
 
     fn cross_entropy(
@@ -343,7 +285,7 @@ impl Backend for WgpuBackend {
         targets: &[usize],
         smoothing: f32,
     ) -> Result<Storage> {
-        kernels::softmax::cross_entropy(self, logits, n, c, targets, smoothing)
+        kernels::softmax::cross_entropy(&self.gpu, logits, n, c, targets, smoothing)
     }
 
     fn cross_entropy_backward(
@@ -355,7 +297,7 @@ impl Backend for WgpuBackend {
         smoothing: f32,
         dloss: &Storage,
     ) -> Result<Storage> {
-        kernels::softmax::cross_entropy_backward(self, logits, n, c, targets, smoothing, dloss)
+        kernels::softmax::cross_entropy_backward(&self.gpu, logits, n, c, targets, smoothing, dloss)
     }
 
     fn sgd_step(
@@ -365,7 +307,7 @@ impl Backend for WgpuBackend {
         buf: Option<&Storage>,
         h: &SgdHyper,
     ) -> Result<(Storage, Option<Storage>)> {
-        kernels::optim::sgd(self, p, g, buf, h)
+        kernels::optim::sgd(&self.gpu, p, g, buf, h)
     }
 
     fn adamw_step(
@@ -376,10 +318,10 @@ impl Backend for WgpuBackend {
         v: &Storage,
         h: &AdamWHyper,
     ) -> Result<(Storage, Storage, Storage)> {
-        kernels::optim::adamw(self, p, g, m, v, h)
+        kernels::optim::adamw(&self.gpu, p, g, m, v, h)
     }
 
     fn dropout(&self, x: &Storage, p: f32, seed: u64) -> Result<Storage> {
-        kernels::elementwise::dropout(self, x, p, seed)
+        kernels::elementwise::dropout(&self.gpu, x, p, seed)
     }
 }

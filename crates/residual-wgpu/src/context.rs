@@ -1,6 +1,7 @@
 //! The wgpu context: adapter, device and queue, the pipeline cache, and the
 //! command encoder that collects dispatches until data is read back.
 
+use crate::contract::{Access, Binding};
 use crate::pool::BufferPool;
 use crate::shaders;
 use residual_tensor::{Error, Result};
@@ -16,8 +17,8 @@ const DISPATCHES_PER_SUBMIT: usize = 128;
 /// Threads per workgroup of the one-dimensional kernels (`@workgroup_size(256)`).
 pub(crate) const THREADS: u32 = 256;
 
-/// Storage buffers a shader may bind at most (the backward of batch norm binds 9).
-const STORAGE_BUFFERS_NEEDED: u32 = 10;
+/// Storage buffers a shader may bind at most (the backward of batch norm binds 8).
+const STORAGE_BUFFERS_NEEDED: u32 = 8;
 
 fn backend_error(msg: impl Into<String>) -> Error {
     Error::Backend {
@@ -41,6 +42,7 @@ struct Pending {
 }
 
 /// A kernel launch: which entry point, with which constants, on which buffers.
+/// (Kernels build it through [`crate::launch::Gpu::launch`], which types it.)
 pub(crate) struct Dispatch<'a> {
     /// Shader file name (a key of [`shaders::SHADERS`]).
     pub shader: &'static str,
@@ -48,10 +50,11 @@ pub(crate) struct Dispatch<'a> {
     pub entry: &'static str,
     /// Override constants of this variant.
     pub constants: &'a [(&'static str, f64)],
-    /// Contents of the `params` storage buffer at binding 0.
-    pub params: &'a [u32],
-    /// The other bindings, by binding number.
-    pub buffers: &'a [(u32, &'a wgpu::Buffer)],
+    /// Host bytes copied into a new buffer for this launch, each at its
+    /// binding: the uniform parameter block and small read-only tables.
+    pub host: &'a [(Binding, &'a [u8])],
+    /// Device buffers, each at its binding.
+    pub buffers: &'a [(Binding, &'a wgpu::Buffer)],
     /// Workgroup counts.
     pub groups: [u32; 3],
 }
@@ -242,21 +245,36 @@ impl Context {
             constants: d.constants.iter().map(|(k, v)| (*k, v.to_bits())).collect(),
         };
         let pipeline = self.pipeline(key, d.constants)?;
-        let params: &[u32] = if d.params.is_empty() { &[0] } else { d.params };
-        let params = self
-            .device
-            .create_buffer_init(&wgpu::util::BufferInitDescriptor {
-                label: Some("params"),
-                contents: bytemuck::cast_slice(params),
-                usage: wgpu::BufferUsages::STORAGE,
-            });
-        let mut entries = vec![wgpu::BindGroupEntry {
-            binding: 0,
-            resource: params.as_entire_binding(),
-        }];
-        for (binding, buffer) in d.buffers {
-            entries.push(wgpu::BindGroupEntry {
+        // A binding cannot be empty: an empty table is one zero word.
+        let host: Vec<(u32, wgpu::Buffer)> = d
+            .host
+            .iter()
+            .map(|(b, bytes)| {
+                let usage = match b.access {
+                    Access::Uniform => wgpu::BufferUsages::UNIFORM,
+                    Access::Read | Access::ReadWrite => wgpu::BufferUsages::STORAGE,
+                };
+                let contents: &[u8] = if bytes.is_empty() { &[0; 4] } else { bytes };
+                let buffer = self
+                    .device
+                    .create_buffer_init(&wgpu::util::BufferInitDescriptor {
+                        label: Some(b.name),
+                        contents,
+                        usage,
+                    });
+                (b.binding, buffer)
+            })
+            .collect();
+        let mut entries: Vec<wgpu::BindGroupEntry<'_>> = host
+            .iter()
+            .map(|(binding, buffer)| wgpu::BindGroupEntry {
                 binding: *binding,
+                resource: buffer.as_entire_binding(),
+            })
+            .collect();
+        for (b, buffer) in d.buffers {
+            entries.push(wgpu::BindGroupEntry {
+                binding: b.binding,
                 resource: buffer.as_entire_binding(),
             });
         }

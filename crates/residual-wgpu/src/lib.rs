@@ -17,7 +17,9 @@
 
 mod backend;
 mod context;
+pub mod contract;
 mod kernels;
+mod launch;
 mod pool;
 pub mod shaders;
 mod storage;

@@ -1,51 +1,59 @@
 //! Fill, casts, unary functions and derivatives, broadcasting binary ops, dropout
 //! (`shaders/fill.wgsl`, `cast.wgsl`, `elementwise.wgsl`).
 
-use super::{bits, word};
-use crate::backend::{share, WgpuBackend};
-use crate::context::Dispatch;
+use crate::contract::cast::{self as cs, CastParams};
+use crate::contract::elementwise::{self as ew, BinaryParams, DropoutParams, UnaryParams};
+use crate::contract::fill::{self, FillParams};
+use crate::launch::{share, word, Gpu, Launch};
 use residual_tensor::backend::{coalesce, BackendStorage, BinaryOp, Storage, UnaryOp};
 use residual_tensor::{DType, Result, Shape};
 
 /// `out: [len] = value`
-pub(crate) fn fill(be: &WgpuBackend, len: usize, value: f32) -> Result<Storage> {
-    let out = be.alloc(DType::F32, len)?;
-    be.launch(Dispatch {
-        shader: "fill",
-        entry: "fill",
+pub(crate) fn fill(gpu: &Gpu, len: usize, value: f32) -> Result<Storage> {
+    let out = gpu.alloc(DType::F32, len)?;
+    gpu.launch(Launch {
+        entry: fill::FILL,
         constants: &[],
-        params: &[word(len), bits(value)],
-        buffers: &[(1, out.buffer())],
-        groups: be.threads(len),
+        params: FillParams {
+            n: word(len),
+            value,
+            ..Default::default()
+        },
+        tables: &[],
+        buffers: &[(fill::OUT, out.buffer())],
+        groups: gpu.threads(len),
     })?;
     Ok(share(out))
 }
 
 /// Converts between f32, f16 and bf16 (16-bit types go through f32).
-pub(crate) fn cast(be: &WgpuBackend, s: &Storage, to: DType) -> Result<Storage> {
-    let from = be.gpu(s)?.dtype();
+pub(crate) fn cast(gpu: &Gpu, s: &Storage, to: DType) -> Result<Storage> {
+    let from = gpu.gpu(s)?.dtype();
     if from == to {
         return Ok(s.clone());
     }
     if from != DType::F32 && to != DType::F32 {
-        let wide = cast(be, s, DType::F32)?;
-        return cast(be, &wide, to);
+        let wide = cast(gpu, s, DType::F32)?;
+        return cast(gpu, &wide, to);
     }
     let n = s.len();
     let entry = match (from, to) {
-        (DType::F32, DType::F16) => "f32_to_f16",
-        (DType::F32, DType::BF16) => "f32_to_bf16",
-        (DType::F16, _) => "f16_to_f32",
-        _ => "bf16_to_f32",
+        (DType::F32, DType::F16) => cs::F32_TO_F16,
+        (DType::F32, DType::BF16) => cs::F32_TO_BF16,
+        (DType::F16, _) => cs::F16_TO_F32,
+        _ => cs::BF16_TO_F32,
     };
-    let out = be.alloc(to, n)?;
-    be.launch(Dispatch {
-        shader: "cast",
+    let out = gpu.alloc(to, n)?;
+    gpu.launch(Launch {
         entry,
         constants: &[],
-        params: &[word(n)],
-        buffers: &[(1, be.gpu(s)?.buffer()), (2, out.buffer())],
-        groups: be.threads(n.div_ceil(2)),
+        params: CastParams {
+            n: word(n),
+            ..Default::default()
+        },
+        tables: &[],
+        buffers: &[(cs::SRC, gpu.gpu(s)?.buffer()), (cs::DST, out.buffer())],
+        groups: gpu.threads(n.div_ceil(2)),
     })?;
     Ok(share(out))
 }
@@ -71,50 +79,54 @@ fn op_code(op: UnaryOp) -> (u32, f32, f32) {
     }
 }
 
+fn unary_params(n: usize, p0: f32, p1: f32) -> UnaryParams {
+    UnaryParams {
+        n: word(n),
+        p0,
+        p1,
+        ..Default::default()
+    }
+}
+
 /// `y: [n] = f(x)`
-pub(crate) fn unary(be: &WgpuBackend, op: UnaryOp, x: &Storage) -> Result<Storage> {
+pub(crate) fn unary(gpu: &Gpu, op: UnaryOp, x: &Storage) -> Result<Storage> {
     let n = x.len();
     let (code, p0, p1) = op_code(op);
-    let out = be.alloc(DType::F32, n)?;
-    be.launch(Dispatch {
-        shader: "elementwise",
-        entry: "unary",
+    let out = gpu.alloc(DType::F32, n)?;
+    gpu.launch(Launch {
+        entry: ew::UNARY,
         constants: &[("OP", code as f64)],
-        params: &[word(n), bits(p0), bits(p1)],
-        buffers: &[(1, be.f32_buffer(x)?), (2, out.buffer())],
-        groups: be.threads(n),
+        params: unary_params(n, p0, p1),
+        tables: &[],
+        buffers: &[(ew::X, gpu.f32_buffer(x)?), (ew::Y, out.buffer())],
+        groups: gpu.threads(n),
     })?;
     Ok(share(out))
 }
 
 /// `dx: [n] = dy * f'(x)`
-pub(crate) fn unary_backward(
-    be: &WgpuBackend,
-    op: UnaryOp,
-    x: &Storage,
-    dy: &Storage,
-) -> Result<Storage> {
+pub(crate) fn unary_backward(gpu: &Gpu, op: UnaryOp, x: &Storage, dy: &Storage) -> Result<Storage> {
     let n = x.len();
     let (code, p0, p1) = op_code(op);
-    let out = be.alloc(DType::F32, n)?;
-    be.launch(Dispatch {
-        shader: "elementwise",
-        entry: "unary_backward",
+    let out = gpu.alloc(DType::F32, n)?;
+    gpu.launch(Launch {
+        entry: ew::UNARY_BACKWARD,
         constants: &[("OP", code as f64)],
-        params: &[word(n), bits(p0), bits(p1)],
+        params: unary_params(n, p0, p1),
+        tables: &[],
         buffers: &[
-            (1, be.f32_buffer(x)?),
-            (3, be.f32_buffer(dy)?),
-            (4, out.buffer()),
+            (ew::X, gpu.f32_buffer(x)?),
+            (ew::DY, gpu.f32_buffer(dy)?),
+            (ew::DX, out.buffer()),
         ],
-        groups: be.threads(n),
+        groups: gpu.threads(n),
     })?;
     Ok(share(out))
 }
 
 /// `y: out = a op b` with NumPy broadcasting.
 pub(crate) fn binary(
-    be: &WgpuBackend,
+    gpu: &Gpu,
     op: BinaryOp,
     a: (&Storage, &Shape),
     b: (&Storage, &Shape),
@@ -125,10 +137,10 @@ pub(crate) fn binary(
         out.dims(),
         &[&a.1.broadcast_strides(out), &b.1.broadcast_strides(out)],
     );
-    let mut params = vec![word(n), word(dims.len())];
-    params.extend(dims.iter().map(|&d| word(d)));
+    // shape: [dims[rank], a_strides[rank], b_strides[rank]]
+    let mut shape: Vec<u32> = dims.iter().map(|&d| word(d)).collect();
     for s in &strides {
-        params.extend(s.iter().map(|&v| word(v)));
+        shape.extend(s.iter().map(|&v| word(v)));
     }
     let code = match op {
         BinaryOp::Add => 0,
@@ -136,38 +148,42 @@ pub(crate) fn binary(
         BinaryOp::Mul => 2,
         BinaryOp::Div => 3,
     };
-    let y = be.alloc(DType::F32, n)?;
-    be.launch(Dispatch {
-        shader: "elementwise",
-        entry: "binary",
+    let y = gpu.alloc(DType::F32, n)?;
+    gpu.launch(Launch {
+        entry: ew::BINARY,
         constants: &[("BOP", code as f64)],
-        params: &params,
+        params: BinaryParams {
+            n: word(n),
+            rank: word(dims.len()),
+            ..Default::default()
+        },
+        tables: &[(ew::SHAPE, &shape)],
         buffers: &[
-            (2, y.buffer()),
-            (5, be.f32_buffer(a.0)?),
-            (6, be.f32_buffer(b.0)?),
+            (ew::Y, y.buffer()),
+            (ew::A, gpu.f32_buffer(a.0)?),
+            (ew::B, gpu.f32_buffer(b.0)?),
         ],
-        groups: be.threads(n),
+        groups: gpu.threads(n),
     })?;
     Ok(share(y))
 }
 
 /// `y = x * keep / (1 - p)` with the tensor core's counter-based mask.
-pub(crate) fn dropout(be: &WgpuBackend, x: &Storage, p: f32, seed: u64) -> Result<Storage> {
+pub(crate) fn dropout(gpu: &Gpu, x: &Storage, p: f32, seed: u64) -> Result<Storage> {
     let n = x.len();
-    let y = be.alloc(DType::F32, n)?;
-    be.launch(Dispatch {
-        shader: "elementwise",
-        entry: "dropout",
+    let y = gpu.alloc(DType::F32, n)?;
+    gpu.launch(Launch {
+        entry: ew::DROPOUT,
         constants: &[],
-        params: &[
-            word(n),
-            residual_tensor::rng::key32(seed),
-            bits(p),
-            bits(1.0 / (1.0 - p)),
-        ],
-        buffers: &[(1, be.f32_buffer(x)?), (2, y.buffer())],
-        groups: be.threads(n),
+        params: DropoutParams {
+            n: word(n),
+            key: residual_tensor::rng::key32(seed),
+            p,
+            scale: 1.0 / (1.0 - p),
+        },
+        tables: &[],
+        buffers: &[(ew::X, gpu.f32_buffer(x)?), (ew::Y, y.buffer())],
+        groups: gpu.threads(n),
     })?;
     Ok(share(y))
 }

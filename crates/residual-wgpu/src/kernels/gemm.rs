@@ -1,9 +1,8 @@
 //! Matrix products and the three convolution kernels as tiled (implicit)
 //! GEMMs (`shaders/gemm.wgsl`).
 
-use super::word;
-use crate::backend::{share, WgpuBackend};
-use crate::context::Dispatch;
+use crate::contract::gemm::{self as abi, GemmParams};
+use crate::launch::{share, word, Gpu, Launch};
 use residual_tensor::backend::{Conv2dGeometry, ConvEpilogue, MatmulSpec, Storage, UnaryOp};
 use residual_tensor::{DType, Error, Result};
 
@@ -23,7 +22,7 @@ struct Gemm<'a> {
 }
 
 fn launch(
-    be: &WgpuBackend,
+    gpu: &Gpu,
     g: Gemm<'_>,
     a: &wgpu::Buffer,
     b: &wgpu::Buffer,
@@ -32,7 +31,7 @@ fn launch(
     residual: Option<&wgpu::Buffer>,
 ) -> Result<()> {
     let groups = [g.n.div_ceil(TILE), g.m.div_ceil(TILE), g.batch];
-    let limit = be.max_groups() as usize;
+    let limit = gpu.max_groups() as usize;
     if groups.iter().any(|&v| v > limit) {
         return Err(Error::Backend {
             backend: "wgpu".into(),
@@ -43,56 +42,63 @@ fn launch(
             ),
         });
     }
-    let mut params = vec![word(g.m), word(g.n), word(g.k)];
-    params.extend(g.flags.iter().map(|&f| f as u32));
-    match g.conv {
-        Some(c) => params.extend(
-            [
-                c.n,
-                c.c_in,
-                c.h,
-                c.w,
-                c.c_out,
-                c.kh,
-                c.kw,
-                c.oh,
-                c.ow,
-                c.p.stride.0,
-                c.p.stride.1,
-                c.p.padding[0],
-                c.p.padding[2],
-                c.p.dilation.0,
-                c.p.dilation.1,
-                c.c_in / c.p.groups,
-                c.c_out / c.p.groups,
-            ]
-            .map(word),
-        ),
-        None => params.extend([0u32; 17]),
+    let mut params = GemmParams {
+        m: word(g.m),
+        n: word(g.n),
+        k: word(g.k),
+        trans_a: g.flags[0] as u32,
+        trans_b: g.flags[1] as u32,
+        a_shared: g.flags[2] as u32,
+        b_shared: g.flags[3] as u32,
+        has_bias: g.epilogue[0] as u32,
+        has_residual: g.epilogue[1] as u32,
+        relu: g.epilogue[2] as u32,
+        ..Default::default()
+    };
+    if let Some(c) = g.conv {
+        params = GemmParams {
+            batch: word(c.n),
+            c_in: word(c.c_in),
+            h: word(c.h),
+            w: word(c.w),
+            c_out: word(c.c_out),
+            kh: word(c.kh),
+            kw: word(c.kw),
+            oh: word(c.oh),
+            ow: word(c.ow),
+            sh: word(c.p.stride.0),
+            sw: word(c.p.stride.1),
+            pt: word(c.p.padding[0]),
+            pl: word(c.p.padding[2]),
+            dh: word(c.p.dilation.0),
+            dw: word(c.p.dilation.1),
+            cin_g: word(c.c_in / c.p.groups),
+            cout_g: word(c.c_out / c.p.groups),
+            ..params
+        };
     }
-    params.extend(g.epilogue.iter().map(|&f| f as u32));
-    let dummy = be.f32_buffer(&be.dummy)?;
-    be.launch(Dispatch {
-        shader: "gemm",
-        entry: "gemm",
+    let dummy = gpu.dummy();
+    gpu.launch(Launch {
+        entry: abi::GEMM,
         constants: &[("MODE", g.mode as f64)],
-        params: &params,
+        params,
+        tables: &[],
         buffers: &[
-            (1, a),
-            (2, b),
-            (3, c),
-            (4, bias.unwrap_or(dummy)),
-            (5, residual.unwrap_or(dummy)),
+            (abi::A, a),
+            (abi::B, b),
+            (abi::C, c),
+            (abi::BIAS, bias.unwrap_or(dummy)),
+            (abi::RESIDUAL, residual.unwrap_or(dummy)),
         ],
         groups: [groups[0] as u32, groups[1] as u32, groups[2] as u32],
     })
 }
 
 /// `C[b]: [m, n] = op(A[b]) @ op(B[b])`
-pub(crate) fn matmul(be: &WgpuBackend, a: &Storage, b: &Storage, s: MatmulSpec) -> Result<Storage> {
-    let c = be.alloc(DType::F32, s.batch * s.m * s.n)?;
+pub(crate) fn matmul(gpu: &Gpu, a: &Storage, b: &Storage, s: MatmulSpec) -> Result<Storage> {
+    let c = gpu.alloc(DType::F32, s.batch * s.m * s.n)?;
     launch(
-        be,
+        gpu,
         Gemm {
             mode: 0,
             m: s.m,
@@ -103,8 +109,8 @@ pub(crate) fn matmul(be: &WgpuBackend, a: &Storage, b: &Storage, s: MatmulSpec) 
             conv: None,
             epilogue: [false; 3],
         },
-        be.f32_buffer(a)?,
-        be.f32_buffer(b)?,
+        gpu.f32_buffer(a)?,
+        gpu.f32_buffer(b)?,
         c.buffer(),
         None,
         None,
@@ -114,18 +120,18 @@ pub(crate) fn matmul(be: &WgpuBackend, a: &Storage, b: &Storage, s: MatmulSpec) 
 
 /// `y: [n, c_out, oh, ow] = conv(x, w)` then the epilogue (bias, residual, relu).
 pub(crate) fn conv2d(
-    be: &WgpuBackend,
+    gpu: &Gpu,
     x: &Storage,
     w: &Storage,
     g: &Conv2dGeometry,
     epi: &ConvEpilogue<'_>,
 ) -> Result<Storage> {
-    let y = be.alloc(DType::F32, g.n * g.c_out * g.oh * g.ow)?;
+    let y = gpu.alloc(DType::F32, g.n * g.c_out * g.oh * g.ow)?;
     let groups = g.p.groups;
-    let bias = epi.bias.map(|b| be.f32_buffer(b)).transpose()?;
-    let residual = epi.residual.map(|r| be.f32_buffer(r)).transpose()?;
+    let bias = epi.bias.map(|b| gpu.f32_buffer(b)).transpose()?;
+    let residual = epi.residual.map(|r| gpu.f32_buffer(r)).transpose()?;
     launch(
-        be,
+        gpu,
         Gemm {
             mode: 1,
             m: g.c_out / groups,
@@ -140,8 +146,8 @@ pub(crate) fn conv2d(
                 epi.act == Some(UnaryOp::Relu),
             ],
         },
-        be.f32_buffer(w)?,
-        be.f32_buffer(x)?,
+        gpu.f32_buffer(w)?,
+        gpu.f32_buffer(x)?,
         y.buffer(),
         bias,
         residual,
@@ -151,15 +157,15 @@ pub(crate) fn conv2d(
 
 /// `dx: [n, c_in, h, w]` from `dy` and `w`.
 pub(crate) fn conv2d_backward_input(
-    be: &WgpuBackend,
+    gpu: &Gpu,
     dy: &Storage,
     w: &Storage,
     g: &Conv2dGeometry,
 ) -> Result<Storage> {
-    let dx = be.alloc(DType::F32, g.n * g.c_in * g.h * g.w)?;
+    let dx = gpu.alloc(DType::F32, g.n * g.c_in * g.h * g.w)?;
     let groups = g.p.groups;
     launch(
-        be,
+        gpu,
         Gemm {
             mode: 2,
             m: g.c_in / groups,
@@ -170,8 +176,8 @@ pub(crate) fn conv2d_backward_input(
             conv: Some(g),
             epilogue: [false; 3],
         },
-        be.f32_buffer(w)?,
-        be.f32_buffer(dy)?,
+        gpu.f32_buffer(w)?,
+        gpu.f32_buffer(dy)?,
         dx.buffer(),
         None,
         None,
@@ -181,15 +187,15 @@ pub(crate) fn conv2d_backward_input(
 
 /// `dw: [c_out, c_in/g, kh, kw]` from `x` and `dy`.
 pub(crate) fn conv2d_backward_weight(
-    be: &WgpuBackend,
+    gpu: &Gpu,
     x: &Storage,
     dy: &Storage,
     g: &Conv2dGeometry,
 ) -> Result<Storage> {
-    let dw = be.alloc(DType::F32, g.c_out * g.c_in / g.p.groups * g.kh * g.kw)?;
+    let dw = gpu.alloc(DType::F32, g.c_out * g.c_in / g.p.groups * g.kh * g.kw)?;
     let groups = g.p.groups;
     launch(
-        be,
+        gpu,
         Gemm {
             mode: 3,
             m: g.c_out / groups,
@@ -200,8 +206,8 @@ pub(crate) fn conv2d_backward_weight(
             conv: Some(g),
             epilogue: [false; 3],
         },
-        be.f32_buffer(dy)?,
-        be.f32_buffer(x)?,
+        gpu.f32_buffer(dy)?,
+        gpu.f32_buffer(x)?,
         dw.buffer(),
         None,
         None,

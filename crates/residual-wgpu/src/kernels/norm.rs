@@ -1,38 +1,46 @@
 //! Batch norm and row norm (layer norm, group norm) with fused backward
 //! kernels (`shaders/norm.wgsl`).
 
-use super::{bits, word};
-use crate::backend::{share, WgpuBackend};
-use crate::context::Dispatch;
+use crate::contract::norm::{self as abi, BatchNormParams, RowNormParams};
+use crate::launch::{share, word, Gpu, Launch};
 use residual_tensor::backend::{AxisView, NormGrads, NormStats, RowAffine, Storage};
 use residual_tensor::{DType, Result};
 
+fn bn_params(v: AxisView, eps: f32) -> BatchNormParams {
+    BatchNormParams {
+        outer: word(v.outer),
+        channels: word(v.len),
+        inner: word(v.inner),
+        eps,
+    }
+}
+
 /// `x: [outer, channels, inner]` normalised per channel; returns y and the statistics.
 pub(crate) fn batch_norm(
-    be: &WgpuBackend,
+    gpu: &Gpu,
     x: &Storage,
     v: AxisView,
     gamma: &Storage,
     beta: &Storage,
     eps: f32,
 ) -> Result<(Storage, NormStats)> {
-    let y = be.alloc(DType::F32, x.len())?;
-    let mean = be.alloc(DType::F32, v.len)?;
-    let rstd = be.alloc(DType::F32, v.len)?;
-    be.launch(Dispatch {
-        shader: "norm",
-        entry: "batch_norm",
+    let y = gpu.alloc(DType::F32, x.len())?;
+    let mean = gpu.alloc(DType::F32, v.len)?;
+    let rstd = gpu.alloc(DType::F32, v.len)?;
+    gpu.launch(Launch {
+        entry: abi::BATCH_NORM,
         constants: &[],
-        params: &[word(v.outer), word(v.len), word(v.inner), bits(eps)],
+        params: bn_params(v, eps),
+        tables: &[],
         buffers: &[
-            (1, be.f32_buffer(x)?),
-            (2, be.f32_buffer(gamma)?),
-            (3, be.f32_buffer(beta)?),
-            (4, y.buffer()),
-            (5, mean.buffer()),
-            (6, rstd.buffer()),
+            (abi::X, gpu.f32_buffer(x)?),
+            (abi::GAMMA, gpu.f32_buffer(gamma)?),
+            (abi::BETA, gpu.f32_buffer(beta)?),
+            (abi::Y, y.buffer()),
+            (abi::MEAN_OUT, mean.buffer()),
+            (abi::RSTD_OUT, rstd.buffer()),
         ],
-        groups: be.workgroups(v.len),
+        groups: gpu.workgroups(v.len),
     })?;
     Ok((
         share(y),
@@ -45,32 +53,32 @@ pub(crate) fn batch_norm(
 
 /// Fused backward of [`batch_norm`]: dx, dgamma, dbeta in one launch.
 pub(crate) fn batch_norm_backward(
-    be: &WgpuBackend,
+    gpu: &Gpu,
     x: &Storage,
     dy: &Storage,
     v: AxisView,
     gamma: &Storage,
     stats: &NormStats,
 ) -> Result<NormGrads> {
-    let dx = be.alloc(DType::F32, x.len())?;
-    let dgamma = be.alloc(DType::F32, v.len)?;
-    let dbeta = be.alloc(DType::F32, v.len)?;
-    be.launch(Dispatch {
-        shader: "norm",
-        entry: "batch_norm_backward",
+    let dx = gpu.alloc(DType::F32, x.len())?;
+    let dgamma = gpu.alloc(DType::F32, v.len)?;
+    let dbeta = gpu.alloc(DType::F32, v.len)?;
+    gpu.launch(Launch {
+        entry: abi::BATCH_NORM_BACKWARD,
         constants: &[],
-        params: &[word(v.outer), word(v.len), word(v.inner)],
+        params: bn_params(v, 0.0),
+        tables: &[],
         buffers: &[
-            (1, be.f32_buffer(x)?),
-            (2, be.f32_buffer(gamma)?),
-            (7, be.f32_buffer(dy)?),
-            (8, be.f32_buffer(&stats.mean)?),
-            (9, be.f32_buffer(&stats.rstd)?),
-            (10, dx.buffer()),
-            (11, dgamma.buffer()),
-            (12, dbeta.buffer()),
+            (abi::X, gpu.f32_buffer(x)?),
+            (abi::GAMMA, gpu.f32_buffer(gamma)?),
+            (abi::DY, gpu.f32_buffer(dy)?),
+            (abi::MEAN_IN, gpu.f32_buffer(&stats.mean)?),
+            (abi::RSTD_IN, gpu.f32_buffer(&stats.rstd)?),
+            (abi::DX, dx.buffer()),
+            (abi::DGAMMA, dgamma.buffer()),
+            (abi::DBETA, dbeta.buffer()),
         ],
-        groups: be.workgroups(v.len),
+        groups: gpu.workgroups(v.len),
     })?;
     Ok(NormGrads {
         dx: share(dx),
@@ -79,21 +87,22 @@ pub(crate) fn batch_norm_backward(
     })
 }
 
-fn row_params(rows: usize, cols: usize, a: RowAffine, eps: f32) -> Vec<u32> {
-    vec![
-        word(rows),
-        word(cols),
-        word(a.groups),
-        word(a.channels_per_group),
-        word(a.per_channel),
-        bits(eps),
-    ]
+fn row_params(rows: usize, cols: usize, a: RowAffine, eps: f32) -> RowNormParams {
+    RowNormParams {
+        rows: word(rows),
+        cols: word(cols),
+        groups: word(a.groups),
+        cpg: word(a.channels_per_group),
+        per_channel: word(a.per_channel),
+        eps,
+        ..Default::default()
+    }
 }
 
 /// `x: [rows, cols]` normalised per row, then the affine transform.
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn row_norm(
-    be: &WgpuBackend,
+    gpu: &Gpu,
     x: &Storage,
     rows: usize,
     cols: usize,
@@ -102,23 +111,23 @@ pub(crate) fn row_norm(
     beta: &Storage,
     eps: f32,
 ) -> Result<(Storage, NormStats)> {
-    let y = be.alloc(DType::F32, x.len())?;
-    let mean = be.alloc(DType::F32, rows)?;
-    let rstd = be.alloc(DType::F32, rows)?;
-    be.launch(Dispatch {
-        shader: "norm",
-        entry: "row_norm",
+    let y = gpu.alloc(DType::F32, x.len())?;
+    let mean = gpu.alloc(DType::F32, rows)?;
+    let rstd = gpu.alloc(DType::F32, rows)?;
+    gpu.launch(Launch {
+        entry: abi::ROW_NORM,
         constants: &[],
-        params: &row_params(rows, cols, a, eps),
+        params: row_params(rows, cols, a, eps),
+        tables: &[],
         buffers: &[
-            (1, be.f32_buffer(x)?),
-            (2, be.f32_buffer(gamma)?),
-            (3, be.f32_buffer(beta)?),
-            (4, y.buffer()),
-            (5, mean.buffer()),
-            (6, rstd.buffer()),
+            (abi::X, gpu.f32_buffer(x)?),
+            (abi::GAMMA, gpu.f32_buffer(gamma)?),
+            (abi::BETA, gpu.f32_buffer(beta)?),
+            (abi::Y, y.buffer()),
+            (abi::MEAN_OUT, mean.buffer()),
+            (abi::RSTD_OUT, rstd.buffer()),
         ],
-        groups: be.workgroups(rows),
+        groups: gpu.workgroups(rows),
     })?;
     Ok((
         share(y),
@@ -132,7 +141,7 @@ pub(crate) fn row_norm(
 /// Backward of [`row_norm`]: dx per row, then dgamma / dbeta per parameter.
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn row_norm_backward(
-    be: &WgpuBackend,
+    gpu: &Gpu,
     x: &Storage,
     dy: &Storage,
     rows: usize,
@@ -142,41 +151,41 @@ pub(crate) fn row_norm_backward(
     stats: &NormStats,
 ) -> Result<NormGrads> {
     let n_params = a.groups * a.channels_per_group;
-    let dx = be.alloc(DType::F32, x.len())?;
-    let dgamma = be.alloc(DType::F32, n_params)?;
-    let dbeta = be.alloc(DType::F32, n_params)?;
+    let dx = gpu.alloc(DType::F32, x.len())?;
+    let dgamma = gpu.alloc(DType::F32, n_params)?;
+    let dbeta = gpu.alloc(DType::F32, n_params)?;
     let params = row_params(rows, cols, a, 0.0);
-    let (xb, dyb) = (be.f32_buffer(x)?, be.f32_buffer(dy)?);
-    let (mb, rb) = (be.f32_buffer(&stats.mean)?, be.f32_buffer(&stats.rstd)?);
-    be.launch(Dispatch {
-        shader: "norm",
-        entry: "row_norm_backward",
+    let (xb, dyb) = (gpu.f32_buffer(x)?, gpu.f32_buffer(dy)?);
+    let (mb, rb) = (gpu.f32_buffer(&stats.mean)?, gpu.f32_buffer(&stats.rstd)?);
+    gpu.launch(Launch {
+        entry: abi::ROW_NORM_BACKWARD,
         constants: &[],
-        params: &params,
+        params,
+        tables: &[],
         buffers: &[
-            (1, xb),
-            (2, be.f32_buffer(gamma)?),
-            (7, dyb),
-            (8, mb),
-            (9, rb),
-            (10, dx.buffer()),
+            (abi::X, xb),
+            (abi::GAMMA, gpu.f32_buffer(gamma)?),
+            (abi::DY, dyb),
+            (abi::MEAN_IN, mb),
+            (abi::RSTD_IN, rb),
+            (abi::DX, dx.buffer()),
         ],
-        groups: be.workgroups(rows),
+        groups: gpu.workgroups(rows),
     })?;
-    be.launch(Dispatch {
-        shader: "norm",
-        entry: "row_norm_params_backward",
+    gpu.launch(Launch {
+        entry: abi::ROW_NORM_PARAMS_BACKWARD,
         constants: &[],
-        params: &params,
+        params,
+        tables: &[],
         buffers: &[
-            (1, xb),
-            (7, dyb),
-            (8, mb),
-            (9, rb),
-            (11, dgamma.buffer()),
-            (12, dbeta.buffer()),
+            (abi::X, xb),
+            (abi::DY, dyb),
+            (abi::MEAN_IN, mb),
+            (abi::RSTD_IN, rb),
+            (abi::DGAMMA, dgamma.buffer()),
+            (abi::DBETA, dbeta.buffer()),
         ],
-        groups: be.workgroups(n_params),
+        groups: gpu.workgroups(n_params),
     })?;
     Ok(NormGrads {
         dx: share(dx),

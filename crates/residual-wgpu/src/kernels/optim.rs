@@ -1,68 +1,68 @@
 //! Fused SGD and AdamW updates (`shaders/optim.wgsl`).
 
-use super::{bits, word};
-use crate::backend::{share, WgpuBackend};
-use crate::context::Dispatch;
+use crate::contract::optim::{self as abi, AdamWParams, SgdParams};
+use crate::launch::{share, word, Gpu, Launch};
 use residual_tensor::backend::{AdamWHyper, SgdHyper, Storage};
 use residual_tensor::{DType, Result};
 
 /// One SGD step: the new parameter and momentum buffer.
 pub(crate) fn sgd(
-    be: &WgpuBackend,
+    gpu: &Gpu,
     p: &Storage,
     g: &Storage,
     buf: Option<&Storage>,
     h: &SgdHyper,
 ) -> Result<(Storage, Option<Storage>)> {
     let n = p.len();
-    let np = be.alloc(DType::F32, n)?;
-    let params = [
-        word(n),
-        bits(h.lr),
-        bits(h.momentum),
-        bits(h.dampening),
-        bits(h.weight_decay),
-        h.nesterov as u32,
-        buf.is_none() as u32,
-    ];
-    let (pb, gb) = (be.f32_buffer(p)?, be.f32_buffer(g)?);
+    let np = gpu.alloc(DType::F32, n)?;
+    let params = SgdParams {
+        n: word(n),
+        lr: h.lr,
+        momentum: h.momentum,
+        dampening: h.dampening,
+        weight_decay: h.weight_decay,
+        nesterov: h.nesterov as u32,
+        first: buf.is_none() as u32,
+        ..Default::default()
+    };
+    let (pb, gb) = (gpu.f32_buffer(p)?, gpu.f32_buffer(g)?);
     if h.momentum == 0.0 {
-        be.launch(Dispatch {
-            shader: "optim",
-            entry: "sgd",
+        gpu.launch(Launch {
+            entry: abi::SGD,
             constants: &[],
-            params: &params,
-            buffers: &[(1, pb), (2, gb), (3, np.buffer())],
-            groups: be.threads(n),
+            params,
+            tables: &[],
+            buffers: &[(abi::P, pb), (abi::G, gb), (abi::P_OUT, np.buffer())],
+            groups: gpu.threads(n),
         })?;
         return Ok((share(np), None));
     }
-    let nb = be.alloc(DType::F32, n)?;
+    let nb = gpu.alloc(DType::F32, n)?;
     // On the first step the shader does not read the buffer; g stands in.
     let old = match buf {
-        Some(b) => be.f32_buffer(b)?,
+        Some(b) => gpu.f32_buffer(b)?,
         None => gb,
     };
-    be.launch(Dispatch {
-        shader: "optim",
-        entry: "sgd_momentum",
+    gpu.launch(Launch {
+        entry: abi::SGD_MOMENTUM,
         constants: &[],
-        params: &params,
+        params,
+        tables: &[],
         buffers: &[
-            (1, pb),
-            (2, gb),
-            (3, np.buffer()),
-            (4, old),
-            (5, nb.buffer()),
+            (abi::P, pb),
+            (abi::G, gb),
+            (abi::P_OUT, np.buffer()),
+            (abi::BUF, old),
+            (abi::BUF_OUT, nb.buffer()),
         ],
-        groups: be.threads(n),
+        groups: gpu.threads(n),
     })?;
     Ok((share(np), Some(share(nb))))
 }
 
 /// One AdamW step: `(p, m, v)`.
 pub(crate) fn adamw(
-    be: &WgpuBackend,
+    gpu: &Gpu,
     p: &Storage,
     g: &Storage,
     m: &Storage,
@@ -73,34 +73,34 @@ pub(crate) fn adamw(
     let bc1 = 1.0 - h.beta1.powi(h.step as i32);
     let bc2 = 1.0 - h.beta2.powi(h.step as i32);
     let (np, nm, nv) = (
-        be.alloc(DType::F32, n)?,
-        be.alloc(DType::F32, n)?,
-        be.alloc(DType::F32, n)?,
+        gpu.alloc(DType::F32, n)?,
+        gpu.alloc(DType::F32, n)?,
+        gpu.alloc(DType::F32, n)?,
     );
-    be.launch(Dispatch {
-        shader: "optim",
-        entry: "adamw",
+    gpu.launch(Launch {
+        entry: abi::ADAMW,
         constants: &[],
-        params: &[
-            word(n),
-            bits(h.lr),
-            bits(h.beta1),
-            bits(h.beta2),
-            bits(h.eps),
-            bits(h.weight_decay),
-            bits(h.lr / bc1),
-            bits(bc2.sqrt()),
-        ],
+        params: AdamWParams {
+            n: word(n),
+            lr: h.lr,
+            beta1: h.beta1,
+            beta2: h.beta2,
+            eps: h.eps,
+            weight_decay: h.weight_decay,
+            step_size: h.lr / bc1,
+            bc2_sqrt: bc2.sqrt(),
+        },
+        tables: &[],
         buffers: &[
-            (1, be.f32_buffer(p)?),
-            (2, be.f32_buffer(g)?),
-            (3, np.buffer()),
-            (6, be.f32_buffer(m)?),
-            (7, be.f32_buffer(v)?),
-            (8, nm.buffer()),
-            (9, nv.buffer()),
+            (abi::P, gpu.f32_buffer(p)?),
+            (abi::G, gpu.f32_buffer(g)?),
+            (abi::P_OUT, np.buffer()),
+            (abi::M, gpu.f32_buffer(m)?),
+            (abi::V, gpu.f32_buffer(v)?),
+            (abi::M_OUT, nm.buffer()),
+            (abi::V_OUT, nv.buffer()),
         ],
-        groups: be.threads(n),
+        groups: gpu.threads(n),
     })?;
     Ok((share(np), share(nm), share(nv)))
 }

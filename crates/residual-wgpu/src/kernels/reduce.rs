@@ -1,14 +1,13 @@
 //! Sum / max over axes and argmax (`shaders/reduce.wgsl`).
 
-use super::word;
-use crate::backend::{share, WgpuBackend};
-use crate::context::Dispatch;
+use crate::contract::reduce::{self as abi, ArgmaxParams, ReduceParams};
+use crate::launch::{share, word, Gpu, Launch};
 use residual_tensor::backend::{coalesce, AxisView, ReduceOp, Storage};
 use residual_tensor::{DType, Result, Shape};
 
 /// Reduces `x: shape` over the sorted `axes`; one workgroup per output element.
 pub(crate) fn reduce(
-    be: &WgpuBackend,
+    gpu: &Gpu,
     op: ReduceOp,
     x: &Storage,
     shape: &Shape,
@@ -31,47 +30,52 @@ pub(crate) fn reduce(
     let (red_dims, red_strides) = coalesce(&red_dims, &[&red_strides]);
     let n_out: usize = kept_dims.iter().product();
     let count: usize = red_dims.iter().product();
-    let mut params = vec![
-        word(n_out),
-        word(kept_dims.len()),
-        word(red_dims.len()),
-        word(count),
-    ];
-    params.extend(kept_dims.iter().map(|&v| word(v)));
-    params.extend(kept_strides[0].iter().map(|&v| word(v)));
-    params.extend(red_dims.iter().map(|&v| word(v)));
-    params.extend(red_strides[0].iter().map(|&v| word(v)));
-    let y = be.alloc(DType::F32, n_out)?;
+    // shape: [kept_dims, kept_strides, red_dims, red_strides]
+    let shape: Vec<u32> = [&kept_dims, &kept_strides[0], &red_dims, &red_strides[0]]
+        .iter()
+        .flat_map(|v| v.iter().map(|&d| word(d)))
+        .collect();
+    let y = gpu.alloc(DType::F32, n_out)?;
     let code = match op {
         ReduceOp::Sum => 0,
         ReduceOp::Max => 1,
     };
-    be.launch(Dispatch {
-        shader: "reduce",
-        entry: "reduce",
+    gpu.launch(Launch {
+        entry: abi::REDUCE,
         constants: &[("OP", code as f64)],
-        params: &params,
-        buffers: &[(1, be.f32_buffer(x)?), (2, y.buffer())],
-        groups: be.workgroups(n_out),
+        params: ReduceParams {
+            n_out: word(n_out),
+            kept_rank: word(kept_dims.len()),
+            red_rank: word(red_dims.len()),
+            count: word(count),
+        },
+        tables: &[(abi::SHAPE, &shape)],
+        buffers: &[(abi::X, gpu.f32_buffer(x)?), (abi::Y, y.buffer())],
+        groups: gpu.workgroups(n_out),
     })?;
     Ok(share(y))
 }
 
 /// First index of the maximum along the axis, read back to the host.
-pub(crate) fn argmax(be: &WgpuBackend, x: &Storage, v: AxisView) -> Result<Vec<u32>> {
+pub(crate) fn argmax(gpu: &Gpu, x: &Storage, v: AxisView) -> Result<Vec<u32>> {
     let n = v.outer * v.inner;
     if n == 0 {
         return Ok(Vec::new());
     }
-    let out = be.alloc(DType::F32, n)?;
-    be.launch(Dispatch {
-        shader: "reduce",
-        entry: "argmax",
+    let out = gpu.alloc(DType::F32, n)?;
+    gpu.launch(Launch {
+        entry: abi::ARGMAX,
         constants: &[],
-        params: &[word(v.outer), word(v.len), word(v.inner)],
-        buffers: &[(1, be.f32_buffer(x)?), (3, out.buffer())],
-        groups: be.threads(n),
+        params: ArgmaxParams {
+            outer: word(v.outer),
+            len: word(v.len),
+            inner: word(v.inner),
+            ..Default::default()
+        },
+        tables: &[],
+        buffers: &[(abi::X, gpu.f32_buffer(x)?), (abi::INDICES, out.buffer())],
+        groups: gpu.threads(n),
     })?;
-    let bytes = be.ctx.read(out.buffer(), 4 * n as u64)?;
+    let bytes = gpu.read(out.buffer(), 4 * n as u64)?;
     Ok(bytemuck::pod_collect_to_vec(&bytes))
 }
