@@ -380,14 +380,13 @@ fn eval_reports_accuracy_and_rejects_foreign_weights() {
     );
 }
 
-#[test]
-fn train_runs_on_an_image_folder() {
-    let dir = scratch();
-    // Two classes of 10 images of varied sizes: a red or a blue block on grey.
+/// Writes `dir/images/{red,blue}/k.png`, `per_class` images of varied sizes
+/// each (a red or a blue block on grey), and returns the `--data` value.
+fn image_folder(dir: &Path, per_class: u32) -> String {
     for (class, colour) in [("red", [220u8, 30, 30]), ("blue", [30u8, 30, 220])] {
-        let cdir = dir.path().join("images").join(class);
+        let cdir = dir.join("images").join(class);
         std::fs::create_dir_all(&cdir).unwrap();
-        for k in 0..10u32 {
+        for k in 0..per_class {
             let img = image::RgbImage::from_fn(48 + k, 40, |x, y| {
                 if (10..30).contains(&x) && (8..30).contains(&y) {
                     image::Rgb(colour)
@@ -398,7 +397,13 @@ fn train_runs_on_an_image_folder() {
             img.save(cdir.join(format!("{k}.png"))).unwrap();
         }
     }
-    let data = format!("imagefolder:{}", dir.path().join("images").display());
+    format!("imagefolder:{}", dir.join("images").display())
+}
+
+#[test]
+fn train_runs_on_an_image_folder() {
+    let dir = scratch();
+    let data = image_folder(dir.path(), 10);
     let out = dir.path().join("run");
     let o = residual(&[
         "train",
@@ -427,4 +432,76 @@ fn train_runs_on_an_image_folder() {
     ] {
         assert!(out.join(f).is_file(), "{f} in the run folder");
     }
+}
+
+#[test]
+fn train_and_summary_take_a_model_config_file() {
+    let dir = scratch();
+    let data = image_folder(dir.path(), 4);
+    let config = dir.path().join("tiny.toml");
+    std::fs::write(
+        &config,
+        "family = \"resnet\"\nblock = \"basic\"\nlayers = [1, 1]\nwidths = [4, 8]\nstem = \"cifar\"\nstem_width = 4\nnum_classes = 2\n",
+    )
+    .unwrap();
+    let model = config.to_str().unwrap();
+    let o = residual(&["summary", model, "--input", "3x16x16"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let table = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        table.contains("layer2.0") && table.contains("BasicBlock"),
+        "{table}"
+    );
+    let out = dir.path().join("run");
+    let o = residual(&[
+        "train",
+        "--data",
+        &data,
+        "--image-size",
+        "16",
+        "--model",
+        model,
+        "--norm",
+        "group",
+        "--epochs",
+        "1",
+        "--batch-size",
+        "2",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(stderr(&o).contains("tiny.toml"), "{}", stderr(&o));
+    let weights = out.join("model.safetensors");
+    let names: Vec<String> = read_tensors(&weights, &Device::cpu())
+        .unwrap()
+        .into_keys()
+        .collect();
+    assert!(
+        names.contains(&"layer2.0.downsample.0.weight".to_string()),
+        "{names:?}"
+    );
+    assert!(
+        !names.iter().any(|n| n.contains("running_mean")),
+        "--norm group applied: {names:?}"
+    );
+    // A setting the model's family does not have is refused, naming it.
+    let o = residual(&[
+        "train",
+        "--data",
+        &data,
+        "--model",
+        "resnet20",
+        "--act",
+        "gelu",
+        "--norm",
+        "group",
+        "--freeze-bn",
+        "--epochs",
+        "1",
+        "--batch-size",
+        "2",
+    ]);
+    assert!(!o.status.success());
+    assert!(stderr(&o).contains("--freeze-bn"), "{}", stderr(&o));
 }

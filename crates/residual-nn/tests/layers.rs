@@ -152,3 +152,49 @@ fn dropout_and_droppath_only_in_training() {
     }
     assert!(Dropout::new(1.0, 0).is_err());
 }
+
+#[test]
+fn summaries_attribute_each_layer_output_and_its_macs_to_its_row() {
+    use residual_nn::summary::summarize;
+    let s = Sequential::new()
+        .push(
+            Conv2dConfig::new(3, 4, 3)
+                .padding(1)
+                .init(1, &dev())
+                .unwrap(),
+        )
+        .push(BatchNorm2d::new(4, BnMode::Frozen, &dev()).unwrap())
+        .push(AdaptiveAvgPool2d((1, 1)));
+    let x = Tensor::zeros([1, 3, 5, 5], &dev()).unwrap();
+    let rows = s.children();
+    let sum = summarize("seq", [3, 5, 5], &rows, || s.forward(&x, Mode::Eval)).unwrap();
+    let got: Vec<(&str, &str, Vec<usize>, usize, u64)> = sum
+        .rows
+        .iter()
+        .map(|r| {
+            (
+                r.name.as_str(),
+                r.kind.as_str(),
+                r.output.clone(),
+                r.params,
+                r.macs,
+            )
+        })
+        .collect();
+    assert_eq!(
+        got,
+        [
+            ("0", "Conv2d", vec![4, 5, 5], 108, 4 * 5 * 5 * 3 * 9),
+            ("1", "FrozenBatchNorm2d", vec![4, 5, 5], 8, 0),
+            ("2", "AdaptiveAvgPool2d", vec![4, 1, 1], 0, 0),
+        ]
+    );
+    // A row the forward never runs is an error naming it.
+    let head = Linear::new(4, 2, true, 0, &dev()).unwrap();
+    let mut with_head = s.children();
+    with_head.push(("head".into(), &head));
+    let err = summarize("seq", [3, 5, 5], &with_head, || s.forward(&x, Mode::Eval))
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("head") && err.contains("Linear"), "{err}");
+}

@@ -1,6 +1,6 @@
 //! Loss scaling, data, checkpoints and exact resume.
 
-use residual_nn::named_tensors;
+use residual_nn::{named_tensors, Module};
 use residual_tensor::{Device, Gradients, Tensor};
 use residual_train::checkpoint;
 use residual_train::config::{AmpDtype, TrainConfig};
@@ -363,4 +363,100 @@ fn loss_scaler_state_survives_resume() {
     let r = Trainer::resume(&dir, data, None, &dev).unwrap();
     assert_eq!(r.config.amp, Some(AmpDtype::F16));
     assert_eq!(r.scaler, t.scaler);
+}
+
+#[test]
+fn every_registered_model_trains_through_the_one_step() {
+    let dev = Device::cpu();
+    let data: Arc<dyn Dataset> = Arc::new(Subset(Mnist::bundled(true).unwrap(), 4));
+    for name in residual_zoo::names() {
+        let config = TrainConfig {
+            model: name.into(),
+            model_config: residual_zoo::resolve(name, &Default::default()).unwrap(),
+            epochs: 1,
+            batch_size: 2,
+            log_every: 1,
+            transforms: vec![],
+            ..tiny_config(1)
+        };
+        let mut t = Trainer::new(config, data.clone(), &dev).unwrap();
+        assert_eq!(
+            (
+                t.model.config().in_channels(),
+                t.model.config().num_classes()
+            ),
+            (1, 10),
+            "{name}: the data sets channels and classes"
+        );
+        let mut steps = Vec::new();
+        t.train_epoch(&mut |s| steps.push(s.clone())).unwrap();
+        assert_eq!(steps.len(), 2, "{name}");
+        for s in &steps {
+            assert!(s.loss.is_finite() && s.grad_norm > 0.0, "{name}: {s:?}");
+            let zeros = s.zero_activations.as_ref().expect("monitored every step");
+            let blocks = t
+                .model
+                .children()
+                .iter()
+                .filter(|(n, _)| n.starts_with("layer"))
+                .count();
+            assert_eq!(zeros.len(), 1 + blocks, "{name}: the stem and every block");
+            assert!(!s.layer_grad_norms.as_ref().unwrap().is_empty());
+        }
+    }
+}
+
+#[test]
+fn checkpoints_of_format_v1_still_resume() {
+    let dev = Device::cpu();
+    let data: Arc<dyn Dataset> = Arc::new(Subset(Mnist::bundled(true).unwrap(), 64));
+    let config = TrainConfig {
+        model_config: residual_zoo::resolve(
+            "resnet20",
+            &residual_zoo::ModelOptions::default().set("act", "silu"),
+        )
+        .unwrap(),
+        ..tiny_config(2)
+    };
+    let mut t = Trainer::new(config, data.clone(), &dev).unwrap();
+    t.train_epoch(&mut |_| {}).unwrap();
+    let scratch = tempfile::tempdir().unwrap();
+    let dir = scratch.path().join("run");
+    t.save(&dir).unwrap();
+    // Rewrite the metadata as the previous format stored it: the run config
+    // named the preset with `norm` and `act` beside it, and no model config.
+    let path = dir.join("state.safetensors");
+    let bytes = std::fs::read(&path).unwrap();
+    let st = safetensors::SafeTensors::deserialize(&bytes).unwrap();
+    let (_, md) = safetensors::SafeTensors::read_metadata(&bytes).unwrap();
+    let mut meta: serde_json::Value =
+        serde_json::from_str(&md.metadata().as_ref().unwrap()["residual"]).unwrap();
+    meta["format"] = "residual-checkpoint-v1".into();
+    let c = meta["config"].as_object_mut().unwrap();
+    c.remove("model_config");
+    c.insert("norm".into(), "batch".into());
+    c.insert("act".into(), "silu".into());
+    let tensors: Vec<(String, safetensors::tensor::TensorView<'_>)> =
+        st.tensors().into_iter().collect();
+    let old = safetensors::serialize(
+        tensors,
+        Some(std::collections::HashMap::from([(
+            "residual".to_string(),
+            meta.to_string(),
+        )])),
+    )
+    .unwrap();
+    std::fs::write(&path, old).unwrap();
+    let r = Trainer::resume(&dir, data, None, &dev).unwrap();
+    assert_eq!(r.epoch, 1);
+    assert_eq!(
+        r.config.model_config, t.config.model_config,
+        "norm and act carried over"
+    );
+    for ((n, a), (_, b)) in named_tensors(&*t.model)
+        .into_iter()
+        .zip(named_tensors(&*r.model))
+    {
+        assert_eq!(a.get().to_vec().unwrap(), b.get().to_vec().unwrap(), "{n}");
+    }
 }
