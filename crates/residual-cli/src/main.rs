@@ -72,18 +72,3 @@ fn main() -> ExitCode {
         }
     }
 }
-
-/// Parses `3x224x224` as `[3, 224, 224]`.
-pub fn parse_chw(s: &str) -> Result<[usize; 3], String> {
-    let parts: Vec<&str> = s.split('x').collect();
-    let nums: Option<Vec<usize>> = parts
-        .iter()
-        .map(|p| p.trim().parse().ok().filter(|&n| n > 0))
-        .collect();
-    match nums.as_deref() {
-        Some(&[c, h, w]) => Ok([c, h, w]),
-        _ => Err(format!(
-            "expected CxHxW with positive integers (e.g. 3x224x224), got {s:?}"
-        )),
-    }
-}

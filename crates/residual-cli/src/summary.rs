@@ -13,7 +13,7 @@ pub struct Args {
     )]
     model: String,
     /// Input size as CxHxW.
-    #[arg(long, default_value = "3x224x224", value_parser = crate::parse_chw)]
+    #[arg(long, default_value = "3x224x224", value_parser = parse_chw)]
     input: [usize; 3],
     /// Number of classes (the model's default otherwise).
     #[arg(long)]
@@ -30,4 +30,19 @@ pub fn run(a: Args) -> Result<(), Error> {
     let model = create(&a.model, &opts, 0, &Device::cpu())?;
     println!("{}", model.summary(&a.model, a.input)?);
     Ok(())
+}
+
+/// Parses `3x224x224` as `[3, 224, 224]`.
+fn parse_chw(s: &str) -> Result<[usize; 3], String> {
+    let parts: Vec<&str> = s.split('x').collect();
+    let nums: Option<Vec<usize>> = parts
+        .iter()
+        .map(|p| p.trim().parse().ok().filter(|&n| n > 0))
+        .collect();
+    match nums.as_deref() {
+        Some(&[c, h, w]) => Ok([c, h, w]),
+        _ => Err(format!(
+            "expected CxHxW with positive integers (e.g. 3x224x224), got {s:?}"
+        )),
+    }
 }
