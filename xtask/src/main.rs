@@ -3,8 +3,11 @@
 //! - `cargo xtask test`: formatting, lints (warnings are errors), every test; a summary.
 //! - `cargo xtask shaders`: validates every WGSL shader with naga, lists them, and
 //!   checks the typed host/shader contract against naga's reflection.
+//! - `cargo xtask layout`: the source-layout rules: no source file over 800 lines
+//!   (tests aside), no file-level import circles inside a crate.
 //! - `cargo xtask bench [--filter TEXT] [--device cpu|wgpu]`: benchmarks, one JSON object per line and case.
 
+mod layout;
 mod shaders;
 
 use std::io::{BufRead, BufReader};
@@ -12,10 +15,11 @@ use std::process::{Command, ExitCode, Stdio};
 use std::time::Instant;
 
 const USAGE: &str =
-    "usage: cargo xtask <test | shaders | bench [--filter TEXT] [--device cpu|wgpu]>\n\
-  test    cargo fmt --check, cargo clippy -D warnings, shader validation, cargo test --workspace\n\
+    "usage: cargo xtask <test | shaders | layout | bench [--filter TEXT] [--device cpu|wgpu]>\n\
+  test    cargo fmt --check, cargo clippy -D warnings, shaders, layout, cargo test --workspace\n\
   shaders validate every WGSL shader with naga, print their entry points and bindings,\n\
           and check the Rust parameter structs and bindings against the WGSL\n\
+  layout  no source file over 800 lines (tests aside), no import circles between files\n\
   bench   release-mode benchmarks as JSON lines (see docs/benchmarks.md)";
 
 fn main() -> ExitCode {
@@ -23,6 +27,7 @@ fn main() -> ExitCode {
     match args.first().map(String::as_str) {
         Some("test") if args.len() == 1 => test(),
         Some("shaders") if args.len() == 1 => shaders_command(),
+        Some("layout") if args.len() == 1 => layout_command(),
         Some("bench") => bench(&args[1..]),
         Some("-h" | "--help") => {
             println!("{USAGE}");
@@ -127,6 +132,12 @@ fn test() -> ExitCode {
         ok: shaders_command() == ExitCode::SUCCESS,
         secs: t0.elapsed().as_secs_f64(),
     });
+    let t0 = Instant::now();
+    steps.push(Step {
+        name: "layout",
+        ok: layout_command() == ExitCode::SUCCESS,
+        secs: t0.elapsed().as_secs_f64(),
+    });
     let (step, passed, failed, ignored) = run_tests(&["test", "--workspace"]);
     steps.push(step);
     println!("\n== xtask test summary");
@@ -162,6 +173,41 @@ fn shaders_command() -> ExitCode {
             for e in [listing.err(), contract.err()].into_iter().flatten() {
                 eprintln!("{e}");
             }
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn layout_command() -> ExitCode {
+    let root = layout::workspace_root();
+    eprintln!(
+        "\n== xtask: layout: line limit and import circles in {}",
+        root.display()
+    );
+    match layout::check(&root) {
+        Ok(report) if report.violations.is_empty() => {
+            println!(
+                "layout: {} source files within {} lines, no import circles in {} crate roots",
+                report.files,
+                layout::MAX_LINES,
+                report.roots
+            );
+            ExitCode::SUCCESS
+        }
+        Ok(report) => {
+            for v in &report.violations {
+                eprintln!("{v}");
+            }
+            eprintln!(
+                "layout: {} violations ({} source files, {} crate roots checked)",
+                report.violations.len(),
+                report.files,
+                report.roots
+            );
+            ExitCode::FAILURE
+        }
+        Err(e) => {
+            eprintln!("xtask layout: {e}");
             ExitCode::FAILURE
         }
     }
