@@ -109,6 +109,24 @@ fn config(a: &Args, steps_per_epoch: u64, dev: &Device) -> Result<TrainConfig, E
         opts = opts.set("act", act.as_str());
     }
     let model_config = residual_zoo::resolve(&a.model, &opts)?;
+    if a.freeze_bn {
+        // --freeze-bn replaced the model's norm: refuse it over a group norm
+        // the model's own config chose.
+        let own = residual_zoo::resolve(&a.model, &ModelOptions::default())?;
+        if serde_json::to_value(&own)
+            .ok()
+            .and_then(|v| v.get("norm").cloned())
+            == Some("group".into())
+        {
+            return Err(Error::arg(
+                "train",
+                format!(
+                    "--freeze-bn applies to batch norm; {} uses group norm",
+                    a.model
+                ),
+            ));
+        }
+    }
     if !(0.0..=1.0).contains(&a.label_smoothing) {
         return Err(Error::arg(
             "train",

@@ -485,7 +485,46 @@ fn train_and_summary_take_a_model_config_file() {
         !names.iter().any(|n| n.contains("running_mean")),
         "--norm group applied: {names:?}"
     );
-    // A setting the model's family does not have is refused, naming it.
+    // The run folder's model.json rebuilds the model the weights belong to.
+    let run_model = out.join("model.json");
+    let o = residual(&[
+        "eval",
+        "--model",
+        run_model.to_str().unwrap(),
+        "--weights",
+        weights.to_str().unwrap(),
+        "--data",
+        &data,
+        "--image-size",
+        "16",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(String::from_utf8_lossy(&o.stdout).contains("accuracy"));
+    // --freeze-bn is refused over group norm, from the file ...
+    std::fs::write(
+        &config,
+        "family = \"resnet\"\nblock = \"basic\"\nlayers = [1]\nwidths = [4]\nstem = \"cifar\"\nstem_width = 4\nnum_classes = 2\nnorm = \"group\"\n",
+    )
+    .unwrap();
+    let o = residual(&[
+        "train",
+        "--data",
+        &data,
+        "--model",
+        model,
+        "--freeze-bn",
+        "--epochs",
+        "1",
+        "--batch-size",
+        "2",
+    ]);
+    assert!(!o.status.success());
+    assert!(
+        stderr(&o).contains("--freeze-bn") && stderr(&o).contains("group norm"),
+        "{}",
+        stderr(&o)
+    );
+    // ... and from the flag.
     let o = residual(&[
         "train",
         "--data",

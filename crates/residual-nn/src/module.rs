@@ -78,17 +78,16 @@ pub fn parameter_count(m: &dyn Module) -> usize {
         .sum()
 }
 
-/// A boxed module is the module (so a `Box<dyn Model>` goes wherever a
+/// A boxed module is the module (so a `Box<dyn Module>` goes wherever a
 /// `&dyn Module` does).
-impl<M: Module + ?Sized> Module for Box<M> {
+impl Module for Box<dyn Module> {
     fn forward(&self, x: &Tensor, mode: Mode) -> Result<Tensor> {
         (**self).forward(x, mode)
     }
+    /// The boxed module itself, as a transparent child: a summary finds the
+    /// module's layers where the box is.
     fn children(&self) -> Vec<(String, &dyn Module)> {
-        (**self).children()
-    }
-    fn visit(&self, f: &mut Visitor<'_>) {
-        (**self).visit(f)
+        vec![(String::new(), &**self)]
     }
     fn kind(&self) -> String {
         (**self).kind()

@@ -52,8 +52,8 @@ impl Summary {
 }
 
 /// The largest input (elements of one sample) a summary runs its forward on:
-/// 2^24, a 2,364 x 2,364 RGB image.
-pub const MAX_SUMMARY_INPUT: usize = 1 << 24;
+/// 2^22, a 1,182 x 1,182 RGB image (ResNet-152 there is 320 GMACs).
+pub const MAX_SUMMARY_INPUT: usize = 1 << 22;
 
 /// Summarises `rows` (name and sub-module, input to output) of a model named
 /// `model`; `forward` runs the model once on one sample of shape `input`
@@ -68,7 +68,7 @@ pub fn summarize(
     for (i, (_, m)) in rows.iter().enumerate() {
         claim(*m, i, &mut owner);
     }
-    let (_, records) = traced(forward)?;
+    let (_, trace) = traced(forward)?;
     let mut out: Vec<SummaryRow> = rows
         .iter()
         .map(|(name, m)| SummaryRow {
@@ -81,14 +81,20 @@ pub fn summarize(
         .collect();
     let mut seen = vec![false; rows.len()];
     let mut attributed = 0u64;
-    for r in records {
+    let mut last = None;
+    for r in trace.records {
         let Some(&i) = owner.get(&r.module) else {
             continue;
         };
-        out[i].macs += r.macs_so_far - attributed;
+        out[i].macs += r.macs_so_far.saturating_sub(attributed);
         attributed = r.macs_so_far;
         out[i].output = r.output.get(1..).unwrap_or_default().to_vec();
         seen[i] = true;
+        last = Some(i);
+    }
+    // Tensor ops after the last traced layer belong to the last row.
+    if let Some(i) = last {
+        out[i].macs += trace.macs.saturating_sub(attributed);
     }
     if let Some(i) = seen.iter().position(|s| !s) {
         return Err(Error::arg(
@@ -108,7 +114,9 @@ pub fn summarize(
 
 /// Marks `m` and all its descendants as belonging to row `row`.
 fn claim(m: &dyn Module, row: usize, owner: &mut HashMap<ModuleKey, usize>) {
-    owner.insert(ModuleKey::of(m), row);
+    if let Some(key) = ModuleKey::of(m) {
+        owner.insert(key, row);
+    }
     for (_, child) in m.children() {
         claim(child, row, owner);
     }

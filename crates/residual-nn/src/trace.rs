@@ -13,9 +13,9 @@ use residual_tensor::macs::MacCounter;
 use residual_tensor::{Result, Tensor};
 use std::cell::RefCell;
 
-/// Identifies a module in memory: its address and size (two zero-sized
-/// modules may share an address, a sized one never shares it with another
-/// sized one that is alive).
+/// Identifies a module in memory: its address and size. A sized module never
+/// shares both with another sized one that is alive; zero-sized modules
+/// (`Identity`) can, so they are never traced.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct ModuleKey {
     addr: usize,
@@ -23,12 +23,13 @@ pub struct ModuleKey {
 }
 
 impl ModuleKey {
-    /// The key of `m`.
-    pub fn of<M: Module + ?Sized>(m: &M) -> Self {
-        ModuleKey {
+    /// The key of `m`; `None` for a zero-sized module.
+    pub fn of<M: Module + ?Sized>(m: &M) -> Option<Self> {
+        let size = std::mem::size_of_val(m);
+        (size > 0).then(|| ModuleKey {
             addr: m as *const M as *const () as usize,
-            size: std::mem::size_of_val(m),
-        }
+            size,
+        })
     }
 }
 
@@ -53,10 +54,27 @@ thread_local! {
     static TRACE: RefCell<Option<Trace>> = const { RefCell::new(None) };
 }
 
-/// Runs `f` with tracing on, returning its result and the records of every
-/// leaf layer's forward in call order. Traces do not nest: an inner `traced`
-/// is an error.
-pub fn traced<T>(f: impl FnOnce() -> Result<T>) -> Result<(T, Vec<Record>)> {
+/// What [`traced`] saw.
+#[derive(Debug, Clone)]
+pub struct Traced {
+    /// Every leaf layer's forward, in call order.
+    pub records: Vec<Record>,
+    /// MACs counted over the whole closure.
+    pub macs: u64,
+}
+
+/// Switches tracing off when dropped, also when the traced closure panics.
+struct TraceGuard;
+
+impl Drop for TraceGuard {
+    fn drop(&mut self) {
+        TRACE.with(|t| t.borrow_mut().take());
+    }
+}
+
+/// Runs `f` with tracing on, returning its result and what the trace saw.
+/// Traces do not nest: an inner `traced` is an error.
+pub fn traced<T>(f: impl FnOnce() -> Result<T>) -> Result<(T, Traced)> {
     let busy = TRACE.with(|t| t.borrow().is_some());
     if busy {
         return Err(residual_tensor::Error::arg(
@@ -70,18 +88,37 @@ pub fn traced<T>(f: impl FnOnce() -> Result<T>) -> Result<(T, Vec<Record>)> {
             macs: MacCounter::start(),
         })
     });
+    let guard = TraceGuard;
     let out = f();
     let trace = TRACE.with(|t| t.borrow_mut().take());
-    Ok((out?, trace.map(|t| t.records).unwrap_or_default()))
+    drop(guard);
+    let traced = trace.map_or(
+        Traced {
+            records: Vec::new(),
+            macs: 0,
+        },
+        |t| Traced {
+            macs: t.macs.count(),
+            records: t.records,
+        },
+    );
+    Ok((out?, traced))
 }
 
-/// Reports that leaf layer `m` produced `out` (a no-op unless [`traced`] runs).
+/// Reports that layer `m` produced `out` (a no-op unless [`traced`] runs, and
+/// for zero-sized modules). Every leaf layer of this crate calls it at the
+/// end of its forward; a layer of another crate that computes with tensor
+/// ops directly should too, and so should a module whose output is not its
+/// last layer's (a reshape after it), so that a summary row shows its shape.
 pub fn record<M: Module + ?Sized>(m: &M, out: &Tensor) {
+    let Some(module) = ModuleKey::of(m) else {
+        return;
+    };
     TRACE.with(|t| {
         if let Some(trace) = t.borrow_mut().as_mut() {
             let macs_so_far = trace.macs.count();
             trace.records.push(Record {
-                module: ModuleKey::of(m),
+                module,
                 output: out.dims().to_vec(),
                 macs_so_far,
             });

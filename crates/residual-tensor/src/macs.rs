@@ -1,7 +1,7 @@
 //! Counting the multiply-accumulates of forward ops on this thread.
 //!
 //! Convolutions and matrix products add their MACs (the figure torchvision
-//! publishes: one per weight tap and output element) to a per-thread counter
+//! publishes: one per weight tap and output element) to a per-thread total
 //! while a [`MacCounter`] is alive. Model summaries read it between layers,
 //! so any model built from these ops gets its MAC counts without writing them
 //! down. Backward kernels are not counted.
@@ -9,45 +9,45 @@
 use std::cell::Cell;
 
 thread_local! {
-    static COUNT: Cell<Option<u64>> = const { Cell::new(None) };
+    /// MACs counted on this thread while any counter was alive.
+    static TOTAL: Cell<u64> = const { Cell::new(0) };
+    /// Counters alive on this thread.
+    static ACTIVE: Cell<usize> = const { Cell::new(0) };
 }
 
-/// Counts the forward MACs of this thread while it lives; dropping it
-/// restores the counter that was running before (counters nest).
+/// Counts the forward MACs of this thread from its start while it lives.
+/// Counters nest: each sees every MAC counted after it started.
 #[derive(Debug)]
 pub struct MacCounter {
-    outer: Option<u64>,
+    base: u64,
 }
 
 impl MacCounter {
     /// Starts counting from zero.
     pub fn start() -> Self {
+        ACTIVE.with(|a| a.set(a.get() + 1));
         MacCounter {
-            outer: COUNT.with(|c| c.replace(Some(0))),
+            base: TOTAL.with(Cell::get),
         }
     }
 
-    /// MACs counted so far.
+    /// MACs counted since this counter started.
     pub fn count(&self) -> u64 {
-        COUNT.with(|c| c.get()).unwrap_or(0)
+        TOTAL.with(Cell::get) - self.base
     }
 }
 
 impl Drop for MacCounter {
     fn drop(&mut self) {
-        let inner = COUNT.with(|c| c.get()).unwrap_or(0);
-        // An outer counter also counts what this one saw.
-        COUNT.with(|c| c.set(self.outer.map(|o| o.saturating_add(inner))));
+        ACTIVE.with(|a| a.set(a.get().saturating_sub(1)));
     }
 }
 
-/// Adds `macs` to the running counter, if any.
+/// Adds `macs` to the running total while a counter is alive.
 pub(crate) fn add(macs: u64) {
-    COUNT.with(|c| {
-        if let Some(n) = c.get() {
-            c.set(Some(n.saturating_add(macs)));
-        }
-    });
+    if ACTIVE.with(Cell::get) > 0 {
+        TOTAL.with(|t| t.set(t.get().saturating_add(macs)));
+    }
 }
 
 #[cfg(test)]
@@ -70,7 +70,12 @@ mod tests {
             "the outer counter sees the inner one's MACs"
         );
         drop(outer);
+        add(7);
         let fresh = MacCounter::start();
-        assert_eq!(fresh.count(), 0);
+        assert_eq!(
+            fresh.count(),
+            0,
+            "nothing is counted while no counter lives"
+        );
     }
 }

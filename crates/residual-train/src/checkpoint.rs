@@ -1,8 +1,9 @@
 //! Checkpoints: the weights for `residual predict` and PyTorch, plus the
 //! training state that makes `--resume` continue exactly.
 //!
-//! A run folder holds `model.safetensors` (weights only, torchvision names)
-//! and `state.safetensors`: the weights again (`model.` prefix), the optimizer
+//! A run folder holds `model.safetensors` (weights only, torchvision names),
+//! `model.json` (the model's config: `--model runs/x/model.json` rebuilds the
+//! model the weights belong to) and `state.safetensors`: the weights again (`model.` prefix), the optimizer
 //! state (`optim.<param>.m` / `.v`) and, in the file's metadata, a JSON
 //! [`CheckpointMeta`]. Resuming reads only `state.safetensors`, so the two
 //! files can never disagree about what is resumed. Each file is written to a
@@ -52,6 +53,9 @@ pub fn save(dir: &Path, model: &dyn Module, opt: &Optimizer, meta: &CheckpointMe
         msg: e.to_string(),
     })?;
     save_safetensors(model, dir.join("model.safetensors"))?;
+    let model_json = serde_json::to_string_pretty(&meta.config.model_config)
+        .map_err(|e| Error::Weights(e.to_string()))?;
+    atomic_write(&dir.join("model.json"), model_json.as_bytes())?;
     let mut tensors: Vec<(String, Tensor)> = named_tensors(model)
         .into_iter()
         .map(|(n, p)| (format!("model.{n}"), p.get()))

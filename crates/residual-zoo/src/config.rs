@@ -93,6 +93,13 @@ pub struct ResNetConfig {
     pub zero_init_residual: bool,
 }
 
+/// The widest layer a config may ask for (channels).
+pub const MAX_WIDTH: usize = 1 << 16;
+/// The most blocks a stage may have.
+pub const MAX_BLOCKS: usize = 1 << 10;
+/// The most classes a classifier may have.
+pub const MAX_CLASSES: usize = 1 << 20;
+
 fn three() -> usize {
     3
 }
@@ -177,6 +184,29 @@ impl ResNetConfig {
         }
         if self.num_classes == 0 {
             return bad("num_classes must be >= 1".into());
+        }
+        let widest = self.widths.iter().max().copied().unwrap_or(0) * self.block.expansion();
+        if widest.max(self.stem_width) > MAX_WIDTH || self.in_channels > MAX_WIDTH {
+            return bad(format!(
+                "channels must be at most {MAX_WIDTH}: widths {:?} (x{} for {:?} blocks), stem_width {}, in_channels {}",
+                self.widths,
+                self.block.expansion(),
+                self.block,
+                self.stem_width,
+                self.in_channels
+            ));
+        }
+        if self.layers.iter().any(|&n| n > MAX_BLOCKS) {
+            return bad(format!(
+                "at most {MAX_BLOCKS} blocks per stage, got layers {:?}",
+                self.layers
+            ));
+        }
+        if self.num_classes > MAX_CLASSES {
+            return bad(format!(
+                "num_classes must be at most {MAX_CLASSES}, got {}",
+                self.num_classes
+            ));
         }
         Ok(())
     }

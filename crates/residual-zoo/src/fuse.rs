@@ -1,64 +1,26 @@
-//! The inference pass: a model rewritten for evaluation-mode forwards.
+//! The inference rewrite of convolutional networks: batch norm folded into
+//! the convolutions, bias + residual add + activation in each convolution's
+//! epilogue.
 //!
-//! For a ResNet with batch norm (trainable or frozen), each norm is a fixed
-//! per-channel affine map in evaluation, so it is folded into its
-//! convolution's weight and bias (`w' = w * s`, `b' = (b - mean) * s + beta`,
-//! `s = gamma / sqrt(var + eps)`), and each convolution runs as one fused
-//! kernel with its epilogue: bias, the block's residual add and the
-//! activation (`Tensor::conv2d_fused`). The folded model is a snapshot of the
-//! weights when [`inference`] ran: fold again after a weight load or an
-//! optimizer step. Models the pass does not know run unchanged.
+//! In evaluation a batch norm (trainable or frozen) is a fixed per-channel
+//! affine map, so it folds into its convolution's weight and bias
+//! (`w' = w * s`, `b' = (b - mean) * s + beta`, `s = gamma / sqrt(var + eps)`),
+//! and each convolution runs as one fused kernel (`Tensor::conv2d_fused`).
+//! The folded network copies every tensor it uses: it is a snapshot of the
+//! weights when it was built. Model code stays as it trains; a family opts in
+//! through `Model::fused_for_inference` (the ResNet does) and
+//! [`crate::inference`] runs it. [`FusedBlock::fold`] serves any model made of
+//! zoo blocks (a ResNet stem under a transformer, say).
 
-use crate::conv_norm::ConvNorm;
-use crate::model::Model;
+use crate::block::Block;
+use crate::conv_norm::{check_input, ConvNorm};
 use crate::norm::Norm;
-use crate::resnet::{check_input, ResNet};
-use residual_nn::{Linear, MaxPool2d, Mode, Module, Visitor};
+use residual_nn::{Activation, AdaptiveAvgPool2d, Linear, MaxPool2d, Mode, Module, Param, Visitor};
 use residual_tensor::backend::UnaryOp;
 use residual_tensor::{no_grad, Conv2dParams, Result, Tensor};
 
-/// A model ready for evaluation-mode forwards: the rewritten model where the
-/// pass applies, the model itself elsewhere. Its forward always evaluates.
-pub struct InferenceModel<'a>(Inner<'a>);
-
-enum Inner<'a> {
-    Plain(&'a dyn Model),
-    Fused(Box<FusedResNet>),
-}
-
-impl InferenceModel<'_> {
-    /// Whether the pass rewrote the model (folded norms, fused epilogues).
-    pub fn is_fused(&self) -> bool {
-        matches!(self.0, Inner::Fused(_))
-    }
-}
-
-/// Runs the inference pass over `model`.
-pub fn inference(model: &dyn Model) -> Result<InferenceModel<'_>> {
-    let any: &dyn std::any::Any = model;
-    if let Some(resnet) = any.downcast_ref::<ResNet>() {
-        if let Some(fused) = FusedResNet::fold(resnet)? {
-            return Ok(InferenceModel(Inner::Fused(Box::new(fused))));
-        }
-    }
-    Ok(InferenceModel(Inner::Plain(model)))
-}
-
-impl Module for InferenceModel<'_> {
-    /// The evaluation-mode forward, whatever `mode` says.
-    fn forward(&self, x: &Tensor, _mode: Mode) -> Result<Tensor> {
-        match &self.0 {
-            Inner::Plain(m) => m.forward(x, Mode::Eval),
-            Inner::Fused(f) => f.forward(x),
-        }
-    }
-    /// No tensors of its own: a folded model holds derived weights, not the
-    /// model's parameters.
-    fn visit(&self, _f: &mut Visitor<'_>) {}
-}
-
 /// A convolution with its norm folded in: `conv(x, weight) + bias`.
-struct FoldedConv {
+pub struct FoldedConv {
     weight: Tensor,
     bias: Tensor,
     params: Conv2dParams,
@@ -66,7 +28,7 @@ struct FoldedConv {
 
 impl FoldedConv {
     /// Folds `unit`'s batch norm into its convolution; `None` for group norm.
-    fn fold(unit: &ConvNorm) -> Result<Option<Self>> {
+    pub fn fold(unit: &ConvNorm) -> Result<Option<Self>> {
         let Norm::Batch(bn) = &unit.norm else {
             return Ok(None);
         };
@@ -93,89 +55,131 @@ impl FoldedConv {
     }
 
     /// `act(conv(x) + bias + residual)` in one kernel.
-    fn run(&self, x: &Tensor, residual: Option<&Tensor>, act: Option<UnaryOp>) -> Result<Tensor> {
+    pub fn run(
+        &self,
+        x: &Tensor,
+        residual: Option<&Tensor>,
+        act: Option<UnaryOp>,
+    ) -> Result<Tensor> {
         x.conv2d_fused(&self.weight, Some(&self.bias), residual, act, self.params)
     }
 }
 
-/// A block with folded convolutions; the last one adds the shortcut and
+/// A block of folded convolutions; the last one adds the shortcut and
 /// applies the activation in its epilogue.
-struct FusedBlock {
+pub struct FusedBlock {
     layers: Vec<FoldedConv>,
     downsample: Option<FoldedConv>,
     shortcut: bool,
+    act: UnaryOp,
 }
 
-/// A ResNet folded for inference.
-struct FusedResNet {
+impl FusedBlock {
+    /// Folds every norm of `b`; `None` when one of them does not fold.
+    pub fn fold(b: &Block) -> Result<Option<Self>> {
+        let mut layers = Vec::new();
+        for unit in &b.layers {
+            let Some(f) = FoldedConv::fold(unit)? else {
+                return Ok(None);
+            };
+            layers.push(f);
+        }
+        let downsample = match &b.downsample {
+            Some(unit) => match FoldedConv::fold(unit)? {
+                Some(f) => Some(f),
+                None => return Ok(None),
+            },
+            None => None,
+        };
+        Ok(Some(FusedBlock {
+            layers,
+            downsample,
+            shortcut: b.shortcut,
+            act: b.act.op(),
+        }))
+    }
+
+    /// The block's evaluation-mode forward.
+    pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        let identity = match (&self.downsample, self.shortcut) {
+            (_, false) => None,
+            (Some(ds), true) => Some(ds.run(x, None, None)?),
+            (None, true) => Some(x.clone()),
+        };
+        let last = self.layers.len() - 1;
+        let mut h = x.clone();
+        for (i, conv) in self.layers.iter().enumerate() {
+            let residual = if i == last { identity.as_ref() } else { None };
+            h = conv.run(&h, residual, Some(self.act))?;
+        }
+        Ok(h)
+    }
+}
+
+/// A convolutional classifier folded for inference: stem convolution (+ max
+/// pool), blocks, global pooling, classifier.
+pub struct FusedConvNet {
     in_channels: usize,
     stem: FoldedConv,
     act: UnaryOp,
     maxpool: Option<MaxPool2d>,
     blocks: Vec<FusedBlock>,
-    avgpool: residual_nn::AdaptiveAvgPool2d,
+    avgpool: AdaptiveAvgPool2d,
     fc: Linear,
 }
 
-impl FusedResNet {
-    /// Folds every norm of `m`; `None` when one of them is not batch norm.
-    fn fold(m: &ResNet) -> Result<Option<Self>> {
-        let Some(stem) = FoldedConv::fold(&m.stem)? else {
+impl FusedConvNet {
+    /// Folds a network of these parts; `None` when a norm does not fold. The
+    /// classifier's tensors are copied, like the folded ones.
+    pub fn fold(
+        in_channels: usize,
+        stem: &ConvNorm,
+        act: Activation,
+        maxpool: Option<MaxPool2d>,
+        blocks: &[&Block],
+        avgpool: AdaptiveAvgPool2d,
+        fc: &Linear,
+    ) -> Result<Option<Self>> {
+        let Some(stem) = FoldedConv::fold(stem)? else {
             return Ok(None);
         };
-        let mut blocks = Vec::new();
-        for (_, b) in m.named_blocks() {
-            let mut layers = Vec::new();
-            for unit in &b.layers {
-                let Some(f) = FoldedConv::fold(unit)? else {
-                    return Ok(None);
-                };
-                layers.push(f);
-            }
-            let downsample = match &b.downsample {
-                Some(unit) => match FoldedConv::fold(unit)? {
-                    Some(f) => Some(f),
-                    None => return Ok(None),
-                },
-                None => None,
+        let mut fused = Vec::new();
+        for b in blocks {
+            let Some(f) = FusedBlock::fold(b)? else {
+                return Ok(None);
             };
-            blocks.push(FusedBlock {
-                layers,
-                downsample,
-                shortcut: b.shortcut,
-            });
+            fused.push(f);
         }
-        Ok(Some(FusedResNet {
-            in_channels: m.resnet_config().in_channels,
+        let copy = |p: &Param| Param::frozen(p.get());
+        Ok(Some(FusedConvNet {
+            in_channels,
             stem,
-            act: m.act.op(),
-            maxpool: m.maxpool,
-            blocks,
-            avgpool: m.avgpool,
-            fc: m.fc.clone(),
+            act: act.op(),
+            maxpool,
+            blocks: fused,
+            avgpool,
+            fc: Linear {
+                weight: copy(&fc.weight),
+                bias: fc.bias.as_ref().map(copy),
+            },
         }))
     }
+}
 
-    fn forward(&self, x: &Tensor) -> Result<Tensor> {
+impl Module for FusedConvNet {
+    /// The evaluation-mode forward, whatever `mode` says.
+    fn forward(&self, x: &Tensor, _mode: Mode) -> Result<Tensor> {
         check_input(x, self.in_channels)?;
-        let act = Some(self.act);
-        let mut h = self.stem.run(x, None, act)?;
+        let mut h = self.stem.run(x, None, Some(self.act))?;
         if let Some(p) = &self.maxpool {
             h = p.forward(&h, Mode::Eval)?;
         }
         for b in &self.blocks {
-            let identity = match (&b.downsample, b.shortcut) {
-                (_, false) => None,
-                (Some(ds), true) => Some(ds.run(&h, None, None)?),
-                (None, true) => Some(h.clone()),
-            };
-            let last = b.layers.len() - 1;
-            for (i, conv) in b.layers.iter().enumerate() {
-                let residual = if i == last { identity.as_ref() } else { None };
-                h = conv.run(&h, residual, act)?;
-            }
+            h = b.forward(&h)?;
         }
         let pooled = self.avgpool.forward(&h, Mode::Eval)?.flatten(1)?;
         self.fc.forward(&pooled, Mode::Eval)
     }
+    /// Derived tensors only, no parameters of a model.
+    fn visit(&self, _f: &mut Visitor<'_>) {}
 }

@@ -11,7 +11,7 @@
 mod block;
 mod config;
 mod conv_norm;
-mod fuse;
+pub mod fuse;
 mod model;
 mod model_config;
 mod norm;
@@ -22,8 +22,7 @@ mod resnet;
 pub use block::{Block, BlockSpec};
 pub use config::{ActKind, BlockKind, NormKind, ResNetConfig, StemKind};
 pub use conv_norm::{conv_output_shape, ConvNorm};
-pub use fuse::{inference, InferenceModel};
-pub use model::{Intermediates, Model};
+pub use model::{inference, InferenceModel, Intermediates, Model};
 pub use model_config::{ModelConfig, ModelOptions};
 pub use norm::{activation, Norm};
 pub use registry::{create, lookup, names, read_config_file, resolve, Registration, MODELS};

@@ -39,6 +39,14 @@ pub trait Model: Module + Any {
     /// block along the way.
     fn forward_intermediates(&self, x: &Tensor, mode: Mode) -> Result<Intermediates>;
 
+    /// The model rewritten for evaluation-mode forwards (folded norms, fused
+    /// epilogues: the inference pass a family opts into, see
+    /// [`crate::fuse`]), a snapshot of the current weights; `None` (the
+    /// default) runs the model itself. Callers use [`inference`].
+    fn fused_for_inference(&self) -> Result<Option<Box<dyn Module>>> {
+        Ok(None)
+    }
+
     /// The rows of the model's summary: sub-modules, input to output. By
     /// default its children.
     fn summary_rows(&self) -> Vec<(String, &dyn Module)> {
@@ -77,4 +85,59 @@ impl std::fmt::Debug for dyn Model {
             .field("config", &self.config())
             .finish_non_exhaustive()
     }
+}
+
+/// A boxed model is the model (so a `Box<dyn Model>` goes wherever a
+/// `&dyn Module` does).
+impl Module for Box<dyn Model> {
+    fn forward(&self, x: &Tensor, mode: Mode) -> Result<Tensor> {
+        (**self).forward(x, mode)
+    }
+    /// The boxed model itself, as a transparent child.
+    fn children(&self) -> Vec<(String, &dyn Module)> {
+        vec![(String::new(), &**self)]
+    }
+    fn kind(&self) -> String {
+        (**self).kind()
+    }
+}
+
+/// A model ready for evaluation-mode forwards: the model's rewrite for
+/// inference where it has one, the model itself elsewhere. Its forward always
+/// evaluates, whatever mode it is given.
+pub struct InferenceModel<'a>(Inner<'a>);
+
+enum Inner<'a> {
+    Plain(&'a dyn Model),
+    Fused(Box<dyn Module>),
+}
+
+impl InferenceModel<'_> {
+    /// Whether the model was rewritten (folded norms, fused epilogues).
+    pub fn is_fused(&self) -> bool {
+        matches!(self.0, Inner::Fused(_))
+    }
+}
+
+/// The inference pass over `model` ([`Model::fused_for_inference`]). The
+/// rewrite is a snapshot of the weights: run the pass again after they change
+/// (a weight load, an optimizer step).
+pub fn inference(model: &dyn Model) -> Result<InferenceModel<'_>> {
+    Ok(InferenceModel(match model.fused_for_inference()? {
+        Some(fused) => Inner::Fused(fused),
+        None => Inner::Plain(model),
+    }))
+}
+
+impl Module for InferenceModel<'_> {
+    /// The evaluation-mode forward, whatever `mode` says.
+    fn forward(&self, x: &Tensor, _mode: Mode) -> Result<Tensor> {
+        match &self.0 {
+            Inner::Plain(m) => m.forward(x, Mode::Eval),
+            Inner::Fused(f) => f.forward(x, Mode::Eval),
+        }
+    }
+    /// No tensors of its own: a rewritten model holds derived weights, not
+    /// the model's parameters.
+    fn visit(&self, _f: &mut residual_nn::Visitor<'_>) {}
 }

@@ -2,13 +2,14 @@
 
 use crate::block::{Block, BlockSpec};
 use crate::config::{ResNetConfig, StemKind};
-use crate::conv_norm::ConvNorm;
+use crate::conv_norm::{check_input, ConvNorm};
+use crate::fuse::FusedConvNet;
 use crate::model::{Intermediates, Model};
 use crate::model_config::ModelConfig;
 use crate::norm::{activation, Norm};
 use residual_nn::init::SeedSequence;
 use residual_nn::*;
-use residual_tensor::{Error, Pool2dParams, Result, Tensor};
+use residual_tensor::{Pool2dParams, Result, Tensor};
 
 /// A ResNet built from a [`ResNetConfig`]; parameter names are torchvision's
 /// (`conv1.weight`, `layer1.0.bn1.running_mean`, `fc.bias`, ...).
@@ -115,17 +116,6 @@ impl ResNet {
     }
 }
 
-/// Refuses an input that is not `[N, channels, H, W]`, naming both shapes.
-pub(crate) fn check_input(x: &Tensor, channels: usize) -> Result<()> {
-    if x.rank() != 4 || x.dims()[1] != channels {
-        return Err(Error::shape(
-            "resnet",
-            format!("expected input [N, {channels}, H, W], got {}", x.shape()),
-        ));
-    }
-    Ok(())
-}
-
 impl Module for ResNet {
     fn forward(&self, x: &Tensor, mode: Mode) -> Result<Tensor> {
         self.forward_head(&self.forward_features(x, mode)?, mode)
@@ -166,6 +156,22 @@ impl Model for ResNet {
         let mut taps = Vec::new();
         let features = self.run(x, mode, &mut |name, t| taps.push((name, t.clone())))?;
         Ok(Intermediates { features, taps })
+    }
+
+    /// Batch norm folded into the convolutions, bias + residual + activation
+    /// in their epilogues (`None` with group norm, which does not fold).
+    fn fused_for_inference(&self) -> Result<Option<Box<dyn Module>>> {
+        let blocks: Vec<&Block> = self.named_blocks().map(|(_, b)| b).collect();
+        let fused = FusedConvNet::fold(
+            self.config.in_channels,
+            &self.stem,
+            self.act,
+            self.maxpool,
+            &blocks,
+            self.avgpool,
+            &self.fc,
+        )?;
+        Ok(fused.map(|f| Box::new(f) as Box<dyn Module>))
     }
 }
 

@@ -21,7 +21,7 @@ fn max_rel_diff(a: &Tensor, b: &Tensor) -> f32 {
 }
 
 #[test]
-fn every_registered_name_resolves_to_a_valid_config_that_builds() {
+fn every_registered_name_resolves_to_its_valid_default_config() {
     assert_eq!(names().len(), MODELS.len());
     let mut seen = std::collections::HashSet::new();
     for r in MODELS {
@@ -163,11 +163,18 @@ fn randomise_norms(m: &dyn Module) {
 #[test]
 fn the_inference_pass_folds_batch_norm_and_matches_the_forward() {
     let x = Tensor::randn([2, 3, 40, 40], 0.0, 1.0, 5, &dev()).unwrap();
-    for name in ["resnet18", "resnet50", "resnet20"] {
-        let m = create(name, &ModelOptions::classes(7), 1, &dev()).unwrap();
+    for (name, norm) in [
+        ("resnet18", "batch"),
+        ("resnet50", "batch"),
+        ("resnet20", "batch"),
+        ("plain20", "batch"),
+        ("resnet18", "frozen_batch"),
+    ] {
+        let opts = ModelOptions::classes(7).set("norm", norm);
+        let m = create(name, &opts, 1, &dev()).unwrap();
         randomise_norms(&*m);
         let fused = inference(&*m).unwrap();
-        assert!(fused.is_fused(), "{name}: batch norm folds");
+        assert!(fused.is_fused(), "{name} {norm}: batch norm folds");
         let (got, want) = no_grad(|| {
             (
                 fused.forward(&x, Mode::Train).unwrap(),
@@ -175,26 +182,38 @@ fn the_inference_pass_folds_batch_norm_and_matches_the_forward() {
             )
         });
         let d = max_rel_diff(&got, &want);
-        assert!(d <= 1e-5, "{name}: folded forward off by {d:e}");
-        // The fold is a snapshot: a changed weight needs a new pass.
-        let w = named_tensors(&*m)
-            .into_iter()
-            .find(|(n, _)| n == "bn1.weight")
-            .unwrap()
-            .1;
-        w.set(w.get().mul_scalar(3.0).unwrap());
-        let (stale, refolded, now) = no_grad(|| {
-            (
-                fused.forward(&x, Mode::Eval).unwrap(),
-                inference(&*m).unwrap().forward(&x, Mode::Eval).unwrap(),
-                m.forward(&x, Mode::Eval).unwrap(),
-            )
-        });
-        assert!(
-            max_rel_diff(&stale, &now) > 1e-3,
-            "{name}: the change shows"
-        );
-        assert!(max_rel_diff(&refolded, &now) <= 1e-5, "{name}: refolded");
+        assert!(d <= 1e-5, "{name} {norm}: folded forward off by {d:e}");
+        // The fold is a snapshot, the classifier too: changed weights need a
+        // new pass.
+        for key in ["bn1.weight", "fc.weight"] {
+            let before = no_grad(|| fused.forward(&x, Mode::Eval).unwrap());
+            let w = named_tensors(&*m)
+                .into_iter()
+                .find(|(n, _)| n == key)
+                .unwrap()
+                .1;
+            w.set(w.get().mul_scalar(3.0).unwrap());
+            let (stale, refolded, now) = no_grad(|| {
+                (
+                    fused.forward(&x, Mode::Eval).unwrap(),
+                    inference(&*m).unwrap().forward(&x, Mode::Eval).unwrap(),
+                    m.forward(&x, Mode::Eval).unwrap(),
+                )
+            });
+            assert_eq!(
+                stale.to_vec().unwrap(),
+                before.to_vec().unwrap(),
+                "{name}: {key} changed a snapshot"
+            );
+            assert!(
+                max_rel_diff(&stale, &now) > 1e-3,
+                "{name}: the change of {key} shows"
+            );
+            assert!(
+                max_rel_diff(&refolded, &now) <= 1e-5,
+                "{name}: refolded after {key}"
+            );
+        }
     }
     // Group norm does not fold: the pass leaves the model as it is.
     let g = create(
@@ -274,9 +293,9 @@ fn summaries_are_computed_for_any_config_and_refuse_huge_inputs() {
     assert_eq!(s.rows[5].macs, macs[3]);
     assert_eq!(s.total_macs(), macs.iter().sum::<u64>());
     assert_eq!(s.total_params(), residual_nn::parameter_count(&*m));
-    let err = m
-        .summary("tiny", [3, 4_294_967_295, 4_294_967_295])
-        .unwrap_err()
-        .to_string();
-    assert!(err.contains("too large"), "{err}");
+    for input in [[3, 4_294_967_295, 4_294_967_295], [3, 2048, 2048]] {
+        let err = m.summary("tiny", input).unwrap_err().to_string();
+        assert!(err.contains("too large"), "{input:?}: {err}");
+    }
+    assert!(m.summary("tiny", [3, 1182, 1182]).is_ok(), "at the bound");
 }

@@ -84,8 +84,12 @@ fn conv_flops(g: &Conv2dGeometry) -> f64 {
     2.0 * (g.n * g.c_out * g.oh * g.ow * (g.c_in / g.p.groups) * g.kh * g.kw) as f64
 }
 
-/// The cases: sgemm sizes, and the ResNet-50 conv shapes at batch 8 / 224 input.
-fn cases() -> Vec<Case> {
+/// The cases whose names contain `filter`: sgemm sizes, the ResNet-50 conv
+/// shapes at batch 8 / 224 input, model inference and training steps (whose
+/// FLOPs come from the model's summary, a forward pass, so only selected
+/// models are summarised).
+fn cases(filter: Option<&str>) -> Vec<Case> {
+    let selected = |name: &str| filter.is_none_or(|f| name.contains(f));
     let mut v: Vec<Case> = [256, 512, 1024, 2048]
         .into_iter()
         .flat_map(|n| {
@@ -149,6 +153,10 @@ fn cases() -> Vec<Case> {
         ("resnet18", 8, 224),
         ("resnet152", 1, 224),
     ] {
+        let name = format!("infer {model} b{batch} {size}");
+        if !selected(&name) {
+            continue;
+        }
         let m = residual_zoo::create(
             model,
             &residual_zoo::ModelOptions::default(),
@@ -161,12 +169,16 @@ fn cases() -> Vec<Case> {
             .expect("summary")
             .total_macs();
         v.push(Case {
-            name: format!("infer {model} b{batch} {size}"),
+            name,
             kind: Kind::Infer(model, batch, size),
             flops: 2.0 * macs as f64 * batch as f64,
         });
     }
     for (model, batch, size) in [("resnet18", 64, 32), ("resnet50", 16, 224)] {
+        let names = ["f32", "amp"].map(|p| format!("train {model} b{batch} {size} {p}"));
+        if !names.iter().any(|n| selected(n)) {
+            continue;
+        }
         let opts = residual_zoo::ModelOptions::classes(10);
         let m = residual_zoo::create(model, &opts, 0, &Device::cpu()).expect("zoo model");
         let macs = m
@@ -500,7 +512,7 @@ fn main() {
         );
         Some(peak)
     };
-    let all = cases();
+    let all = cases(filter.as_deref());
     let selected: Vec<&Case> = all
         .iter()
         .filter(|c| filter.as_ref().is_none_or(|f| c.name.contains(f.as_str())))
