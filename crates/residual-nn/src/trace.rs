@@ -26,7 +26,7 @@ impl ModuleKey {
     /// The key of `m`; `None` for a zero-sized module.
     pub fn of<M: Module + ?Sized>(m: &M) -> Option<Self> {
         let size = std::mem::size_of_val(m);
-        (size > 0).then(|| ModuleKey {
+        (size > 0).then_some(ModuleKey {
             addr: m as *const M as *const () as usize,
             size,
         })

@@ -93,9 +93,10 @@ impl Module for Box<dyn Model> {
     fn forward(&self, x: &Tensor, mode: Mode) -> Result<Tensor> {
         (**self).forward(x, mode)
     }
-    /// The boxed model itself, as a transparent child.
+    /// The model's children (a model is never a leaf, so a summary finds
+    /// every layer of a boxed model through them).
     fn children(&self) -> Vec<(String, &dyn Module)> {
-        vec![(String::new(), &**self)]
+        (**self).children()
     }
     fn kind(&self) -> String {
         (**self).kind()
