@@ -58,6 +58,18 @@ pub fn run(a: Args) -> Result<(), Error> {
             ))
         }
     };
+    // Writing the output over a file the command reads would lose it.
+    for (flag, path) in [("--weights", &a.weights), ("--input", &input)] {
+        if same_file(path, &output) {
+            return Err(Error::arg(
+                "--output",
+                format!(
+                    "{} is also the {flag} file; writing the output there would overwrite it",
+                    output.display()
+                ),
+            ));
+        }
+    }
     let inputs = read_tensors(&input, &dev)?;
     let x = inputs.get("input").ok_or_else(|| {
         let names: Vec<&str> = inputs.keys().map(String::as_str).collect();
@@ -169,4 +181,13 @@ fn classify_images(a: &Args, dev: &Device) -> Result<(), Error> {
         }
     }
     Ok(())
+}
+
+/// Whether `a` and `b` name the same file (the same path, or one existing
+/// file reached by two paths).
+fn same_file(a: &Path, b: &Path) -> bool {
+    match (std::fs::canonicalize(a), std::fs::canonicalize(b)) {
+        (Ok(x), Ok(y)) => x == y,
+        _ => a == b,
+    }
 }

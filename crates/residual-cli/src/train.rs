@@ -30,7 +30,7 @@ pub struct Args {
     #[arg(long, default_value_t = 64)]
     batch_size: usize,
     /// Base learning rate (default: 0.1 for sgd, 1e-3 for adamw).
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true)]
     lr: Option<f32>,
     /// Optimizer: sgd (momentum 0.9, Nesterov, weight decay 5e-4) or adamw (PyTorch's defaults).
     #[arg(long, default_value = "sgd", value_parser = ["sgd", "adamw"])]
@@ -39,10 +39,10 @@ pub struct Args {
     #[arg(long, default_value = "onecycle")]
     schedule: String,
     /// Clip gradients to this global L2 norm.
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true)]
     clip_grad_norm: Option<f32>,
     /// Cross-entropy label smoothing in [0, 1].
-    #[arg(long, default_value_t = 0.0)]
+    #[arg(long, default_value_t = 0.0, allow_negative_numbers = true)]
     label_smoothing: f32,
     /// Freeze batch norm (running statistics, fixed affine terms): the
     /// model's `norm` setting becomes `frozen_batch`.
@@ -136,17 +136,36 @@ fn config(a: &Args, steps_per_epoch: u64, dev: &Device) -> Result<TrainConfig, E
             ),
         ));
     }
-    if a.clip_grad_norm.is_some_and(|c| c.is_nan() || c <= 0.0) {
-        return Err(Error::arg("train", "--clip-grad-norm must be > 0"));
+    if let Some(c) = a.clip_grad_norm.filter(|c| c.is_nan() || *c <= 0.0) {
+        return Err(Error::arg(
+            "--clip-grad-norm",
+            format!("must be a number > 0, got {c}"),
+        ));
     }
+    let lr = a.lr.unwrap_or(default_lr);
+    if !(lr.is_finite() && lr > 0.0) {
+        return Err(Error::arg(
+            "--lr",
+            format!("must be a finite number > 0, got {lr}"),
+        ));
+    }
+    let total_steps = a.epochs.checked_mul(steps_per_epoch).ok_or_else(|| {
+        Error::arg(
+            "--epochs",
+            format!(
+                "{} epochs of {steps_per_epoch} steps overflow the step counter",
+                a.epochs
+            ),
+        )
+    })?;
     Ok(TrainConfig {
         model: a.model.clone(),
         model_config,
         epochs: a.epochs,
         batch_size: a.batch_size,
-        lr: a.lr.unwrap_or(default_lr),
+        lr,
         optimizer,
-        schedule: Schedule::parse(&a.schedule, a.epochs * steps_per_epoch)?,
+        schedule: Schedule::parse(&a.schedule, total_steps)?,
         clip_grad_norm: a.clip_grad_norm,
         label_smoothing: a.label_smoothing,
         seed: a.seed,
@@ -172,6 +191,15 @@ fn io(path: &Path, e: std::io::Error) -> Error {
 pub fn run(a: Args) -> Result<(), Error> {
     let dev = a.device.open()?;
     let (train, test) = a.data.splits()?;
+    if test.is_empty() {
+        return Err(Error::arg(
+            "--data",
+            format!(
+                "{} has no held-out images to evaluate on (its test split is empty)",
+                a.data.data
+            ),
+        ));
+    }
     if a.batch_size == 0 || a.batch_size > train.len() {
         return Err(Error::arg(
             "train",

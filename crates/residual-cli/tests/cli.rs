@@ -112,6 +112,15 @@ fn predict_matches_the_library_and_reports_bad_input() {
         diff <= 1e-5 * scale,
         "folded and plain forwards differ by {diff}"
     );
+    // An output path that is the weights or the input file is refused, and
+    // the file is left as it was.
+    for victim in [&weights, &input] {
+        let before = std::fs::read(victim).unwrap();
+        let o = predict(&weights, &input, victim, &["--classes", "5"]);
+        assert!(!o.status.success());
+        assert!(stderr(&o).contains("would overwrite"), "{}", stderr(&o));
+        assert_eq!(std::fs::read(victim).unwrap(), before);
+    }
 
     let other = tmp("other.safetensors");
     write_tensors(&other, &[("images".into(), x.clone())]).unwrap();
@@ -268,8 +277,20 @@ fn predict_classifies_image_files_like_the_library() {
 
 #[test]
 fn train_rejects_bad_flags_with_clear_errors() {
-    let cases: [(&[&str], &str); 9] = [
+    let cases: [(&[&str], &str); 15] = [
         (&["train", "--val", "/x"], "--val"),
+        (
+            &["train", "--lr", "-1"],
+            "--lr: invalid argument: must be a finite number > 0, got -1",
+        ),
+        (
+            &["train", "--lr", "inf"],
+            "--lr: invalid argument: must be a finite number > 0, got inf",
+        ),
+        (&["train", "--lr", "nan"], "--lr"),
+        (&["train", "--schedule", "step:0:0.1"], "SIZE"),
+        (&["train", "--schedule", "step:1:inf"], "GAMMA"),
+        (&["train", "--epochs", "4611686018427387904"], "--epochs"),
         (
             &["train", "--data", "imagefolder:/no/such/images"],
             "/no/such/images",
@@ -543,4 +564,43 @@ fn train_and_summary_take_a_model_config_file() {
     ]);
     assert!(!o.status.success());
     assert!(stderr(&o).contains("--freeze-bn"), "{}", stderr(&o));
+}
+
+/// Writes an IDX3 image file of `n` blank 8x8 images and its IDX1 labels.
+fn write_idx(dir: &Path, prefix: &str, n: u32) {
+    let mut img = Vec::new();
+    for x in [0x0803u32, n, 8, 8] {
+        img.extend(x.to_be_bytes());
+    }
+    img.extend(std::iter::repeat_n(0u8, 64 * n as usize));
+    let mut lab = Vec::new();
+    for x in [0x0801u32, n] {
+        lab.extend(x.to_be_bytes());
+    }
+    lab.extend((0..n).map(|i| (i % 10) as u8));
+    std::fs::write(dir.join(format!("{prefix}-images-idx3-ubyte")), img).unwrap();
+    std::fs::write(dir.join(format!("{prefix}-labels-idx1-ubyte")), lab).unwrap();
+}
+
+#[test]
+fn an_empty_held_out_split_is_an_error_not_zero_accuracy() {
+    let dir = scratch();
+    write_idx(dir.path(), "train", 8);
+    write_idx(dir.path(), "t10k", 0);
+    let data = format!("mnist:{}", dir.path().display());
+    let out = dir.path().join("run");
+    let o = residual(&[
+        "train",
+        "--data",
+        &data,
+        "--epochs",
+        "1",
+        "--batch-size",
+        "4",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert!(!o.status.success(), "{}", stderr(&o));
+    assert!(stderr(&o).contains("no held-out images"), "{}", stderr(&o));
+    assert!(!out.exists(), "refused before training");
 }

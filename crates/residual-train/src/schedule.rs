@@ -58,17 +58,37 @@ impl Schedule {
             Error::arg("schedule", format!("cannot parse {s:?}: expected constant, step:SIZE:GAMMA, multistep:M1,M2:GAMMA, cosine:WARMUP or onecycle"))
         };
         let parts: Vec<&str> = s.split(':').collect();
-        let num = |t: &str| t.parse::<f32>().map_err(|_| bad());
         let int = |t: &str| t.parse::<u64>().map_err(|_| bad());
+        // A decay factor is finite and in (0, 1]: 0 would stop training, more
+        // than 1 would grow the rate without bound.
+        let gamma = |t: &str| -> Result<f32> {
+            let g = t.parse::<f32>().map_err(|_| bad())?;
+            if !(g.is_finite() && g > 0.0 && g <= 1.0) {
+                return Err(Error::arg(
+                    "schedule",
+                    format!("{s:?}: GAMMA must be a number in (0, 1], got {t}"),
+                ));
+            }
+            Ok(g)
+        };
         Ok(match parts.as_slice() {
             ["constant"] => Schedule::Constant,
-            ["step", n, g] => Schedule::Step {
-                step_size: int(n)?.max(1),
-                gamma: num(g)?,
-            },
+            ["step", n, g] => {
+                let step_size = int(n)?;
+                if step_size == 0 {
+                    return Err(Error::arg(
+                        "schedule",
+                        format!("{s:?}: SIZE (optimizer steps between decays) must be >= 1, got 0"),
+                    ));
+                }
+                Schedule::Step {
+                    step_size,
+                    gamma: gamma(g)?,
+                }
+            }
             ["multistep", ms, g] => Schedule::MultiStep {
                 milestones: ms.split(',').map(int).collect::<Result<_>>()?,
-                gamma: num(g)?,
+                gamma: gamma(g)?,
             },
             ["cosine"] => Schedule::WarmupCosine {
                 warmup: 0,
@@ -135,5 +155,33 @@ impl Schedule {
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_schedule_parameter_is_checked() {
+        for (bad, needle) in [
+            ("step:0:0.1", "SIZE"),
+            ("step:1:-1", "GAMMA"),
+            ("step:1:0", "GAMMA"),
+            ("step:1:nan", "GAMMA"),
+            ("step:1:inf", "GAMMA"),
+            ("step:1:1.5", "GAMMA"),
+            ("multistep:2,4:-0.5", "GAMMA"),
+        ] {
+            let err = Schedule::parse(bad, 10).unwrap_err().to_string();
+            assert!(err.contains(needle) && err.contains(bad), "{bad}: {err}");
+        }
+        assert_eq!(
+            Schedule::parse("step:3:0.5", 10).unwrap(),
+            Schedule::Step {
+                step_size: 3,
+                gamma: 0.5
+            }
+        );
     }
 }

@@ -85,7 +85,7 @@ pub struct Trainer {
 impl Trainer {
     /// Builds the model for `train`'s shape and classes, and its optimizer.
     pub fn new(config: TrainConfig, train: Arc<dyn Dataset>, dev: &Device) -> Result<Self> {
-        if config.epochs == 0 || config.lr.is_nan() || config.lr <= 0.0 {
+        if config.epochs == 0 || !config.lr.is_finite() || config.lr <= 0.0 {
             return Err(Error::arg(
                 "train",
                 format!(
@@ -123,7 +123,9 @@ impl Trainer {
 
     /// Total optimizer steps of the run.
     pub fn total_steps(&self) -> u64 {
-        self.config.epochs * self.train.batches() as u64
+        self.config
+            .epochs
+            .saturating_mul(self.train.batches() as u64)
     }
 
     /// Trains one epoch, calling `on_step` after every step. A loader thread
@@ -269,6 +271,12 @@ pub fn evaluate(
     batch_size: usize,
     dev: &Device,
 ) -> Result<EvalStats> {
+    if data.is_empty() {
+        return Err(Error::arg(
+            "evaluate",
+            "the dataset has no samples: there is nothing to evaluate (an empty held-out split?)",
+        ));
+    }
     let mut loader = DataLoader::new(data, batch_size, false, false, 0)?;
     loader.transforms = transforms.to_vec();
     loader.augment_on_decode = false;

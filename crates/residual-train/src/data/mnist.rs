@@ -63,7 +63,17 @@ impl Mnist {
             be_u32(&img, 12) as usize,
         );
         let nl = be_u32(&lab, 4) as usize;
-        if img.len() != 16 + n * rows * cols {
+        if rows == 0 || cols == 0 {
+            return bad(format!(
+                "images: header says images of {rows}x{cols}; an image has at least one row and one column"
+            ));
+        }
+        // The header's sizes are the file's claim: checked, never trusted to fit.
+        let expected = n
+            .checked_mul(rows)
+            .and_then(|p| p.checked_mul(cols))
+            .and_then(|p| p.checked_add(16));
+        if expected != Some(img.len()) {
             return bad(format!("images: header says {n} images of {rows}x{cols} but the file holds {} bytes of pixels", img.len() - 16));
         }
         if lab.len() != 8 + nl || nl != n {
@@ -136,5 +146,44 @@ impl Dataset for Mnist {
             .map(|&p| p as f32 / 255.0)
             .collect();
         Ok((img, self.labels[i] as usize))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn idx3(n: u32, rows: u32, cols: u32, pixels: usize) -> Vec<u8> {
+        let mut v = Vec::new();
+        for x in [0x0803, n, rows, cols] {
+            v.extend(x.to_be_bytes());
+        }
+        v.extend(std::iter::repeat_n(0u8, pixels));
+        v
+    }
+
+    fn idx1(labels: &[u8]) -> Vec<u8> {
+        let mut v = Vec::new();
+        for x in [0x0801, labels.len() as u32] {
+            v.extend(x.to_be_bytes());
+        }
+        v.extend(labels);
+        v
+    }
+
+    #[test]
+    fn headers_with_empty_or_overflowing_sizes_are_errors() {
+        // 0x0 images: refused at parse time, not a panic in a transform later.
+        let err = Mnist::from_idx(&idx3(2, 0, 0, 0), &idx1(&[1, 2]))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("0x0"), "{err}");
+        // count x rows x cols overflows: a clear error, not a slice out of range.
+        let err = Mnist::from_idx(&idx3(u32::MAX, u32::MAX, u32::MAX, 4), &idx1(&[1]))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("header says"), "{err}");
+        let ok = Mnist::from_idx(&idx3(1, 2, 3, 6), &idx1(&[7])).unwrap();
+        assert_eq!((ok.len(), ok.shape()), (1, [1, 2, 3]));
     }
 }
