@@ -94,38 +94,29 @@ fn config(a: &Args, steps_per_epoch: u64, dev: &Device) -> Result<TrainConfig, E
         ),
     };
     let mut opts = ModelOptions::default();
-    match (a.freeze_bn, a.norm.as_deref()) {
-        (true, Some("group")) => {
-            return Err(Error::arg(
-                "train",
-                "--freeze-bn applies to batch norm, not --norm group",
-            ))
-        }
-        (true, _) => opts = opts.set("norm", "frozen_batch"),
-        (false, Some(norm)) => opts = opts.set("norm", norm),
-        (false, None) => {}
+    if let Some(norm) = &a.norm {
+        opts = opts.set("norm", norm.as_str());
     }
     if let Some(act) = &a.act {
         opts = opts.set("act", act.as_str());
     }
-    let model_config = residual_zoo::resolve(&a.model, &opts)?;
+    let mut model_config = residual_zoo::resolve(&a.model, &opts)?;
     if a.freeze_bn {
-        // --freeze-bn replaced the model's norm: refuse it over a group norm
-        // the model's own config chose.
-        let own = residual_zoo::resolve(&a.model, &ModelOptions::default())?;
-        if serde_json::to_value(&own)
+        // Freezing applies to batch norm: refuse it over group norm, whether
+        // --norm or the model's own config chose it.
+        let norm = serde_json::to_value(&model_config)
             .ok()
-            .and_then(|v| v.get("norm").cloned())
-            == Some("group".into())
-        {
+            .and_then(|v| v.get("norm").cloned());
+        if norm == Some("group".into()) {
             return Err(Error::arg(
                 "train",
                 format!(
-                    "--freeze-bn applies to batch norm; {} uses group norm",
+                    "--freeze-bn applies to batch norm; {} would use group norm",
                     a.model
                 ),
             ));
         }
+        model_config.set("norm", "frozen_batch".into())?;
     }
     if !(0.0..=1.0).contains(&a.label_smoothing) {
         return Err(Error::arg(

@@ -177,9 +177,8 @@ pub fn create(model: &str, opts: &ModelOptions, seed: u64, dev: &Device) -> Resu
 
 impl ModelConfig {
     /// Builds and initialises the model from `seed` on `dev`: each family's
-    /// constructor.
+    /// constructor (which validates its config).
     pub fn build(&self, seed: u64, dev: &Device) -> Result<Box<dyn Model>> {
-        self.validate()?;
         Ok(match self {
             ModelConfig::Resnet(c) => Box::new(ResNet::new(c, seed, dev)?),
         })
