@@ -1,7 +1,6 @@
 //! `residual eval`: accuracy and loss of saved weights on a dataset's test split.
 
 use crate::data::DataArgs;
-use residual_nn::weights::load_safetensors;
 use residual_tensor::Error;
 use residual_train::trainer::evaluate;
 use residual_zoo::{create, ModelOptions};
@@ -40,13 +39,14 @@ pub fn run(a: Args) -> Result<(), Error> {
         ..Default::default()
     };
     let model = create(&a.model, &opts, 0, &dev)?;
-    load_safetensors(&*model, &a.weights, true)?;
+    let input = format!("the {} data", a.data.spec());
+    crate::load::load_for_input(&*model, &a.weights, c, &input)?;
     let n = test.len();
     let ev = evaluate(&*model, test, &[a.data.normalize()], a.batch_size, &dev)?;
     println!(
         "{} on {} ({n} test samples): accuracy {:.2}%, loss {:.4}",
         a.model,
-        a.data.data,
+        a.data.spec(),
         ev.acc * 100.0,
         ev.loss
     );

@@ -134,6 +134,7 @@ fn degradation(a: Degradation) -> Result<(), Error> {
             transforms: vec![Transform::RandomCrop { padding: 2 }, mnist_normalize()],
             log_every: 5,
             amp: None,
+            data: None,
         };
         let mut trainer = Trainer::new(config, train.clone(), &dev)?;
         let bar = ProgressBar::new(steps);

@@ -4,6 +4,7 @@ mod data;
 mod device;
 mod eval;
 mod experiment;
+mod load;
 mod predict;
 mod summary;
 mod train;

@@ -2,7 +2,8 @@
 //! on image files with torchvision's evaluation preprocessing (resize 256,
 //! center crop 224, ImageNet mean / std) printing the top-k classes.
 
-use residual_nn::weights::{load_safetensors, read_tensors, write_tensors};
+use crate::load::load_for_input;
+use residual_nn::weights::{read_tensors, write_tensors};
 use residual_nn::{Mode, Module};
 use residual_tensor::{Device, Error, Tensor};
 use residual_train::data::load_image;
@@ -94,7 +95,7 @@ pub fn run(a: Args) -> Result<(), Error> {
         ..Default::default()
     };
     let model = create(&a.model, &opts, 0, &dev)?;
-    load_safetensors(&*model, &a.weights, true)?;
+    load_for_input(&*model, &a.weights, x.dims()[1], "the input tensor")?;
     let model = inference(&*model)?;
     let y = residual_tensor::no_grad(|| model.forward(x, Mode::Eval))?;
     write_tensors(&output, &[("output".to_string(), y.clone())])?;
@@ -158,7 +159,7 @@ fn classify_images(a: &Args, dev: &Device) -> Result<(), Error> {
         ..Default::default()
     };
     let model = create(&a.model, &opts, 0, dev)?;
-    load_safetensors(&*model, &a.weights, true)?;
+    load_for_input(&*model, &a.weights, 3, "an RGB image")?;
     let model = inference(&*model)?;
     let logits = residual_tensor::no_grad(|| model.forward(&x, Mode::Eval))?;
     let classes = logits.dims()[1];

@@ -1,49 +1,72 @@
 //! `residual train`: the main job. With no arguments it trains a CIFAR-style
 //! ResNet-20 on the MNIST digits shipped in the repository.
+//!
+//! `--resume DIR` continues the run saved in DIR with the configuration it was
+//! started with, its data included: flags that would change that
+//! configuration are refused (given with the run's own values they are
+//! accepted), `--data` may point at the same kind of data in a new place, and
+//! `--epochs` may extend the run (see [`Trainer::resume`] for what that does to
+//! the schedule).
 
 use crate::data::DataArgs;
 use indicatif::{ProgressBar, ProgressStyle};
 use residual_tensor::Device;
 use residual_tensor::Error;
+use residual_train::checkpoint::{self, CheckpointMeta};
 use residual_train::config::{AmpDtype, TrainConfig};
 use residual_train::optim::OptimizerConfig;
+use residual_train::runlog::{self, RunLog};
 use residual_train::schedule::Schedule;
 use residual_train::trainer::{StepStats, Trainer};
 use residual_zoo::ModelOptions;
-use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
+
+/// `--model` when not given.
+const DEFAULT_MODEL: &str = "resnet20";
+/// `--epochs` when not given (and not resuming).
+const DEFAULT_EPOCHS: u64 = 5;
+/// `--batch-size` when not given.
+const DEFAULT_BATCH_SIZE: usize = 64;
+/// `--optimizer` when not given.
+const DEFAULT_OPTIMIZER: &str = "sgd";
+/// `--schedule` when not given.
+const DEFAULT_SCHEDULE: &str = "onecycle";
+/// `--out` when not given.
+const DEFAULT_OUT: &str = "runs/mnist";
+/// `--log-every` when not given.
+const DEFAULT_LOG_EVERY: u64 = 20;
 
 /// Arguments of `residual train`.
 #[derive(clap::Args)]
 pub struct Args {
     /// Model: a registered name (`residual summary --help` lists them) or a
-    /// .json / .toml model config file.
-    #[arg(long, default_value = "resnet20")]
-    model: String,
+    /// .json / .toml model config file [default: resnet20].
+    #[arg(long)]
+    model: Option<String>,
     #[command(flatten)]
     data: DataArgs,
-    /// Epochs.
-    #[arg(long, default_value_t = 5)]
-    epochs: u64,
-    /// Samples per batch.
-    #[arg(long, default_value_t = 64)]
-    batch_size: usize,
+    /// Epochs [default: 5; with --resume, the run's own, and more extend it].
+    #[arg(long)]
+    epochs: Option<u64>,
+    /// Samples per batch [default: 64].
+    #[arg(long)]
+    batch_size: Option<usize>,
     /// Base learning rate (default: 0.1 for sgd, 1e-3 for adamw).
     #[arg(long, allow_negative_numbers = true)]
     lr: Option<f32>,
-    /// Optimizer: sgd (momentum 0.9, Nesterov, weight decay 5e-4) or adamw (PyTorch's defaults).
-    #[arg(long, default_value = "sgd", value_parser = ["sgd", "adamw"])]
-    optimizer: String,
-    /// Schedule: constant, step:SIZE:GAMMA, multistep:M1,M2:GAMMA, cosine[:WARMUP] or onecycle (steps are optimizer steps).
-    #[arg(long, default_value = "onecycle")]
-    schedule: String,
+    /// Optimizer: sgd (momentum 0.9, Nesterov, weight decay 5e-4) or adamw (PyTorch's defaults) [default: sgd].
+    #[arg(long, value_parser = ["sgd", "adamw"])]
+    optimizer: Option<String>,
+    /// Schedule: constant, step:SIZE:GAMMA, multistep:M1,M2:GAMMA, cosine[:WARMUP] or onecycle (steps are optimizer steps) [default: onecycle].
+    #[arg(long)]
+    schedule: Option<String>,
     /// Clip gradients to this global L2 norm.
     #[arg(long, allow_negative_numbers = true)]
     clip_grad_norm: Option<f32>,
-    /// Cross-entropy label smoothing in [0, 1].
-    #[arg(long, default_value_t = 0.0, allow_negative_numbers = true)]
-    label_smoothing: f32,
+    /// Cross-entropy label smoothing in [0, 1] [default: 0].
+    #[arg(long, allow_negative_numbers = true)]
+    label_smoothing: Option<f32>,
     /// Freeze batch norm (running statistics, fixed affine terms): the
     /// model's `norm` setting becomes `frozen_batch`.
     #[arg(long)]
@@ -56,9 +79,9 @@ pub struct Args {
     /// when not given.
     #[arg(long, value_parser = ["relu", "gelu", "silu"])]
     act: Option<String>,
-    /// Seed of initialisation, data order and augmentation.
-    #[arg(long, default_value_t = 0)]
-    seed: u64,
+    /// Seed of initialisation, data order and augmentation [default: 0].
+    #[arg(long)]
+    seed: Option<u64>,
     /// Mixed precision: convolutions and the classifier in half precision
     /// (bf16 on the CPU, f16 on a GPU with f16 arithmetic), norms and the loss
     /// in f32, f32 master weights; f16 scales the loss dynamically.
@@ -69,19 +92,48 @@ pub struct Args {
     amp_dtype: Option<String>,
     #[command(flatten)]
     device: crate::device::DeviceArg,
-    /// Run folder for the checkpoint and the log.
-    #[arg(long, default_value = "runs/mnist")]
-    out: PathBuf,
-    /// Continue the run saved in this folder (its configuration; --epochs may extend it).
+    /// Run folder for the checkpoint and the log [default: runs/mnist].
+    #[arg(long)]
+    out: Option<PathBuf>,
+    /// Continue the run saved in this folder, with its configuration and its
+    /// data (--epochs may extend it; flags that would change it are refused).
     #[arg(long)]
     resume: Option<PathBuf>,
-    /// Steps between per-layer gradient-norm records in the log.
-    #[arg(long, default_value_t = 20)]
-    log_every: u64,
+    /// Steps between per-layer gradient-norm records in the log [default: 20].
+    #[arg(long)]
+    log_every: Option<u64>,
 }
 
-fn config(a: &Args, steps_per_epoch: u64, dev: &Device) -> Result<TrainConfig, Error> {
-    let (optimizer, default_lr) = match a.optimizer.as_str() {
+impl Args {
+    /// The mixed-precision dtype the flags ask for.
+    fn amp_dtype(&self, dev: &Device) -> Option<AmpDtype> {
+        match self.amp_dtype.as_deref() {
+            Some("f16") => Some(AmpDtype::F16),
+            Some(_) => Some(AmpDtype::Bf16),
+            None => self.amp.then(|| AmpDtype::for_device(dev)),
+        }
+    }
+
+    /// The model options `--norm` and `--act` set.
+    fn model_options(&self) -> ModelOptions {
+        let mut opts = ModelOptions::default();
+        if let Some(norm) = &self.norm {
+            opts = opts.set("norm", norm.as_str());
+        }
+        if let Some(act) = &self.act {
+            opts = opts.set("act", act.as_str());
+        }
+        opts
+    }
+}
+
+fn config(
+    a: &Args,
+    data: &DataArgs,
+    steps_per_epoch: u64,
+    dev: &Device,
+) -> Result<TrainConfig, Error> {
+    let (optimizer, default_lr) = match a.optimizer.as_deref().unwrap_or(DEFAULT_OPTIMIZER) {
         "adamw" => (OptimizerConfig::adamw(), 1e-3),
         _ => (
             OptimizerConfig::Sgd {
@@ -93,38 +145,24 @@ fn config(a: &Args, steps_per_epoch: u64, dev: &Device) -> Result<TrainConfig, E
             0.1,
         ),
     };
-    let mut opts = ModelOptions::default();
-    if let Some(norm) = &a.norm {
-        opts = opts.set("norm", norm.as_str());
-    }
-    if let Some(act) = &a.act {
-        opts = opts.set("act", act.as_str());
-    }
-    let mut model_config = residual_zoo::resolve(&a.model, &opts)?;
+    let model = a.model.as_deref().unwrap_or(DEFAULT_MODEL);
+    let mut model_config = residual_zoo::resolve(model, &a.model_options())?;
     if a.freeze_bn {
         // Freezing applies to batch norm: refuse it over group norm, whether
         // --norm or the model's own config chose it.
-        let norm = serde_json::to_value(&model_config)
-            .ok()
-            .and_then(|v| v.get("norm").cloned());
-        if norm == Some("group".into()) {
+        if setting(&model_config, "norm").as_deref() == Some("group") {
             return Err(Error::arg(
                 "train",
-                format!(
-                    "--freeze-bn applies to batch norm; {} would use group norm",
-                    a.model
-                ),
+                format!("--freeze-bn applies to batch norm; {model} would use group norm"),
             ));
         }
         model_config.set("norm", "frozen_batch".into())?;
     }
-    if !(0.0..=1.0).contains(&a.label_smoothing) {
+    let label_smoothing = a.label_smoothing.unwrap_or(0.0);
+    if !(0.0..=1.0).contains(&label_smoothing) {
         return Err(Error::arg(
             "train",
-            format!(
-                "--label-smoothing must be in [0, 1], got {}",
-                a.label_smoothing
-            ),
+            format!("--label-smoothing must be in [0, 1], got {label_smoothing}"),
         ));
     }
     if let Some(c) = a.clip_grad_norm.filter(|c| c.is_nan() || *c <= 0.0) {
@@ -140,35 +178,179 @@ fn config(a: &Args, steps_per_epoch: u64, dev: &Device) -> Result<TrainConfig, E
             format!("must be a finite number > 0, got {lr}"),
         ));
     }
-    let total_steps = a.epochs.checked_mul(steps_per_epoch).ok_or_else(|| {
+    let epochs = a.epochs.unwrap_or(DEFAULT_EPOCHS);
+    let total_steps = epochs.checked_mul(steps_per_epoch).ok_or_else(|| {
         Error::arg(
             "--epochs",
-            format!(
-                "{} epochs of {steps_per_epoch} steps overflow the step counter",
-                a.epochs
-            ),
+            format!("{epochs} epochs of {steps_per_epoch} steps overflow the step counter"),
         )
     })?;
     Ok(TrainConfig {
-        model: a.model.clone(),
+        model: model.to_string(),
         model_config,
-        epochs: a.epochs,
-        batch_size: a.batch_size,
+        epochs,
+        batch_size: a.batch_size.unwrap_or(DEFAULT_BATCH_SIZE),
         lr,
         optimizer,
-        schedule: Schedule::parse(&a.schedule, total_steps)?,
+        schedule: Schedule::parse(
+            a.schedule.as_deref().unwrap_or(DEFAULT_SCHEDULE),
+            total_steps,
+        )?,
         clip_grad_norm: a.clip_grad_norm,
-        label_smoothing: a.label_smoothing,
-        seed: a.seed,
+        label_smoothing,
+        seed: a.seed.unwrap_or(0),
         no_decay_norm_bias: true,
-        transforms: a.data.train_transforms(),
-        log_every: a.log_every,
-        amp: match a.amp_dtype.as_deref() {
-            Some("f16") => Some(AmpDtype::F16),
-            Some(_) => Some(AmpDtype::Bf16),
-            None => a.amp.then(|| AmpDtype::for_device(dev)),
-        },
+        transforms: data.train_transforms(),
+        log_every: a.log_every.unwrap_or(DEFAULT_LOG_EVERY),
+        amp: a.amp_dtype(dev),
+        data: Some(data.source()?),
     })
+}
+
+/// A family setting of a model config (`norm`, `act`) as a string.
+fn setting(config: &residual_zoo::ModelConfig, key: &str) -> Option<String> {
+    serde_json::to_value(config)
+        .ok()?
+        .get(key)?
+        .as_str()
+        .map(str::to_string)
+}
+
+/// The flags given with `--resume` that disagree with the run's stored
+/// configuration, each as "--flag VALUE: the run has ...".
+fn resume_conflicts(a: &Args, run: &TrainConfig, dir: &Path, dev: &Device) -> Vec<String> {
+    let mut out = Vec::new();
+    let differs = |out: &mut Vec<String>, flag: &str, given: String, stored: String| {
+        if given != stored {
+            out.push(format!("{flag} {given}: the run has {stored}"));
+        }
+    };
+    if let Some(m) = &a.model {
+        differs(&mut out, "--model", m.clone(), run.model.clone());
+    }
+    for (flag, key, given) in [
+        ("--norm", "norm", a.norm.clone()),
+        ("--act", "act", a.act.clone()),
+        (
+            "--freeze-bn",
+            "norm",
+            a.freeze_bn.then(|| "frozen_batch".into()),
+        ),
+    ] {
+        if let Some(g) = given {
+            let stored = setting(&run.model_config, key).unwrap_or_default();
+            differs(&mut out, flag, g, format!("{key} {stored}"));
+        }
+    }
+    if let Some(b) = a.batch_size {
+        differs(
+            &mut out,
+            "--batch-size",
+            b.to_string(),
+            run.batch_size.to_string(),
+        );
+    }
+    if let Some(lr) = a.lr {
+        differs(&mut out, "--lr", lr.to_string(), run.lr.to_string());
+    }
+    if let Some(o) = &a.optimizer {
+        let stored = match run.optimizer {
+            OptimizerConfig::Sgd { .. } => "sgd",
+            OptimizerConfig::AdamW { .. } => "adamw",
+        };
+        differs(&mut out, "--optimizer", o.clone(), stored.into());
+    }
+    if let Some(s) = &a.schedule {
+        // Compared by shape: the total is the run's (or its extension's).
+        let total = run.schedule.total().unwrap_or(0);
+        let same = Schedule::parse(s, total).is_ok_and(|p| p == run.schedule);
+        if !same {
+            differs(
+                &mut out,
+                "--schedule",
+                s.clone(),
+                format!("{:?}", run.schedule),
+            );
+        }
+    }
+    if let Some(c) = a.clip_grad_norm {
+        let stored = run
+            .clip_grad_norm
+            .map_or("no clipping".into(), |c| c.to_string());
+        differs(&mut out, "--clip-grad-norm", c.to_string(), stored);
+    }
+    if let Some(l) = a.label_smoothing {
+        differs(
+            &mut out,
+            "--label-smoothing",
+            l.to_string(),
+            run.label_smoothing.to_string(),
+        );
+    }
+    if let Some(s) = a.seed {
+        differs(&mut out, "--seed", s.to_string(), run.seed.to_string());
+    }
+    if a.amp || a.amp_dtype.is_some() {
+        let name = |d: Option<AmpDtype>| match d {
+            Some(AmpDtype::Bf16) => "mixed precision bf16",
+            Some(AmpDtype::F16) => "mixed precision f16",
+            None => "f32",
+        };
+        differs(
+            &mut out,
+            "--amp",
+            name(a.amp_dtype(dev)).into(),
+            name(run.amp).into(),
+        );
+    }
+    if let Some(l) = a.log_every {
+        differs(
+            &mut out,
+            "--log-every",
+            l.to_string(),
+            run.log_every.to_string(),
+        );
+    }
+    if let Some(o) = &a.out {
+        let same = |p: &Path| std::fs::canonicalize(p).ok();
+        if same(o) != same(dir) {
+            out.push(format!(
+                "--out {}: a resumed run writes into its own folder {}",
+                o.display(),
+                dir.display()
+            ));
+        }
+    }
+    if let Some(src) = &run.data {
+        let stored = DataArgs::from_source(src);
+        if let Some(d) = &a.data.data {
+            let kind = |s: &str| s.split(':').next().unwrap_or("").to_string();
+            differs(&mut out, "--data", kind(d), kind(stored.spec()));
+        }
+        if let Some(size) = a.data.image_size {
+            let stored = src
+                .image_size
+                .map_or("the default".into(), |s| s.to_string());
+            differs(&mut out, "--image-size", size.to_string(), stored);
+        }
+        if a.data.val.is_some() && src.val.is_none() {
+            out.push("--val: the run holds out part of its training folder".into());
+        }
+    }
+    out
+}
+
+/// The data a resumed run reads: its recorded source, or the same kind of
+/// data at the place `--data` / `--val` name now.
+fn resumed_data(a: &DataArgs, run: &TrainConfig) -> DataArgs {
+    match &run.data {
+        Some(src) => DataArgs {
+            data: a.data.clone().or(Some(src.data.clone())),
+            val: a.val.clone().or(src.val.clone()),
+            image_size: src.image_size,
+        },
+        None => a.clone(),
+    }
 }
 
 fn io(path: &Path, e: std::io::Error) -> Error {
@@ -178,52 +360,127 @@ fn io(path: &Path, e: std::io::Error) -> Error {
     }
 }
 
-/// Trains, evaluating and checkpointing after every epoch.
+/// A run folder must be a folder: `--out FILE` names the problem.
+fn check_run_folder(out: &Path) -> Result<(), Error> {
+    match std::fs::metadata(out) {
+        Ok(m) if !m.is_dir() => Err(Error::arg(
+            "--out",
+            format!(
+                "{} is a file, not a folder: a run folder holds the checkpoint, the log and the plots",
+                out.display()
+            ),
+        )),
+        _ => Ok(()),
+    }
+}
+
+/// Trains, checkpointing and evaluating after every epoch.
 pub fn run(a: Args) -> Result<(), Error> {
     let dev = a.device.open()?;
-    let (train, test) = a.data.splits()?;
+    let resumed: Option<(PathBuf, CheckpointMeta)> = match &a.resume {
+        Some(dir) => Some((dir.clone(), checkpoint::read_meta(dir)?)),
+        None => None,
+    };
+    let out = match &resumed {
+        Some((dir, _)) => dir.clone(),
+        None => a.out.clone().unwrap_or_else(|| DEFAULT_OUT.into()),
+    };
+    check_run_folder(&out)?;
+    let data = match &resumed {
+        Some((dir, meta)) => {
+            let conflicts = resume_conflicts(&a, &meta.config, dir, &dev);
+            if !conflicts.is_empty() {
+                return Err(Error::arg(
+                    "--resume",
+                    format!(
+                        "a resumed run keeps the configuration it was started with, and these flags \
+                         disagree with the run in {}: {}; leave them out (--epochs may extend the run)",
+                        dir.display(),
+                        conflicts.join("; ")
+                    ),
+                ));
+            }
+            resumed_data(&a.data, &meta.config)
+        }
+        None => a.data.clone(),
+    };
+    let (train, test) = data.splits()?;
     if test.is_empty() {
         return Err(Error::arg(
             "--data",
             format!(
                 "{} has no held-out images to evaluate on (its test split is empty)",
-                a.data.data
+                data.spec()
             ),
         ));
     }
-    if a.batch_size == 0 || a.batch_size > train.len() {
+    let batch_size = match &resumed {
+        Some((_, meta)) => meta.config.batch_size,
+        None => a.batch_size.unwrap_or(DEFAULT_BATCH_SIZE),
+    };
+    if batch_size == 0 || batch_size > train.len() {
         return Err(Error::arg(
             "train",
             format!(
-                "--batch-size must be in 1..={} (the training set), got {}",
+                "--batch-size must be in 1..={} (the training set), got {batch_size}",
                 train.len(),
-                a.batch_size
             ),
         ));
     }
-    let steps = (train.len() / a.batch_size) as u64;
-    let (mut trainer, out) = match &a.resume {
-        Some(dir) => (
-            Trainer::resume(dir, train.clone(), Some(a.epochs), &dev)?,
-            dir.clone(),
-        ),
-        None => (
-            Trainer::new(config(&a, steps, &dev)?, train.clone(), &dev)?,
-            a.out.clone(),
-        ),
+    let steps = (train.len() / batch_size) as u64;
+    let mut trainer = match &resumed {
+        Some((dir, meta)) => Trainer::resume(dir, train.clone(), a.epochs, &dev).map_err(|e| {
+            if meta.config.data.is_none() && a.data.data.is_none() {
+                Error::arg(
+                    "--resume",
+                    format!(
+                        "{e} (this checkpoint was written before runs recorded their data, \
+                         and {} was assumed: pass the --data it was trained on)",
+                        data.spec()
+                    ),
+                )
+            } else {
+                e
+            }
+        })?,
+        None => Trainer::new(config(&a, &data, steps, &dev)?, train.clone(), &dev)?,
     };
     std::fs::create_dir_all(&out).map_err(|e| io(&out, e))?;
+    let stale = residual_nn::weights::remove_stale_temporaries(&out)?;
+    if !stale.is_empty() {
+        eprintln!(
+            "removed {} temporary file(s) a killed run left in {}",
+            stale.len(),
+            out.display()
+        );
+    }
     let log_path = out.join("log.jsonl");
-    let mut log = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(&log_path)
-        .map_err(|e| io(&log_path, e))?;
+    if resumed.is_some() {
+        let dropped = runlog::cut_to_checkpoint(&log_path, trainer.epoch)?;
+        if dropped > 0 {
+            eprintln!(
+                "log: dropped {dropped} record(s) written after the checkpoint (epoch {}), which this run redoes",
+                trainer.epoch
+            );
+        }
+        if trainer.repair_exports(&out)? {
+            eprintln!(
+                "model.safetensors was behind state.safetensors (a run killed between the two writes): rewritten from the state"
+            );
+        }
+    } else {
+        // A new run starts a new log, even in a folder an earlier run used.
+        residual_nn::weights::atomic_write(&log_path, b"")?;
+    }
+    let mut log = RunLog::open(&log_path)?;
+    if resumed.is_some() {
+        log_missing_epoch_record(&trainer, &mut log, test.clone())?;
+    }
     let cfg = &trainer.config;
     eprintln!(
-        "training {} on {} ({} train / {} test) for {} epochs, batch {}, lr {}, {:?}, {} -> {}",
+        "training {} on {} ({} train / {} test) for {} epochs, batch {}, lr {}, {:?}, {} -> {}{}",
         cfg.model,
-        a.data.data,
+        data.spec(),
         train.len(),
         test.len(),
         cfg.epochs,
@@ -235,8 +492,18 @@ pub fn run(a: Args) -> Result<(), Error> {
             Some(AmpDtype::F16) => "mixed precision f16 (dynamic loss scaling)",
             None => "f32",
         },
-        out.display()
+        out.display(),
+        match &resumed {
+            Some(_) => format!(", resumed after epoch {}", trainer.epoch),
+            None => String::new(),
+        }
     );
+    if trainer.epoch >= trainer.config.epochs {
+        eprintln!(
+            "the run has completed its {} epochs; pass --epochs N (N > {}) to extend it",
+            trainer.config.epochs, trainer.config.epochs
+        );
+    }
     let t_start = Instant::now();
     while trainer.epoch < trainer.config.epochs {
         let epoch = trainer.epoch;
@@ -261,18 +528,17 @@ pub fn run(a: Args) -> Result<(), Error> {
                 s.img_per_s
             ));
             bar.inc(1);
-            if let Err(e) = serde_json::to_writer(&mut log, s)
-                .map(|_| ())
-                .map_err(std::io::Error::from)
-                .and_then(|_| writeln!(log))
-            {
-                write_err = Some(e);
+            if write_err.is_none() {
+                write_err = log.append(s).err();
             }
         })?;
         bar.finish_and_clear();
         if let Some(e) = write_err {
-            return Err(io(&log_path, e));
+            return Err(e);
         }
+        // The checkpoint comes before the evaluation: a held-out sample that
+        // fails to load costs no training.
+        trainer.save(&out)?;
         let ev = trainer.evaluate(test.clone(), 256)?;
         let secs = t_epoch.elapsed().as_secs_f32();
         let ips = (trainer.train.batches() * trainer.config.batch_size) as f32 / secs;
@@ -280,11 +546,11 @@ pub fn run(a: Args) -> Result<(), Error> {
             "epoch {}/{}: train loss {:.4} acc {:.4} | test loss {:.4} acc {:.4} | {:.1} s, {:.0} img/s",
             epoch + 1, trainer.config.epochs, loss_sum / n, acc_sum / n, ev.loss, ev.acc, secs, ips
         );
-        let rec = serde_json::json!({"epoch": epoch + 1, "train_loss": loss_sum / n, "train_acc": acc_sum / n,
-            "test_loss": ev.loss, "test_acc": ev.acc, "epoch_seconds": secs, "img_per_s": ips});
-        writeln!(log, "{rec}").map_err(|e| io(&log_path, e))?;
-        trainer.save(&out)?;
-        log.flush().map_err(|e| io(&log_path, e))?;
+        log.append(
+            &serde_json::json!({"epoch": epoch + 1, "train_loss": loss_sum / n,
+            "train_acc": acc_sum / n, "test_loss": ev.loss, "test_acc": ev.acc,
+            "epoch_seconds": secs, "img_per_s": ips}),
+        )?;
         residual_train::plots::render_run(&out)?;
     }
     let n_test = test.len();
@@ -301,4 +567,37 @@ pub fn run(a: Args) -> Result<(), Error> {
         out.join("curves.svg").display()
     );
     Ok(())
+}
+
+/// After a run was killed between its checkpoint and that epoch's
+/// evaluation, the log lacks the checkpoint's epoch record: evaluate the
+/// resumed model and write it, its training figures from the epoch's step
+/// records.
+fn log_missing_epoch_record(
+    trainer: &Trainer,
+    log: &mut RunLog,
+    test: std::sync::Arc<dyn residual_train::data::Dataset>,
+) -> Result<(), Error> {
+    let epoch = trainer.epoch;
+    if epoch == 0 {
+        return Ok(());
+    }
+    let records = runlog::read(log.path())?.records;
+    let logged = records
+        .iter()
+        .any(|v| runlog::is_epoch_record(v) && v["epoch"].as_u64() == Some(epoch));
+    if logged {
+        return Ok(());
+    }
+    let ev = trainer.evaluate(test, 256)?;
+    let (train_loss, train_acc) =
+        runlog::epoch_train_means(&records, epoch - 1).unwrap_or((f32::NAN, f32::NAN));
+    eprintln!(
+        "epoch {epoch} (checkpointed before the run stopped): test loss {:.4} acc {:.4}",
+        ev.loss, ev.acc
+    );
+    log.append(
+        &serde_json::json!({"epoch": epoch, "train_loss": train_loss,
+        "train_acc": train_acc, "test_loss": ev.loss, "test_acc": ev.acc}),
+    )
 }

@@ -98,3 +98,49 @@ pub fn check_gradients(
         }
     }
 }
+
+/// Compares values that may hold NaN and +-Inf with PyTorch's rule of where
+/// they appear: NaN exactly where `want` is NaN, +Inf and -Inf exactly where
+/// `want` has them, and elsewhere finite values within `tol * max(1, max
+/// |finite want|)`. Returns `None` when they match, else the number of
+/// mismatched positions and the first one.
+pub fn nonfinite_mismatch(got: &[f32], want: &[f32], tol: f32) -> Option<String> {
+    if got.len() != want.len() {
+        return Some(format!("{} values, expected {}", got.len(), want.len()));
+    }
+    let scale = want
+        .iter()
+        .filter(|v| v.is_finite())
+        .fold(1.0f32, |m, v| m.max(v.abs()));
+    let bad: Vec<usize> = (0..want.len())
+        .filter(|&i| !same_class_and_close(got[i], want[i], tol * scale))
+        .collect();
+    let &first = bad.first()?;
+    Some(format!(
+        "{} of {} values differ; first at index {first}: got {}, want {} (finite tolerance {:e})",
+        bad.len(),
+        want.len(),
+        got[first],
+        want[first],
+        tol * scale
+    ))
+}
+
+/// Whether `got` is NaN where `want` is, the same infinity where `want` is
+/// infinite, and finite within `abs_tol` where `want` is finite.
+fn same_class_and_close(got: f32, want: f32, abs_tol: f32) -> bool {
+    if want.is_nan() {
+        got.is_nan()
+    } else if want.is_infinite() {
+        got == want
+    } else {
+        got.is_finite() && (got - want).abs() <= abs_tol
+    }
+}
+
+/// Asserts [`nonfinite_mismatch`] finds nothing, naming the check.
+pub fn assert_close_nonfinite(what: &str, got: &[f32], want: &[f32], tol: f32) {
+    if let Some(m) = nonfinite_mismatch(got, want, tol) {
+        panic!("{what}: {m}");
+    }
+}

@@ -15,10 +15,15 @@
 //! Forward results are checked against PyTorch fixtures
 //! (`fixtures/torch_ops.safetensors`, written by
 //! `scripts/fixtures/make_fixtures.py`) or host references; backward results
-//! against PyTorch's gradients or central finite differences.
+//! against PyTorch's gradients or central finite differences. The `nonfinite`
+//! checks feed inputs holding NaN, +Inf and -Inf and compare with PyTorch's
+//! outputs (`fixtures/torch_nonfinite.safetensors`, written by
+//! `scripts/fixtures/make_nonfinite_fixtures.py`) through
+//! [`nonfinite_mismatch`]: NaN and infinities exactly where PyTorch has them.
 //!
 //! One module per op family holds its checks; `assert` ([`assert_close`],
-//! [`check_gradients`]), `inputs` and `fixtures` hold what they share.
+//! [`assert_close_nonfinite`], [`check_gradients`]), `inputs` and `fixtures`
+//! hold what they share.
 
 mod assert;
 mod autograd;
@@ -31,12 +36,13 @@ mod half;
 mod inputs;
 mod layout;
 mod matmul;
+mod nonfinite;
 mod norm;
 mod pool;
 mod reduce;
 mod softmax;
 
-pub use assert::{assert_close, check_gradients};
+pub use assert::{assert_close, assert_close_nonfinite, check_gradients, nonfinite_mismatch};
 pub use autograd::*;
 pub use block::*;
 pub use conv::*;
@@ -47,6 +53,7 @@ pub use half::*;
 pub use inputs::{randn, t};
 pub use layout::*;
 pub use matmul::*;
+pub use nonfinite::*;
 pub use norm::*;
 pub use pool::*;
 pub use reduce::*;
@@ -70,7 +77,14 @@ macro_rules! conformance_tests {
             residual_add_accumulates, no_grad_and_detach, casts_round_trip, half_gemm_ops, batch_norm_half_input,
             torch_conv2d, torch_batch_norm_train, torch_batch_norm_eval, torch_group_norm,
             torch_layer_norm, torch_cross_entropy, torch_pooling, torch_activations,
-            torch_basic_block, torch_autocast
+            torch_basic_block, torch_autocast,
+            nonfinite_unary_matches_torch, nonfinite_unary_backward_matches_torch,
+            nonfinite_binary_matches_torch, nonfinite_reductions_match_torch,
+            nonfinite_argmax_matches_torch, nonfinite_matmul_linear_match_torch,
+            nonfinite_conv2d_matches_torch, nonfinite_conv2d_fused_relu_matches_torch,
+            nonfinite_pooling_matches_torch, nonfinite_norms_match_torch,
+            nonfinite_softmax_matches_torch, nonfinite_cross_entropy_matches_torch,
+            nonfinite_half_matches_torch
         );
     };
     (@each $device:expr; $($name:ident),* $(,)?) => {

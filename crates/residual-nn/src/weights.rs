@@ -6,6 +6,9 @@
 //! (checkpoints saved from `DataParallel`). Saving writes f32, with
 //! `num_batches_tracked` as int64 as PyTorch has it, through a temporary file
 //! and a rename, so a crash never leaves a half-written file in place.
+//!
+//! Reads are bounded by the file's real size: a device such as `/dev/zero`, a
+//! folder or a pipe is refused instead of read without end.
 
 use crate::module::{named_tensors, Module};
 use residual_tensor::{Device, Error, Result, Tensor};
@@ -65,10 +68,32 @@ fn io_err(path: &Path, e: impl fmt::Display) -> Error {
     }
 }
 
+/// Reads a whole regular file, at most its size on disk: a device
+/// (`/dev/zero`), a folder or a pipe is an error naming the path, not an
+/// endless read.
+pub fn read_regular_file(path: &Path) -> Result<Vec<u8>> {
+    use std::io::Read;
+    let file = std::fs::File::open(path).map_err(|e| io_err(path, e))?;
+    let meta = file.metadata().map_err(|e| io_err(path, e))?;
+    if !meta.is_file() {
+        return Err(io_err(
+            path,
+            "not a regular file (a folder, a device or a pipe); expected a file",
+        ));
+    }
+    let len = meta.len();
+    let mut bytes = Vec::with_capacity(usize::try_from(len).unwrap_or(0));
+    // A file that grows while it is read stops at the size it had.
+    file.take(len)
+        .read_to_end(&mut bytes)
+        .map_err(|e| io_err(path, e))?;
+    Ok(bytes)
+}
+
 /// Reads every tensor of a safetensors file as f32 on `dev`, names as stored.
 pub fn read_tensors(path: impl AsRef<Path>, dev: &Device) -> Result<BTreeMap<String, Tensor>> {
     let path = path.as_ref();
-    let bytes = std::fs::read(path).map_err(|e| io_err(path, e))?;
+    let bytes = read_regular_file(path)?;
     let st = SafeTensors::deserialize(&bytes).map_err(|e| {
         Error::Weights(format!(
             "{}: not a valid safetensors file ({e})",
@@ -124,7 +149,7 @@ pub fn load_safetensors(
     strict: bool,
 ) -> Result<LoadReport> {
     let path = path.as_ref();
-    let bytes = std::fs::read(path).map_err(|e| io_err(path, e))?;
+    let bytes = read_regular_file(path)?;
     load_safetensors_bytes(model, &bytes, strict).map_err(|e| match e {
         Error::Weights(m) => Error::Weights(format!("{}: {m}", path.display())),
         other => other,
@@ -142,6 +167,7 @@ pub fn load_safetensors_bytes(
             "not a valid safetensors file ({e}); is it truncated?"
         ))
     })?;
+    refuse_training_state(bytes)?;
     let mut file: HashMap<String, TensorView<'_>> = HashMap::new();
     for (name, view) in st.tensors() {
         if !matches!(
@@ -190,6 +216,33 @@ pub fn load_safetensors_bytes(
     Ok(report)
 }
 
+/// The metadata key of `residual train`'s training-state files
+/// (`state.safetensors`: the weights under `model.`, the optimizer state under
+/// `optim.`, the run in the metadata).
+pub const TRAINING_STATE_KEY: &str = "residual";
+
+/// An error when `bytes` is a training-state file rather than model weights:
+/// its keys would all be "unexpected" and the model's all "missing", which
+/// says nothing about the real mistake.
+fn refuse_training_state(bytes: &[u8]) -> Result<()> {
+    let Ok((_, meta)) = SafeTensors::read_metadata(bytes) else {
+        return Ok(());
+    };
+    let is_state = meta
+        .metadata()
+        .as_ref()
+        .is_some_and(|m| m.contains_key(TRAINING_STATE_KEY));
+    if is_state {
+        return Err(Error::Weights(
+            "this is a training-state file (what `residual train --resume` reads: the weights \
+             under `model.`, the optimizer state under `optim.`), not model weights; load the \
+             run folder's model.safetensors instead"
+                .into(),
+        ));
+    }
+    Ok(())
+}
+
 /// Saves every parameter and buffer of `model` (PyTorch names) atomically.
 pub fn save_safetensors(model: &dyn Module, path: impl AsRef<Path>) -> Result<()> {
     let tensors: Vec<(String, Tensor)> = named_tensors(model)
@@ -202,6 +255,15 @@ pub fn save_safetensors(model: &dyn Module, path: impl AsRef<Path>) -> Result<()
 /// Writes named tensors as a safetensors file, atomically (temporary file in
 /// the same folder, then rename). `num_batches_tracked` is stored as int64.
 pub fn write_tensors(path: impl AsRef<Path>, tensors: &[(String, Tensor)]) -> Result<()> {
+    write_tensors_with_metadata(path, tensors, None)
+}
+
+/// [`write_tensors`] with string metadata in the file's header.
+pub fn write_tensors_with_metadata(
+    path: impl AsRef<Path>,
+    tensors: &[(String, Tensor)],
+    metadata: Option<HashMap<String, String>>,
+) -> Result<()> {
     let path = path.as_ref();
     let mut owned: Vec<(String, Dtype, Vec<usize>, Vec<u8>)> = Vec::with_capacity(tensors.len());
     for (name, t) in tensors {
@@ -224,13 +286,24 @@ pub fn write_tensors(path: impl AsRef<Path>, tensors: &[(String, Tensor)]) -> Re
                 .map_err(|e| Error::Weights(format!("{n}: {e}")))
         })
         .collect::<Result<_>>()?;
-    let bytes = safetensors::serialize(views, None).map_err(|e| Error::Weights(e.to_string()))?;
+    let bytes =
+        safetensors::serialize(views, metadata).map_err(|e| Error::Weights(e.to_string()))?;
     atomic_write(path, &bytes)
 }
 
-/// Writes `bytes` to `path` through a temporary sibling file and a rename.
+/// The marker between a file's name and the writer's process id in the name
+/// of a temporary: `.NAME.tmp-PID-N`.
+const TMP_MARK: &str = ".tmp-";
+
+/// Writes `bytes` to `path` through a temporary sibling file and a rename:
+/// the file is synced before the rename and its folder after, so after a
+/// crash or a power cut `path` holds the old contents or the new ones, whole.
+/// Temporaries are named `.NAME.tmp-PID-N`, unique per write (two saves into
+/// one folder never collide); a failed write removes its temporary.
 pub fn atomic_write(path: &Path, bytes: &[u8]) -> Result<()> {
     use std::io::Write;
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static WRITES: AtomicU64 = AtomicU64::new(0);
     let dir = path
         .parent()
         .filter(|d| !d.as_os_str().is_empty())
@@ -239,9 +312,10 @@ pub fn atomic_write(path: &Path, bytes: &[u8]) -> Result<()> {
         .file_name()
         .ok_or_else(|| io_err(path, "not a file path"))?;
     let tmp = dir.join(format!(
-        ".{}.tmp{}",
+        ".{}{TMP_MARK}{}-{}",
         name.to_string_lossy(),
-        std::process::id()
+        std::process::id(),
+        WRITES.fetch_add(1, Ordering::Relaxed)
     ));
     let result = (|| -> std::io::Result<()> {
         let mut f = std::fs::File::create(&tmp)?;
@@ -253,5 +327,64 @@ pub fn atomic_write(path: &Path, bytes: &[u8]) -> Result<()> {
         let _ = std::fs::remove_file(&tmp);
         return Err(io_err(path, e));
     }
-    Ok(())
+    sync_folder(dir).map_err(|e| io_err(dir, e))
+}
+
+/// Makes a rename in `dir` durable (a no-op where folders cannot be opened).
+fn sync_folder(dir: &Path) -> std::io::Result<()> {
+    #[cfg(unix)]
+    {
+        std::fs::File::open(dir)?.sync_all()
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = dir;
+        Ok(())
+    }
+}
+
+/// The process id in the name of a temporary of [`atomic_write`]
+/// (`.NAME.tmp-PID-N`), or of the older `.NAME.tmpPID`.
+fn temporary_owner(file_name: &str) -> Option<u32> {
+    let rest = file_name.strip_prefix('.')?;
+    let (_, tail) = rest.rsplit_once(".tmp")?;
+    let pid = tail
+        .strip_prefix('-')
+        .map_or(tail, |t| t.split_once('-').map_or(t, |(pid, _)| pid));
+    pid.parse().ok()
+}
+
+/// Whether process `pid` is running (on Linux, through `/proc`; elsewhere
+/// only this process counts as running).
+fn process_is_running(pid: u32) -> bool {
+    if pid == std::process::id() {
+        return true;
+    }
+    let proc = Path::new("/proc");
+    proc.is_dir() && proc.join(pid.to_string()).exists()
+}
+
+/// Removes the temporaries that [`atomic_write`] left in `dir` when its
+/// process was killed mid-write (their writer is no longer running), and
+/// returns their paths. Temporaries of running writers are left alone.
+pub fn remove_stale_temporaries(dir: &Path) -> Result<Vec<std::path::PathBuf>> {
+    let mut removed = Vec::new();
+    let entries = match std::fs::read_dir(dir) {
+        Ok(e) => e,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(removed),
+        Err(e) => return Err(io_err(dir, e)),
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let Some(pid) = name.to_str().and_then(temporary_owner) else {
+            continue;
+        };
+        if entry.file_type().is_ok_and(|t| t.is_file()) && !process_is_running(pid) {
+            let path = entry.path();
+            std::fs::remove_file(&path).map_err(|e| io_err(&path, e))?;
+            removed.push(path);
+        }
+    }
+    removed.sort();
+    Ok(removed)
 }

@@ -221,3 +221,87 @@ fn atomic_write_leaves_no_temporary_and_keeps_old_file_on_failure() {
     assert!(err.contains("x.safetensors"), "{err}");
     assert_eq!(std::fs::read(&p).unwrap(), b"second");
 }
+
+#[test]
+fn reads_are_bounded_by_the_file_and_refuse_devices_and_folders() {
+    let m = model();
+    for path in ["/dev/zero", "/dev/urandom"] {
+        if !std::path::Path::new(path).exists() {
+            continue;
+        }
+        let err = load_safetensors(&m, path, true).unwrap_err().to_string();
+        assert!(
+            err.contains(path) && err.contains("not a regular file"),
+            "{err}"
+        );
+    }
+    let scratch = scratch();
+    let err = read_tensors(scratch.path(), &Device::cpu())
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("not a regular file"), "{err}");
+}
+
+#[test]
+fn a_training_state_file_is_named_as_such_not_listed_as_missing_keys() {
+    let m = model();
+    let mut meta = std::collections::HashMap::new();
+    meta.insert(TRAINING_STATE_KEY.to_string(), "{}".to_string());
+    let bytes = safetensors::serialize(
+        vec![(
+            "model.0.weight",
+            TensorView::new(Dtype::F32, vec![1], &[0u8; 4]).unwrap(),
+        )],
+        Some(meta),
+    )
+    .unwrap();
+    for strict in [true, false] {
+        let err = load_safetensors_bytes(&m, &bytes, strict)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("training-state file") && err.contains("model.safetensors"),
+            "{err}"
+        );
+        assert!(!err.contains("missing"), "{err}");
+    }
+}
+
+#[test]
+fn temporaries_are_unique_per_write_and_stale_ones_are_removed() {
+    let scratch = scratch();
+    let dir = scratch.path();
+    // Writes from many threads into one file never share a temporary: each
+    // lands whole.
+    std::thread::scope(|s| {
+        for k in 0..8u8 {
+            s.spawn(move || {
+                for _ in 0..20 {
+                    atomic_write(&dir.join("shared.bin"), &[k; 4096]).unwrap();
+                }
+            });
+        }
+    });
+    let last = std::fs::read(dir.join("shared.bin")).unwrap();
+    assert!(last.len() == 4096 && last.iter().all(|&b| b == last[0]));
+    // A dead writer's temporaries go (both namings); a live writer's stay.
+    let dead = [
+        ".model.safetensors.tmp-999999999-3",
+        ".state.safetensors.tmp999999999",
+    ];
+    let live = format!(".model.safetensors.tmp-{}-7", std::process::id());
+    for name in dead.iter().copied().chain([live.as_str(), "keep.tmp-1-1"]) {
+        std::fs::write(dir.join(name), b"partial").unwrap();
+    }
+    let removed = remove_stale_temporaries(dir).unwrap();
+    let mut names: Vec<String> = removed
+        .iter()
+        .map(|p| p.file_name().unwrap().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    assert_eq!(names, dead);
+    assert!(dir.join(&live).exists() && dir.join("keep.tmp-1-1").exists());
+    assert!(remove_stale_temporaries(&dir.join("absent"))
+        .unwrap()
+        .is_empty());
+}

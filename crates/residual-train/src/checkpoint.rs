@@ -5,14 +5,22 @@
 //! `model.json` (the model's config: `--model runs/x/model.json` rebuilds the
 //! model the weights belong to) and `state.safetensors`: the weights again (`model.` prefix), the optimizer
 //! state (`optim.<param>.m` / `.v`) and, in the file's metadata, a JSON
-//! [`CheckpointMeta`]. Resuming reads only `state.safetensors`, so the two
-//! files can never disagree about what is resumed. Each file is written to a
-//! temporary sibling and renamed: a crash mid-save leaves the previous file whole.
+//! [`CheckpointMeta`]. `state.safetensors` is the checkpoint: resuming reads
+//! only it, and it is written first. `model.safetensors` and `model.json` are
+//! exports of it, written after it, and `model.safetensors` carries the
+//! checkpoint's epoch and step in its metadata ([`EXPORT_EPOCH_KEY`],
+//! [`EXPORT_STEP_KEY`]): a run killed between the two writes leaves an export
+//! one checkpoint behind, which [`export_is_current`] detects and the next
+//! start rewrites from the state. Each file is written to a temporary sibling
+//! and renamed (see [`atomic_write`]): a crash mid-save leaves the previous
+//! file whole, and the next start removes the temporary.
 
 use crate::config::TrainConfig;
 use crate::optim::Optimizer;
 use crate::scaler::GradScaler;
-use residual_nn::weights::{atomic_write, save_safetensors};
+use residual_nn::weights::{
+    atomic_write, read_regular_file, write_tensors_with_metadata, TRAINING_STATE_KEY,
+};
 use residual_nn::{named_tensors, Module};
 use residual_tensor::{Device, Error, Result, Tensor};
 use residual_zoo::ModelOptions;
@@ -28,7 +36,12 @@ pub const FORMAT: &str = "residual-checkpoint-v2";
 /// The format before models had a config of their own: its run config named
 /// a zoo ResNet preset with `norm` and `act` beside it. It still loads.
 const FORMAT_V1: &str = "residual-checkpoint-v1";
-const META_KEY: &str = "residual";
+const META_KEY: &str = TRAINING_STATE_KEY;
+
+/// The metadata key of `model.safetensors` that names the checkpoint's epoch.
+pub const EXPORT_EPOCH_KEY: &str = "residual_epoch";
+/// The metadata key of `model.safetensors` that names the checkpoint's optimizer step.
+pub const EXPORT_STEP_KEY: &str = "residual_step";
 
 /// What a checkpoint records besides tensors.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -46,16 +59,13 @@ pub struct CheckpointMeta {
     pub scaler: Option<GradScaler>,
 }
 
-/// Writes `model.safetensors` and `state.safetensors` into `dir` (created if needed).
+/// Writes the checkpoint `state.safetensors` into `dir` (created if needed),
+/// then its exports `model.safetensors` and `model.json`.
 pub fn save(dir: &Path, model: &dyn Module, opt: &Optimizer, meta: &CheckpointMeta) -> Result<()> {
     std::fs::create_dir_all(dir).map_err(|e| Error::Io {
         path: dir.display().to_string(),
         msg: e.to_string(),
     })?;
-    save_safetensors(model, dir.join("model.safetensors"))?;
-    let model_json = serde_json::to_string_pretty(&meta.config.model_config)
-        .map_err(|e| Error::Weights(e.to_string()))?;
-    atomic_write(&dir.join("model.json"), model_json.as_bytes())?;
     let mut tensors: Vec<(String, Tensor)> = named_tensors(model)
         .into_iter()
         .map(|(n, p)| (format!("model.{n}"), p.get()))
@@ -83,16 +93,98 @@ pub fn save(dir: &Path, model: &dyn Module, opt: &Optimizer, meta: &CheckpointMe
     let json = serde_json::to_string(meta).map_err(|e| Error::Weights(e.to_string()))?;
     let bytes = safetensors::serialize(views, Some(HashMap::from([(META_KEY.to_string(), json)])))
         .map_err(|e| Error::Weights(e.to_string()))?;
-    atomic_write(&dir.join("state.safetensors"), &bytes)
+    atomic_write(&dir.join("state.safetensors"), &bytes)?;
+    export_model(dir, model, meta)
+}
+
+/// Writes the exports of a checkpoint: `model.safetensors` (the weights,
+/// stamped with the checkpoint's epoch and step) and `model.json`.
+pub fn export_model(dir: &Path, model: &dyn Module, meta: &CheckpointMeta) -> Result<()> {
+    let tensors: Vec<(String, Tensor)> = named_tensors(model)
+        .into_iter()
+        .map(|(n, p)| (n, p.get()))
+        .collect();
+    let stamp = HashMap::from([
+        ("format".to_string(), "pt".to_string()),
+        (EXPORT_EPOCH_KEY.to_string(), meta.epoch.to_string()),
+        (EXPORT_STEP_KEY.to_string(), meta.optimizer_step.to_string()),
+    ]);
+    write_tensors_with_metadata(dir.join("model.safetensors"), &tensors, Some(stamp))?;
+    let model_json = serde_json::to_string_pretty(&meta.config.model_config)
+        .map_err(|e| Error::Weights(e.to_string()))?;
+    atomic_write(&dir.join("model.json"), model_json.as_bytes())
+}
+
+/// Whether `dir/model.safetensors` is the export of the checkpoint `meta`
+/// describes (its stamp names the same epoch and step). A missing,
+/// unreadable or unstamped export is not current.
+pub fn export_is_current(dir: &Path, meta: &CheckpointMeta) -> bool {
+    let Ok(header) = read_header(&dir.join("model.safetensors")) else {
+        return false;
+    };
+    let stamp = |key: &str| {
+        header
+            .get("__metadata__")
+            .and_then(|m| m.get(key))
+            .and_then(|v| v.as_str())
+            .map(str::to_string)
+    };
+    stamp(EXPORT_EPOCH_KEY) == Some(meta.epoch.to_string())
+        && stamp(EXPORT_STEP_KEY) == Some(meta.optimizer_step.to_string())
+        && dir.join("model.json").is_file()
+}
+
+/// The JSON header of a safetensors file, read without reading its tensors
+/// (the header's length is checked against the file's before it is read).
+fn read_header(path: &Path) -> Result<serde_json::Value> {
+    use std::io::Read;
+    let io = |e: std::io::Error| Error::Io {
+        path: path.display().to_string(),
+        msg: e.to_string(),
+    };
+    let mut f = std::fs::File::open(path).map_err(io)?;
+    let len = f.metadata().map_err(io)?.len();
+    let mut n = [0u8; 8];
+    f.read_exact(&mut n).map_err(io)?;
+    let n = u64::from_le_bytes(n);
+    if n > len.saturating_sub(8) || n > 100 << 20 {
+        return Err(Error::Weights(format!(
+            "{}: header of {n} bytes in a file of {len}: not a safetensors file, or truncated",
+            path.display()
+        )));
+    }
+    let mut header = vec![0u8; n as usize];
+    f.read_exact(&mut header).map_err(io)?;
+    serde_json::from_slice(&header).map_err(|e| {
+        Error::Weights(format!(
+            "{}: unreadable safetensors header ({e})",
+            path.display()
+        ))
+    })
+}
+
+/// Reads only the metadata of `dir/state.safetensors` (its header, not its
+/// tensors): what a resume checks its flags against before loading anything.
+pub fn read_meta(dir: &Path) -> Result<CheckpointMeta> {
+    let path = dir.join("state.safetensors");
+    let what = path.display().to_string();
+    let header = read_header(&path)?;
+    let json = header
+        .get("__metadata__")
+        .and_then(|m| m.get(META_KEY))
+        .and_then(|v| v.as_str())
+        .ok_or_else(|| {
+            Error::Weights(format!(
+                "{what}: not a residual checkpoint (no \"{META_KEY}\" metadata)"
+            ))
+        })?;
+    parse_meta(json).map_err(|e| Error::Weights(format!("{what}: {e}")))
 }
 
 /// Reads the metadata and tensors of `dir/state.safetensors`.
 pub fn read(dir: &Path, dev: &Device) -> Result<(CheckpointMeta, BTreeMap<String, Tensor>)> {
     let path = dir.join("state.safetensors");
-    let bytes = std::fs::read(&path).map_err(|e| Error::Io {
-        path: path.display().to_string(),
-        msg: e.to_string(),
-    })?;
+    let bytes = read_regular_file(&path)?;
     let what = path.display().to_string();
     let (_, md) = SafeTensors::read_metadata(&bytes).map_err(|e| {
         Error::Weights(format!(

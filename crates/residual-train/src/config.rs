@@ -43,6 +43,26 @@ pub struct TrainConfig {
     /// in, `None` for f32 throughout.
     #[serde(default)]
     pub amp: Option<AmpDtype>,
+    /// Where the training data came from, as the front end named it, so that
+    /// a resumed run reads the same data (`None` in checkpoints written
+    /// before the data source was recorded, and for library users who pass a
+    /// dataset of their own).
+    #[serde(default)]
+    pub data: Option<DataSource>,
+}
+
+/// A dataset as `residual train --data` names it, recorded in the run.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DataSource {
+    /// `mnist`, `mnist:DIR`, `cifar10:DIR`, `cifar100:DIR` or
+    /// `imagefolder:DIR`, folders made absolute.
+    pub data: String,
+    /// A separate held-out folder (imagefolder).
+    #[serde(default)]
+    pub val: Option<std::path::PathBuf>,
+    /// The input side (imagefolder).
+    #[serde(default)]
+    pub image_size: Option<u32>,
 }
 
 /// The half-precision dtype of a mixed-precision run.

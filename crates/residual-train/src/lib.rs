@@ -4,7 +4,8 @@
 //! kernels), [`schedule`] (step, multi-step, warmup + cosine, one-cycle),
 //! [`scaler`] (PyTorch's GradScaler semantics), [`clip`] (by global norm or
 //! value), [`data`] (MNIST IDX, CIFAR, ImageFolder, a seeded parallel loader,
-//! transforms), [`checkpoint`] (atomic, resumable bit for bit), [`plots`],
+//! transforms), [`checkpoint`] (atomic, resumable bit for bit), [`runlog`] (the
+//! JSON-lines log, whole records, torn lines skipped), [`plots`],
 //! [`config`] (what defines a run, with mixed precision: `TrainConfig::amp`),
 //! [`step`] (the one training step), [`monitor`] (gradient flow, weights,
 //! dead units) and [`trainer`] (the loop) for any model of the zoo.
@@ -16,6 +17,7 @@ pub mod data;
 pub mod monitor;
 pub mod optim;
 pub mod plots;
+pub mod runlog;
 pub mod scaler;
 pub mod schedule;
 pub mod step;

@@ -202,18 +202,12 @@ pub fn smooth(points: &[(f32, f32)], window: usize) -> Vec<(f32, f32)> {
 /// files written.
 pub fn render_run(dir: &Path) -> Result<Vec<PathBuf>> {
     let log = dir.join("log.jsonl");
-    let text = std::fs::read_to_string(&log).map_err(|e| Error::Io {
-        path: log.display().to_string(),
-        msg: e.to_string(),
-    })?;
+    // Torn lines (a crash or a full disk mid-write) are skipped, not fatal.
+    let records = crate::runlog::read(&log)?.records;
     let (mut loss, mut acc, mut test_acc) = (Vec::new(), Vec::new(), Vec::new());
     let mut flow: GradSnapshots = Vec::new();
     let mut steps_per_epoch = 0.0f32;
-    for (i, line) in text.lines().enumerate() {
-        let v: serde_json::Value = serde_json::from_str(line).map_err(|e| Error::Io {
-            path: log.display().to_string(),
-            msg: format!("line {}: {e}", i + 1),
-        })?;
+    for v in &records {
         if let Some(step) = v["step"].as_u64() {
             let s = step as f32;
             steps_per_epoch = v["batches"].as_f64().unwrap_or(0.0) as f32;

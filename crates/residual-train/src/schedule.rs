@@ -110,6 +110,30 @@ impl Schedule {
         })
     }
 
+    /// The steps the schedule spans, for the schedules shaped over a whole
+    /// run (warmup + cosine, one-cycle); `None` for those that are a function
+    /// of the step alone.
+    pub fn total(&self) -> Option<u64> {
+        match self {
+            Schedule::WarmupCosine { total, .. } | Schedule::OneCycle { total, .. } => Some(*total),
+            _ => None,
+        }
+    }
+
+    /// The same schedule shaped over `total` steps instead (what extending a
+    /// run with `--resume --epochs N` does, as timm rebuilds its scheduler
+    /// for the new epoch count); a schedule without a total is unchanged.
+    pub fn with_total(&self, total: u64) -> Self {
+        let mut s = self.clone();
+        match &mut s {
+            Schedule::WarmupCosine { total: t, .. } | Schedule::OneCycle { total: t, .. } => {
+                *t = total
+            }
+            _ => {}
+        }
+        s
+    }
+
     /// The learning rate at optimizer step `step` for base rate `base`.
     pub fn lr(&self, base: f32, step: u64) -> f32 {
         match self {
@@ -176,6 +200,14 @@ mod tests {
             let err = Schedule::parse(bad, 10).unwrap_err().to_string();
             assert!(err.contains(needle) && err.contains(bad), "{bad}: {err}");
         }
+        let onecycle = Schedule::parse("onecycle", 10).unwrap();
+        assert_eq!(onecycle.total(), Some(10));
+        assert_eq!(onecycle.with_total(40).total(), Some(40));
+        assert_eq!(
+            onecycle.with_total(40).lr(0.1, 39),
+            Schedule::parse("onecycle", 40).unwrap().lr(0.1, 39)
+        );
+        assert_eq!(Schedule::Constant.with_total(40), Schedule::Constant);
         assert_eq!(
             Schedule::parse("step:3:0.5", 10).unwrap(),
             Schedule::Step {

@@ -215,20 +215,22 @@ impl Trainer {
         evaluate(&*self.model, data, &prep, batch_size, &self.dev)
     }
 
-    /// Saves weights and training state to `dir`.
+    /// Saves the training state to `dir`, then the weights (see
+    /// [`checkpoint::save`]).
     pub fn save(&self, dir: &Path) -> Result<()> {
-        let meta = CheckpointMeta {
-            format: checkpoint::FORMAT.into(),
-            epoch: self.epoch,
-            optimizer_step: self.optimizer.steps(),
-            config: self.config.clone(),
-            scaler: self.scaler.clone(),
-        };
-        checkpoint::save(dir, &*self.model, &self.optimizer, &meta)
+        checkpoint::save(dir, &*self.model, &self.optimizer, &self.meta())
     }
 
     /// Rebuilds a trainer from the checkpoint in `dir`, ready to continue.
-    /// `epochs` may extend the run.
+    ///
+    /// `epochs`: `None` continues to the run's own epoch count. `Some(n)`
+    /// with more epochs than the run had extends it: a schedule shaped over
+    /// the whole run (warmup + cosine, one-cycle) is reshaped over the new
+    /// total and continues from the current step, as timm rebuilds its
+    /// scheduler for a new epoch count (the learning rate jumps to where the
+    /// longer schedule is at this step); step and multi-step schedules, which
+    /// depend on the step alone, simply go on. Fewer epochs than the run
+    /// already completed is an error.
     pub fn resume(
         dir: &Path,
         train: Arc<dyn Dataset>,
@@ -237,7 +239,27 @@ impl Trainer {
     ) -> Result<Self> {
         let (meta, tensors) = checkpoint::read(dir, dev)?;
         let mut config = meta.config.clone();
-        if let Some(e) = epochs {
+        if let Some(e) = epochs.filter(|&e| e != config.epochs) {
+            if e < meta.epoch.max(1) {
+                return Err(Error::arg(
+                    "--epochs",
+                    format!(
+                        "the run in {} has completed {} of its {} epochs; --epochs {e} would end it \
+                         before where it is (give more epochs to extend it, or leave --epochs out)",
+                        dir.display(),
+                        meta.epoch,
+                        config.epochs
+                    ),
+                ));
+            }
+            let steps = (train.len() / config.batch_size.max(1)) as u64;
+            let total = e.checked_mul(steps).ok_or_else(|| {
+                Error::arg(
+                    "--epochs",
+                    format!("{e} epochs of {steps} steps overflow the step counter"),
+                )
+            })?;
+            config.schedule = config.schedule.with_total(total);
             config.epochs = e;
         }
         let mut t = Trainer::new(config, train, dev)?;
@@ -247,6 +269,30 @@ impl Trainer {
             t.scaler = meta.scaler.clone().or(t.scaler);
         }
         Ok(t)
+    }
+
+    /// The checkpoint metadata of the trainer as it is now.
+    fn meta(&self) -> CheckpointMeta {
+        CheckpointMeta {
+            format: checkpoint::FORMAT.into(),
+            epoch: self.epoch,
+            optimizer_step: self.optimizer.steps(),
+            config: self.config.clone(),
+            scaler: self.scaler.clone(),
+        }
+    }
+
+    /// Rewrites `dir`'s exports (`model.safetensors`, `model.json`) from this
+    /// trainer when they are not those of its checkpoint: a run killed
+    /// between writing the state and the exports left them one checkpoint
+    /// behind. Returns whether they were rewritten.
+    pub fn repair_exports(&self, dir: &Path) -> Result<bool> {
+        let meta = self.meta();
+        if checkpoint::export_is_current(dir, &meta) {
+            return Ok(false);
+        }
+        checkpoint::export_model(dir, &*self.model, &meta)?;
+        Ok(true)
     }
 }
 

@@ -209,6 +209,7 @@ fn tiny_config(epochs: u64) -> TrainConfig {
         ],
         log_every: 2,
         amp: None,
+        data: None,
     }
 }
 

@@ -55,6 +55,23 @@ fn nan() -> f32 {
     return bitcast<f32>(0x7fc00000u);
 }
 
+// NaN test on the bits: a compiler may fold `v != v` to false (WGSL lets it
+// assume there are no NaNs in float arithmetic; lavapipe does), never an
+// integer comparison.
+fn is_nan(v: f32) -> bool {
+    return (bitcast<u32>(v) & 0x7fffffffu) > 0x7f800000u;
+}
+
+// max(v, 0) that keeps NaN (WGSL's max may return either operand of a NaN).
+fn relu(v: f32) -> f32 {
+    return select(max(v, 0.0), v, is_nan(v));
+}
+
+// min(max(v, lo), hi) that keeps NaN.
+fn clamp_keep_nan(v: f32, lo: f32, hi: f32) -> f32 {
+    return select(min(max(v, lo), hi), v, is_nan(v));
+}
+
 // erf with absolute error below 1.5e-7 (Abramowitz and Stegun 7.1.26).
 fn erf(v: f32) -> f32 {
     let z = abs(v);
@@ -75,7 +92,8 @@ fn tanh_safe(v: f32) -> f32 {
     return select(r, -r, v < 0.0);
 }
 
-// x^p with the C semantics of powf for negative bases and integer exponents.
+// x^p as PyTorch computes it: C's powf, except that p = 0.5 and p = -0.5 go
+// through sqrt and 1 / sqrt (NaN at -Inf).
 fn powf(v: f32, p: f32) -> f32 {
     if (p == 0.0) {
         return 1.0;
@@ -92,6 +110,9 @@ fn powf(v: f32, p: f32) -> f32 {
     if (p == 0.5) {
         return sqrt(v);
     }
+    if (p == -0.5) {
+        return 1.0 / sqrt(v);
+    }
     if (p == -1.0) {
         return 1.0 / v;
     }
@@ -102,7 +123,8 @@ fn powf(v: f32, p: f32) -> f32 {
         return pow(v, p);
     }
     if (floor(p) != p) {
-        return nan();
+        // A negative base to a fractional power is NaN, except -Inf: Inf^p.
+        return select(nan(), pow(-v, p), bitcast<u32>(v) == 0xff800000u);
     }
     let r = pow(-v, p);
     return select(r, -r, abs(p) % 2.0 == 1.0);
@@ -119,8 +141,8 @@ fn apply(v: f32, p0: f32, p1: f32) -> f32 {
         case 6u: { return powf(v, p0); }
         case 7u: { return v + p0; }
         case 8u: { return v * p0; }
-        case 9u: { return min(max(v, p0), p1); }
-        case 10u: { return max(v, 0.0); }
+        case 9u: { return clamp_keep_nan(v, p0, p1); }
+        case 10u: { return relu(v); }
         case 11u: { return 0.5 * v * (1.0 + erf(v * INV_SQRT_2)); }
         case 12u: { return v * sigmoid(v); }
         case 13u: { return sigmoid(v); }
@@ -130,7 +152,8 @@ fn apply(v: f32, p0: f32, p1: f32) -> f32 {
 }
 
 // f'(x), with PyTorch's conventions at kinks (relu'(0) = 0, abs'(0) = 0,
-// clamp passes the gradient at its bounds).
+// clamp passes the gradient at its bounds; at NaN relu passes it, clamp and
+// abs block it).
 fn derivative(v: f32, p0: f32, p1: f32) -> f32 {
     switch OP {
         case 0u: { return -1.0; }
@@ -143,7 +166,7 @@ fn derivative(v: f32, p0: f32, p1: f32) -> f32 {
         case 7u: { return 1.0; }
         case 8u: { return p0; }
         case 9u: { return select(0.0, 1.0, v >= p0 && v <= p1); }
-        case 10u: { return select(0.0, 1.0, v > 0.0); }
+        case 10u: { return select(0.0, 1.0, v > 0.0 || is_nan(v)); }
         case 11u: {
             let cdf = 0.5 * (1.0 + erf(v * INV_SQRT_2));
             return cdf + v * INV_SQRT_2PI * exp(-0.5 * v * v);

@@ -53,6 +53,13 @@ struct Geometry {
     cin_g: u32, cout_g: u32,
 }
 
+// NaN test on the bits: a compiler may fold `v != v` to false (WGSL lets it
+// assume there are no NaNs in float arithmetic; lavapipe does), never an
+// integer comparison.
+fn is_nan(v: f32) -> bool {
+    return (bitcast<u32>(v) & 0x7fffffffu) > 0x7f800000u;
+}
+
 fn geometry() -> Geometry {
     return Geometry(params.m, params.n, params.k,
         params.batch, params.c_in, params.h, params.w, params.c_out,
@@ -187,7 +194,8 @@ fn store(g: Geometry, z: u32, row: u32, col: u32, v: f32) {
                 r = r + residual[at];
             }
             if (params.relu != 0u) {
-                r = max(r, 0.0);
+                // ReLU that keeps NaN (WGSL's max may drop it).
+                r = select(max(r, 0.0), r, is_nan(r));
             }
             c[at] = r;
         }

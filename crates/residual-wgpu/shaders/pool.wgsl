@@ -2,7 +2,7 @@
 // Forward: one thread per output. Backward: one thread per input element,
 // gathering from every window that covers it (no atomics, fixed order).
 //
-// MODE: 0 max (first maximum wins, NaN wins), 1 average (PyTorch's divisor
+// MODE: 0 max (the last NaN wins, else the first maximum, as PyTorch), 1 average (PyTorch's divisor
 // with count_include_pad), 2 adaptive average (window i spans
 // floor(i*len/out) .. ceil((i+1)*len/out)).
 
@@ -63,7 +63,15 @@ fn divisor(sy: Span, sx: Span) -> f32 {
     return f32((sy.hi - sy.lo) * (sx.hi - sx.lo));
 }
 
-// Flat index (within the plane) of the window's first maximum; h*w when empty.
+// NaN test on the bits: a compiler may fold `v != v` to false (WGSL lets it
+// assume there are no NaNs in float arithmetic; lavapipe does), never an
+// integer comparison.
+fn is_nan(v: f32) -> bool {
+    return (bitcast<u32>(v) & 0x7fffffffu) > 0x7f800000u;
+}
+
+// Flat index (within the plane) of the window's last NaN, else of its first
+// maximum (as PyTorch's max_pool2d); h*w when empty.
 fn window_argmax(base: u32, sy: Span, sx: Span) -> u32 {
     let w = params.w;
     var best = params.h * w;
@@ -71,7 +79,7 @@ fn window_argmax(base: u32, sy: Span, sx: Span) -> u32 {
     for (var iy = sy.lo; iy < sy.hi; iy = iy + 1u) {
         for (var ix = sx.lo; ix < sx.hi; ix = ix + 1u) {
             let v = x[base + iy * w + ix];
-            if (best == params.h * w || (best_v == best_v && (v > best_v || v != v))) {
+            if (best == params.h * w || is_nan(v) || (!is_nan(best_v) && v > best_v)) {
                 best = iy * w + ix;
                 best_v = v;
             }

@@ -34,12 +34,19 @@ override OP: u32 = 0u;
 
 var<workgroup> partial: array<f32, 64>;
 
+// NaN test on the bits: a compiler may fold `v != v` to false (WGSL lets it
+// assume there are no NaNs in float arithmetic; lavapipe does), never an
+// integer comparison.
+fn is_nan(v: f32) -> bool {
+    return (bitcast<u32>(v) & 0x7fffffffu) > 0x7f800000u;
+}
+
 fn combine(u: f32, v: f32) -> f32 {
     if (OP == 0u) {
         return u + v;
     }
     // max, NaN wins (as PyTorch)
-    if (u != u || v != v) {
+    if (is_nan(u) || is_nan(v)) {
         return bitcast<f32>(0x7fc00000u);
     }
     return max(u, v);
@@ -92,7 +99,8 @@ fn reduce(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: v
     }
 }
 
-// indices: [outer * inner] = first index of the maximum of x: [outer, len, inner] along len
+// indices: [outer * inner] = index of the first NaN of x: [outer, len, inner]
+// along len, else of the first maximum (as PyTorch's argmax)
 @compute @workgroup_size(256)
 fn argmax(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
           @builtin(local_invocation_index) lid: u32) {
@@ -109,7 +117,7 @@ fn argmax(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: v
     var best_v = x[o * len * inner + i];
     for (var j = 1u; j < len; j = j + 1u) {
         let v = x[(o * len + j) * inner + i];
-        if (best_v == best_v && (v > best_v || v != v)) {
+        if (!is_nan(best_v) && (is_nan(v) || v > best_v)) {
             best = j;
             best_v = v;
         }

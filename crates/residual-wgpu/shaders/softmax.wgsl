@@ -105,7 +105,9 @@ fn row_loss(i: u32) -> f32 {
     let lse = mx + log(s);
     let nll = lse - x[base + targets[i]];
     let smoothed = lse - total / f32(c);
-    return (1.0 - eps) * nll + eps * smoothed;
+    // Not `nll + 0 * smoothed` when eps is 0: a -Inf logit off the target
+    // makes `smoothed` infinite, and the plain loss stays finite.
+    return select((1.0 - eps) * nll + eps * smoothed, nll, eps == 0.0);
 }
 
 // y: [1] = mean over rows of the loss; one workgroup, rows summed in a fixed tree.

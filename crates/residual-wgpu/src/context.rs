@@ -120,9 +120,26 @@ fn choose_adapter(instance: &wgpu::Instance) -> Result<wgpu::Adapter> {
     })
 }
 
+/// On a machine with no display (no valid `XDG_RUNTIME_DIR`, no `DISPLAY`),
+/// switches off Mesa's device-select Vulkan layer for this process, unless
+/// the user set `NODEVICE_SELECT` themselves. The layer only orders GPUs by
+/// the display they drive, which such a machine lacks, and while looking for
+/// a Wayland display it prints "XDG_RUNTIME_DIR is invalid or not set" once
+/// per probe on every successful start. wgpu chooses the adapter itself
+/// either way (see `choose_adapter`).
+fn quiet_headless_device_select() {
+    let has_runtime_dir =
+        std::env::var_os("XDG_RUNTIME_DIR").is_some_and(|d| std::path::Path::new(&d).is_dir());
+    let has_display = std::env::var_os("DISPLAY").is_some();
+    if !has_runtime_dir && !has_display && std::env::var_os("NODEVICE_SELECT").is_none() {
+        std::env::set_var("NODEVICE_SELECT", "1");
+    }
+}
+
 impl Context {
     /// Creates the instance, adapter, device and queue.
     pub fn new() -> Result<Context> {
+        quiet_headless_device_select();
         let instance =
             wgpu::Instance::new(wgpu::InstanceDescriptor::new_without_display_handle_from_env());
         let adapter = choose_adapter(&instance)?;

@@ -14,6 +14,20 @@ fn sigmoid(x: f32) -> f32 {
     1.0 / (1.0 + (-x).exp())
 }
 
+/// `x^p` as PyTorch computes it: exponents 0.5 and -0.5 go through sqrt and
+/// 1 / sqrt (NaN at -Inf, where C's `powf` gives +Inf and 0), every other
+/// exponent through `powf`.
+#[inline]
+fn pow_like_torch(x: f32, p: f32) -> f32 {
+    if p == 0.5 {
+        x.sqrt()
+    } else if p == -0.5 {
+        1.0 / x.sqrt()
+    } else {
+        x.powf(p)
+    }
+}
+
 /// A loop to run with an op's scalar function. The function reaches it as a
 /// closure of its own type, so each op gets its own compiled (and vectorised)
 /// loop instead of one loop that branches on the op at every element.
@@ -24,7 +38,9 @@ trait WithFn {
     fn call<F: Fn(f32) -> f32 + Sync + Send>(self, f: F) -> Self::Out;
 }
 
-/// Runs `w` with `f(x)` of `op`.
+/// Runs `w` with `f(x)` of `op`. NaN stays NaN through every op, as in
+/// PyTorch: ReLU and clamp compare and select (`f32::max` / `f32::min` would
+/// return the other operand of a NaN), which vectorises as well.
 fn with_apply<W: WithFn>(op: UnaryOp, w: W) -> W::Out {
     match op {
         UnaryOp::Neg => w.call(|x| -x),
@@ -33,11 +49,19 @@ fn with_apply<W: WithFn>(op: UnaryOp, w: W) -> W::Out {
         UnaryOp::Sqrt => w.call(f32::sqrt),
         UnaryOp::Rsqrt => w.call(|x| 1.0 / x.sqrt()),
         UnaryOp::Abs => w.call(f32::abs),
-        UnaryOp::Powf(p) => w.call(move |x| x.powf(p)),
+        UnaryOp::Powf(p) => w.call(move |x| pow_like_torch(x, p)),
         UnaryOp::AddScalar(c) => w.call(move |x| x + c),
         UnaryOp::MulScalar(c) => w.call(move |x| x * c),
-        UnaryOp::Clamp(lo, hi) => w.call(move |x| x.max(lo).min(hi)),
-        UnaryOp::Relu => w.call(|x| x.max(0.0)),
+        UnaryOp::Clamp(lo, hi) => w.call(move |x| {
+            if x < lo {
+                lo
+            } else if x > hi {
+                hi
+            } else {
+                x
+            }
+        }),
+        UnaryOp::Relu => w.call(|x| if x < 0.0 { 0.0 } else { x }),
         UnaryOp::Gelu => w.call(|x| 0.5 * x * (1.0 + libm::erff(x * INV_SQRT_2))),
         UnaryOp::Silu => w.call(|x| x * sigmoid(x)),
         UnaryOp::Sigmoid => w.call(sigmoid),
@@ -46,7 +70,8 @@ fn with_apply<W: WithFn>(op: UnaryOp, w: W) -> W::Out {
 }
 
 /// Runs `w` with `f'(x)` of `op` (PyTorch's conventions at kinks: relu'(0) = 0,
-/// abs'(0) = 0, clamp passes the gradient at the bounds).
+/// abs'(0) = 0, clamp passes the gradient at the bounds; at NaN, relu passes
+/// the gradient while clamp and abs block it).
 fn with_derivative<W: WithFn>(op: UnaryOp, w: W) -> W::Out {
     let step = |c: bool| if c { 1.0 } else { 0.0 };
     match op {
@@ -57,11 +82,11 @@ fn with_derivative<W: WithFn>(op: UnaryOp, w: W) -> W::Out {
         UnaryOp::Rsqrt => w.call(|x| -0.5 / (x * x.sqrt())),
         UnaryOp::Abs => w.call(move |x| step(x > 0.0) - step(x < 0.0)),
         UnaryOp::Powf(0.0) => w.call(|_| 0.0),
-        UnaryOp::Powf(p) => w.call(move |x| p * x.powf(p - 1.0)),
+        UnaryOp::Powf(p) => w.call(move |x| p * pow_like_torch(x, p - 1.0)),
         UnaryOp::AddScalar(_) => w.call(|_| 1.0),
         UnaryOp::MulScalar(c) => w.call(move |_| c),
         UnaryOp::Clamp(lo, hi) => w.call(move |x| step(x >= lo && x <= hi)),
-        UnaryOp::Relu => w.call(move |x| step(x > 0.0)),
+        UnaryOp::Relu => w.call(|x| if x <= 0.0 { 0.0 } else { 1.0 }),
         UnaryOp::Gelu => w.call(|x| {
             let cdf = 0.5 * (1.0 + libm::erff(x * INV_SQRT_2));
             cdf + x * INV_SQRT_2PI * (-0.5 * x * x).exp()

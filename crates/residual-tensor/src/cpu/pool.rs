@@ -43,13 +43,14 @@ fn adaptive_span(i: usize, len: usize, out: usize) -> (usize, usize) {
     (i * len / out, ((i + 1) * len).div_ceil(out))
 }
 
-/// Position of the first maximum in a window (NaN wins, as PyTorch).
+/// Position of the maximum in a window: the last NaN if there is one, else
+/// the first maximum (as PyTorch's max_pool2d).
 fn argmax_in(plane: &[f32], wdt: usize, win: &Window) -> Option<usize> {
     let mut best: Option<(usize, f32)> = None;
     for iy in win.y0..win.y1 {
         for ix in win.x0..win.x1 {
             let v = plane[iy * wdt + ix];
-            if best.is_none_or(|(_, b)| v > b || v.is_nan() && !b.is_nan()) {
+            if best.is_none_or(|(_, b)| v > b || v.is_nan()) {
                 best = Some((iy * wdt + ix, v));
             }
         }
@@ -75,7 +76,7 @@ pub fn max_forward(x: &[f32], g: &Pool2dGeometry) -> Vec<f32> {
     y
 }
 
-/// Max pooling backward: each window's gradient goes to its first maximum.
+/// Max pooling backward: each window's gradient goes to its maximum (see `argmax_in`).
 pub fn max_backward(x: &[f32], dy: &[f32], g: &Pool2dGeometry) -> Vec<f32> {
     let mut dx = vec![0.0; g.planes * g.h * g.w];
     dx.par_chunks_mut(g.h * g.w)

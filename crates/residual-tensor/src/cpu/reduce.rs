@@ -51,22 +51,29 @@ pub fn reduce(op: ReduceOp, x: &[f32], shape: &Shape, axes: &[usize]) -> Vec<f32
     y
 }
 
-/// Index of the first maximum along the axis, for each `(outer, inner)`.
+/// Index of the first NaN along the axis, else of the first maximum (as
+/// PyTorch's argmax), for each `(outer, inner)`.
 pub fn argmax(x: &[f32], v: AxisView) -> Vec<u32> {
     let mut out = vec![0u32; v.outer * v.inner];
     for o in 0..v.outer {
         for i in 0..v.inner {
-            let mut best = 0;
-            let mut bv = f32::NEG_INFINITY;
-            for j in 0..v.len {
-                let val = x[(o * v.len + j) * v.inner + i];
-                if val > bv || (j == 0) {
-                    bv = val;
-                    best = j;
-                }
-            }
-            out[o * v.inner + i] = best as u32;
+            let line = (0..v.len).map(|j| x[(o * v.len + j) * v.inner + i]);
+            out[o * v.inner + i] = first_max(line) as u32;
         }
     }
     out
+}
+
+/// Position of the first NaN of `line`, else of its first maximum (0 when empty).
+fn first_max(line: impl Iterator<Item = f32>) -> usize {
+    let mut best = (0, f32::NEG_INFINITY);
+    for (j, val) in line.enumerate() {
+        if val.is_nan() {
+            return j;
+        }
+        if val > best.1 || j == 0 {
+            best = (j, val);
+        }
+    }
+    best.0
 }

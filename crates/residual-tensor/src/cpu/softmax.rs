@@ -82,6 +82,11 @@ pub fn cross_entropy(logits: &[f32], n: usize, c: usize, targets: &[usize], eps:
         .map(|i| {
             let lp = log_probs(&logits[i * c..(i + 1) * c]);
             let nll = -lp[targets[i]] as f64;
+            if eps == 0.0 {
+                // Not `nll + 0 * smooth`: a -Inf logit off the target makes
+                // `smooth` infinite, and the plain loss stays finite.
+                return nll;
+            }
             let smooth = -lp.iter().map(|&v| v as f64).sum::<f64>() / c as f64;
             (1.0 - eps as f64) * nll + eps as f64 * smooth
         })

@@ -108,11 +108,17 @@ impl Tensor {
         ))
     }
 
-    /// 1.0 where `self == other` (broadcast), else 0.0; not differentiable.
+    /// 1.0 where `self == other` (broadcast), else 0.0, and NaN where either
+    /// is NaN (so that a max over NaN has a NaN gradient, as PyTorch's);
+    /// not differentiable.
     fn eq_mask(&self, other: &Tensor) -> Result<Tensor> {
-        // (x - m) is 0 exactly where equal; relu(1 - |x - m| * inf) would overflow,
-        // so compute it on the host-independent path: 1 - min(|x - m| * big, 1).
-        let d = self.detach().sub(&other.detach())?.abs()?;
+        // (x - m) is 0 exactly where equal, and 1 - min(|x - m| * big, 1) maps
+        // it to 1 and every other difference to 0. Infinities are first
+        // clamped to +-f32::MAX, so that Inf == Inf (whose difference is NaN)
+        // counts as equal (and so does a finite f32::MAX with Inf: too rare to
+        // cost a comparison kernel); NaN passes through the clamps.
+        let finite = |t: &Tensor| t.detach().clamp(-f32::MAX, f32::MAX);
+        let d = finite(self)?.sub(&finite(other)?)?.abs()?;
         d.mul_scalar(f32::MAX)?
             .clamp(0.0, 1.0)?
             .neg()?

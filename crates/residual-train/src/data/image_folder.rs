@@ -1,11 +1,21 @@
 //! ImageFolder: one sub-folder per class (sorted names are the classes, as
-//! torchvision's `ImageFolder`), JPEG and PNG files decoded with the `image`
+//! torchvision's `ImageFolder`), the JPEG and PNG files anywhere under it
+//! (nested folders included, as torchvision walks them) decoded with the `image`
 //! crate, resized so the shorter side is `resize`, center-cropped to `crop`
 //! (torchvision's evaluation preprocessing for 224 inputs: 256 then 224), or,
 //! for training, a random resized crop of the decoded image (torchvision's
 //! `RandomResizedCrop`).
+//!
+//! Unlike torchvision, hidden entries (names starting with `.`: a
+//! `.ipynb_checkpoints` folder, macOS's `._IMG.jpg` resource files) are not
+//! classes and not images; they and the files that are not images are
+//! skipped and listed in [`ImageFolder::skipped`], so a front end can say
+//! what it left out. Every image's header is read when the folder is opened:
+//! an unreadable or empty image is an error naming the file before training
+//! starts, not an epoch later.
 
 use super::{Dataset, ResizedCrop};
+use rayon::prelude::*;
 use residual_tensor::{Error, Result};
 use std::path::{Path, PathBuf};
 
@@ -20,11 +30,141 @@ pub struct ImageFolder {
     resize: u32,
     crop: u32,
     train_crop: Option<ResizedCrop>,
+    skipped: Vec<Skipped>,
+}
+
+/// An entry of the folder that [`ImageFolder::new`] left out, and why.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Skipped {
+    /// The file or folder.
+    pub path: PathBuf,
+    /// Why it was left out.
+    pub reason: SkipReason,
+}
+
+/// Why an entry was left out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SkipReason {
+    /// A name starting with `.` (a hidden file or folder).
+    Hidden,
+    /// A file at the top level, where only class folders count.
+    NotInAClass,
+    /// A file whose extension is not .jpg, .jpeg or .png.
+    NotAnImage,
+}
+
+impl std::fmt::Display for SkipReason {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            SkipReason::Hidden => "hidden",
+            SkipReason::NotInAClass => "not in a class folder",
+            SkipReason::NotAnImage => "not a .jpg, .jpeg or .png file",
+        })
+    }
+}
+
+/// A path as a message shows it: as it is when it is UTF-8, with its
+/// non-UTF-8 bytes escaped (`\xE9`) otherwise, never silently mangled.
+pub fn show_path(path: &Path) -> String {
+    match path.to_str() {
+        Some(s) => s.to_string(),
+        None => path.as_os_str().escape_ascii_lossless(),
+    }
+}
+
+/// Escaping of the bytes of an OS string that are not UTF-8.
+trait EscapeLossless {
+    /// The string with every byte of an invalid UTF-8 sequence as `\xNN`.
+    fn escape_ascii_lossless(&self) -> String;
+}
+
+impl EscapeLossless for std::ffi::OsStr {
+    fn escape_ascii_lossless(&self) -> String {
+        let bytes = self.as_encoded_bytes();
+        let mut out = String::new();
+        for chunk in bytes.utf8_chunks() {
+            out.push_str(chunk.valid());
+            for b in chunk.invalid() {
+                out.push_str(&format!("\\x{b:02X}"));
+            }
+        }
+        out
+    }
+}
+
+fn is_hidden(name: &std::ffi::OsStr) -> bool {
+    name.as_encoded_bytes().first() == Some(&b'.')
+}
+
+fn has_image_extension(p: &Path) -> bool {
+    p.extension()
+        .and_then(|x| x.to_str())
+        .is_some_and(|x| EXTENSIONS.contains(&x.to_ascii_lowercase().as_str()))
+}
+
+/// The image files under `dir`, at any depth, sorted by path (torchvision
+/// walks `os.walk(followlinks=True)` sorted); what was left out goes to
+/// `skipped`. Symbolic links are followed; a folder reached twice through
+/// links is read once.
+fn walk_images(
+    dir: &Path,
+    skipped: &mut Vec<Skipped>,
+    seen: &mut std::collections::HashSet<PathBuf>,
+) -> Result<Vec<PathBuf>> {
+    let real = std::fs::canonicalize(dir).map_err(|e| io(dir, e))?;
+    if !seen.insert(real) {
+        return Ok(Vec::new());
+    }
+    let mut entries: Vec<PathBuf> = std::fs::read_dir(dir)
+        .map_err(|e| io(dir, e))?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .collect();
+    entries.sort();
+    let mut images = Vec::new();
+    for p in entries {
+        if p.file_name().is_some_and(is_hidden) {
+            skipped.push(Skipped {
+                path: p,
+                reason: SkipReason::Hidden,
+            });
+        } else if p.is_dir() {
+            images.extend(walk_images(&p, skipped, seen)?);
+        } else if has_image_extension(&p) {
+            images.push(p);
+        } else {
+            skipped.push(Skipped {
+                path: p,
+                reason: SkipReason::NotAnImage,
+            });
+        }
+    }
+    Ok(images)
+}
+
+/// Reads the header of every image (in parallel): an error naming the first
+/// file (in path order) that cannot be opened, is not an image, or is empty.
+fn check_headers(files: &[(PathBuf, usize)]) -> Result<()> {
+    let bad = files
+        .par_iter()
+        .map(|(p, _)| -> Result<()> {
+            let (w, h) = image::ImageReader::open(p)
+                .map_err(|e| io(p, e))?
+                .with_guessed_format()
+                .map_err(|e| io(p, e))?
+                .into_dimensions()
+                .map_err(|e| io(p, format!("not a readable image: {e}")))?;
+            if w == 0 || h == 0 {
+                return Err(io(p, format!("the image is empty ({w}x{h} pixels)")));
+            }
+            Ok(())
+        })
+        .find_first(|r| r.is_err());
+    bad.unwrap_or(Ok(()))
 }
 
 fn io(path: &Path, e: impl std::fmt::Display) -> Error {
     Error::Io {
-        path: path.display().to_string(),
+        path: show_path(path),
         msg: e.to_string(),
     }
 }
@@ -96,8 +236,9 @@ pub fn load_random_resized_crop(
 }
 
 impl ImageFolder {
-    /// Lists `dir`'s class folders and their image files (sorted, so the
-    /// order and the class indices are the same on every machine).
+    /// Lists `dir`'s class folders and the image files under each, at any
+    /// depth (sorted, so the order and the class indices are the same on
+    /// every machine), and reads every image's header.
     pub fn new(dir: impl AsRef<Path>, resize: u32, crop: u32) -> Result<Self> {
         let dir = dir.as_ref();
         if crop == 0 || resize < crop {
@@ -106,53 +247,66 @@ impl ImageFolder {
                 format!("need 0 < crop <= resize, got resize {resize}, crop {crop}"),
             ));
         }
-        let mut classes: Vec<String> = std::fs::read_dir(dir)
+        let mut skipped = Vec::new();
+        let mut entries: Vec<PathBuf> = std::fs::read_dir(dir)
             .map_err(|e| io(dir, e))?
-            .filter_map(|e| e.ok())
-            .filter(|e| e.path().is_dir())
-            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .filter_map(|e| e.ok().map(|e| e.path()))
             .collect();
-        classes.sort();
-        if classes.is_empty() {
+        entries.sort();
+        let mut class_dirs = Vec::new();
+        for p in entries {
+            let reason = if p.file_name().is_some_and(is_hidden) {
+                SkipReason::Hidden
+            } else if p.is_dir() {
+                class_dirs.push(p);
+                continue;
+            } else {
+                SkipReason::NotInAClass
+            };
+            skipped.push(Skipped { path: p, reason });
+        }
+        if class_dirs.is_empty() {
             return Err(Error::arg(
                 "imagefolder",
                 format!(
                     "{} has no class folders (expected DIR/CLASS/IMAGE.jpg)",
-                    dir.display()
+                    show_path(dir)
                 ),
             ));
         }
+        let mut classes = Vec::new();
         let mut files = Vec::new();
-        for (label, class) in classes.iter().enumerate() {
-            let cdir = dir.join(class);
-            let mut imgs: Vec<PathBuf> = std::fs::read_dir(&cdir)
-                .map_err(|e| io(&cdir, e))?
-                .filter_map(|e| e.ok().map(|e| e.path()))
-                .filter(|p| {
-                    p.extension()
-                        .and_then(|x| x.to_str())
-                        .is_some_and(|x| EXTENSIONS.contains(&x.to_ascii_lowercase().as_str()))
-                })
-                .collect();
+        let mut seen = std::collections::HashSet::new();
+        for (label, cdir) in class_dirs.iter().enumerate() {
+            let imgs = walk_images(cdir, &mut skipped, &mut seen)?;
             if imgs.is_empty() {
                 return Err(Error::arg(
                     "imagefolder",
                     format!(
-                        "class folder {} holds no .jpg, .jpeg or .png file",
-                        cdir.display()
+                        "class folder {} holds no .jpg, .jpeg or .png file (at any depth)",
+                        show_path(cdir)
                     ),
                 ));
             }
-            imgs.sort();
+            let name = cdir.file_name().unwrap_or_default();
+            classes.push(name.escape_ascii_lossless());
             files.extend(imgs.into_iter().map(|p| (p, label)));
         }
+        check_headers(&files)?;
         Ok(ImageFolder {
             files,
             classes,
             resize,
             crop,
             train_crop: None,
+            skipped,
         })
+    }
+
+    /// What was left out when the folder was read (hidden entries, files
+    /// that are not images), in path order.
+    pub fn skipped(&self) -> &[Skipped] {
+        &self.skipped
     }
 
     /// The same files, read for training: each sample a random resized crop
@@ -327,7 +481,21 @@ mod tests {
         std::fs::create_dir_all(d.join("empty")).unwrap();
         let err = ImageFolder::new(d, 8, 8).unwrap_err().to_string();
         assert!(err.contains("empty") && err.contains("no .jpg"), "{err}");
+        // A file that is no image is found when the folder is opened, not
+        // when the sample is first read.
         std::fs::write(d.join("empty").join("broken.png"), b"not a png").unwrap();
+        let err = ImageFolder::new(d, 8, 8).unwrap_err().to_string();
+        assert!(
+            err.contains("broken.png") && err.contains("not a readable image"),
+            "{err}"
+        );
+        // A PNG whose header is whole but whose pixels are cut off opens,
+        // and decoding it names the file.
+        let mut png = Vec::new();
+        image::RgbImage::from_pixel(16, 16, image::Rgb([9, 9, 9]))
+            .write_to(&mut std::io::Cursor::new(&mut png), image::ImageFormat::Png)
+            .unwrap();
+        std::fs::write(d.join("empty").join("broken.png"), &png[..40]).unwrap();
         let f = ImageFolder::new(d, 8, 8).unwrap();
         let err = f.get(0).unwrap_err().to_string();
         assert!(
@@ -342,5 +510,72 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("/no/such/folder"), "{err}");
+    }
+
+    #[test]
+    fn nested_images_count_hidden_entries_and_other_files_are_skipped_and_listed() {
+        let scratch = tempfile::tempdir().unwrap();
+        let d = scratch.path();
+        let png = |p: &Path| {
+            std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+            image::RgbImage::from_pixel(4, 4, image::Rgb([1, 2, 3]))
+                .save(p)
+                .unwrap();
+        };
+        png(&d.join("a/top.png"));
+        png(&d.join("a/deeper/still/nested.PNG"));
+        png(&d.join("b/one.jpg"));
+        png(&d.join(".ipynb_checkpoints/ghost.png"));
+        png(&d.join("a/.hidden_dir/x.png"));
+        std::fs::write(d.join("a/._top.png"), b"AppleDouble").unwrap();
+        std::fs::write(d.join("b/readme.txt"), b"text").unwrap();
+        std::fs::write(d.join("labels.csv"), b"text").unwrap();
+        let f = ImageFolder::new(d, 4, 4).unwrap();
+        assert_eq!(f.class_names(), ["a", "b"], "hidden folders are no classes");
+        let files: Vec<_> = f
+            .files
+            .iter()
+            .map(|(p, l)| (p.strip_prefix(d).unwrap().to_path_buf(), *l))
+            .collect();
+        assert_eq!(
+            files,
+            [
+                ("a/deeper/still/nested.PNG".into(), 0),
+                ("a/top.png".into(), 0),
+                ("b/one.jpg".into(), 1)
+            ]
+        );
+        let skipped: Vec<_> = f
+            .skipped()
+            .iter()
+            .map(|s| (s.path.strip_prefix(d).unwrap().to_path_buf(), s.reason))
+            .collect();
+        assert_eq!(
+            skipped,
+            [
+                (".ipynb_checkpoints".into(), SkipReason::Hidden),
+                ("labels.csv".into(), SkipReason::NotInAClass),
+                ("a/._top.png".into(), SkipReason::Hidden),
+                ("a/.hidden_dir".into(), SkipReason::Hidden),
+                ("b/readme.txt".into(), SkipReason::NotAnImage),
+            ]
+        );
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn non_utf8_class_names_are_escaped_not_mangled() {
+        use std::os::unix::ffi::OsStrExt;
+        let scratch = tempfile::tempdir().unwrap();
+        let d = scratch.path();
+        let class = d.join(std::ffi::OsStr::from_bytes(b"caf\xe9"));
+        std::fs::create_dir_all(&class).unwrap();
+        let err = ImageFolder::new(d, 4, 4).unwrap_err().to_string();
+        assert!(err.contains("caf\\xE9"), "{err}");
+        image::RgbImage::from_pixel(4, 4, image::Rgb([1, 2, 3]))
+            .save(class.join("x.png"))
+            .unwrap();
+        let f = ImageFolder::new(d, 4, 4).unwrap();
+        assert_eq!(f.class_names(), ["caf\\xE9"]);
     }
 }

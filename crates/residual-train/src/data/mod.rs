@@ -10,7 +10,9 @@ mod transform;
 
 pub use cifar::{Cifar, CifarKind};
 pub use dataset::Dataset;
-pub use image_folder::{load_image, load_random_resized_crop, ImageFolder};
+pub use image_folder::{
+    load_image, load_random_resized_crop, show_path, ImageFolder, SkipReason, Skipped,
+};
 pub use loader::{Batch, DataLoader};
 pub use mnist::Mnist;
 pub use resized_crop::{CropBox, ResizedCrop};
