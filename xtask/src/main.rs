@@ -1,6 +1,8 @@
 //! `cargo xtask`: the project's tasks.
 //!
-//! - `cargo xtask test`: formatting, lints (warnings are errors), every test; a summary.
+//! - `cargo xtask test`: formatting, lints (warnings are errors), every test; a summary
+//!   that counts the tests skipped at run time (`SKIPPED: <test>: <reason>`) as
+//!   skipped, not passed, and lists them.
 //! - `cargo xtask shaders`: validates every WGSL shader with naga, lists them, and
 //!   checks the typed host/shader contract against naga's reflection.
 //! - `cargo xtask layout`: the source-layout rules: no source file over 800 lines
@@ -9,10 +11,12 @@
 
 mod layout;
 mod shaders;
+mod test_output;
 
 use std::io::{BufRead, BufReader};
 use std::process::{Command, ExitCode, Stdio};
 use std::time::Instant;
+use test_output::TestCounts;
 
 const USAGE: &str =
     "usage: cargo xtask <test | shaders | layout | bench [--filter TEXT] [--device cpu|wgpu]>\n\
@@ -66,11 +70,12 @@ fn run_step(name: &'static str, args: &[&str]) -> Step {
     }
 }
 
-/// Runs `cargo test`, echoing its output and adding up its result lines.
-fn run_tests(args: &[&str]) -> (Step, u64, u64, u64) {
+/// Runs `cargo test`, echoing its output and adding up its result lines and
+/// the tests skipped at run time.
+fn run_tests(args: &[&str]) -> (Step, TestCounts) {
     eprintln!("\n== xtask: tests: cargo {}", args.join(" "));
     let t0 = Instant::now();
-    let (mut passed, mut failed, mut ignored) = (0, 0, 0);
+    let mut counts = TestCounts::default();
     let child = cargo().args(args).stdout(Stdio::piped()).spawn();
     let ok = match child {
         Err(e) => {
@@ -81,20 +86,7 @@ fn run_tests(args: &[&str]) -> (Step, u64, u64, u64) {
             let out = child.stdout.take().expect("piped stdout");
             for line in BufReader::new(out).lines().map_while(Result::ok) {
                 println!("{line}");
-                if let Some(rest) = line.strip_prefix("test result: ") {
-                    let num = |key: &str| -> u64 {
-                        rest.split(';')
-                            .find_map(|part| {
-                                part.trim()
-                                    .strip_suffix(key)
-                                    .and_then(|n| n.trim().rsplit(' ').next()?.parse().ok())
-                            })
-                            .unwrap_or(0)
-                    };
-                    passed += num(" passed");
-                    failed += num(" failed");
-                    ignored += num(" ignored");
-                }
+                counts.line(&line);
             }
             child.wait().map(|s| s.success()).unwrap_or(false)
         }
@@ -105,9 +97,7 @@ fn run_tests(args: &[&str]) -> (Step, u64, u64, u64) {
             ok,
             secs: t0.elapsed().as_secs_f64(),
         },
-        passed,
-        failed,
-        ignored,
+        counts,
     )
 }
 
@@ -138,8 +128,17 @@ fn test() -> ExitCode {
         ok: layout_command() == ExitCode::SUCCESS,
         secs: t0.elapsed().as_secs_f64(),
     });
-    let (step, passed, failed, ignored) = run_tests(&["test", "--workspace"]);
+    let (step, counts) = run_tests(&["test", "--workspace"]);
     steps.push(step);
+    if !counts.skipped.is_empty() {
+        println!(
+            "\n== xtask: {} tests skipped at run time (this machine lacks what they need)",
+            counts.skipped.len()
+        );
+        for (test, reason) in &counts.skipped {
+            println!("  {test}: {reason}");
+        }
+    }
     println!("\n== xtask test summary");
     for s in &steps {
         println!(
@@ -149,7 +148,18 @@ fn test() -> ExitCode {
             s.secs
         );
     }
-    println!("tests: {passed} passed, {failed} failed, {ignored} skipped");
+    let TestCounts {
+        passed,
+        failed,
+        ignored,
+        ..
+    } = counts;
+    let skipped = ignored + counts.skipped.len() as u64;
+    println!(
+        "  ({} skipped at run time, {ignored} #[ignore]d)",
+        counts.skipped.len()
+    );
+    println!("tests: {passed} passed, {failed} failed, {skipped} skipped");
     if steps.iter().all(|s| s.ok) {
         ExitCode::SUCCESS
     } else {

@@ -6,6 +6,7 @@ mod eval;
 mod experiment;
 mod load;
 mod predict;
+mod run_lock;
 mod summary;
 mod train;
 

@@ -10,16 +10,20 @@
 
 use crate::data::DataArgs;
 use indicatif::{ProgressBar, ProgressStyle};
+use residual_nn::weights::crash_point;
 use residual_tensor::Device;
 use residual_tensor::Error;
 use residual_train::checkpoint::{self, CheckpointMeta};
 use residual_train::config::{AmpDtype, TrainConfig};
+use residual_train::memory::{available_memory, estimate_training, human, MemoryEstimate};
 use residual_train::optim::OptimizerConfig;
 use residual_train::runlog::{self, RunLog};
 use residual_train::schedule::Schedule;
-use residual_train::trainer::{StepStats, Trainer};
+use residual_train::trainer::{EpochEnd, StepStats, Trainer};
 use residual_zoo::ModelOptions;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::Instant;
 
 /// `--model` when not given.
@@ -47,10 +51,10 @@ pub struct Args {
     #[command(flatten)]
     data: DataArgs,
     /// Epochs [default: 5; with --resume, the run's own, and more extend it].
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true, value_parser = at_least_one::<u64>)]
     epochs: Option<u64>,
     /// Samples per batch [default: 64].
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true, value_parser = at_least_one::<usize>)]
     batch_size: Option<usize>,
     /// Base learning rate (default: 0.1 for sgd, 1e-3 for adamw).
     #[arg(long, allow_negative_numbers = true)]
@@ -102,6 +106,20 @@ pub struct Args {
     /// Steps between per-layer gradient-norm records in the log [default: 20].
     #[arg(long)]
     log_every: Option<u64>,
+}
+
+/// Parses a count that must be at least 1, naming the range (and taking
+/// negative numbers, so that `-3` gets this message, not "unexpected argument").
+fn at_least_one<T: TryFrom<u128>>(s: &str) -> Result<T, String> {
+    let v: i128 = s
+        .trim()
+        .parse()
+        .map_err(|_| format!("expected a whole number >= 1, got {s:?}"))?;
+    let too_large = || format!("{v} is too large");
+    if v < 1 {
+        return Err(format!("must be at least 1, got {v}"));
+    }
+    T::try_from(v as u128).map_err(|_| too_large())
 }
 
 impl Args {
@@ -353,13 +371,6 @@ fn resumed_data(a: &DataArgs, run: &TrainConfig) -> DataArgs {
     }
 }
 
-fn io(path: &Path, e: std::io::Error) -> Error {
-    Error::Io {
-        path: path.display().to_string(),
-        msg: e.to_string(),
-    }
-}
-
 /// A run folder must be a folder: `--out FILE` names the problem.
 fn check_run_folder(out: &Path) -> Result<(), Error> {
     match std::fs::metadata(out) {
@@ -372,6 +383,26 @@ fn check_run_folder(out: &Path) -> Result<(), Error> {
         )),
         _ => Ok(()),
     }
+}
+
+/// Estimates the run's memory and, on the CPU, refuses a run whose estimate
+/// exceeds the memory available now.
+fn check_memory(
+    config: &TrainConfig,
+    shape: [usize; 3],
+    classes: usize,
+    dev: &Device,
+) -> Result<MemoryEstimate, Error> {
+    let estimate = estimate_training(config, shape, classes, dev)?;
+    if let Some(available) = available_memory().filter(|_| dev.is_cpu()) {
+        let [c, h, w] = shape;
+        let what = format!(
+            "{} at batch {} on {c}x{h}x{w} inputs",
+            config.model, config.batch_size
+        );
+        estimate.check_fits(available, &what)?;
+    }
+    Ok(estimate)
 }
 
 /// Trains, checkpointing and evaluating after every epoch.
@@ -428,6 +459,11 @@ pub fn run(a: Args) -> Result<(), Error> {
         ));
     }
     let steps = (train.len() / batch_size) as u64;
+    let run_config = match &resumed {
+        Some((_, meta)) => meta.config.clone(),
+        None => config(&a, &data, steps, &dev)?,
+    };
+    let memory = check_memory(&run_config, train.shape(), train.classes(), &dev)?;
     let mut trainer = match &resumed {
         Some((dir, meta)) => Trainer::resume(dir, train.clone(), a.epochs, &dev).map_err(|e| {
             if meta.config.data.is_none() && a.data.data.is_none() {
@@ -443,9 +479,10 @@ pub fn run(a: Args) -> Result<(), Error> {
                 e
             }
         })?,
-        None => Trainer::new(config(&a, &data, steps, &dev)?, train.clone(), &dev)?,
+        None => Trainer::new(run_config, train.clone(), &dev)?,
     };
-    std::fs::create_dir_all(&out).map_err(|e| io(&out, e))?;
+    // One writer per run folder, held until the process ends.
+    let _lock = crate::run_lock::lock(&out)?;
     let stale = residual_nn::weights::remove_stale_temporaries(&out)?;
     if !stale.is_empty() {
         eprintln!(
@@ -456,7 +493,8 @@ pub fn run(a: Args) -> Result<(), Error> {
     }
     let log_path = out.join("log.jsonl");
     if resumed.is_some() {
-        let dropped = runlog::cut_to_checkpoint(&log_path, trainer.epoch)?;
+        let dropped =
+            runlog::cut_to_checkpoint(&log_path, trainer.epoch, trainer.optimizer.steps())?;
         if dropped > 0 {
             eprintln!(
                 "log: dropped {dropped} record(s) written after the checkpoint (epoch {}), which this run redoes",
@@ -498,12 +536,20 @@ pub fn run(a: Args) -> Result<(), Error> {
             None => String::new(),
         }
     );
+    eprintln!(
+        "memory: about {} at the peak (estimate: {} per sample x batch {}, {} for parameters, gradients, optimizer state and runtime)",
+        human(memory.total()),
+        human(memory.per_sample),
+        memory.batch,
+        human(memory.fixed)
+    );
     if trainer.epoch >= trainer.config.epochs {
         eprintln!(
             "the run has completed its {} epochs; pass --epochs N (N > {}) to extend it",
             trainer.config.epochs, trainer.config.epochs
         );
     }
+    let stop = interrupt_flag()?;
     let t_start = Instant::now();
     while trainer.epoch < trainer.config.epochs {
         let epoch = trainer.epoch;
@@ -514,10 +560,12 @@ pub fn run(a: Args) -> Result<(), Error> {
                 .progress_chars("=> "),
         );
         bar.set_prefix(format!("{}/{}", epoch + 1, trainer.config.epochs));
+        bar.set_position(trainer.batch_in_epoch as u64);
         let mut write_err = None;
-        let (mut loss_sum, mut acc_sum, mut n) = (0.0f32, 0.0f32, 0.0f32);
+        // A run resumed mid-epoch counts the epoch's earlier steps from its log.
+        let (mut loss_sum, mut acc_sum, mut n) = epoch_sums_so_far(&log_path, &trainer)?;
         let t_epoch = Instant::now();
-        trainer.train_epoch(&mut |s: &StepStats| {
+        let end = trainer.train_epoch_until(&stop, &mut |s: &StepStats| {
             loss_sum += s.loss;
             acc_sum += s.acc;
             n += 1.0;
@@ -530,16 +578,23 @@ pub fn run(a: Args) -> Result<(), Error> {
             bar.inc(1);
             if write_err.is_none() {
                 write_err = log.append(s).err();
+                crash_point("step-logged");
             }
-        })?;
+        });
         bar.finish_and_clear();
+        let end = end?;
         if let Some(e) = write_err {
             return Err(e);
         }
         // The checkpoint comes before the evaluation: a held-out sample that
         // fails to load costs no training.
         trainer.save(&out)?;
+        crash_point("epoch-saved");
+        if end == EpochEnd::Stopped {
+            interrupted(&trainer, &out);
+        }
         let ev = trainer.evaluate(test.clone(), 256)?;
+        crash_point("epoch-evaluated");
         let secs = t_epoch.elapsed().as_secs_f32();
         let ips = (trainer.train.batches() * trainer.config.batch_size) as f32 / secs;
         eprintln!(
@@ -551,7 +606,13 @@ pub fn run(a: Args) -> Result<(), Error> {
             "train_acc": acc_sum / n, "test_loss": ev.loss, "test_acc": ev.acc,
             "epoch_seconds": secs, "img_per_s": ips}),
         )?;
+        if trainer.export_best(&out, ev.acc)? {
+            eprintln!("best so far (held-out accuracy): model_best.safetensors");
+        }
         residual_train::plots::render_run(&out)?;
+        if stop.load(Ordering::SeqCst) {
+            interrupted(&trainer, &out);
+        }
     }
     let n_test = test.len();
     let ev = trainer.evaluate(test, 256)?;
@@ -567,6 +628,57 @@ pub fn run(a: Args) -> Result<(), Error> {
         out.join("curves.svg").display()
     );
     Ok(())
+}
+
+/// The flag Ctrl-C (SIGINT) and SIGTERM raise: the run finishes its step,
+/// saves and exits (see [`interrupted`]). A second signal exits at once;
+/// the last checkpoint is whole either way.
+fn interrupt_flag() -> Result<Arc<AtomicBool>, Error> {
+    let stop = Arc::new(AtomicBool::new(false));
+    let flag = stop.clone();
+    ctrlc::set_handler(move || {
+        if flag.swap(true, Ordering::SeqCst) {
+            eprintln!("\nsecond interrupt: exiting now (the last checkpoint is kept)");
+            std::process::exit(130);
+        }
+        eprintln!("\ninterrupt: finishing this step and saving a checkpoint (interrupt again to exit at once)");
+    })
+    .map_err(|e| Error::arg("train", format!("cannot install the Ctrl-C handler: {e}")))?;
+    Ok(stop)
+}
+
+/// Ends a run stopped by a signal, after its checkpoint: one line saying
+/// where it stopped and how to resume, exit status 130.
+fn interrupted(trainer: &Trainer, out: &Path) -> ! {
+    eprintln!(
+        "interrupted at step {} (epoch {}, batch {} of {}): checkpoint saved in {}; resume with: residual train --resume {}",
+        trainer.optimizer.steps(),
+        trainer.epoch + 1,
+        trainer.batch_in_epoch,
+        trainer.train.batches(),
+        out.display(),
+        out.display()
+    );
+    std::process::exit(130);
+}
+
+/// The sums of training loss and accuracy, and the step count, of the
+/// current epoch's steps already in the log (a run resumed mid-epoch).
+fn epoch_sums_so_far(log_path: &Path, trainer: &Trainer) -> Result<(f32, f32, f32), Error> {
+    if trainer.batch_in_epoch == 0 {
+        return Ok((0.0, 0.0, 0.0));
+    }
+    let records = runlog::read(log_path)?.records;
+    let (mut loss, mut acc, mut n) = (0.0f32, 0.0f32, 0.0f32);
+    for v in records
+        .iter()
+        .filter(|v| !runlog::is_epoch_record(v) && v["epoch"].as_u64() == Some(trainer.epoch))
+    {
+        loss += v["loss"].as_f64().unwrap_or(f64::NAN) as f32;
+        acc += v["acc"].as_f64().unwrap_or(f64::NAN) as f32;
+        n += 1.0;
+    }
+    Ok((loss, acc, n))
 }
 
 /// After a run was killed between its checkpoint and that epoch's

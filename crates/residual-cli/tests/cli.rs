@@ -129,9 +129,21 @@ fn predict_matches_the_library_and_reports_bad_input() {
     let garbage = tmp("garbage.safetensors");
     std::fs::write(&garbage, b"garbage").unwrap();
     let missing = PathBuf::from("/no/such.safetensors");
-    let cases: [(&Path, &Path, &[&str]); 5] = [
+    let grey = tmp("grey.safetensors");
+    write_tensors(&grey, &[("input".into(), x.narrow(1, 0, 1).unwrap())]).unwrap();
+    let cases: [(&Path, &Path, &[&str]); 6] = [
         // Weights for 5 classes into the default 1000-class head: the strict load names the keys.
         (&weights, &input, &["fc.weight", "[5, 512]"]),
+        // A 1-channel input for 3-channel weights: the input is named, not the weights.
+        (
+            &weights,
+            &grey,
+            &[
+                "the input tensor has 1 channel(s)",
+                "3-channel",
+                "conv1.weight",
+            ],
+        ),
         (&missing, &input, &["/no/such.safetensors"]),
         (&weights, &other, &["no tensor named \"input\"", "images"]),
         (&weights, &flat, &["[N, C, H, W]", "[2, 3072]"]),
@@ -277,7 +289,7 @@ fn predict_classifies_image_files_like_the_library() {
 
 #[test]
 fn train_rejects_bad_flags_with_clear_errors() {
-    let cases: [(&[&str], &str); 15] = [
+    let cases: [(&[&str], &str); 25] = [
         (&["train", "--val", "/x"], "--val"),
         (
             &["train", "--lr", "-1"],
@@ -313,6 +325,40 @@ fn train_rejects_bad_flags_with_clear_errors() {
         (
             &["train", "--resume", "/no/such/run"],
             "/no/such/run/state.safetensors",
+        ),
+        (
+            &["train", "--out", "/etc/hostname"],
+            "is a file, not a folder",
+        ),
+        (
+            &["train", "--image-size", "64"],
+            "--image-size: invalid argument: applies to --data imagefolder:DIR only",
+        ),
+        (&["train", "--data", "imagefolder:"], "names no folder"),
+        (&["train", "--data", "cifar10:"], "expected cifar10:DIR"),
+        (
+            &["train", "--epochs", "0"],
+            "invalid value '0' for '--epochs <EPOCHS>': must be at least 1, got 0",
+        ),
+        (
+            &["train", "--epochs", "-3"],
+            "invalid value '-3' for '--epochs <EPOCHS>': must be at least 1, got -3",
+        ),
+        (
+            &["train", "--epochs", "2.5"],
+            "invalid value '2.5' for '--epochs <EPOCHS>': expected a whole number >= 1",
+        ),
+        (
+            &["train", "--batch-size", "-1"],
+            "invalid value '-1' for '--batch-size <BATCH_SIZE>': must be at least 1, got -1",
+        ),
+        (
+            &["train", "--label-smoothing", "nan"],
+            "--label-smoothing must be in [0, 1], got NaN",
+        ),
+        (
+            &["train", "--clip-grad-norm", "0"],
+            "--clip-grad-norm: invalid argument: must be a number > 0, got 0",
         ),
     ];
     for (args, needle) in cases {
@@ -398,6 +444,23 @@ fn eval_reports_accuracy_and_rejects_foreign_weights() {
         !o.status.success() && stderr(&o).contains("layer1.3.conv1.weight"),
         "{}",
         stderr(&o)
+    );
+    // 3-channel weights on the 1-channel digits: the data is named.
+    let rgb = create("resnet20", &ModelOptions::default(), 1, &dev).unwrap();
+    let rgb_weights = tmp("rgb.safetensors");
+    save_safetensors(&*rgb, &rgb_weights).unwrap();
+    let o = residual(&[
+        "eval",
+        "--model",
+        "resnet20",
+        "--weights",
+        rgb_weights.to_str().unwrap(),
+    ]);
+    let err = stderr(&o);
+    assert!(!o.status.success());
+    assert!(
+        err.contains("the mnist data has 1 channel(s)") && err.contains("3-channel"),
+        "{err}"
     );
 }
 
@@ -603,4 +666,83 @@ fn an_empty_held_out_split_is_an_error_not_zero_accuracy() {
     assert!(!o.status.success(), "{}", stderr(&o));
     assert!(stderr(&o).contains("no held-out images"), "{}", stderr(&o));
     assert!(!out.exists(), "refused before training");
+}
+
+#[test]
+fn a_run_that_cannot_fit_in_memory_is_refused_up_front_with_the_estimate() {
+    // ResNet-110 on all 7,996 training digits in one batch: about 135 GB.
+    let available = residual_train::memory::available_memory();
+    if available.is_none_or(|a| a > 100_000_000_000) {
+        residual_tensor::test_skip::skipped(
+            "this machine has more than 100 GB available (or no /proc/meminfo)",
+        );
+        return;
+    }
+    let dir = scratch();
+    let out = dir.path().join("run");
+    let t0 = std::time::Instant::now();
+    let o = residual(&[
+        "train",
+        "--model",
+        "resnet110",
+        "--batch-size",
+        "7996",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert!(!o.status.success());
+    let err = stderr(&o);
+    for part in [
+        "needs about",
+        "per sample x batch 7996",
+        "available",
+        "at most",
+    ] {
+        assert!(err.contains(part), "{part}: {err}");
+    }
+    assert!(!out.exists(), "refused before anything was written");
+    assert!(
+        t0.elapsed().as_secs() < 60,
+        "refused up front, not after minutes"
+    );
+}
+
+#[test]
+fn wgpu_on_a_machine_without_a_display_prints_no_xdg_warnings() {
+    let dir = scratch();
+    let dev = Device::cpu();
+    let model = create("resnet20", &ModelOptions::default(), 0, &dev).unwrap();
+    let weights = dir.path().join("w.safetensors");
+    save_safetensors(&*model, &weights).unwrap();
+    let input = dir.path().join("x.safetensors");
+    let x = Tensor::zeros([1, 3, 8, 8], &dev).unwrap();
+    write_tensors(&input, &[("input".into(), x)]).unwrap();
+    let o = Command::new(env!("CARGO_BIN_EXE_residual"))
+        .args([
+            "predict",
+            "--model",
+            "resnet20",
+            "--device",
+            "wgpu",
+            "--weights",
+        ])
+        .arg(&weights)
+        .arg("--input")
+        .arg(&input)
+        .arg("--output")
+        .arg(dir.path().join("y.safetensors"))
+        .env_remove("XDG_RUNTIME_DIR")
+        .env_remove("DISPLAY")
+        .env_remove("WAYLAND_DISPLAY")
+        .env_remove("NODEVICE_SELECT")
+        .output()
+        .unwrap();
+    let err = stderr(&o);
+    if !o.status.success() && err.contains("no GPU adapter") && !residual_tensor::test_skip::in_ci()
+    {
+        residual_tensor::test_skip::skipped("no GPU adapter (install mesa-vulkan-drivers)");
+        return;
+    }
+    assert!(o.status.success(), "{err}");
+    assert!(!err.contains("XDG_RUNTIME_DIR"), "{err}");
 }

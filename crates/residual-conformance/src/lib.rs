@@ -63,8 +63,9 @@ pub use softmax::*;
 pub use residual_tensor as __residual_tensor;
 
 /// Expands to one `#[test]` per conformance check. The argument is an
-/// expression giving `Option<Device>`; with `None` each test prints why it was
-/// skipped (no adapter) and passes.
+/// expression giving `Option<Device>`; with `None` each test reports itself
+/// skipped (no adapter: the `SKIPPED: <test>: <reason>` line of
+/// `residual_tensor::test_skip`, which `cargo xtask test` counts) and returns.
 #[macro_export]
 macro_rules! conformance_tests {
     ($device:expr) => {
@@ -94,7 +95,9 @@ macro_rules! conformance_tests {
                 let device: Option<$crate::__residual_tensor::Device> = $device;
                 match device {
                     Some(dev) => $crate::$name(&dev),
-                    None => eprintln!("SKIPPED {}: no device of this kind on this machine", stringify!($name)),
+                    None => $crate::__residual_tensor::test_skip::skipped(
+                        "no device of this kind on this machine",
+                    ),
                 }
             }
         )*

@@ -317,17 +317,47 @@ pub fn atomic_write(path: &Path, bytes: &[u8]) -> Result<()> {
         std::process::id(),
         WRITES.fetch_add(1, Ordering::Relaxed)
     ));
+    let name = name.to_string_lossy();
     let result = (|| -> std::io::Result<()> {
         let mut f = std::fs::File::create(&tmp)?;
         f.write_all(bytes)?;
         f.sync_all()?;
+        crash_point(&format!("before-rename:{name}"));
         std::fs::rename(&tmp, path)
     })();
     if let Err(e) = result {
         let _ = std::fs::remove_file(&tmp);
         return Err(io_err(path, e));
     }
-    sync_folder(dir).map_err(|e| io_err(dir, e))
+    sync_folder(dir).map_err(|e| io_err(dir, e))?;
+    crash_point(&format!("after-rename:{name}"));
+    Ok(())
+}
+
+/// The environment variable that makes [`crash_point`] abort the process:
+/// `POINT` or `POINT@K` (the K-th time the point is passed, from 1).
+pub const CRASH_AT_ENV: &str = "RESIDUAL_CRASH_AT";
+
+/// A named point where a test may crash the process, as a kill -9 or a power
+/// cut would, to check that what is on disk then is whole: when
+/// [`CRASH_AT_ENV`] names this point (and this is its K-th pass), the process
+/// aborts at once, with no cleanup. The points are `before-rename:FILE` and
+/// `after-rename:FILE` in [`atomic_write`], and those the trainer names.
+/// Without the variable this is one environment lookup.
+pub fn crash_point(point: &str) {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static PASSES: AtomicU64 = AtomicU64::new(0);
+    let Ok(want) = std::env::var(CRASH_AT_ENV) else {
+        return;
+    };
+    let (name, k) = match want.rsplit_once('@') {
+        Some((n, k)) => (n, k.parse().unwrap_or(1)),
+        None => (want.as_str(), 1),
+    };
+    if name == point && PASSES.fetch_add(1, Ordering::SeqCst) + 1 == k {
+        eprintln!("{CRASH_AT_ENV}: crashing at {point}");
+        std::process::abort();
+    }
 }
 
 /// Makes a rename in `dir` durable (a no-op where folders cannot be opened).

@@ -30,8 +30,10 @@ mod grad_mode;
 pub mod macs;
 mod ops;
 pub mod rng;
+pub mod saved;
 mod shape;
 mod tensor;
+pub mod test_skip;
 
 pub use autocast::{autocast, autocast_dtype, AutocastGuard};
 pub use autograd::{is_grad_enabled, no_grad, Gradients, NoGradGuard, TensorId};

@@ -83,6 +83,9 @@ impl Tensor {
     ) -> Self {
         debug_assert_eq!(storage.len(), shape.numel(), "{op}: kernel output size");
         let track = grad_mode::is_grad_enabled() && inputs.iter().any(|t| t.requires_grad());
+        if track {
+            crate::saved::add((storage.len() * storage.dtype().size_in_bytes()) as u64);
+        }
         let node = track.then(|| Node {
             op,
             inputs: inputs.iter().map(|t| (*t).clone()).collect(),

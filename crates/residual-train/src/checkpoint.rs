@@ -52,6 +52,9 @@ pub struct CheckpointMeta {
     pub epoch: u64,
     /// Optimizer steps taken.
     pub optimizer_step: u64,
+    /// Batches of the next epoch already trained (a run stopped mid-epoch).
+    #[serde(default)]
+    pub batch_in_epoch: u64,
     /// The run's configuration (resume continues it).
     pub config: TrainConfig,
     /// The loss scaler's state (f16 mixed precision).
@@ -60,8 +63,22 @@ pub struct CheckpointMeta {
 }
 
 /// Writes the checkpoint `state.safetensors` into `dir` (created if needed),
-/// then its exports `model.safetensors` and `model.json`.
+/// then its exports `model.safetensors` and `model.json`. Weights holding a
+/// NaN or an infinity are refused: a diverged run never overwrites its last
+/// good checkpoint.
 pub fn save(dir: &Path, model: &dyn Module, opt: &Optimizer, meta: &CheckpointMeta) -> Result<()> {
+    if let Some(name) = first_non_finite(model)? {
+        return Err(Error::arg(
+            "train",
+            format!(
+                "diverged: {name} holds NaN or infinite values after epoch {} (step {}); not saved, \
+                 so {} keeps the last good checkpoint. Start again with a lower --lr or --clip-grad-norm",
+                meta.epoch,
+                meta.optimizer_step,
+                dir.display()
+            ),
+        ));
+    }
     std::fs::create_dir_all(dir).map_err(|e| Error::Io {
         path: dir.display().to_string(),
         msg: e.to_string(),
@@ -113,6 +130,57 @@ pub fn export_model(dir: &Path, model: &dyn Module, meta: &CheckpointMeta) -> Re
     let model_json = serde_json::to_string_pretty(&meta.config.model_config)
         .map_err(|e| Error::Weights(e.to_string()))?;
     atomic_write(&dir.join("model.json"), model_json.as_bytes())
+}
+
+/// The metadata key of `model_best.safetensors` that holds its held-out accuracy.
+pub const BEST_ACC_KEY: &str = "residual_test_acc";
+
+/// The held-out accuracy of `dir/model_best.safetensors`, when there is one.
+pub fn best_accuracy(dir: &Path) -> Option<f32> {
+    let header = read_header(&dir.join("model_best.safetensors")).ok()?;
+    header
+        .get("__metadata__")?
+        .get(BEST_ACC_KEY)?
+        .as_str()?
+        .parse()
+        .ok()
+}
+
+/// Writes `model`'s weights as `dir/model_best.safetensors` (stamped with
+/// the epoch, step and `acc`) when `acc` beats the best export there, or
+/// there is none: timm's `model_best`. Returns whether it did.
+pub fn export_best(
+    dir: &Path,
+    model: &dyn Module,
+    meta: &CheckpointMeta,
+    acc: f32,
+) -> Result<bool> {
+    if best_accuracy(dir).is_some_and(|best| best >= acc) || !acc.is_finite() {
+        return Ok(false);
+    }
+    let tensors: Vec<(String, Tensor)> = named_tensors(model)
+        .into_iter()
+        .map(|(n, p)| (n, p.get()))
+        .collect();
+    let stamp = HashMap::from([
+        ("format".to_string(), "pt".to_string()),
+        (EXPORT_EPOCH_KEY.to_string(), meta.epoch.to_string()),
+        (EXPORT_STEP_KEY.to_string(), meta.optimizer_step.to_string()),
+        (BEST_ACC_KEY.to_string(), acc.to_string()),
+    ]);
+    write_tensors_with_metadata(dir.join("model_best.safetensors"), &tensors, Some(stamp))?;
+    Ok(true)
+}
+
+/// The first tensor of `model` (parameter or buffer) holding a NaN or an
+/// infinity, if any.
+pub fn first_non_finite(model: &dyn Module) -> Result<Option<String>> {
+    for (name, p) in named_tensors(model) {
+        if p.get().to_vec()?.iter().any(|v| !v.is_finite()) {
+            return Ok(Some(name));
+        }
+    }
+    Ok(None)
 }
 
 /// Whether `dir/model.safetensors` is the export of the checkpoint `meta`
@@ -221,9 +289,9 @@ pub fn read(dir: &Path, dev: &Device) -> Result<(CheckpointMeta, BTreeMap<String
     Ok((meta, out))
 }
 
-/// Parses checkpoint metadata of this format or of [`FORMAT_V1`] (whose
-/// `norm` / `act` become the model's settings).
-fn parse_meta(json: &str) -> Result<CheckpointMeta> {
+/// Parses checkpoint metadata (the JSON in a checkpoint's header) of this
+/// format or of [`FORMAT_V1`] (whose `norm` / `act` become the model's settings).
+pub fn parse_meta(json: &str) -> Result<CheckpointMeta> {
     let unreadable = |e: String| Error::Weights(format!("unreadable checkpoint metadata ({e})"));
     let mut value: serde_json::Value =
         serde_json::from_str(json).map_err(|e| unreadable(e.to_string()))?;

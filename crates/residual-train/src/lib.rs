@@ -4,16 +4,20 @@
 //! kernels), [`schedule`] (step, multi-step, warmup + cosine, one-cycle),
 //! [`scaler`] (PyTorch's GradScaler semantics), [`clip`] (by global norm or
 //! value), [`data`] (MNIST IDX, CIFAR, ImageFolder, a seeded parallel loader,
-//! transforms), [`checkpoint`] (atomic, resumable bit for bit), [`runlog`] (the
+//! transforms), [`checkpoint`] (atomic, resumable bit for bit), [`memory`] (a run's
+//! memory, estimated before it starts), [`runlog`] (the
 //! JSON-lines log, whole records, torn lines skipped), [`plots`],
 //! [`config`] (what defines a run, with mixed precision: `TrainConfig::amp`),
 //! [`step`] (the one training step), [`monitor`] (gradient flow, weights,
 //! dead units) and [`trainer`] (the loop) for any model of the zoo.
+//! [`fuzz`] holds the fuzz targets' entry points, one per file parser.
 
 pub mod checkpoint;
 pub mod clip;
 pub mod config;
 pub mod data;
+pub mod fuzz;
+pub mod memory;
 pub mod monitor;
 pub mod optim;
 pub mod plots;

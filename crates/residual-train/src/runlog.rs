@@ -99,26 +99,30 @@ pub fn is_epoch_record(v: &serde_json::Value) -> bool {
     v.get("test_acc").is_some()
 }
 
-/// Whether `v` belongs to the first `epochs` completed epochs: a step record
-/// of an epoch before `epochs` (counted from 0), or an epoch record of epoch
-/// `epochs` or before (counted from 1).
-fn within(v: &serde_json::Value, epochs: u64) -> bool {
-    match v["epoch"].as_u64() {
-        Some(e) if is_epoch_record(v) => e <= epochs,
-        Some(e) => e < epochs,
-        None => false,
+/// Whether `v` is covered by a checkpoint of `epochs` completed epochs and
+/// `steps` optimizer steps: a step record of step `steps` or before, an
+/// epoch record of epoch `epochs` or before (counted from 1).
+fn within(v: &serde_json::Value, epochs: u64, steps: u64) -> bool {
+    if is_epoch_record(v) {
+        v["epoch"].as_u64().is_some_and(|e| e <= epochs)
+    } else {
+        v["step"].as_u64().is_some_and(|s| s <= steps)
     }
 }
 
-/// Rewrites the log at `path` (atomically) to the records of the first
-/// `epochs` epochs: what a checkpoint of `epochs` completed epochs covers.
-/// Returns how many records were dropped. A missing log is left missing.
-pub fn cut_to_checkpoint(path: &Path, epochs: u64) -> Result<usize> {
+/// Rewrites the log at `path` (atomically) to the records a checkpoint of
+/// `epochs` completed epochs and `steps` optimizer steps covers (a run
+/// stopped mid-epoch has steps past its last whole epoch). Returns how many
+/// records were dropped. A missing log is left missing.
+pub fn cut_to_checkpoint(path: &Path, epochs: u64, steps: u64) -> Result<usize> {
     if !path.exists() {
         return Ok(0);
     }
     let Records { records, skipped } = read(path)?;
-    let kept: Vec<&serde_json::Value> = records.iter().filter(|v| within(v, epochs)).collect();
+    let kept: Vec<&serde_json::Value> = records
+        .iter()
+        .filter(|v| within(v, epochs, steps))
+        .collect();
     let dropped = records.len() - kept.len();
     if dropped == 0 && skipped == 0 {
         return Ok(0);
@@ -195,8 +199,8 @@ mod tests {
                     .unwrap();
             }
         }
-        // Checkpoint after 2 epochs: epoch 2's (0-based) steps go.
-        assert_eq!(cut_to_checkpoint(&path, 2).unwrap(), 2);
+        // Checkpoint after 2 epochs (4 steps): epoch 2's (0-based) steps go.
+        assert_eq!(cut_to_checkpoint(&path, 2, 4).unwrap(), 2);
         let r = read(&path).unwrap().records;
         assert_eq!(r.len(), 6);
         assert!(r
@@ -205,6 +209,11 @@ mod tests {
         assert_eq!(epoch_train_means(&r, 1), Some((1.5, 0.5)));
         assert_eq!(epoch_train_means(&r, 2), None);
         // Nothing to drop: the file is left as it is.
-        assert_eq!(cut_to_checkpoint(&path, 2).unwrap(), 0);
+        assert_eq!(cut_to_checkpoint(&path, 2, 4).unwrap(), 0);
+        // A checkpoint mid-epoch: 1 epoch and 3 steps keeps step 3 and epoch 1's record.
+        assert_eq!(cut_to_checkpoint(&path, 1, 3).unwrap(), 2);
+        let r = read(&path).unwrap().records;
+        assert_eq!(r.len(), 4);
+        assert_eq!(r.last().unwrap()["step"], 3);
     }
 }

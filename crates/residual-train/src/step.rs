@@ -48,6 +48,36 @@ pub struct StepOutcome {
     pub skipped: bool,
     /// Gradient flow, weights and dead units, when asked for.
     pub monitors: Option<Monitors>,
+    /// Without a loss scaler: the loss or a gradient was not finite, and the
+    /// optimizer step was not taken (the weights are those before the step).
+    pub non_finite: Option<NonFinite>,
+}
+
+/// A step whose loss or gradients were not finite: where it showed first.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NonFinite {
+    /// The loss of the batch.
+    pub loss: f32,
+    /// The first parameter, in backward order (output to input), whose
+    /// gradient holds a NaN or an infinity: where the backward pass first
+    /// produced one. `None` when every gradient is finite (the loss alone is not).
+    pub first_gradient: Option<String>,
+}
+
+/// The first parameter of `optimizer`, from the output back, whose gradient
+/// in `grads` is not finite.
+fn first_non_finite_gradient(
+    optimizer: &Optimizer,
+    grads: &residual_tensor::Gradients,
+) -> Result<Option<String>> {
+    for (name, p) in optimizer.params().iter().rev() {
+        if let Some(g) = grads.get(&p.get()) {
+            if g.to_vec()?.iter().any(|v| !v.is_finite()) {
+                return Ok(Some(name.clone()));
+            }
+        }
+    }
+    Ok(None)
 }
 
 /// One optimizer step of `model` on `batch` at learning rate `lr`. With
@@ -87,9 +117,26 @@ pub fn train_step(
             })
         })
         .transpose()?;
+    let loss_value = loss.to_scalar()?;
+    // Without a scaler, a non-finite loss or gradient is divergence: the step
+    // is not taken, so the weights stay those of the last good step.
+    let non_finite = match scaler.is_none() && !loss_value.is_finite() {
+        true => Some(NonFinite {
+            loss: loss_value,
+            first_gradient: first_non_finite_gradient(optimizer, &grads)?,
+        }),
+        false => None,
+    };
     let grad_norm = clip_grad_norm(&mut grads, settings.clip_grad_norm.unwrap_or(f32::INFINITY))?;
+    let non_finite = match non_finite {
+        None if scaler.is_none() && !grad_norm.is_finite() => Some(NonFinite {
+            loss: loss_value,
+            first_gradient: first_non_finite_gradient(optimizer, &grads)?,
+        }),
+        other => other,
+    };
     // A step with an inf / NaN gradient is skipped, as GradScaler does.
-    if !skipped {
+    if !skipped && non_finite.is_none() {
         optimizer.step(&grads, lr)?;
     }
     if let Some(s) = scaler {
@@ -102,11 +149,12 @@ pub fn train_step(
         .filter(|(p, l)| p == l)
         .count();
     Ok(StepOutcome {
-        loss: loss.to_scalar()?,
+        loss: loss_value,
         correct,
         grad_norm,
         loss_scale,
         skipped,
         monitors,
+        non_finite,
     })
 }

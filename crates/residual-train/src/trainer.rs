@@ -6,12 +6,13 @@ use crate::config::{AmpDtype, TrainConfig};
 use crate::data::{DataLoader, Dataset, Transform};
 use crate::optim::Optimizer;
 use crate::scaler::GradScaler;
-use crate::step::{train_step, StepSettings};
+use crate::step::{train_step, NonFinite, StepSettings};
 use residual_nn::{named_tensors, Mode, Module};
 use residual_tensor::{no_grad, Device, Error, Result};
 use residual_zoo::{inference, Model, ModelOptions};
 use serde::Serialize;
 use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -77,10 +78,28 @@ pub struct Trainer {
     pub train: DataLoader,
     /// Completed epochs.
     pub epoch: u64,
+    /// Batches of the current epoch already trained (a run stopped mid-epoch
+    /// by Ctrl-C resumes at the next one).
+    pub batch_in_epoch: usize,
     /// The dynamic loss scaler of an f16 mixed-precision run.
     pub scaler: Option<GradScaler>,
     dev: Device,
 }
+
+/// How [`Trainer::train_epoch_until`] ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EpochEnd {
+    /// Every batch of the epoch was trained.
+    Complete,
+    /// The stop flag was raised: the epoch stopped after a whole step, at
+    /// [`Trainer::batch_in_epoch`].
+    Stopped,
+}
+
+/// The loss scale below which an f16 run is declared diverged: the scaler
+/// has backed off 40 times from 2^16, so every step overflows whatever the
+/// scale (a NaN loss, not a large gradient).
+pub const MIN_LOSS_SCALE: f32 = 1.0 / (1u32 << 24) as f32;
 
 impl Trainer {
     /// Builds the model for `train`'s shape and classes, and its optimizer.
@@ -116,6 +135,7 @@ impl Trainer {
             optimizer,
             train: loader,
             epoch: 0,
+            batch_in_epoch: 0,
             scaler,
             dev: dev.clone(),
         })
@@ -133,23 +153,43 @@ impl Trainer {
     /// while the model trains on the current one; batches are pure functions of
     /// `(seed, epoch, sample)`, so prefetching changes no result.
     pub fn train_epoch(&mut self, on_step: &mut dyn FnMut(&StepStats)) -> Result<()> {
+        self.train_epoch_until(&AtomicBool::new(false), on_step)
+            .map(|_| ())
+    }
+
+    /// [`Trainer::train_epoch`] from [`Trainer::batch_in_epoch`] on, checking
+    /// `stop` after every step: when it is raised the epoch ends there
+    /// ([`EpochEnd::Stopped`]), after a whole step, ready to be saved and
+    /// resumed at the next batch.
+    ///
+    /// A step whose loss or gradient is not finite (without a loss scaler), or
+    /// a loss scale that backed off below [`MIN_LOSS_SCALE`], stops training
+    /// with an error naming the step, the loss, the learning rate and the
+    /// first parameter whose gradient went non-finite; that step's update is
+    /// not applied.
+    pub fn train_epoch_until(
+        &mut self,
+        stop: &AtomicBool,
+        on_step: &mut dyn FnMut(&StepStats),
+    ) -> Result<EpochEnd> {
         let order = self.train.order(self.epoch);
         let batches = self.train.batches();
+        let first = self.batch_in_epoch.min(batches);
         let (loader, dev, epoch) = (&self.train, self.dev.clone(), self.epoch);
         let settings = StepSettings::from(&self.config);
-        std::thread::scope(|scope| -> Result<()> {
+        let end = std::thread::scope(|scope| -> Result<EpochEnd> {
             // One batch waits ready while the model trains on the current one.
             let (tx, rx) = std::sync::mpsc::sync_channel(1);
             let order = &order;
             scope.spawn(move || {
-                for b in 0..batches {
+                for b in first..batches {
                     // The receiver is gone when the loop below stopped early.
                     if tx.send(loader.batch(order, epoch, b, &dev)).is_err() {
                         break;
                     }
                 }
             });
-            for b in 0..batches {
+            for b in first..batches {
                 let t0 = Instant::now();
                 let batch = rx.recv().map_err(|_| Error::Argument {
                     op: "train",
@@ -171,6 +211,23 @@ impl Trainer {
                     lr,
                     detailed,
                 )?;
+                if let Some(nf) = &out.non_finite {
+                    let at = (self.epoch, b, step, lr);
+                    return Err(diverged(&*self.model, at, nf, &batch.images));
+                }
+                if let Some(scale) = out.loss_scale.filter(|&s| s < MIN_LOSS_SCALE) {
+                    return Err(Error::arg(
+                        "train",
+                        format!(
+                            "diverged at step {step} (epoch {}, batch {}): the loss scaler backed off to \
+                             {scale:e}, every step overflowing (loss {}, learning rate {lr}); nothing was \
+                             saved from this epoch: the last checkpoint is the last good one",
+                            self.epoch + 1,
+                            b + 1,
+                            out.loss
+                        ),
+                    ));
+                }
                 let (layer_grad_norms, layer_weight_stats, zero_activations) = match out.monitors {
                     Some(m) => (
                         Some(m.layer_grad_norms),
@@ -179,6 +236,7 @@ impl Trainer {
                     ),
                     None => (None, None, None),
                 };
+                self.batch_in_epoch = b + 1;
                 on_step(&StepStats {
                     epoch: self.epoch,
                     step,
@@ -195,11 +253,17 @@ impl Trainer {
                     layer_weight_stats,
                     zero_activations,
                 });
+                if stop.load(Ordering::SeqCst) && b + 1 < batches {
+                    return Ok(EpochEnd::Stopped);
+                }
             }
-            Ok(())
+            Ok(EpochEnd::Complete)
         })?;
-        self.epoch += 1;
-        Ok(())
+        if end == EpochEnd::Complete {
+            self.epoch += 1;
+            self.batch_in_epoch = 0;
+        }
+        Ok(end)
     }
 
     /// Mean loss and accuracy on `data` in evaluation mode, with the run's
@@ -265,10 +329,18 @@ impl Trainer {
         let mut t = Trainer::new(config, train, dev)?;
         checkpoint::restore(&*t.model, &mut t.optimizer, &meta, &tensors)?;
         t.epoch = meta.epoch;
+        t.batch_in_epoch = meta.batch_in_epoch as usize;
         if t.scaler.is_some() {
             t.scaler = meta.scaler.clone().or(t.scaler);
         }
         Ok(t)
+    }
+
+    /// Exports the model as `dir/model_best.safetensors` when `acc` (its
+    /// held-out accuracy now) beats the best export there (see
+    /// [`checkpoint::export_best`]). Returns whether it did.
+    pub fn export_best(&self, dir: &Path, acc: f32) -> Result<bool> {
+        checkpoint::export_best(dir, &*self.model, &self.meta(), acc)
     }
 
     /// The checkpoint metadata of the trainer as it is now.
@@ -277,6 +349,7 @@ impl Trainer {
             format: checkpoint::FORMAT.into(),
             epoch: self.epoch,
             optimizer_step: self.optimizer.steps(),
+            batch_in_epoch: self.batch_in_epoch as u64,
             config: self.config.clone(),
             scaler: self.scaler.clone(),
         }
@@ -294,6 +367,45 @@ impl Trainer {
         checkpoint::export_model(dir, &*self.model, &meta)?;
         Ok(true)
     }
+}
+
+/// The error of a diverged step at `(epoch, batch, step, learning rate)`:
+/// the loss and rate, the first parameter whose gradient went non-finite
+/// and, when the loss itself is not finite, the first block of `model` whose
+/// output on `images` was not.
+fn diverged(
+    model: &dyn Model,
+    (epoch, batch, step, lr): (u64, usize, u64, f32),
+    nf: &NonFinite,
+    images: &residual_tensor::Tensor,
+) -> Error {
+    let mut where_ = match &nf.first_gradient {
+        Some(p) => format!("the first non-finite gradient (from the output back) is {p}'s"),
+        None => "every gradient is finite".into(),
+    };
+    if !nf.loss.is_finite() {
+        let taps = no_grad(|| model.forward_intermediates(images, Mode::Eval));
+        let first_tap = taps.ok().and_then(|out| {
+            out.taps.into_iter().find_map(|(name, t)| {
+                let bad = t.to_vec().ok()?.iter().any(|v| !v.is_finite());
+                bad.then_some(name)
+            })
+        });
+        if let Some(tap) = first_tap {
+            where_.push_str(&format!("; the first non-finite activation is after {tap}"));
+        }
+    }
+    Error::arg(
+        "train",
+        format!(
+            "diverged at step {step} (epoch {}, batch {}): loss {} at learning rate {lr}; {where_}. \
+             The update was not applied and nothing was saved from this epoch: the last checkpoint \
+             is the last good one. Start again with a lower --lr or with --clip-grad-norm",
+            epoch + 1,
+            batch + 1,
+            nf.loss
+        ),
+    )
 }
 
 impl std::fmt::Debug for Trainer {

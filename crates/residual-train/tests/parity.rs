@@ -124,7 +124,7 @@ fn schedules_match_pytorch() {
 }
 
 #[test]
-fn clip_grad_norm_matches_pytorch_and_value_clamps() {
+fn clip_grad_norm_matches_pytorch() {
     let f = fixtures();
     let (a, b) = (f["clip.a"].clone(), f["clip.b"].clone());
     let mut g = Gradients::default();
@@ -157,14 +157,43 @@ fn clip_grad_norm_matches_pytorch_and_value_clamps() {
     let before = g.get(&pa).unwrap().to_vec().unwrap();
     clip_grad_norm(&mut g, 100.0).unwrap();
     assert_eq!(g.get(&pa).unwrap().to_vec().unwrap(), before);
-    clip_grad_value(&mut g, 0.1).unwrap();
-    assert!(g
-        .get(&pb)
-        .unwrap()
-        .to_vec()
-        .unwrap()
-        .iter()
-        .all(|v| v.abs() <= 0.1));
+}
+
+/// Equal to the bit, where a NaN equals any NaN.
+fn same_bits(what: &str, got: &[f32], want: &[f32]) {
+    assert_eq!(got.len(), want.len(), "{what}");
+    for (i, (g, w)) in got.iter().zip(want).enumerate() {
+        assert!(
+            g.to_bits() == w.to_bits() || (g.is_nan() && w.is_nan()),
+            "{what}[{i}]: got {g:?}, PyTorch {w:?}"
+        );
+    }
+}
+
+#[test]
+fn clip_grad_value_matches_pytorch_with_inf_and_nan() {
+    let f = fixtures();
+    let bound = f["clip_value.bound"].to_vec().unwrap()[0];
+    let (c, d) = (f["clip_value.c"].clone(), f["clip_value.d"].clone());
+    let (want_c, want_d) = (
+        f["clip_value.c_after"].to_vec().unwrap(),
+        f["clip_value.d_after"].to_vec().unwrap(),
+    );
+    // The fixture has elements inside the bound, outside it, and not finite.
+    let (vc, vd) = (c.to_vec().unwrap(), d.to_vec().unwrap());
+    assert!(vc.iter().any(|v| v.abs() < bound) && vc.iter().any(|v| v.abs() > bound));
+    assert!(vd.iter().any(|v| v.is_nan()) && vd.contains(&f32::INFINITY));
+    assert!(vd.contains(&f32::NEG_INFINITY));
+    let mut g = Gradients::default();
+    let (pc, pd) = (
+        Tensor::zeros(c.shape().clone(), &Device::cpu()).unwrap(),
+        Tensor::zeros(d.shape().clone(), &Device::cpu()).unwrap(),
+    );
+    g.insert(&pc, c);
+    g.insert(&pd, d);
+    clip_grad_value(&mut g, bound).unwrap();
+    same_bits("c", &g.get(&pc).unwrap().to_vec().unwrap(), &want_c);
+    same_bits("d", &g.get(&pd).unwrap().to_vec().unwrap(), &want_d);
 }
 
 /// Mean and (sample) standard deviation of each column of `rows`.

@@ -4,15 +4,16 @@ use residual_nn::{named_tensors, Module};
 use residual_tensor::{Device, Gradients, Tensor};
 use residual_train::checkpoint;
 use residual_train::config::{AmpDtype, TrainConfig};
-use residual_train::data::{DataLoader, Dataset, Mnist, Transform};
+use residual_train::data::{Batch, DataLoader, Dataset, Mnist, Transform};
 use residual_train::optim::OptimizerConfig;
-use residual_train::scaler::GradScaler;
+use residual_train::scaler::{self, GradScaler};
 use residual_train::schedule::Schedule;
-use residual_train::trainer::{StepStats, Trainer};
+use residual_train::step::{train_step, StepSettings};
+use residual_train::trainer::{evaluate, StepStats, Trainer};
 use std::sync::Arc;
 
 #[test]
-fn forced_overflow_skips_the_step_and_halves_the_scale() {
+fn grad_scaler_unscales_flags_inf_and_nan_backs_off_and_grows() {
     let mut s = GradScaler::default();
     assert_eq!(s.scale, 65536.0);
     let p = Tensor::zeros([3], &Device::cpu()).unwrap();
@@ -49,6 +50,168 @@ fn forced_overflow_skips_the_step_and_halves_the_scale() {
     assert_eq!(s.scale, 65536.0);
     s.update(false);
     assert_eq!(s.scale, 131072.0);
+}
+
+/// A trainer of `config` on the first 32 bundled test digits, and its first
+/// training batch.
+fn trainer_and_batch(config: TrainConfig) -> (Trainer, Batch) {
+    let dev = Device::cpu();
+    let data: Arc<dyn Dataset> = Arc::new(Subset(Mnist::bundled(false).unwrap(), 32));
+    let t = Trainer::new(config, data, &dev).unwrap();
+    let batch = t.train.batch(&t.train.order(0), 0, 0, &dev).unwrap();
+    (t, batch)
+}
+
+/// What a skipped step must leave as it was.
+struct OptimizerBits {
+    /// Every trainable parameter's values, as bits, by name.
+    params: Vec<(String, Vec<u32>)>,
+    /// The optimizer's state tensors (momentum), as bits.
+    state: Vec<(String, Vec<u32>)>,
+    /// Its step count.
+    steps: u64,
+}
+
+fn optimizer_bits(t: &Trainer) -> OptimizerBits {
+    let bits =
+        |x: &Tensor| -> Vec<u32> { x.to_vec().unwrap().iter().map(|v| v.to_bits()).collect() };
+    let params = t
+        .optimizer
+        .params()
+        .iter()
+        .map(|(n, p)| (n.clone(), bits(&p.get())))
+        .collect();
+    let (state, steps) = t.optimizer.state_tensors();
+    let state = state.iter().map(|(n, x)| (n.clone(), bits(x))).collect();
+    OptimizerBits {
+        params,
+        state,
+        steps,
+    }
+}
+
+#[test]
+fn forced_overflow_skips_the_step_and_halves_the_scale() {
+    let mut config = tiny_config(1);
+    config.amp = Some(AmpDtype::F16);
+    let (mut t, batch) = trainer_and_batch(config);
+    let settings = StepSettings::from(&t.config);
+    // A clean step first, so that the optimizer has momentum a wrongly taken
+    // step would apply.
+    let mut scaler = GradScaler {
+        scale: 256.0,
+        growth_tracker: 5,
+        ..GradScaler::default()
+    };
+    let clean = train_step(
+        &*t.model,
+        &mut t.optimizer,
+        Some(&mut scaler),
+        &batch,
+        &settings,
+        0.05,
+        false,
+    )
+    .unwrap();
+    assert!(!clean.skipped && clean.grad_norm.is_finite(), "{clean:?}");
+    assert_eq!((scaler.scale, scaler.growth_tracker), (256.0, 6));
+    let before = optimizer_bits(&t);
+    assert_eq!(before.steps, 1);
+    // 2^24 times the loss overflows the f16 backward of the classifier (its
+    // gradients reach 2^24 / batch, past f16's 65504), not f32.
+    scaler.scale = (1u32 << 24) as f32;
+    let out = train_step(
+        &*t.model,
+        &mut t.optimizer,
+        Some(&mut scaler),
+        &batch,
+        &settings,
+        0.05,
+        false,
+    )
+    .unwrap();
+    assert!(out.skipped, "the step is reported skipped: {out:?}");
+    assert_eq!(out.loss_scale, Some((1u32 << 24) as f32));
+    assert_eq!(
+        (scaler.scale, scaler.growth_tracker),
+        ((1u32 << 23) as f32, 0),
+        "halved, growth restarts"
+    );
+    let after = optimizer_bits(&t);
+    assert_eq!(after.steps, before.steps, "the optimizer counted no step");
+    for ((name, a), (_, b)) in before.params.iter().zip(&after.params) {
+        assert!(a == b, "parameter {name} changed in a skipped step");
+    }
+    assert!(
+        before.state == after.state,
+        "the optimizer state changed in a skipped step"
+    );
+    assert_eq!(before.params.len(), t.optimizer.params().len());
+}
+
+#[test]
+fn scaled_backward_gives_the_plain_gradients_after_unscaling() {
+    let (t, batch) = trainer_and_batch(tiny_config(1));
+    let logits = t
+        .model
+        .forward(&batch.images, residual_nn::Mode::Train)
+        .unwrap();
+    let loss = logits.cross_entropy(&batch.labels, 0.1).unwrap();
+    let (plain, overflow) = scaler::backward(&loss, None).unwrap();
+    assert!(!overflow);
+    for k in [1, 12, 24] {
+        let s = GradScaler {
+            scale: (1u32 << k) as f32,
+            ..GradScaler::default()
+        };
+        let (scaled, overflow) = scaler::backward(&loss, Some(&s)).unwrap();
+        assert!(!overflow, "2^{k} does not overflow f32");
+        assert_eq!(scaled.len(), plain.len());
+        for (name, p) in t.optimizer.params() {
+            let want = plain.get(&p.get()).unwrap().to_vec().unwrap();
+            let got = scaled.get(&p.get()).unwrap().to_vec().unwrap();
+            assert!(want.iter().any(|&v| v != 0.0), "{name} has a gradient");
+            for (i, (g, w)) in got.iter().zip(&want).enumerate() {
+                // Scaling by a power of two is exact in f32 (short of the
+                // subnormals): the same gradients within f32 rounding.
+                assert!(
+                    (g - w).abs() <= 4.0 * f32::EPSILON * w.abs() + f32::MIN_POSITIVE,
+                    "scale 2^{k}: {name}[{i}]: {g} after unscaling, {w} plain"
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn evaluation_drops_the_runs_augmentation_and_keeps_its_normalisation() {
+    let dev = Device::cpu();
+    let data: Arc<dyn Dataset> = Arc::new(Subset(Mnist::bundled(false).unwrap(), 48));
+    let normalize = Transform::Normalize {
+        mean: vec![0.13],
+        std: vec![0.33],
+    };
+    let mut config = tiny_config(1);
+    config.transforms = vec![
+        Transform::RandomCrop { padding: 4 },
+        Transform::HorizontalFlip,
+        normalize.clone(),
+    ];
+    let t = Trainer::new(config, data.clone(), &dev).unwrap();
+    let eval =
+        |transforms: &[Transform]| evaluate(&*t.model, data.clone(), transforms, 16, &dev).unwrap();
+    let want = eval(std::slice::from_ref(&normalize));
+    assert_eq!(t.evaluate(data.clone(), 16).unwrap(), want);
+    // On this data both halves of the claim show: evaluating through the
+    // run's transforms unfiltered (augmentation included), or through none
+    // (no normalisation), gives another result.
+    let augmented = eval(&t.config.transforms);
+    assert_ne!(augmented.loss, want.loss, "augmentation changes the result");
+    assert_ne!(
+        eval(&[]).loss,
+        want.loss,
+        "normalisation changes the result"
+    );
 }
 
 #[test]
@@ -460,4 +623,26 @@ fn checkpoints_of_format_v1_still_resume() {
     {
         assert_eq!(a.get().to_vec().unwrap(), b.get().to_vec().unwrap(), "{n}");
     }
+}
+
+#[test]
+fn nan_weights_or_inputs_give_a_nan_loss_not_a_plausible_one() {
+    // PyTorch propagates NaN through every op: a model with NaN weights, or a
+    // NaN input, evaluates to a NaN loss, never to ~2.30 and chance accuracy.
+    let dev = Device::cpu();
+    let data: Arc<dyn Dataset> = Arc::new(Subset(Mnist::bundled(false).unwrap(), 32));
+    let t = Trainer::new(tiny_config(1), data.clone(), &dev).unwrap();
+    let (name, first) = named_tensors(&*t.model)
+        .into_iter()
+        .find(|(_, p)| p.get().rank() == 4)
+        .unwrap();
+    let good = first.get();
+    first.set(Tensor::full(f32::NAN, good.shape().clone(), &dev).unwrap());
+    let ev = t.evaluate(data.clone(), 16).unwrap();
+    assert!(ev.loss.is_nan(), "{name} all NaN: loss {}", ev.loss);
+    first.set(good);
+    assert!(t.evaluate(data, 16).unwrap().loss.is_finite());
+    let x = Tensor::full(f32::NAN, [2, 1, 28, 28], &dev).unwrap();
+    let logits = residual_tensor::no_grad(|| t.model.forward(&x, residual_nn::Mode::Eval)).unwrap();
+    assert!(logits.to_vec().unwrap().iter().all(|v| v.is_nan()));
 }

@@ -60,17 +60,17 @@ pub fn device() -> Result<Device> {
         })
 }
 
-/// The device for tests: `None` (after saying why) when there is no adapter,
-/// unless the `CI` environment variable is set, where a missing adapter is a
-/// failure.
+/// The device for tests: `None` when there is no adapter, after reporting the
+/// running test skipped (`residual_tensor::test_skip`), unless the `CI`
+/// environment variable is set, where a missing adapter is a failure.
 pub fn test_device() -> Option<Device> {
     match device() {
         Ok(d) => Some(d),
-        Err(e) if std::env::var_os("CI").is_some() => {
+        Err(e) if residual_tensor::test_skip::in_ci() => {
             panic!("CI requires a wgpu adapter (install mesa-vulkan-drivers): {e}")
         }
         Err(e) => {
-            eprintln!("wgpu tests skipped: {e}");
+            residual_tensor::test_skip::skipped(&format!("no wgpu adapter: {e}"));
             None
         }
     }

@@ -185,7 +185,9 @@ impl ResNetConfig {
         if self.num_classes == 0 {
             return bad("num_classes must be >= 1".into());
         }
-        let widest = self.widths.iter().max().copied().unwrap_or(0) * self.block.expansion();
+        // Saturating: a width near usize::MAX must be refused, not overflow.
+        let widest =
+            (self.widths.iter().max().copied().unwrap_or(0)).saturating_mul(self.block.expansion());
         if widest.max(self.stem_width) > MAX_WIDTH || self.in_channels > MAX_WIDTH {
             return bad(format!(
                 "channels must be at most {MAX_WIDTH}: widths {:?} (x{} for {:?} blocks), stem_width {}, in_channels {}",

@@ -145,7 +145,9 @@ pub fn resolve(model: &str, opts: &ModelOptions) -> Result<ModelConfig> {
     Ok(config)
 }
 
-/// Reads a model config file (JSON or TOML by its extension).
+/// Reads a model config file (JSON or TOML by its extension): a regular
+/// file of at most 1 MiB (a device such as `/dev/zero` behind a `.json`
+/// link, or a pipe, is refused instead of read without end).
 pub fn read_config_file(path: &Path) -> Result<ModelConfig> {
     let io = |e: std::io::Error| Error::Io {
         path: path.display().to_string(),
@@ -161,7 +163,11 @@ pub fn read_config_file(path: &Path) -> Result<ModelConfig> {
             ),
         ));
     }
-    let text = std::fs::read_to_string(path).map_err(io)?;
+    let bytes = residual_nn::weights::read_regular_file(path)?;
+    let text = String::from_utf8(bytes).map_err(|e| Error::Io {
+        path: path.display().to_string(),
+        msg: format!("not UTF-8 text ({e})"),
+    })?;
     let parsed = match path.extension().and_then(|e| e.to_str()) {
         Some("toml") => ModelConfig::from_toml(&text),
         _ => ModelConfig::from_json(&text),

@@ -99,6 +99,30 @@ fn config_files_name_their_family_and_build_like_a_registered_model() {
 }
 
 #[test]
+fn config_files_that_are_devices_or_overflow_are_clear_errors() {
+    // A `.json` name for a device is refused, not read without end (was:
+    // an endless read of /dev/zero, which reports a size of 0).
+    #[cfg(unix)]
+    {
+        let dir = tempfile::tempdir().unwrap();
+        let link = dir.path().join("zero.json");
+        std::os::unix::fs::symlink("/dev/zero", &link).unwrap();
+        let err = resolve(link.to_str().unwrap(), &ModelOptions::default())
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("zero.json") && err.contains("not a regular file"),
+            "{err}"
+        );
+    }
+    // A bottleneck width near usize::MAX times the expansion (4) overflowed
+    // in `validate` (a panic, found by the config fuzz target's seed).
+    let text = r#"{"family": "resnet", "block": "bottleneck", "layers": [1], "widths": [18446744073709551615], "stem": "cifar", "stem_width": 4, "num_classes": 2}"#;
+    let err = ModelConfig::from_json(text).unwrap_err().to_string();
+    assert!(err.contains("at most 65536"), "{err}");
+}
+
+#[test]
 fn settings_are_checked_against_the_family() {
     let c = resolve("resnet18", &ModelOptions::default().set("act", "gelu")).unwrap();
     let ModelConfig::Resnet(r) = &c;

@@ -62,6 +62,39 @@ pub fn available() -> bool {
     }
 }
 
+/// Whether `/proc/cpuinfo`'s text lists `flag` among a CPU's flags.
+#[cfg(test)]
+fn cpuinfo_lists(cpuinfo: &str, flag: &str) -> bool {
+    cpuinfo.lines().any(|l| {
+        l.split_once(':').is_some_and(|(key, flags)| {
+            key.trim() == "flags" && flags.split_whitespace().any(|f| f == flag)
+        })
+    })
+}
+
+/// Whether this CPU reports AVX512-BF16, to std's detection or in the
+/// kernel's `/proc/cpuinfo` (`avx512_bf16`): a second look, independent of
+/// [`available`], for the tests of the native path.
+#[cfg(test)]
+fn cpu_reports_avx512_bf16() -> bool {
+    #[cfg(target_arch = "x86_64")]
+    let detected = std::arch::is_x86_feature_detected!("avx512bf16");
+    #[cfg(not(target_arch = "x86_64"))]
+    let detected = false;
+    detected
+        || std::fs::read_to_string("/proc/cpuinfo")
+            .is_ok_and(|text| cpuinfo_lists(&text, "avx512_bf16"))
+}
+
+/// For a test of the native path: whether it runs here ([`available`]).
+/// When it does not, the test is reported skipped
+/// ([`crate::test_skip::run_or_skip`]), except in CI on a CPU that reports
+/// AVX512-BF16, where the test fails instead of skipping.
+#[cfg(test)]
+pub(crate) fn test_runs_here() -> bool {
+    crate::test_skip::run_or_skip("AVX512-BF16", available(), cpu_reports_avx512_bf16())
+}
+
 /// `c[m, n] = op(a)[m, k] @ op(b)[k, n] + beta * c` (with `beta == 0`, `c` is
 /// only written). Operands are dense row-major as stored (`a` `[m, k]`, or
 /// `[k, m]` when transposed; likewise `b`).
@@ -388,6 +421,26 @@ unsafe fn kernel(
 mod tests {
     use super::*;
 
+    #[test]
+    fn cpuinfo_flags_are_read_whole_words_on_flags_lines() {
+        let text = "processor\t: 0\nflags\t\t: fpu avx512f avx512bw avx512_bf16 avx512vl\n\n\
+                    processor\t: 1\nflags\t\t: fpu avx512f\n";
+        assert!(cpuinfo_lists(text, "avx512_bf16"));
+        assert!(cpuinfo_lists(text, "avx512f"));
+        assert!(
+            !cpuinfo_lists(text, "avx512_bf1"),
+            "a whole flag, not a prefix"
+        );
+        assert!(!cpuinfo_lists(
+            "processor\t: 0\nflags\t\t: fpu avx512f\n",
+            "avx512_bf16"
+        ));
+        assert!(!cpuinfo_lists(
+            "model name\t: avx512_bf16 box\n",
+            "avx512_bf16"
+        ));
+    }
+
     /// Deterministic bf16 values in [-2, 2).
     fn values(len: usize, seed: u32) -> Vec<bf16> {
         let mut s = seed.wrapping_mul(2654435761).wrapping_add(1);
@@ -403,8 +456,7 @@ mod tests {
 
     #[test]
     fn matches_a_float64_product_for_every_shape_and_transpose() {
-        if !available() {
-            eprintln!("skipped: this CPU lacks AVX512-BF16");
+        if !test_runs_here() {
             return;
         }
         // Odd k, partial panels, several k blocks (k > KC), and sizes large

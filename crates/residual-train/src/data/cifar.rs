@@ -7,6 +7,7 @@
 //!   byte + 3072 pixel bytes; the fine label (100 classes) is used.
 
 use super::Dataset;
+use residual_nn::weights::read_regular_file;
 use residual_tensor::{Error, Result};
 use std::path::Path;
 
@@ -96,7 +97,9 @@ impl Cifar {
         })
     }
 
-    /// Reads the train or test split from the unpacked binary release in `dir`.
+    /// Reads the train or test split from the unpacked binary release in
+    /// `dir` (regular files only: a device or a pipe is an error, not an
+    /// endless read).
     pub fn from_dir(kind: CifarKind, dir: impl AsRef<Path>, train: bool) -> Result<Self> {
         let dir = dir.as_ref();
         let parts = kind
@@ -104,12 +107,14 @@ impl Cifar {
             .into_iter()
             .map(|name| {
                 let p = dir.join(&name);
-                std::fs::read(&p)
-                    .map(|b| (p.display().to_string(), b))
-                    .map_err(|e| Error::Io {
-                        path: p.display().to_string(),
-                        msg: format!("{e} (expected the unpacked {kind:?} binary release)"),
-                    })
+                match read_regular_file(&p) {
+                    Ok(b) => Ok((p.display().to_string(), b)),
+                    Err(Error::Io { path, msg }) => Err(Error::Io {
+                        path,
+                        msg: format!("{msg} (expected the unpacked {kind:?} binary release)"),
+                    }),
+                    Err(e) => Err(e),
+                }
             })
             .collect::<Result<Vec<_>>>()?;
         Self::from_records(kind, &parts)

@@ -22,6 +22,20 @@ use std::path::{Path, PathBuf};
 /// File extensions read (case-insensitive).
 const EXTENSIONS: [&str; 3] = ["jpg", "jpeg", "png"];
 
+/// The decoder may allocate this much for any image, however small its file.
+const DECODE_BASE_BYTES: u64 = 4 << 20;
+/// ... plus this many bytes per byte of the file: more than PNG's deflate
+/// (at most 1032:1) or a JPEG (about 1 bit per 8x8 block at the least) can
+/// expand, so a real image always decodes, while a header claiming a huge
+/// image in a small file is an error before its buffer is allocated.
+const DECODE_BYTES_PER_FILE_BYTE: u64 = 4096;
+/// The decoder never allocates more than this (the `image` crate's default).
+const DECODE_MAX_BYTES: u64 = 512 << 20;
+/// The most pixels a resize for evaluation may make (the shorter side to
+/// `resize`, the longer in proportion): a 1 x 100000 strip would otherwise
+/// become a 256 x 25600000 image.
+const MAX_RESIZED_PIXELS: u64 = 1 << 24;
+
 /// Labelled image files, decoded when a sample is read.
 #[derive(Debug, Clone)]
 pub struct ImageFolder {
@@ -142,24 +156,68 @@ fn walk_images(
 }
 
 /// Reads the header of every image (in parallel): an error naming the first
-/// file (in path order) that cannot be opened, is not an image, or is empty.
-fn check_headers(files: &[(PathBuf, usize)]) -> Result<()> {
+/// file (in path order) that cannot be opened, is not an image, is empty, or
+/// is too narrow to resize for evaluation (see [`image_header`]).
+fn check_headers(files: &[(PathBuf, usize)], resize: u32) -> Result<()> {
     let bad = files
         .par_iter()
-        .map(|(p, _)| -> Result<()> {
-            let (w, h) = image::ImageReader::open(p)
-                .map_err(|e| io(p, e))?
-                .with_guessed_format()
-                .map_err(|e| io(p, e))?
-                .into_dimensions()
-                .map_err(|e| io(p, format!("not a readable image: {e}")))?;
-            if w == 0 || h == 0 {
-                return Err(io(p, format!("the image is empty ({w}x{h} pixels)")));
-            }
-            Ok(())
-        })
+        .map(|(p, _)| image_header(p, resize).map(|_| ()))
         .find_first(|r| r.is_err());
     bad.unwrap_or(Ok(()))
+}
+
+/// The width and height in an image file's header, read without decoding
+/// its pixels: an error naming the file when it cannot be opened, is not an
+/// image, has no pixels, or is so narrow that resizing its shorter side to
+/// `resize` would make more than 2^24 pixels. What [`ImageFolder::new`]
+/// checks of every file.
+pub fn image_header(path: &Path, resize: u32) -> Result<(u32, u32)> {
+    let (w, h) = reader(path)?
+        .into_dimensions()
+        .map_err(|e| io(path, format!("not a readable image: {e}")))?;
+    if w == 0 || h == 0 {
+        return Err(io(path, format!("the image is empty ({w}x{h} pixels)")));
+    }
+    resized_size(w, h, resize).map_err(|e| io(path, e))?;
+    Ok((w, h))
+}
+
+/// A reader of the image file at `path`, its format guessed from its first
+/// bytes (or its extension), allowed to allocate in proportion to the file's
+/// size (see [`DECODE_BYTES_PER_FILE_BYTE`]).
+fn reader(path: &Path) -> Result<image::ImageReader<std::io::BufReader<std::fs::File>>> {
+    let mut r = image::ImageReader::open(path)
+        .map_err(|e| io(path, e))?
+        .with_guessed_format()
+        .map_err(|e| io(path, e))?;
+    let len = std::fs::metadata(path).map_err(|e| io(path, e))?.len();
+    let mut limits = image::Limits::default();
+    limits.max_alloc = Some(
+        len.saturating_mul(DECODE_BYTES_PER_FILE_BYTE)
+            .saturating_add(DECODE_BASE_BYTES)
+            .min(DECODE_MAX_BYTES),
+    );
+    r.limits(limits);
+    Ok(r)
+}
+
+/// The size a `w` x `h` image is resized to for evaluation: the shorter side
+/// `resize`, the longer in proportion (torchvision's `Resize(int)`); an error
+/// when that is more than [`MAX_RESIZED_PIXELS`].
+fn resized_size(w: u32, h: u32, resize: u32) -> std::result::Result<(u32, u32), String> {
+    let long = |l: u32, s: u32| ((l as f64 * resize as f64 / s as f64).round() as u32).max(resize);
+    let (nw, nh) = if w <= h {
+        (resize, long(h, w))
+    } else {
+        (long(w, h), resize)
+    };
+    if nw as u64 * nh as u64 > MAX_RESIZED_PIXELS {
+        return Err(format!(
+            "an image of {w}x{h} pixels is too narrow to resize its shorter side to {resize}: \
+             that would make {nw}x{nh} pixels, more than {MAX_RESIZED_PIXELS}"
+        ));
+    }
+    Ok((nw, nh))
 }
 
 fn io(path: &Path, e: impl std::fmt::Display) -> Error {
@@ -172,10 +230,7 @@ fn io(path: &Path, e: impl std::fmt::Display) -> Error {
 /// Decodes an image file to RGB; an error naming the file when it cannot be
 /// read or decoded, or has no pixels.
 fn decode_rgb(path: &Path) -> Result<image::RgbImage> {
-    let img = image::ImageReader::open(path)
-        .map_err(|e| io(path, e))?
-        .with_guessed_format()
-        .map_err(|e| io(path, e))?
+    let img = reader(path)?
         .decode()
         .map_err(|e| io(path, format!("cannot decode the image: {e}")))?
         .to_rgb8();
@@ -187,12 +242,12 @@ fn decode_rgb(path: &Path) -> Result<image::RgbImage> {
 
 /// The `w` x `h` block at `(x0, y0)` of `img` as `[3, h, w]` f32 in [0, 1].
 fn planes(img: &image::RgbImage, x0: u32, y0: u32, w: u32, h: u32) -> Vec<f32> {
-    let plane = (w * h) as usize;
+    let plane = w as usize * h as usize;
     let mut out = vec![0f32; 3 * plane];
     for y in 0..h {
         for x in 0..w {
             let p = img.get_pixel(x0 + x, y0 + y).0;
-            let at = (y * w + x) as usize;
+            let at = y as usize * w as usize + x as usize;
             for c in 0..3 {
                 out[c * plane + at] = p[c] as f32 / 255.0;
             }
@@ -203,31 +258,41 @@ fn planes(img: &image::RgbImage, x0: u32, y0: u32, w: u32, h: u32) -> Vec<f32> {
 
 /// Decodes an image file to `[3, crop, crop]` f32 in [0, 1]: RGB, shorter side
 /// resized to `resize` (a triangle filter scaled to the reduction, i.e. with
-/// antialiasing), then the center `crop` x `crop`.
+/// antialiasing), then the center `crop` x `crop`. An error when `crop` is 0
+/// or more than `resize`, and for an image too narrow to resize (see
+/// [`image_header`]).
 pub fn load_image(path: &Path, resize: u32, crop: u32) -> Result<Vec<f32>> {
+    check_crop(resize, crop)?;
     let img = decode_rgb(path)?;
     let (w, h) = img.dimensions();
-    // Shorter side to `resize`, the longer one in proportion (torchvision's Resize(int)).
-    let long = |l: u32, s: u32| ((l as f64 * resize as f64 / s as f64).round() as u32).max(resize);
-    let (nw, nh) = if w <= h {
-        (resize, long(h, w))
-    } else {
-        (long(w, h), resize)
-    };
+    let (nw, nh) = resized_size(w, h, resize).map_err(|e| io(path, e))?;
     let resized = image::imageops::resize(&img, nw, nh, image::imageops::FilterType::Triangle);
     let (x0, y0) = ((nw - crop) / 2, (nh - crop) / 2);
     Ok(planes(&resized, x0, y0, crop, crop))
 }
 
+/// An error unless `0 < crop <= resize`.
+fn check_crop(resize: u32, crop: u32) -> Result<()> {
+    if crop == 0 || resize < crop {
+        return Err(Error::arg(
+            "imagefolder",
+            format!("need 0 < crop <= resize, got resize {resize}, crop {crop}"),
+        ));
+    }
+    Ok(())
+}
+
 /// Decodes an image file to `[3, size, size]` f32 in [0, 1]: a box of the
 /// image drawn by `crop` from `seed`, resized to `size` x `size` with the same
-/// antialiased triangle filter (torchvision's `RandomResizedCrop(size)`).
+/// antialiased triangle filter (torchvision's `RandomResizedCrop(size)`). An
+/// error when `size` is 0.
 pub fn load_random_resized_crop(
     path: &Path,
     crop: &ResizedCrop,
     size: u32,
     seed: u64,
 ) -> Result<Vec<f32>> {
+    check_crop(size, size)?;
     let img = decode_rgb(path)?;
     let b = crop.sample(img.width(), img.height(), seed);
     let part = image::imageops::crop_imm(&img, b.x, b.y, b.width, b.height).to_image();
@@ -241,12 +306,7 @@ impl ImageFolder {
     /// every machine), and reads every image's header.
     pub fn new(dir: impl AsRef<Path>, resize: u32, crop: u32) -> Result<Self> {
         let dir = dir.as_ref();
-        if crop == 0 || resize < crop {
-            return Err(Error::arg(
-                "imagefolder",
-                format!("need 0 < crop <= resize, got resize {resize}, crop {crop}"),
-            ));
-        }
+        check_crop(resize, crop)?;
         let mut skipped = Vec::new();
         let mut entries: Vec<PathBuf> = std::fs::read_dir(dir)
             .map_err(|e| io(dir, e))?
@@ -292,7 +352,7 @@ impl ImageFolder {
             classes.push(name.escape_ascii_lossless());
             files.extend(imgs.into_iter().map(|p| (p, label)));
         }
-        check_headers(&files)?;
+        check_headers(&files, resize)?;
         Ok(ImageFolder {
             files,
             classes,
@@ -492,10 +552,12 @@ mod tests {
         // A PNG whose header is whole but whose pixels are cut off opens,
         // and decoding it names the file.
         let mut png = Vec::new();
-        image::RgbImage::from_pixel(16, 16, image::Rgb([9, 9, 9]))
-            .write_to(&mut std::io::Cursor::new(&mut png), image::ImageFormat::Png)
-            .unwrap();
-        std::fs::write(d.join("empty").join("broken.png"), &png[..40]).unwrap();
+        image::RgbImage::from_fn(64, 64, |x, y| {
+            image::Rgb([(x * 7 + y * 13) as u8, (x * y) as u8, 9])
+        })
+        .write_to(&mut std::io::Cursor::new(&mut png), image::ImageFormat::Png)
+        .unwrap();
+        std::fs::write(d.join("empty").join("broken.png"), &png[..png.len() / 2]).unwrap();
         let f = ImageFolder::new(d, 8, 8).unwrap();
         let err = f.get(0).unwrap_err().to_string();
         assert!(
@@ -577,5 +639,35 @@ mod tests {
             .unwrap();
         let f = ImageFolder::new(d, 4, 4).unwrap();
         assert_eq!(f.class_names(), ["caf\\xE9"]);
+    }
+
+    #[test]
+    fn strips_too_narrow_to_resize_and_bad_crops_are_errors() {
+        let scratch = tempfile::tempdir().unwrap();
+        let d = scratch.path();
+        std::fs::create_dir_all(d.join("a")).unwrap();
+        let strip = d.join("a").join("strip.png");
+        // A few hundred bytes of PNG that resizing its shorter side to 64
+        // would make 64 x 2560000 pixels (was: about 500 MB per read).
+        image::RgbImage::from_pixel(1, 40000, image::Rgb([1, 2, 3]))
+            .save(&strip)
+            .unwrap();
+        let err = ImageFolder::new(d, 64, 64).unwrap_err().to_string();
+        assert!(
+            err.contains("strip.png") && err.contains("too narrow"),
+            "{err}"
+        );
+        let err = load_image(&strip, 64, 64).unwrap_err().to_string();
+        assert!(err.contains("too narrow"), "{err}");
+        // Training crops take part of it, and work.
+        let crop = load_random_resized_crop(&strip, &ResizedCrop::default(), 8, 0).unwrap();
+        assert_eq!(crop.len(), 3 * 8 * 8);
+        // A crop larger than the resize was a subtraction overflow (a panic).
+        let err = load_image(&strip, 4, 8).unwrap_err().to_string();
+        assert!(err.contains("crop"), "{err}");
+        let err = load_random_resized_crop(&strip, &ResizedCrop::default(), 0, 0)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("crop"), "{err}");
     }
 }

@@ -2,6 +2,7 @@
 
 use super::Dataset;
 use flate2::read::GzDecoder;
+use residual_nn::weights::read_regular_file;
 use residual_tensor::{Error, Result};
 use std::io::Read;
 use std::path::Path;
@@ -24,76 +25,163 @@ pub struct Mnist {
     cols: usize,
 }
 
-/// Decompresses when the bytes start with the gzip magic.
-fn maybe_gunzip(what: &str, bytes: &[u8]) -> Result<Vec<u8>> {
-    if bytes.starts_with(&[0x1f, 0x8b]) {
-        let mut out = Vec::new();
-        GzDecoder::new(bytes)
-            .read_to_end(&mut out)
-            .map_err(|e| Error::arg("mnist", format!("{what}: corrupt gzip data ({e})")))?;
-        Ok(out)
-    } else {
-        Ok(bytes.to_vec())
-    }
-}
+/// Deflate expands at most 1032:1: no gzip file inflates past this multiple
+/// of its own size.
+const MAX_GZIP_RATIO: usize = 1032;
 
 fn be_u32(b: &[u8], at: usize) -> u32 {
     u32::from_be_bytes([b[at], b[at + 1], b[at + 2], b[at + 3]])
 }
 
+/// An IDX file whose header has been read: its sizes, and a reader of the
+/// values after the header (decompressing when the file is gzipped).
+struct IdxFile<'a> {
+    what: &'static str,
+    sizes: Vec<usize>,
+    values: Box<dyn Read + 'a>,
+    /// The most value bytes the file can hold: its length after the header,
+    /// or the deflate bound when it is gzipped.
+    room: usize,
+    /// Whether the file is gzipped.
+    gzipped: bool,
+}
+
+impl<'a> IdxFile<'a> {
+    /// Reads the header: the magic `0x0000080D` (unsigned bytes, `D`
+    /// dimensions) and one big-endian u32 size per dimension.
+    fn open(what: &'static str, bytes: &'a [u8], dims: u8) -> Result<Self> {
+        let magic = 0x0800 | dims as u32;
+        let gzipped = bytes.starts_with(&[0x1f, 0x8b]);
+        let (mut values, room): (Box<dyn Read + 'a>, usize) = if gzipped {
+            let room = bytes.len().saturating_mul(MAX_GZIP_RATIO);
+            (Box::new(GzDecoder::new(bytes)), room)
+        } else {
+            (Box::new(bytes), bytes.len())
+        };
+        let mut header = vec![0u8; 4 + 4 * dims as usize];
+        let got = read_up_to(&mut values, &mut header)
+            .map_err(|e| Error::arg("mnist", format!("{what}: corrupt gzip data ({e})")))?;
+        if got < header.len() || be_u32(&header, 0) != magic {
+            return Err(Error::arg(
+                "mnist",
+                format!(
+                    "{what}: not an IDX{dims} unsigned-byte file (magic 0x{magic:08x} expected)"
+                ),
+            ));
+        }
+        let sizes = (0..dims as usize)
+            .map(|d| be_u32(&header, 4 + 4 * d) as usize)
+            .collect();
+        let room = room.saturating_sub(header.len());
+        Ok(IdxFile {
+            what,
+            sizes,
+            values,
+            room,
+            gzipped,
+        })
+    }
+
+    /// The error for a header that claims more than the file can hold.
+    fn more_than_room(&self, describe: &str) -> Error {
+        let (what, room) = (self.what, self.room);
+        let msg = if self.gzipped {
+            format!(
+                "{what}: header says {describe}, more than the gzipped file can hold \
+                 (at most {room} bytes after its header: deflate expands at most {MAX_GZIP_RATIO}:1)"
+            )
+        } else {
+            format!(
+                "{what}: header says {describe} but the file holds {room} bytes after its header"
+            )
+        };
+        Error::arg("mnist", msg)
+    }
+
+    /// The values after the header, when there are exactly `claim` of them
+    /// (the header's claim, checked against the file's room before anything
+    /// is read or allocated); `describe` says what the claim is in errors.
+    fn values(mut self, claim: Option<usize>, describe: &str) -> Result<Vec<u8>> {
+        let what = self.what;
+        let claim = match claim {
+            Some(c) if c <= self.room => c,
+            _ => return Err(self.more_than_room(describe)),
+        };
+        // The claim fits the room (at most 1032 bytes per byte of the file),
+        // so it can be reserved; one byte past it tells that the file holds more.
+        let mut out = Vec::with_capacity(claim);
+        (&mut self.values)
+            .take(claim as u64 + 1)
+            .read_to_end(&mut out)
+            .map_err(|e| Error::arg("mnist", format!("{what}: corrupt gzip data ({e})")))?;
+        if out.len() != claim {
+            let held = if out.len() > claim {
+                format!("more than {claim}")
+            } else {
+                out.len().to_string()
+            };
+            return Err(Error::arg(
+                "mnist",
+                format!(
+                    "{what}: header says {describe} but the file holds {held} bytes after its header"
+                ),
+            ));
+        }
+        Ok(out)
+    }
+}
+
+/// Reads until `buf` is full or the reader ends; the bytes read.
+fn read_up_to(r: &mut dyn Read, buf: &mut [u8]) -> std::io::Result<usize> {
+    let mut got = 0;
+    while got < buf.len() {
+        match r.read(&mut buf[got..]) {
+            Ok(0) => break,
+            Ok(n) => got += n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(got)
+}
+
 impl Mnist {
-    /// Parses IDX image and label files (each gzipped or not).
+    /// Parses IDX image and label files (each gzipped or not). The headers'
+    /// sizes are checked against what the files can hold before anything is
+    /// allocated, and a gzipped file is inflated no further than its header
+    /// claims.
     pub fn from_idx(images: &[u8], labels: &[u8]) -> Result<Self> {
-        let img = maybe_gunzip("images", images)?;
-        let lab = maybe_gunzip("labels", labels)?;
         let bad = |m: String| Err(Error::arg("mnist", m));
-        if img.len() < 16 || be_u32(&img, 0) != 0x0803 {
-            return bad(
-                "images: not an IDX3 unsigned-byte file (magic 0x00000803 expected)".into(),
-            );
-        }
-        if lab.len() < 8 || be_u32(&lab, 0) != 0x0801 {
-            return bad(
-                "labels: not an IDX1 unsigned-byte file (magic 0x00000801 expected)".into(),
-            );
-        }
-        let (n, rows, cols) = (
-            be_u32(&img, 4) as usize,
-            be_u32(&img, 8) as usize,
-            be_u32(&img, 12) as usize,
-        );
-        let nl = be_u32(&lab, 4) as usize;
+        let img = IdxFile::open("images", images, 3)?;
+        let lab = IdxFile::open("labels", labels, 1)?;
+        let [n, rows, cols] = [img.sizes[0], img.sizes[1], img.sizes[2]];
+        let nl = lab.sizes[0];
         if rows == 0 || cols == 0 {
             return bad(format!(
                 "images: header says images of {rows}x{cols}; an image has at least one row and one column"
             ));
         }
         // The header's sizes are the file's claim: checked, never trusted to fit.
-        let expected = n
-            .checked_mul(rows)
-            .and_then(|p| p.checked_mul(cols))
-            .and_then(|p| p.checked_add(16));
-        if expected != Some(img.len()) {
-            return bad(format!("images: header says {n} images of {rows}x{cols} but the file holds {} bytes of pixels", img.len() - 16));
+        let claim = n.checked_mul(rows).and_then(|p| p.checked_mul(cols));
+        let images = img.values(claim, &format!("{n} images of {rows}x{cols}"))?;
+        if nl != n {
+            return bad(format!("labels: {nl} labels for {n} images"));
         }
-        if lab.len() != 8 + nl || nl != n {
-            return bad(format!(
-                "labels: {nl} labels (file holds {} bytes) for {n} images",
-                lab.len() - 8
-            ));
-        }
-        if let Some(&l) = lab[8..].iter().find(|&&l| l > 9) {
+        let labels = lab.values(Some(nl), &format!("{nl} labels"))?;
+        if let Some(&l) = labels.iter().find(|&&l| l > 9) {
             return bad(format!("labels: label {l} is not a digit 0-9"));
         }
         Ok(Mnist {
-            images: img[16..].to_vec(),
-            labels: lab[8..].to_vec(),
+            images,
+            labels,
             rows,
             cols,
         })
     }
 
-    /// Reads `train-images-idx3-ubyte[.gz]` / `t10k-...` and their labels from `dir`.
+    /// Reads `train-images-idx3-ubyte[.gz]` / `t10k-...` and their labels
+    /// from `dir` (regular files only: a device or a pipe is an error, not an
+    /// endless read).
     pub fn from_dir(dir: impl AsRef<Path>, train: bool) -> Result<Self> {
         let dir = dir.as_ref();
         let prefix = if train { "train" } else { "t10k" };
@@ -101,10 +189,7 @@ impl Mnist {
             for name in [format!("{stem}.gz"), stem.clone()] {
                 let p = dir.join(&name);
                 if p.exists() {
-                    return std::fs::read(&p).map_err(|e| Error::Io {
-                        path: p.display().to_string(),
-                        msg: e.to_string(),
-                    });
+                    return read_regular_file(&p);
                 }
             }
             Err(Error::Io {
@@ -185,5 +270,32 @@ mod tests {
         assert!(err.contains("header says"), "{err}");
         let ok = Mnist::from_idx(&idx3(1, 2, 3, 6), &idx1(&[7])).unwrap();
         assert_eq!((ok.len(), ok.shape()), (1, [1, 2, 3]));
+    }
+
+    fn gzip(bytes: &[u8]) -> Vec<u8> {
+        use std::io::Write;
+        let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
+        e.write_all(bytes).unwrap();
+        e.finish().unwrap()
+    }
+
+    #[test]
+    fn gzipped_files_inflate_no_further_than_their_header_claims() {
+        // 64 MiB of zeros in a 64 KiB file, under a header claiming one
+        // 1x1 image: read up to the claim and one byte more, then refused
+        // (was: all of it inflated first).
+        let bomb = gzip(&idx3(1, 1, 1, 64 << 20));
+        let err = Mnist::from_idx(&bomb, &gzip(&idx1(&[3])))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("more than 1 bytes"), "{err}");
+        // A claim more than deflate can expand the file to is refused before
+        // anything is inflated.
+        let err = Mnist::from_idx(&gzip(&idx3(1_000_000, 28, 28, 16)), &idx1(&[1]))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("more than the gzipped file can hold"), "{err}");
+        let ok = Mnist::from_idx(&gzip(&idx3(2, 2, 3, 12)), &gzip(&idx1(&[1, 2]))).unwrap();
+        assert_eq!(ok.len(), 2);
     }
 }

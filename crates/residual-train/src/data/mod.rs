@@ -11,7 +11,7 @@ mod transform;
 pub use cifar::{Cifar, CifarKind};
 pub use dataset::Dataset;
 pub use image_folder::{
-    load_image, load_random_resized_crop, show_path, ImageFolder, SkipReason, Skipped,
+    image_header, load_image, load_random_resized_crop, show_path, ImageFolder, SkipReason, Skipped,
 };
 pub use loader::{Batch, DataLoader};
 pub use mnist::Mnist;
