@@ -186,4 +186,18 @@ mod tests {
             .to_string();
         assert!(err.contains("/no/such/dir/data_batch_1.bin"), "{err}");
     }
+
+    #[cfg(unix)]
+    #[test]
+    fn a_device_in_place_of_a_file_is_refused_not_read_without_end() {
+        let dir = tempfile::tempdir().unwrap();
+        std::os::unix::fs::symlink("/dev/zero", dir.path().join("test.bin")).unwrap();
+        let err = Cifar::from_dir(CifarKind::Cifar100, dir.path(), false)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("test.bin") && err.contains("not a regular file"),
+            "{err}"
+        );
+    }
 }

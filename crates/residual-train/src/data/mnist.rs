@@ -298,4 +298,17 @@ mod tests {
         let ok = Mnist::from_idx(&gzip(&idx3(2, 2, 3, 12)), &gzip(&idx1(&[1, 2]))).unwrap();
         assert_eq!(ok.len(), 2);
     }
+
+    #[cfg(unix)]
+    #[test]
+    fn a_device_in_place_of_a_file_is_refused_not_read_without_end() {
+        let dir = tempfile::tempdir().unwrap();
+        let link = dir.path().join("t10k-images-idx3-ubyte");
+        std::os::unix::fs::symlink("/dev/zero", link).unwrap();
+        let err = Mnist::from_dir(dir.path(), false).unwrap_err().to_string();
+        assert!(
+            err.contains("t10k-images") && err.contains("not a regular file"),
+            "{err}"
+        );
+    }
 }

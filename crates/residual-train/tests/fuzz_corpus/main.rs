@@ -282,7 +282,7 @@ fn image_decode_corpus_and_mutations_are_handled() {
 
 #[test]
 fn image_folder_corpus_and_mutations_are_handled() {
-    fuzz("image_folder", 400, IMAGE);
+    fuzz("image_folder", 1000, IMAGE);
 }
 
 #[test]

@@ -245,6 +245,12 @@ fn image_decode() -> Vec<(&'static str, Vec<u8>)> {
             "edge-png-claims-60000x60000",
             p(&raw_png(60000, 60000, &zlib_zeros)),
         ),
+        // Under the `image` crate's own 512 MiB cap: 507 MB allocated for a
+        // file of 100 bytes, before the new limit in proportion to the file.
+        (
+            "edge-png-claims-13000x13000",
+            p(&raw_png(13000, 13000, &zlib_zeros)),
+        ),
         ("edge-png-truncated", p(&good[..good.len() * 3 / 5])),
         ("edge-png-strip-1x1000", p(&png(rgb(1, 1000)))),
         (
