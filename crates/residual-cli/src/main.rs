@@ -1,5 +1,6 @@
 //! `residual`: the command-line front end.
 
+mod board;
 mod data;
 mod device;
 mod eval;

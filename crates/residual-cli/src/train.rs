@@ -8,6 +8,7 @@
 //! `--epochs` may extend the run (see [`Trainer::resume`] for what that does to
 //! the schedule).
 
+use crate::board::{Board, EpochFigures};
 use crate::data::DataArgs;
 use indicatif::{ProgressBar, ProgressStyle};
 use residual_nn::weights::crash_point;
@@ -103,7 +104,8 @@ pub struct Args {
     /// data (--epochs may extend it; flags that would change it are refused).
     #[arg(long)]
     resume: Option<PathBuf>,
-    /// Steps between per-layer gradient-norm records in the log [default: 20].
+    /// Steps between per-layer records (gradient norms, weights, dead units) in
+    /// the log and TensorBoard, with weight and gradient histograms [default: 20].
     #[arg(long)]
     log_every: Option<u64>,
 }
@@ -511,8 +513,11 @@ pub fn run(a: Args) -> Result<(), Error> {
         residual_nn::weights::atomic_write(&log_path, b"")?;
     }
     let mut log = RunLog::open(&log_path)?;
+    // A new events file per process; TensorBoard merges a folder's files.
+    let mut board = Board::open(&out, resumed.as_ref().map(|_| trainer.optimizer.steps()))?;
     if resumed.is_some() {
-        log_missing_epoch_record(&trainer, &mut log, test.clone())?;
+        log_missing_epoch_record(&trainer, &mut log, &mut board, test.clone())?;
+        board.flush()?;
     }
     let cfg = &trainer.config;
     eprintln!(
@@ -580,6 +585,7 @@ pub fn run(a: Args) -> Result<(), Error> {
                 write_err = log.append(s).err();
                 crash_point("step-logged");
             }
+            board.step(s);
         });
         bar.finish_and_clear();
         let end = end?;
@@ -591,6 +597,7 @@ pub fn run(a: Args) -> Result<(), Error> {
         trainer.save(&out)?;
         crash_point("epoch-saved");
         if end == EpochEnd::Stopped {
+            board.flush()?;
             interrupted(&trainer, &out);
         }
         let ev = trainer.evaluate(test.clone(), 256)?;
@@ -606,6 +613,14 @@ pub fn run(a: Args) -> Result<(), Error> {
             "train_acc": acc_sum / n, "test_loss": ev.loss, "test_acc": ev.acc,
             "epoch_seconds": secs, "img_per_s": ips}),
         )?;
+        let figures = EpochFigures {
+            train_loss: loss_sum / n,
+            train_acc: acc_sum / n,
+            test_loss: ev.loss,
+            test_acc: ev.acc,
+        };
+        board.epoch(trainer.optimizer.steps(), &figures);
+        board.flush()?;
         if trainer.export_best(&out, ev.acc)? {
             eprintln!("best so far (held-out accuracy): model_best.safetensors");
         }
@@ -683,11 +698,12 @@ fn epoch_sums_so_far(log_path: &Path, trainer: &Trainer) -> Result<(f32, f32, f3
 
 /// After a run was killed between its checkpoint and that epoch's
 /// evaluation, the log lacks the checkpoint's epoch record: evaluate the
-/// resumed model and write it, its training figures from the epoch's step
-/// records.
+/// resumed model and write it (to the log and the events file), its
+/// training figures from the epoch's step records.
 fn log_missing_epoch_record(
     trainer: &Trainer,
     log: &mut RunLog,
+    board: &mut Board,
     test: std::sync::Arc<dyn residual_train::data::Dataset>,
 ) -> Result<(), Error> {
     let epoch = trainer.epoch;
@@ -708,6 +724,13 @@ fn log_missing_epoch_record(
         "epoch {epoch} (checkpointed before the run stopped): test loss {:.4} acc {:.4}",
         ev.loss, ev.acc
     );
+    let figures = EpochFigures {
+        train_loss,
+        train_acc,
+        test_loss: ev.loss,
+        test_acc: ev.acc,
+    };
+    board.epoch(trainer.optimizer.steps(), &figures);
     log.append(
         &serde_json::json!({"epoch": epoch, "train_loss": train_loss,
         "train_acc": train_acc, "test_loss": ev.loss, "test_acc": ev.acc}),

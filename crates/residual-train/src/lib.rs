@@ -9,7 +9,8 @@
 //! JSON-lines log, whole records, torn lines skipped), [`plots`],
 //! [`config`] (what defines a run, with mixed precision: `TrainConfig::amp`),
 //! [`step`] (the one training step), [`monitor`] (gradient flow, weights,
-//! dead units) and [`trainer`] (the loop) for any model of the zoo.
+//! dead units, histograms), [`tensorboard`] (TensorBoard event files) and
+//! [`trainer`] (the loop) for any model of the zoo.
 //! [`fuzz`] holds the fuzz targets' entry points, one per file parser.
 
 pub mod checkpoint;
@@ -25,4 +26,5 @@ pub mod runlog;
 pub mod scaler;
 pub mod schedule;
 pub mod step;
+pub mod tensorboard;
 pub mod trainer;

@@ -17,6 +17,90 @@ pub struct Monitors {
     /// Fraction of exactly-zero outputs after the stem and each block (units
     /// a ReLU switched off), input to output.
     pub zero_activations: Vec<(String, f32)>,
+    /// Histograms of each parameter and of its gradient, tagged
+    /// `weights/<param>` and `grads/<param>`, in parameter order.
+    pub histograms: Vec<(String, Histogram)>,
+}
+
+/// A histogram of a tensor's values, with the fields of TensorBoard's
+/// `HistogramProto`: [`Histogram::BUCKETS`] equal-width buckets over the
+/// finite values' [min, max]; bucket `i` ends at `bucket_limit[i]` (the last
+/// at `max`). NaN and infinities are left out.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Histogram {
+    /// Smallest value.
+    pub min: f64,
+    /// Largest value.
+    pub max: f64,
+    /// Number of values.
+    pub num: f64,
+    /// Sum of the values.
+    pub sum: f64,
+    /// Sum of their squares.
+    pub sum_squares: f64,
+    /// The right edge of each bucket.
+    pub bucket_limit: Vec<f64>,
+    /// The count of each bucket.
+    pub bucket: Vec<f64>,
+}
+
+impl Histogram {
+    /// Buckets per histogram (`tf.summary.histogram`'s default).
+    pub const BUCKETS: usize = 30;
+
+    /// The histogram of `values`' finite entries (one bucket when they are
+    /// all equal, or none is finite).
+    pub fn of(values: &[f32]) -> Histogram {
+        let finite = || values.iter().filter(|v| v.is_finite()).map(|&v| v as f64);
+        let (mut min, mut max, mut num, mut sum, mut sum_squares) =
+            (f64::INFINITY, f64::NEG_INFINITY, 0.0, 0.0, 0.0);
+        for v in finite() {
+            min = min.min(v);
+            max = max.max(v);
+            num += 1.0;
+            sum += v;
+            sum_squares += v * v;
+        }
+        if num == 0.0 {
+            (min, max) = (0.0, 0.0);
+        }
+        let n = if max > min { Self::BUCKETS } else { 1 };
+        let width = (max - min) / n as f64;
+        let mut bucket_limit: Vec<f64> = (1..n).map(|i| min + width * i as f64).collect();
+        bucket_limit.push(max);
+        let mut bucket = vec![0.0; n];
+        for v in finite() {
+            let i = if width > 0.0 {
+                ((v - min) / width) as usize
+            } else {
+                0
+            };
+            bucket[i.min(n - 1)] += 1.0;
+        }
+        Histogram {
+            min,
+            max,
+            num,
+            sum,
+            sum_squares,
+            bucket_limit,
+            bucket,
+        }
+    }
+}
+
+/// Histograms of each parameter (`weights/<name>`) and its gradient
+/// (`grads/<name>`), in parameter order.
+pub fn histograms(optimizer: &Optimizer, grads: &Gradients) -> Result<Vec<(String, Histogram)>> {
+    let mut out = Vec::new();
+    for (name, p) in optimizer.params() {
+        let t = p.get();
+        out.push((format!("weights/{name}"), Histogram::of(&t.to_vec()?)));
+        if let Some(g) = grads.get(&t) {
+            out.push((format!("grads/{name}"), Histogram::of(&g.to_vec()?)));
+        }
+    }
+    Ok(out)
 }
 
 /// The layer a parameter belongs to: its name without the last component.
@@ -80,4 +164,31 @@ pub fn zero_fractions(taps: &[(String, Tensor)]) -> Result<Vec<(String, f32)>> {
             Ok((name.clone(), zeros as f32 / v.len().max(1) as f32))
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Histogram;
+
+    #[test]
+    fn histogram_buckets() {
+        let values: Vec<f32> = (0..=30)
+            .map(|i| i as f32)
+            .chain([f32::NAN, f32::INFINITY])
+            .collect();
+        let h = Histogram::of(&values);
+        assert_eq!((h.min, h.max, h.num), (0.0, 30.0, 31.0));
+        assert_eq!(h.sum, 465.0);
+        assert_eq!(h.bucket_limit.len(), Histogram::BUCKETS);
+        assert_eq!(h.bucket_limit[0], 1.0);
+        assert_eq!(*h.bucket_limit.last().unwrap(), 30.0);
+        // One value per bucket, the last holding 29 and the maximum.
+        assert!(h.bucket[..29].iter().all(|&c| c == 1.0));
+        assert_eq!(h.bucket[29], 2.0);
+
+        let flat = Histogram::of(&[2.0; 5]);
+        assert_eq!((flat.bucket_limit, flat.bucket), (vec![2.0], vec![5.0]));
+        let empty = Histogram::of(&[f32::NAN]);
+        assert_eq!((empty.num, empty.bucket), (0.0, vec![0.0]));
+    }
 }

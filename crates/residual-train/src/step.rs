@@ -114,6 +114,7 @@ pub fn train_step(
                 layer_grad_norms: monitor::layer_grad_norms(optimizer, &grads)?,
                 layer_weight_stats: monitor::layer_weight_stats(optimizer)?,
                 zero_activations: monitor::zero_fractions(&taps)?,
+                histograms: monitor::histograms(optimizer, &grads)?,
             })
         })
         .transpose()?;

@@ -4,6 +4,7 @@
 use crate::checkpoint::{self, CheckpointMeta};
 use crate::config::{AmpDtype, TrainConfig};
 use crate::data::{DataLoader, Dataset, Transform};
+use crate::monitor::Histogram;
 use crate::optim::Optimizer;
 use crate::scaler::GradScaler;
 use crate::step::{train_step, NonFinite, StepSettings};
@@ -55,6 +56,10 @@ pub struct StepStats {
     /// ReLU switched off), input to output, every `log_every` steps.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub zero_activations: Option<Vec<(String, f32)>>,
+    /// Histograms of each parameter and its gradient (`weights/<param>`,
+    /// `grads/<param>`), every `log_every` steps; for TensorBoard, not the log.
+    #[serde(skip)]
+    pub histograms: Option<Vec<(String, Histogram)>>,
 }
 
 /// Loss and accuracy over a dataset.
@@ -228,14 +233,16 @@ impl Trainer {
                         ),
                     ));
                 }
-                let (layer_grad_norms, layer_weight_stats, zero_activations) = match out.monitors {
-                    Some(m) => (
-                        Some(m.layer_grad_norms),
-                        Some(m.layer_weight_stats),
-                        Some(m.zero_activations),
-                    ),
-                    None => (None, None, None),
-                };
+                let (layer_grad_norms, layer_weight_stats, zero_activations, histograms) =
+                    match out.monitors {
+                        Some(m) => (
+                            Some(m.layer_grad_norms),
+                            Some(m.layer_weight_stats),
+                            Some(m.zero_activations),
+                            Some(m.histograms),
+                        ),
+                        None => (None, None, None, None),
+                    };
                 self.batch_in_epoch = b + 1;
                 on_step(&StepStats {
                     epoch: self.epoch,
@@ -252,6 +259,7 @@ impl Trainer {
                     layer_grad_norms,
                     layer_weight_stats,
                     zero_activations,
+                    histograms,
                 });
                 if stop.load(Ordering::SeqCst) && b + 1 < batches {
                     return Ok(EpochEnd::Stopped);
