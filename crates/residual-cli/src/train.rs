@@ -684,16 +684,7 @@ fn epoch_sums_so_far(log_path: &Path, trainer: &Trainer) -> Result<(f32, f32, f3
         return Ok((0.0, 0.0, 0.0));
     }
     let records = runlog::read(log_path)?.records;
-    let (mut loss, mut acc, mut n) = (0.0f32, 0.0f32, 0.0f32);
-    for v in records
-        .iter()
-        .filter(|v| !runlog::is_epoch_record(v) && v["epoch"].as_u64() == Some(trainer.epoch))
-    {
-        loss += v["loss"].as_f64().unwrap_or(f64::NAN) as f32;
-        acc += v["acc"].as_f64().unwrap_or(f64::NAN) as f32;
-        n += 1.0;
-    }
-    Ok((loss, acc, n))
+    Ok(runlog::epoch_step_sums(&records, trainer.epoch))
 }
 
 /// After a run was killed between its checkpoint and that epoch's
@@ -718,8 +709,11 @@ fn log_missing_epoch_record(
         return Ok(());
     }
     let ev = trainer.evaluate(test, 256)?;
-    let (train_loss, train_acc) =
-        runlog::epoch_train_means(&records, epoch - 1).unwrap_or((f32::NAN, f32::NAN));
+    let (loss_sum, acc_sum, n) = runlog::epoch_step_sums(&records, epoch - 1);
+    let (train_loss, train_acc) = match n > 0.0 {
+        true => (loss_sum / n, acc_sum / n),
+        false => (f32::NAN, f32::NAN),
+    };
     eprintln!(
         "epoch {epoch} (checkpointed before the run stopped): test loss {:.4} acc {:.4}",
         ev.loss, ev.acc

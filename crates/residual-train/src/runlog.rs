@@ -136,19 +136,21 @@ pub fn cut_to_checkpoint(path: &Path, epochs: u64, steps: u64) -> Result<usize> 
     Ok(dropped)
 }
 
-/// The mean training loss and accuracy of epoch `epoch` (counted from 0)
-/// from its step records, when the log has any.
-pub fn epoch_train_means(records: &[serde_json::Value], epoch: u64) -> Option<(f32, f32)> {
-    let (mut loss, mut acc, mut n) = (0.0f64, 0.0f64, 0.0f64);
+/// The sums of training loss and accuracy over the step records of epoch
+/// `epoch` (counted from 0), and their count, summed in f32 in log order as
+/// the training loop sums them (a run resumed mid-epoch goes on from these;
+/// a value that is not a number counts as NaN).
+pub fn epoch_step_sums(records: &[serde_json::Value], epoch: u64) -> (f32, f32, f32) {
+    let (mut loss, mut acc, mut n) = (0.0f32, 0.0f32, 0.0f32);
     for v in records
         .iter()
         .filter(|v| !is_epoch_record(v) && v["epoch"].as_u64() == Some(epoch))
     {
-        loss += v["loss"].as_f64()?;
-        acc += v["acc"].as_f64()?;
+        loss += v["loss"].as_f64().unwrap_or(f64::NAN) as f32;
+        acc += v["acc"].as_f64().unwrap_or(f64::NAN) as f32;
         n += 1.0;
     }
-    (n > 0.0).then(|| ((loss / n) as f32, (acc / n) as f32))
+    (loss, acc, n)
 }
 
 #[cfg(test)]
@@ -206,8 +208,8 @@ mod tests {
         assert!(r
             .iter()
             .all(|v| is_epoch_record(v) || v["epoch"].as_u64() < Some(2)));
-        assert_eq!(epoch_train_means(&r, 1), Some((1.5, 0.5)));
-        assert_eq!(epoch_train_means(&r, 2), None);
+        assert_eq!(epoch_step_sums(&r, 1), (3.0, 1.0, 2.0));
+        assert_eq!(epoch_step_sums(&r, 2), (0.0, 0.0, 0.0));
         // Nothing to drop: the file is left as it is.
         assert_eq!(cut_to_checkpoint(&path, 2, 4).unwrap(), 0);
         // A checkpoint mid-epoch: 1 epoch and 3 steps keeps step 3 and epoch 1's record.
