@@ -1,5 +1,9 @@
 //! The `residual` binary, end to end.
 
+mod common;
+
+use common::{residual, stderr};
+
 use residual_nn::weights::{read_tensors, save_safetensors, write_tensors};
 use residual_nn::{Mode, Module};
 use residual_tensor::{Device, Tensor};
@@ -7,23 +11,12 @@ use residual_zoo::{create, ModelOptions};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-fn residual(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_residual"))
-        .args(args)
-        .output()
-        .expect("run residual")
-}
-
 /// A fresh folder for one test's files, removed when the test ends.
 fn scratch() -> tempfile::TempDir {
     tempfile::Builder::new()
         .prefix("residual-cli-tests-")
         .tempdir()
         .expect("create a temporary folder")
-}
-
-fn stderr(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stderr).into_owned()
 }
 
 #[test]
@@ -629,27 +622,11 @@ fn train_and_summary_take_a_model_config_file() {
     assert!(stderr(&o).contains("--freeze-bn"), "{}", stderr(&o));
 }
 
-/// Writes an IDX3 image file of `n` blank 8x8 images and its IDX1 labels.
-fn write_idx(dir: &Path, prefix: &str, n: u32) {
-    let mut img = Vec::new();
-    for x in [0x0803u32, n, 8, 8] {
-        img.extend(x.to_be_bytes());
-    }
-    img.extend(std::iter::repeat_n(0u8, 64 * n as usize));
-    let mut lab = Vec::new();
-    for x in [0x0801u32, n] {
-        lab.extend(x.to_be_bytes());
-    }
-    lab.extend((0..n).map(|i| (i % 10) as u8));
-    std::fs::write(dir.join(format!("{prefix}-images-idx3-ubyte")), img).unwrap();
-    std::fs::write(dir.join(format!("{prefix}-labels-idx1-ubyte")), lab).unwrap();
-}
-
 #[test]
 fn an_empty_held_out_split_is_an_error_not_zero_accuracy() {
     let dir = scratch();
-    write_idx(dir.path(), "train", 8);
-    write_idx(dir.path(), "t10k", 0);
+    common::write_idx(dir.path(), "train", 8);
+    common::write_idx(dir.path(), "t10k", 0);
     let data = format!("mnist:{}", dir.path().display());
     let out = dir.path().join("run");
     let o = residual(&[

@@ -32,6 +32,7 @@ mod ops;
 pub mod rng;
 pub mod saved;
 mod shape;
+mod tally;
 mod tensor;
 pub mod test_skip;
 

@@ -6,48 +6,33 @@
 //! so any model built from these ops gets its MAC counts without writing them
 //! down. Backward kernels are not counted.
 
-use std::cell::Cell;
+use crate::tally::{self, Counter, Tally};
 
 thread_local! {
     /// MACs counted on this thread while any counter was alive.
-    static TOTAL: Cell<u64> = const { Cell::new(0) };
-    /// Counters alive on this thread.
-    static ACTIVE: Cell<usize> = const { Cell::new(0) };
+    static MACS: Tally = const { Tally::new() };
 }
 
 /// Counts the forward MACs of this thread from its start while it lives.
 /// Counters nest: each sees every MAC counted after it started.
 #[derive(Debug)]
-pub struct MacCounter {
-    base: u64,
-}
+pub struct MacCounter(Counter);
 
 impl MacCounter {
     /// Starts counting from zero.
     pub fn start() -> Self {
-        ACTIVE.with(|a| a.set(a.get() + 1));
-        MacCounter {
-            base: TOTAL.with(Cell::get),
-        }
+        MacCounter(Counter::start(&MACS))
     }
 
     /// MACs counted since this counter started.
     pub fn count(&self) -> u64 {
-        TOTAL.with(Cell::get) - self.base
-    }
-}
-
-impl Drop for MacCounter {
-    fn drop(&mut self) {
-        ACTIVE.with(|a| a.set(a.get().saturating_sub(1)));
+        self.0.count()
     }
 }
 
 /// Adds `macs` to the running total while a counter is alive.
 pub(crate) fn add(macs: u64) {
-    if ACTIVE.with(Cell::get) > 0 {
-        TOTAL.with(|t| t.set(t.get().saturating_add(macs)));
-    }
+    tally::add(&MACS, macs);
 }
 
 #[cfg(test)]

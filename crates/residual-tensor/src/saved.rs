@@ -7,48 +7,33 @@
 //! trainer's memory estimate reads it over a small forward before a run
 //! allocates the real thing.
 
-use std::cell::Cell;
+use crate::tally::{self, Counter, Tally};
 
 thread_local! {
     /// Bytes counted on this thread while any counter was alive.
-    static TOTAL: Cell<u64> = const { Cell::new(0) };
-    /// Counters alive on this thread.
-    static ACTIVE: Cell<usize> = const { Cell::new(0) };
+    static SAVED: Tally = const { Tally::new() };
 }
 
 /// Counts the bytes of the op outputs recorded for backward on this thread
 /// while it lives. Counters nest: each sees every byte counted after it started.
 #[derive(Debug)]
-pub struct SavedBytesCounter {
-    base: u64,
-}
+pub struct SavedBytesCounter(Counter);
 
 impl SavedBytesCounter {
     /// Starts counting from zero.
     pub fn start() -> Self {
-        ACTIVE.with(|a| a.set(a.get() + 1));
-        SavedBytesCounter {
-            base: TOTAL.with(Cell::get),
-        }
+        SavedBytesCounter(Counter::start(&SAVED))
     }
 
     /// Bytes counted since this counter started.
     pub fn count(&self) -> u64 {
-        TOTAL.with(Cell::get) - self.base
-    }
-}
-
-impl Drop for SavedBytesCounter {
-    fn drop(&mut self) {
-        ACTIVE.with(|a| a.set(a.get().saturating_sub(1)));
+        self.0.count()
     }
 }
 
 /// Adds `bytes` to the running total while a counter is alive.
 pub(crate) fn add(bytes: u64) {
-    if ACTIVE.with(Cell::get) > 0 {
-        TOTAL.with(|t| t.set(t.get().saturating_add(bytes)));
-    }
+    tally::add(&SAVED, bytes);
 }
 
 #[cfg(test)]

@@ -117,16 +117,7 @@ pub fn save(dir: &Path, model: &dyn Module, opt: &Optimizer, meta: &CheckpointMe
 /// Writes the exports of a checkpoint: `model.safetensors` (the weights,
 /// stamped with the checkpoint's epoch and step) and `model.json`.
 pub fn export_model(dir: &Path, model: &dyn Module, meta: &CheckpointMeta) -> Result<()> {
-    let tensors: Vec<(String, Tensor)> = named_tensors(model)
-        .into_iter()
-        .map(|(n, p)| (n, p.get()))
-        .collect();
-    let stamp = HashMap::from([
-        ("format".to_string(), "pt".to_string()),
-        (EXPORT_EPOCH_KEY.to_string(), meta.epoch.to_string()),
-        (EXPORT_STEP_KEY.to_string(), meta.optimizer_step.to_string()),
-    ]);
-    write_tensors_with_metadata(dir.join("model.safetensors"), &tensors, Some(stamp))?;
+    write_stamped_weights(&dir.join("model.safetensors"), model, meta, None)?;
     let model_json = serde_json::to_string_pretty(&meta.config.model_config)
         .map_err(|e| Error::Weights(e.to_string()))?;
     atomic_write(&dir.join("model.json"), model_json.as_bytes())
@@ -158,18 +149,30 @@ pub fn export_best(
     if best_accuracy(dir).is_some_and(|best| best >= acc) || !acc.is_finite() {
         return Ok(false);
     }
+    let best = (BEST_ACC_KEY, acc.to_string());
+    write_stamped_weights(&dir.join("model_best.safetensors"), model, meta, Some(best))?;
+    Ok(true)
+}
+
+/// Writes `model`'s weights (PyTorch names) to `path`, stamped in the
+/// metadata with the checkpoint's epoch and step, and `extra` beside them.
+fn write_stamped_weights(
+    path: &Path,
+    model: &dyn Module,
+    meta: &CheckpointMeta,
+    extra: Option<(&str, String)>,
+) -> Result<()> {
     let tensors: Vec<(String, Tensor)> = named_tensors(model)
         .into_iter()
         .map(|(n, p)| (n, p.get()))
         .collect();
-    let stamp = HashMap::from([
+    let mut stamp = HashMap::from([
         ("format".to_string(), "pt".to_string()),
         (EXPORT_EPOCH_KEY.to_string(), meta.epoch.to_string()),
         (EXPORT_STEP_KEY.to_string(), meta.optimizer_step.to_string()),
-        (BEST_ACC_KEY.to_string(), acc.to_string()),
     ]);
-    write_tensors_with_metadata(dir.join("model_best.safetensors"), &tensors, Some(stamp))?;
-    Ok(true)
+    stamp.extend(extra.map(|(k, v)| (k.to_string(), v)));
+    write_tensors_with_metadata(path, &tensors, Some(stamp))
 }
 
 /// The first tensor of `model` (parameter or buffer) holding a NaN or an

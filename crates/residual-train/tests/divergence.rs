@@ -2,6 +2,10 @@
 //! over its last good checkpoint; a loss scaler that backs off to nothing
 //! stops an f16 run.
 
+mod common;
+
+use common::Subset;
+
 use residual_nn::named_tensors;
 use residual_tensor::{Device, Tensor};
 use residual_train::checkpoint;
@@ -11,23 +15,6 @@ use residual_train::optim::OptimizerConfig;
 use residual_train::schedule::Schedule;
 use residual_train::trainer::Trainer;
 use std::sync::Arc;
-
-/// The first `n` held-out digits.
-struct Subset(Mnist, usize);
-impl Dataset for Subset {
-    fn len(&self) -> usize {
-        self.1
-    }
-    fn shape(&self) -> [usize; 3] {
-        self.0.shape()
-    }
-    fn classes(&self) -> usize {
-        10
-    }
-    fn get(&self, i: usize) -> residual_tensor::Result<(Vec<f32>, usize)> {
-        self.0.get(i)
-    }
-}
 
 fn config(amp: Option<AmpDtype>) -> TrainConfig {
     TrainConfig {

@@ -1,5 +1,9 @@
 //! Loss scaling, data, checkpoints and exact resume.
 
+mod common;
+
+use common::Subset;
+
 use residual_nn::{named_tensors, Module};
 use residual_tensor::{Device, Gradients, Tensor};
 use residual_train::checkpoint;
@@ -284,22 +288,6 @@ fn loader_is_seeded_and_drops_the_last_batch() {
 }
 
 /// The first `n` samples of a dataset.
-struct Subset(Mnist, usize);
-impl Dataset for Subset {
-    fn len(&self) -> usize {
-        self.1
-    }
-    fn shape(&self) -> [usize; 3] {
-        self.0.shape()
-    }
-    fn classes(&self) -> usize {
-        10
-    }
-    fn get(&self, i: usize) -> residual_tensor::Result<(Vec<f32>, usize)> {
-        self.0.get(i)
-    }
-}
-
 /// A dataset whose augmentation on decode always fails: shows which path a
 /// loader reads.
 struct DecodeAugmentFails(Subset);
