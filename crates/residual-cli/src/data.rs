@@ -3,13 +3,26 @@
 use residual_tensor::Error;
 use residual_train::config::DataSource;
 use residual_train::data::{
-    show_path, Cifar, CifarKind, Dataset, ImageFolder, Mnist, ResizedCrop, Skipped, Transform,
+    show_path, validation_split, Augment, Cifar, CifarKind, Dataset, ImageFolder, ImageRecipe,
+    Mnist, Skipped, Transform,
 };
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-/// Train and test splits.
-pub type Splits = (Arc<dyn Dataset>, Arc<dyn Dataset>);
+/// The data a run trains and evaluates on, and how it is read.
+pub struct Splits {
+    /// The training images.
+    pub train: Arc<dyn Dataset>,
+    /// The images evaluated on: the held-out split, or with `--val-fraction`
+    /// the validation set carved from the training split.
+    pub test: Arc<dyn Dataset>,
+    /// What `test` is, for messages: "test" or "validation".
+    pub test_name: &'static str,
+    /// Per-sample training transforms, normalisation last.
+    pub transforms: Vec<Transform>,
+    /// An image folder's input size and augmentation.
+    pub recipe: Option<ImageRecipe>,
+}
 
 /// The data flags shared by `train` and `eval`.
 #[derive(clap::Args, Clone, Default)]
@@ -22,19 +35,48 @@ pub struct DataArgs {
     /// With imagefolder: a separate held-out folder (same class folders).
     #[arg(long)]
     pub val: Option<PathBuf>,
-    /// With imagefolder: side of the square input (default 224). Held-out images are resized to
-    /// size * 256 / 224 on the shorter side and center-cropped (224 -> 256 then 224);
-    /// training images are random resized crops (torchvision's RandomResizedCrop:
-    /// area 8-100%, aspect 3/4-4/3) resized to size, flipped at random.
+    /// With imagefolder: side of the square input [default: chosen from the images: their own
+    /// size when small (median shorter side <= 64 px), with padded random crops and flips;
+    /// else 224, ImageNet's recipe: random resized crops (area 8-100%) and flips, held-out
+    /// images resized to size * 256 / 224 and center-cropped].
     #[arg(long)]
     pub image_size: Option<u32>,
+    /// With imagefolder: train on random resized crops whose area is MIN,MAX of the image's
+    /// (e.g. 0.08,1, torchvision's; 0.35,1 is gentler), whatever the image size.
+    #[arg(long, value_parser = parse_crop_scale)]
+    pub crop_scale: Option<CropScale>,
+    /// Carve FRACTION of the training split (each class's share, a fixed seed) out as a
+    /// validation set: train on the rest, evaluate on it, never on the held-out split. For
+    /// choosing a recipe without looking at the held-out images.
+    #[arg(long, allow_negative_numbers = true)]
+    pub val_fraction: Option<f64>,
+}
+
+/// A dataset's own train and held-out splits, and an image folder's recipe.
+type DatasetSplits = (Arc<dyn Dataset>, Arc<dyn Dataset>, Option<ImageRecipe>);
+
+/// `--crop-scale MIN,MAX`: a random resized crop's area range.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct CropScale(pub [f64; 2]);
+
+/// Parses `MIN,MAX` with `0 < MIN <= MAX <= 1`.
+fn parse_crop_scale(s: &str) -> Result<CropScale, String> {
+    let bad = || format!("expected MIN,MAX with 0 < MIN <= MAX <= 1 (e.g. 0.08,1), got {s:?}");
+    let (lo, hi) = s.split_once(',').ok_or_else(bad)?;
+    let lo: f64 = lo.trim().parse().map_err(|_| bad())?;
+    let hi: f64 = hi.trim().parse().map_err(|_| bad())?;
+    if !(0.0 < lo && lo <= hi && hi <= 1.0) {
+        return Err(bad());
+    }
+    Ok(CropScale([lo, hi]))
 }
 
 /// Seed of the imagefolder held-out split: fixed, so `train` and `eval` agree.
 const SPLIT_SEED: u64 = 0x5eed;
 
-/// `--image-size` when not given.
-const DEFAULT_IMAGE_SIZE: u32 = 224;
+/// Seed of the `--val-fraction` carve: fixed, so that every recipe (and
+/// every `--seed`) is compared on the same validation images.
+const VAL_SPLIT_SEED: u64 = 0x7a1;
 
 impl DataArgs {
     /// `--data` as given, or the default `mnist`.
@@ -65,6 +107,8 @@ impl DataArgs {
             data,
             val: self.val.as_deref().map(absolute).transpose()?,
             image_size: self.image_size,
+            crop_scale: self.crop_scale.map(|c| c.0),
+            val_fraction: self.val_fraction,
         })
     }
 
@@ -74,11 +118,57 @@ impl DataArgs {
             data: Some(source.data.clone()),
             val: source.val.clone(),
             image_size: source.image_size,
+            crop_scale: source.crop_scale.map(CropScale),
+            val_fraction: source.val_fraction,
         }
     }
 
-    /// The train and test splits.
+    /// The training and evaluation data, and how the training images are
+    /// read: the dataset's own splits, with `--val-fraction` the validation
+    /// set carved from its training split in place of the held-out one.
     pub fn splits(&self) -> Result<Splits, Error> {
+        let (train, test, recipe) = self.dataset_splits()?;
+        let mut transforms = match &recipe {
+            Some(r) => r.train_transforms(),
+            None => self.builtin_augmentation(),
+        };
+        transforms.push(self.normalize());
+        let Some(fraction) = self.val_fraction else {
+            return Ok(Splits {
+                train,
+                test,
+                test_name: "test",
+                transforms,
+                recipe,
+            });
+        };
+        if !(fraction > 0.0 && fraction < 1.0) {
+            return Err(Error::arg(
+                "--val-fraction",
+                format!("expected a fraction in (0, 1), e.g. 0.1, got {fraction}"),
+            ));
+        }
+        let (train, val) = validation_split(train, fraction, VAL_SPLIT_SEED)?;
+        if val.is_empty() {
+            return Err(Error::arg(
+                "--val-fraction",
+                format!("{fraction} of the training split is no image"),
+            ));
+        }
+        Ok(Splits {
+            train: Arc::new(train),
+            test: Arc::new(val),
+            test_name: "validation",
+            transforms,
+            recipe,
+        })
+    }
+
+    /// The dataset's own train and held-out splits, and an image folder's
+    /// recipe.
+    fn dataset_splits(
+        &self,
+    ) -> Result<DatasetSplits, Error> {
         let spec = self.spec();
         let (kind, dir) = spec
             .split_once(':')
@@ -98,6 +188,14 @@ impl DataArgs {
                 ),
             ));
         }
+        if self.crop_scale.is_some() && kind != "imagefolder" {
+            return Err(Error::arg(
+                "--crop-scale",
+                format!(
+                    "applies to --data imagefolder:DIR only; {kind} trains on padded random crops"
+                ),
+            ));
+        }
         if dir == Some("") {
             return Err(Error::arg(
                 "--data",
@@ -108,10 +206,12 @@ impl DataArgs {
             ("mnist", None) => Ok((
                 Arc::new(Mnist::bundled(true)?),
                 Arc::new(Mnist::bundled(false)?),
+                None,
             )),
             ("mnist", Some(d)) => Ok((
                 Arc::new(Mnist::from_dir(d, true)?),
                 Arc::new(Mnist::from_dir(d, false)?),
+                None,
             )),
             ("cifar10" | "cifar100", Some(d)) => {
                 let k = if kind == "cifar10" {
@@ -122,22 +222,25 @@ impl DataArgs {
                 Ok((
                     Arc::new(Cifar::from_dir(k, d, true)?),
                     Arc::new(Cifar::from_dir(k, d, false)?),
+                    None,
                 ))
             }
             ("imagefolder", Some(d)) => {
-                let size = self.image_size.unwrap_or(DEFAULT_IMAGE_SIZE);
-                if !(16..=1024).contains(&size) {
-                    return Err(Error::arg(
-                        "--image-size",
-                        format!("expected 16..=1024, got {size}"),
-                    ));
+                if let Some(size) = self.image_size {
+                    // Refused before the folder is scanned.
+                    ImageRecipe::choose(1, Some(size), None)?;
                 }
-                let resize = size * 256 / 224;
-                let all = ImageFolder::new(d, resize, size)?;
+                let all = ImageFolder::open(d)?;
                 report_skipped(d.as_ref(), all.skipped());
+                let recipe = ImageRecipe::choose(
+                    all.median_short_side(),
+                    self.image_size,
+                    self.crop_scale.map(|c| c.0),
+                )?;
+                let all = all.resized(recipe.resize, recipe.size)?;
                 let (train, held) = match &self.val {
                     Some(v) => {
-                        let val = ImageFolder::new(v, resize, size)?;
+                        let val = ImageFolder::open(v)?.resized(recipe.resize, recipe.size)?;
                         report_skipped(v, val.skipped());
                         if val.class_names() != all.class_names() {
                             return Err(Error::arg(
@@ -154,8 +257,11 @@ impl DataArgs {
                     }
                     None => all.split(0.1, SPLIT_SEED)?,
                 };
-                let train = train.with_random_resized_crop(ResizedCrop::default());
-                Ok((Arc::new(train), Arc::new(held)))
+                let train = match recipe.augment {
+                    Augment::ResizedCrop(rc) => train.with_random_resized_crop(rc),
+                    Augment::PaddedCrop { .. } => train,
+                };
+                Ok((Arc::new(train), Arc::new(held), Some(recipe)))
             }
             _ => Err(Error::arg(
                 "--data",
@@ -178,19 +284,16 @@ impl DataArgs {
         }
     }
 
-    /// Training augmentation, then normalisation: random crop (padding 2 for
-    /// the 28x28 digits; padding 4 and horizontal flips for CIFAR), or, for an
-    /// ImageFolder, whose random resized crop is done while decoding,
-    /// horizontal flips.
-    pub fn train_transforms(&self) -> Vec<Transform> {
+    /// The training augmentation of the built-in datasets: random crops
+    /// (padding 2 for the 28x28 digits; padding 4 and horizontal flips for
+    /// CIFAR).
+    fn builtin_augmentation(&self) -> Vec<Transform> {
         match self.kind() {
             "cifar10" | "cifar100" => vec![
                 Transform::RandomCrop { padding: 4 },
                 Transform::HorizontalFlip,
-                self.normalize(),
             ],
-            "imagefolder" => vec![Transform::HorizontalFlip, self.normalize()],
-            _ => vec![Transform::RandomCrop { padding: 2 }, self.normalize()],
+            _ => vec![Transform::RandomCrop { padding: 2 }],
         }
     }
 }

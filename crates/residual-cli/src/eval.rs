@@ -28,7 +28,8 @@ pub struct Args {
 /// Loads the weights and prints accuracy and loss.
 pub fn run(a: Args) -> Result<(), Error> {
     let dev = a.device.open()?;
-    let (_, test) = a.data.splits()?;
+    let splits = a.data.splits()?;
+    let test = splits.test;
     if a.batch_size == 0 {
         return Err(Error::arg("eval", "--batch-size must be at least 1"));
     }
@@ -44,9 +45,10 @@ pub fn run(a: Args) -> Result<(), Error> {
     let n = test.len();
     let ev = evaluate(&*model, test, &[a.data.normalize()], a.batch_size, &dev)?;
     println!(
-        "{} on {} ({n} test samples): accuracy {:.2}%, loss {:.4}",
+        "{} on {} ({n} {} samples): accuracy {:.2}%, loss {:.4}",
         a.model,
         a.data.spec(),
+        splits.test_name,
         ev.acc * 100.0,
         ev.loss
     );

@@ -52,7 +52,7 @@ enum Command {
     /// Accuracy and loss of saved weights on a dataset's test split.
     Eval(eval::Args),
     /// Train a model (default: ResNet-20 on the MNIST digits shipped in the repository).
-    Train(train::Args),
+    Train(Box<train::Args>),
     /// Experiments on the bundled digits (degradation: plain vs residual nets).
     Experiment(experiment::Args),
 }
@@ -63,7 +63,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Summary(a) => summary::run(a),
         Command::Predict(a) => predict::run(a),
-        Command::Train(a) => train::run(a),
+        Command::Train(a) => train::run(*a),
         Command::Eval(a) => eval::run(a),
         Command::Experiment(a) => experiment::run(a),
     };

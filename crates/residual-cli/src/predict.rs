@@ -1,12 +1,13 @@
 //! `residual predict`: a model in evaluation mode on a safetensors tensor, or
 //! on image files with torchvision's evaluation preprocessing (resize 256,
-//! center crop 224, ImageNet mean / std) printing the top-k classes.
+//! center crop 224, ImageNet mean / std; small images center-cropped at their
+//! size, as `residual train` evaluates them) printing the top-k classes.
 
 use crate::load::load_for_input;
 use residual_nn::weights::{read_tensors, write_tensors};
 use residual_nn::{Mode, Module};
 use residual_tensor::{Device, Error, Tensor};
-use residual_train::data::load_image;
+use residual_train::data::{image_header, load_image, ImageRecipe};
 use residual_zoo::{create, inference, ModelOptions};
 use std::path::Path;
 use std::path::PathBuf;
@@ -36,7 +37,8 @@ pub struct Args {
     /// With --image: how many of the most probable classes to print.
     #[arg(long, default_value_t = 5)]
     top_k: usize,
-    /// With --image: side of the center crop (the shorter side is resized to size * 256 / 224).
+    /// With --image: side of the center crop; the shorter side is first resized to size * 256 / 224,
+    /// or to size for a small image (shorter side <= 64 px), as `residual train` evaluates.
     #[arg(long, default_value_t = 224)]
     image_size: u32,
     #[command(flatten)]
@@ -135,17 +137,16 @@ fn classify_images(a: &Args, dev: &Device) -> Result<(), Error> {
         return Err(Error::arg("--top-k", "must be at least 1"));
     }
     let size = a.image_size;
-    if !(16..=1024).contains(&size) {
-        return Err(Error::arg(
-            "--image-size",
-            format!("expected 16..=1024, got {size}"),
-        ));
-    }
+    ImageRecipe::choose(1, Some(size), None)?;
     let norm = crate::data::imagenet_normalize();
     let shape = [3, size as usize, size as usize];
     let mut pixels = Vec::new();
     for path in &a.image {
-        let mut img = load_image(path, size * 256 / 224, size)?;
+        // As `residual train` evaluated: a small image is center-cropped at
+        // `size`, a large one resized to size * 256 / 224 first.
+        let (w, h) = image_header(path, size)?;
+        let resize = ImageRecipe::choose(w.min(h), Some(size), None)?.resize;
+        let mut img = load_image(path, resize, size)?;
         norm.apply(&mut img, shape, 0);
         pixels.extend(img);
     }

@@ -8,6 +8,9 @@
 //! `--epochs` may extend the run (see [`Trainer::resume`] for what that does to
 //! the schedule).
 
+mod forecast;
+mod resume;
+
 use crate::board::{Board, EpochFigures};
 use crate::data::DataArgs;
 use indicatif::{ProgressBar, ProgressStyle};
@@ -150,6 +153,7 @@ impl Args {
 fn config(
     a: &Args,
     data: &DataArgs,
+    transforms: Vec<residual_train::data::Transform>,
     steps_per_epoch: u64,
     dev: &Device,
 ) -> Result<TrainConfig, Error> {
@@ -220,7 +224,7 @@ fn config(
         label_smoothing,
         seed: a.seed.unwrap_or(0),
         no_decay_norm_bias: true,
-        transforms: data.train_transforms(),
+        transforms,
         log_every: a.log_every.unwrap_or(DEFAULT_LOG_EVERY),
         amp: a.amp_dtype(dev),
         data: Some(data.source()?),
@@ -234,143 +238,6 @@ fn setting(config: &residual_zoo::ModelConfig, key: &str) -> Option<String> {
         .get(key)?
         .as_str()
         .map(str::to_string)
-}
-
-/// The flags given with `--resume` that disagree with the run's stored
-/// configuration, each as "--flag VALUE: the run has ...".
-fn resume_conflicts(a: &Args, run: &TrainConfig, dir: &Path, dev: &Device) -> Vec<String> {
-    let mut out = Vec::new();
-    let differs = |out: &mut Vec<String>, flag: &str, given: String, stored: String| {
-        if given != stored {
-            out.push(format!("{flag} {given}: the run has {stored}"));
-        }
-    };
-    if let Some(m) = &a.model {
-        differs(&mut out, "--model", m.clone(), run.model.clone());
-    }
-    for (flag, key, given) in [
-        ("--norm", "norm", a.norm.clone()),
-        ("--act", "act", a.act.clone()),
-        (
-            "--freeze-bn",
-            "norm",
-            a.freeze_bn.then(|| "frozen_batch".into()),
-        ),
-    ] {
-        if let Some(g) = given {
-            let stored = setting(&run.model_config, key).unwrap_or_default();
-            differs(&mut out, flag, g, format!("{key} {stored}"));
-        }
-    }
-    if let Some(b) = a.batch_size {
-        differs(
-            &mut out,
-            "--batch-size",
-            b.to_string(),
-            run.batch_size.to_string(),
-        );
-    }
-    if let Some(lr) = a.lr {
-        differs(&mut out, "--lr", lr.to_string(), run.lr.to_string());
-    }
-    if let Some(o) = &a.optimizer {
-        let stored = match run.optimizer {
-            OptimizerConfig::Sgd { .. } => "sgd",
-            OptimizerConfig::AdamW { .. } => "adamw",
-        };
-        differs(&mut out, "--optimizer", o.clone(), stored.into());
-    }
-    if let Some(s) = &a.schedule {
-        // Compared by shape: the total is the run's (or its extension's).
-        let total = run.schedule.total().unwrap_or(0);
-        let same = Schedule::parse(s, total).is_ok_and(|p| p == run.schedule);
-        if !same {
-            differs(
-                &mut out,
-                "--schedule",
-                s.clone(),
-                format!("{:?}", run.schedule),
-            );
-        }
-    }
-    if let Some(c) = a.clip_grad_norm {
-        let stored = run
-            .clip_grad_norm
-            .map_or("no clipping".into(), |c| c.to_string());
-        differs(&mut out, "--clip-grad-norm", c.to_string(), stored);
-    }
-    if let Some(l) = a.label_smoothing {
-        differs(
-            &mut out,
-            "--label-smoothing",
-            l.to_string(),
-            run.label_smoothing.to_string(),
-        );
-    }
-    if let Some(s) = a.seed {
-        differs(&mut out, "--seed", s.to_string(), run.seed.to_string());
-    }
-    if a.amp || a.amp_dtype.is_some() {
-        let name = |d: Option<AmpDtype>| match d {
-            Some(AmpDtype::Bf16) => "mixed precision bf16",
-            Some(AmpDtype::F16) => "mixed precision f16",
-            None => "f32",
-        };
-        differs(
-            &mut out,
-            "--amp",
-            name(a.amp_dtype(dev)).into(),
-            name(run.amp).into(),
-        );
-    }
-    if let Some(l) = a.log_every {
-        differs(
-            &mut out,
-            "--log-every",
-            l.to_string(),
-            run.log_every.to_string(),
-        );
-    }
-    if let Some(o) = &a.out {
-        let same = |p: &Path| std::fs::canonicalize(p).ok();
-        if same(o) != same(dir) {
-            out.push(format!(
-                "--out {}: a resumed run writes into its own folder {}",
-                o.display(),
-                dir.display()
-            ));
-        }
-    }
-    if let Some(src) = &run.data {
-        let stored = DataArgs::from_source(src);
-        if let Some(d) = &a.data.data {
-            let kind = |s: &str| s.split(':').next().unwrap_or("").to_string();
-            differs(&mut out, "--data", kind(d), kind(stored.spec()));
-        }
-        if let Some(size) = a.data.image_size {
-            let stored = src
-                .image_size
-                .map_or("the default".into(), |s| s.to_string());
-            differs(&mut out, "--image-size", size.to_string(), stored);
-        }
-        if a.data.val.is_some() && src.val.is_none() {
-            out.push("--val: the run holds out part of its training folder".into());
-        }
-    }
-    out
-}
-
-/// The data a resumed run reads: its recorded source, or the same kind of
-/// data at the place `--data` / `--val` name now.
-fn resumed_data(a: &DataArgs, run: &TrainConfig) -> DataArgs {
-    match &run.data {
-        Some(src) => DataArgs {
-            data: a.data.clone().or(Some(src.data.clone())),
-            val: a.val.clone().or(src.val.clone()),
-            image_size: src.image_size,
-        },
-        None => a.clone(),
-    }
 }
 
 /// A run folder must be a folder: `--out FILE` names the problem.
@@ -421,7 +288,7 @@ pub fn run(a: Args) -> Result<(), Error> {
     check_run_folder(&out)?;
     let data = match &resumed {
         Some((dir, meta)) => {
-            let conflicts = resume_conflicts(&a, &meta.config, dir, &dev);
+            let conflicts = resume::resume_conflicts(&a, &meta.config, dir, &dev);
             if !conflicts.is_empty() {
                 return Err(Error::arg(
                     "--resume",
@@ -433,11 +300,15 @@ pub fn run(a: Args) -> Result<(), Error> {
                     ),
                 ));
             }
-            resumed_data(&a.data, &meta.config)
+            resume::resumed_data(&a.data, &meta.config)
         }
         None => a.data.clone(),
     };
-    let (train, test) = data.splits()?;
+    let splits = data.splits()?;
+    let (train, test) = (splits.train.clone(), splits.test.clone());
+    if let Some(recipe) = &splits.recipe {
+        eprintln!("images: {}", recipe.describe());
+    }
     if test.is_empty() {
         return Err(Error::arg(
             "--data",
@@ -463,7 +334,7 @@ pub fn run(a: Args) -> Result<(), Error> {
     let steps = (train.len() / batch_size) as u64;
     let run_config = match &resumed {
         Some((_, meta)) => meta.config.clone(),
-        None => config(&a, &data, steps, &dev)?,
+        None => config(&a, &data, splits.transforms.clone(), steps, &dev)?,
     };
     let memory = check_memory(&run_config, train.shape(), train.classes(), &dev)?;
     let mut trainer = match &resumed {
@@ -521,11 +392,12 @@ pub fn run(a: Args) -> Result<(), Error> {
     }
     let cfg = &trainer.config;
     eprintln!(
-        "training {} on {} ({} train / {} test) for {} epochs, batch {}, lr {}, {:?}, {} -> {}{}",
+        "training {} on {} ({} train / {} {}) for {} epochs, batch {}, lr {}, {:?}, {} -> {}{}",
         cfg.model,
         data.spec(),
         train.len(),
         test.len(),
+        splits.test_name,
         cfg.epochs,
         cfg.batch_size,
         cfg.lr,
@@ -555,6 +427,17 @@ pub fn run(a: Args) -> Result<(), Error> {
         );
     }
     let stop = interrupt_flag()?;
+    let steps_per_epoch = trainer.train.batches() as u64;
+    let steps_left = (trainer.config.epochs * steps_per_epoch)
+        .saturating_sub(trainer.epoch * steps_per_epoch + trainer.batch_in_epoch as u64);
+    eprintln!(
+        "cost: {} images in {} steps per epoch, {} step(s) to run; the time follows after {} steps",
+        train.len(),
+        steps_per_epoch,
+        steps_left,
+        forecast::FORECAST_AFTER
+    );
+    let mut forecast = forecast::Forecast::new(steps_per_epoch, steps_left);
     let t_start = Instant::now();
     while trainer.epoch < trainer.config.epochs {
         let epoch = trainer.epoch;
@@ -586,6 +469,10 @@ pub fn run(a: Args) -> Result<(), Error> {
                 crash_point("step-logged");
             }
             board.step(s);
+            if let Some(line) = forecast.step() {
+                // Above the bar on a terminal; a hidden bar's println prints nothing.
+                bar.suspend(|| eprintln!("{line}"));
+            }
         });
         bar.finish_and_clear();
         let end = end?;
@@ -605,8 +492,8 @@ pub fn run(a: Args) -> Result<(), Error> {
         let secs = t_epoch.elapsed().as_secs_f32();
         let ips = (trainer.train.batches() * trainer.config.batch_size) as f32 / secs;
         eprintln!(
-            "epoch {}/{}: train loss {:.4} acc {:.4} | test loss {:.4} acc {:.4} | {:.1} s, {:.0} img/s",
-            epoch + 1, trainer.config.epochs, loss_sum / n, acc_sum / n, ev.loss, ev.acc, secs, ips
+            "epoch {}/{}: train loss {:.4} acc {:.4} | {} loss {:.4} acc {:.4} | {:.1} s, {:.0} img/s",
+            epoch + 1, trainer.config.epochs, loss_sum / n, acc_sum / n, splits.test_name, ev.loss, ev.acc, secs, ips
         );
         log.append(
             &serde_json::json!({"epoch": epoch + 1, "train_loss": loss_sum / n,
@@ -632,8 +519,9 @@ pub fn run(a: Args) -> Result<(), Error> {
     let n_test = test.len();
     let ev = trainer.evaluate(test, 256)?;
     println!(
-        "done in {:.1} s: test accuracy {:.2}% ({} images), loss {:.4}; weights {}, state {}, log {}, plots {}",
+        "done in {:.1} s: {} accuracy {:.2}% ({} images), loss {:.4}; weights {}, state {}, log {}, plots {}",
         t_start.elapsed().as_secs_f32(),
+        splits.test_name,
         ev.acc * 100.0,
         n_test,
         ev.loss,

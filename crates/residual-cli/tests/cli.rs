@@ -169,8 +169,8 @@ fn predict_classifies_image_files_like_the_library() {
     let weights = tmp("r18_3.safetensors");
     save_safetensors(&model, &weights).unwrap();
     let (a, b) = (tmp("a.png"), tmp("b.jpg"));
-    image::RgbImage::from_fn(48, 40, |x, y| {
-        image::Rgb([(x * 5) as u8, (y * 6) as u8, 90])
+    image::RgbImage::from_fn(96, 80, |x, y| {
+        image::Rgb([(x * 2) as u8, (y * 3) as u8, 90])
     })
     .save(&a)
     .unwrap();
@@ -209,14 +209,17 @@ fn predict_classifies_image_files_like_the_library() {
     );
     assert!(o.status.success(), "{}", stderr(&o));
     let out = String::from_utf8_lossy(&o.stdout).into_owned();
-    // The library on the same files: resize 36 (32 * 256 / 224), crop 32, ImageNet normalisation.
+    // The library on the same files, as `residual train` evaluates them: the
+    // large image (shorter side 80) resized to 36 (32 * 256 / 224), the small
+    // one (shorter side 40) left at its size, both center-cropped to 32, then
+    // ImageNet normalisation.
     let norm = residual_train::data::Transform::Normalize {
         mean: vec![0.485, 0.456, 0.406],
         std: vec![0.229, 0.224, 0.225],
     };
     let mut px = Vec::new();
-    for f in [&a, &b] {
-        let mut img = residual_train::data::load_image(f, 36, 32).unwrap();
+    for (f, resize) in [(&a, 36), (&b, 32)] {
+        let mut img = residual_train::data::load_image(f, resize, 32).unwrap();
         norm.apply(&mut img, [3, 32, 32], 0);
         px.extend(img);
     }

@@ -52,7 +52,7 @@ pub struct TrainConfig {
 }
 
 /// A dataset as `residual train --data` names it, recorded in the run.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct DataSource {
     /// `mnist`, `mnist:DIR`, `cifar10:DIR`, `cifar100:DIR` or
     /// `imagefolder:DIR`, folders made absolute.
@@ -60,9 +60,17 @@ pub struct DataSource {
     /// A separate held-out folder (imagefolder).
     #[serde(default)]
     pub val: Option<std::path::PathBuf>,
-    /// The input side (imagefolder).
+    /// The input side (imagefolder); `None`: chosen from the images.
     #[serde(default)]
     pub image_size: Option<u32>,
+    /// The random resized crops' area range (imagefolder); `None`: the
+    /// recipe's own (see `data::ImageRecipe`).
+    #[serde(default)]
+    pub crop_scale: Option<[f64; 2]>,
+    /// The fraction of the training split carved out as the validation set
+    /// that the run evaluates on instead of the held-out split.
+    #[serde(default)]
+    pub val_fraction: Option<f64>,
 }
 
 /// The half-precision dtype of a mixed-precision run.

@@ -138,6 +138,9 @@ impl Dataset for Cifar {
             self.labels[i] as usize,
         ))
     }
+    fn label(&self, i: usize) -> Result<usize> {
+        Ok(self.labels[i] as usize)
+    }
 }
 
 #[cfg(test)]

@@ -24,4 +24,9 @@ pub trait Dataset: Send + Sync {
         let _ = seed;
         self.get(i)
     }
+    /// The label of sample `i`, without its pixels where the source can
+    /// (splits read every label). By default, `get(i)`'s label.
+    fn label(&self, i: usize) -> Result<usize> {
+        self.get(i).map(|(_, label)| label)
+    }
 }

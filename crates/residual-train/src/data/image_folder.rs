@@ -40,6 +40,8 @@ const MAX_RESIZED_PIXELS: u64 = 1 << 24;
 #[derive(Debug, Clone)]
 pub struct ImageFolder {
     files: Vec<(PathBuf, usize)>,
+    /// Each file's `(width, height)` from its header, in `files`' order.
+    sizes: Vec<(u32, u32)>,
     classes: Vec<String>,
     resize: u32,
     crop: u32,
@@ -155,15 +157,12 @@ fn walk_images(
     Ok(images)
 }
 
-/// Reads the header of every image (in parallel): an error naming the first
-/// file (in path order) that cannot be opened, is not an image, is empty, or
-/// is too narrow to resize for evaluation (see [`image_header`]).
-fn check_headers(files: &[(PathBuf, usize)], resize: u32) -> Result<()> {
-    let bad = files
-        .par_iter()
-        .map(|(p, _)| image_header(p, resize).map(|_| ()))
-        .find_first(|r| r.is_err());
-    bad.unwrap_or(Ok(()))
+/// Reads the header of every image (in parallel): each file's `(width,
+/// height)`, or an error naming the first file (in path order) that cannot
+/// be opened, is not an image or is empty.
+fn read_headers(files: &[(PathBuf, usize)]) -> Result<Vec<(u32, u32)>> {
+    let each: Vec<Result<(u32, u32)>> = files.par_iter().map(|(p, _)| header_size(p)).collect();
+    each.into_iter().collect()
 }
 
 /// The width and height in an image file's header, read without decoding
@@ -172,14 +171,29 @@ fn check_headers(files: &[(PathBuf, usize)], resize: u32) -> Result<()> {
 /// `resize` would make more than 2^24 pixels. What [`ImageFolder::new`]
 /// checks of every file.
 pub fn image_header(path: &Path, resize: u32) -> Result<(u32, u32)> {
+    let (w, h) = header_size(path)?;
+    resized_size(w, h, resize).map_err(|e| io(path, e))?;
+    Ok((w, h))
+}
+
+/// The width and height in an image file's header; an error naming the
+/// file when it cannot be opened, is not an image or has no pixels.
+fn header_size(path: &Path) -> Result<(u32, u32)> {
     let (w, h) = reader(path)?
         .into_dimensions()
         .map_err(|e| io(path, format!("not a readable image: {e}")))?;
     if w == 0 || h == 0 {
         return Err(io(path, format!("the image is empty ({w}x{h} pixels)")));
     }
-    resized_size(w, h, resize).map_err(|e| io(path, e))?;
     Ok((w, h))
+}
+
+/// The median of the shorter sides of `sizes` (the upper median for an even
+/// count; 1 for none).
+fn median_short_side(sizes: &[(u32, u32)]) -> u32 {
+    let mut short: Vec<u32> = sizes.iter().map(|&(w, h)| w.min(h)).collect();
+    short.sort_unstable();
+    short.get(short.len() / 2).copied().unwrap_or(1)
 }
 
 /// A reader of the image file at `path`, its format guessed from its first
@@ -303,10 +317,20 @@ pub fn load_random_resized_crop(
 impl ImageFolder {
     /// Lists `dir`'s class folders and the image files under each, at any
     /// depth (sorted, so the order and the class indices are the same on
-    /// every machine), and reads every image's header.
+    /// every machine), and reads every image's header; then, as
+    /// [`ImageFolder::resized`], sets the evaluation preprocessing.
     pub fn new(dir: impl AsRef<Path>, resize: u32, crop: u32) -> Result<Self> {
-        let dir = dir.as_ref();
         check_crop(resize, crop)?;
+        Self::open(dir)?.resized(resize, crop)
+    }
+
+    /// Lists `dir`'s class folders and image files and reads every image's
+    /// header (as [`ImageFolder::new`]), before choosing an input size: the
+    /// image sizes ([`ImageFolder::median_short_side`]) may decide it. Reads
+    /// samples at their own shorter side, center-cropped square, until
+    /// [`ImageFolder::resized`] says otherwise.
+    pub fn open(dir: impl AsRef<Path>) -> Result<Self> {
+        let dir = dir.as_ref();
         let mut skipped = Vec::new();
         let mut entries: Vec<PathBuf> = std::fs::read_dir(dir)
             .map_err(|e| io(dir, e))?
@@ -352,15 +376,38 @@ impl ImageFolder {
             classes.push(name.escape_ascii_lossless());
             files.extend(imgs.into_iter().map(|p| (p, label)));
         }
-        check_headers(&files, resize)?;
+        let sizes = read_headers(&files)?;
+        let short = median_short_side(&sizes);
         Ok(ImageFolder {
             files,
+            sizes,
             classes,
-            resize,
-            crop,
+            resize: short,
+            crop: short,
             train_crop: None,
             skipped,
         })
+    }
+
+    /// The same files read with the shorter side resized to `resize` and the
+    /// center `crop` x `crop` kept (torchvision's `Resize(resize)` then
+    /// `CenterCrop(crop)`); an error when `crop` is 0 or more than `resize`,
+    /// or naming the first image too narrow to resize (its longer side would
+    /// make more than 2^24 pixels).
+    pub fn resized(mut self, resize: u32, crop: u32) -> Result<Self> {
+        check_crop(resize, crop)?;
+        for ((path, _), &(w, h)) in self.files.iter().zip(&self.sizes) {
+            resized_size(w, h, resize).map_err(|e| io(path, e))?;
+        }
+        self.resize = resize;
+        self.crop = crop;
+        Ok(self)
+    }
+
+    /// The median over the images of the shorter side of each, in pixels:
+    /// what "the images' own size" is for a folder of mixed sizes.
+    pub fn median_short_side(&self) -> u32 {
+        median_short_side(&self.sizes)
     }
 
     /// What was left out when the folder was read (hidden entries, files
@@ -387,36 +434,15 @@ impl ImageFolder {
     /// one per class when it has two or more), chosen by `seed`. Returns
     /// `(train, held_out)`.
     pub fn split(&self, fraction: f64, seed: u64) -> Result<(ImageFolder, ImageFolder)> {
-        if !(0.0..1.0).contains(&fraction) {
-            return Err(Error::arg(
-                "imagefolder",
-                format!("held-out fraction must be in [0, 1), got {fraction}"),
-            ));
-        }
-        let (mut train, mut held) = (self.clone(), self.clone());
-        train.files.clear();
-        held.files.clear();
-        for label in 0..self.classes.len() {
-            let mut of_class: Vec<&(PathBuf, usize)> =
-                self.files.iter().filter(|f| f.1 == label).collect();
-            let n = of_class.len();
-            for i in (1..n).rev() {
-                let j = (residual_tensor::rng::hash64(seed ^ label as u64, i as u64)
-                    % (i as u64 + 1)) as usize;
-                of_class.swap(i, j);
-            }
-            let k = if n >= 2 {
-                ((n as f64 * fraction).round() as usize).clamp(1, n - 1)
-            } else {
-                0
-            };
-            held.files
-                .extend(of_class[..k].iter().map(|f| (*f).clone()));
-            train
-                .files
-                .extend(of_class[k..].iter().map(|f| (*f).clone()));
-        }
-        Ok((train, held))
+        let labels: Vec<usize> = self.files.iter().map(|f| f.1).collect();
+        let (kept, held) = super::stratified_indices(&labels, fraction, seed)?;
+        let only = |indices: Vec<usize>| {
+            let mut part = self.clone();
+            part.files = indices.iter().map(|&i| self.files[i].clone()).collect();
+            part.sizes = indices.iter().map(|&i| self.sizes[i]).collect();
+            part
+        };
+        Ok((only(kept), only(held)))
     }
 }
 
@@ -433,6 +459,9 @@ impl Dataset for ImageFolder {
     fn get(&self, i: usize) -> Result<(Vec<f32>, usize)> {
         let (path, label) = &self.files[i];
         Ok((load_image(path, self.resize, self.crop)?, *label))
+    }
+    fn label(&self, i: usize) -> Result<usize> {
+        Ok(self.files[i].1)
     }
     fn get_seeded(&self, i: usize, seed: u64) -> Result<(Vec<f32>, usize)> {
         match &self.train_crop {

@@ -232,6 +232,9 @@ impl Dataset for Mnist {
             .collect();
         Ok((img, self.labels[i] as usize))
     }
+    fn label(&self, i: usize) -> Result<usize> {
+        Ok(self.labels[i] as usize)
+    }
 }
 
 #[cfg(test)]

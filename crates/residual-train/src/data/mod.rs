@@ -5,7 +5,9 @@ mod dataset;
 mod image_folder;
 mod loader;
 mod mnist;
+mod recipe;
 mod resized_crop;
+mod split;
 mod transform;
 
 pub use cifar::{Cifar, CifarKind};
@@ -15,5 +17,9 @@ pub use image_folder::{
 };
 pub use loader::{Batch, DataLoader};
 pub use mnist::Mnist;
+pub use recipe::{
+    Augment, ImageRecipe, LARGE_IMAGE_SIZE, MAX_IMAGE_SIZE, MIN_IMAGE_SIZE, SMALL_IMAGE_MAX_SIDE,
+};
 pub use resized_crop::{CropBox, ResizedCrop};
+pub use split::{stratified_indices, validation_split, Subset};
 pub use transform::Transform;

@@ -473,6 +473,8 @@ fn meta() -> CheckpointMeta {
                 data: "mnist".into(),
                 val: None,
                 image_size: None,
+                crop_scale: None,
+                val_fraction: None,
             }),
         },
         scaler: None,

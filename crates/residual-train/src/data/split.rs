@@ -1,0 +1,145 @@
+//! Held-out splits carved from a dataset: [`stratified_indices`] picks a
+//! seeded fraction of each class, [`Subset`] is the view of the chosen
+//! samples and [`validation_split`] makes both halves of a training set.
+
+use super::Dataset;
+use residual_tensor::{Error, Result};
+use std::sync::Arc;
+
+/// Some samples of another dataset, by index: sample `i` of the subset is
+/// sample `indices[i]` of the whole.
+pub struct Subset {
+    whole: Arc<dyn Dataset>,
+    indices: Vec<usize>,
+}
+
+impl Subset {
+    /// The samples `indices` of `whole`; an error naming the first index out
+    /// of range.
+    pub fn new(whole: Arc<dyn Dataset>, indices: Vec<usize>) -> Result<Self> {
+        if let Some(&bad) = indices.iter().find(|&&i| i >= whole.len()) {
+            return Err(Error::arg(
+                "subset",
+                format!(
+                    "index {bad} is out of range for a dataset of {} samples",
+                    whole.len()
+                ),
+            ));
+        }
+        Ok(Subset { whole, indices })
+    }
+
+    /// The indices into the whole dataset, in the subset's order.
+    pub fn indices(&self) -> &[usize] {
+        &self.indices
+    }
+}
+
+impl Dataset for Subset {
+    fn len(&self) -> usize {
+        self.indices.len()
+    }
+    fn shape(&self) -> [usize; 3] {
+        self.whole.shape()
+    }
+    fn classes(&self) -> usize {
+        self.whole.classes()
+    }
+    fn get(&self, i: usize) -> Result<(Vec<f32>, usize)> {
+        self.whole.get(self.indices[i])
+    }
+    fn get_seeded(&self, i: usize, seed: u64) -> Result<(Vec<f32>, usize)> {
+        self.whole.get_seeded(self.indices[i], seed)
+    }
+    fn label(&self, i: usize) -> Result<usize> {
+        self.whole.label(self.indices[i])
+    }
+}
+
+/// Splits the sample indices `0..labels.len()` by class: `fraction` of each
+/// class's samples (rounded, at least one of a class with two or more, never
+/// all of it) are held out, chosen by a shuffle seeded by `seed`. Returns
+/// `(kept, held_out)`, each grouped by class in the shuffle's order; the
+/// same labels, fraction and seed give the same split on every machine.
+pub fn stratified_indices(
+    labels: &[usize],
+    fraction: f64,
+    seed: u64,
+) -> Result<(Vec<usize>, Vec<usize>)> {
+    if !(0.0..1.0).contains(&fraction) {
+        return Err(Error::arg(
+            "split",
+            format!("the held-out fraction must be in [0, 1), got {fraction}"),
+        ));
+    }
+    let classes = labels.iter().max().map_or(0, |&m| m + 1);
+    let (mut kept, mut held) = (Vec::new(), Vec::new());
+    for class in 0..classes {
+        let mut of_class: Vec<usize> = (0..labels.len()).filter(|&i| labels[i] == class).collect();
+        let n = of_class.len();
+        // Fisher-Yates, each swap drawn from the seed, the class and the position.
+        for i in (1..n).rev() {
+            let j = (residual_tensor::rng::hash64(seed ^ class as u64, i as u64) % (i as u64 + 1))
+                as usize;
+            of_class.swap(i, j);
+        }
+        let k = if n >= 2 {
+            ((n as f64 * fraction).round() as usize).clamp(1, n - 1)
+        } else {
+            0
+        };
+        held.extend_from_slice(&of_class[..k]);
+        kept.extend_from_slice(&of_class[k..]);
+    }
+    Ok((kept, held))
+}
+
+/// Carves a validation set out of a training set: `fraction` of each class
+/// (see [`stratified_indices`]) becomes the validation set, the rest the
+/// training set. Returns `(train, validation)`.
+pub fn validation_split(
+    train: Arc<dyn Dataset>,
+    fraction: f64,
+    seed: u64,
+) -> Result<(Subset, Subset)> {
+    let labels = (0..train.len())
+        .map(|i| train.label(i))
+        .collect::<Result<Vec<usize>>>()?;
+    let (kept, held) = stratified_indices(&labels, fraction, seed)?;
+    Ok((Subset::new(train.clone(), kept)?, Subset::new(train, held)?))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stratified_indices_hold_out_the_fraction_of_every_class_disjointly() {
+        // 3 classes of 10, 20 and 1 samples, interleaved.
+        let labels: Vec<usize> = (0..30)
+            .map(|i| i % 3)
+            .map(|c| c.min(1))
+            .chain([2])
+            .collect();
+        let (kept, held) = stratified_indices(&labels, 0.2, 7).unwrap();
+        let count = |v: &[usize], c: usize| v.iter().filter(|&&i| labels[i] == c).count();
+        assert_eq!(
+            (count(&held, 0), count(&held, 1), count(&held, 2)),
+            (2, 4, 0)
+        );
+        assert_eq!(kept.len() + held.len(), labels.len());
+        let mut all: Vec<usize> = kept.iter().chain(&held).copied().collect();
+        all.sort_unstable();
+        assert_eq!(all, (0..labels.len()).collect::<Vec<_>>());
+        assert_eq!(stratified_indices(&labels, 0.2, 7).unwrap().1, held);
+        assert_ne!(stratified_indices(&labels, 0.2, 8).unwrap().1, held);
+    }
+
+    #[test]
+    fn a_fraction_outside_zero_to_one_is_refused() {
+        for f in [1.0, -0.1, f64::NAN] {
+            let e = stratified_indices(&[0, 1], f, 0).unwrap_err().to_string();
+            assert!(e.contains("[0, 1)"), "{e}");
+        }
+    }
+}
