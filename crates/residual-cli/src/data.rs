@@ -166,9 +166,7 @@ impl DataArgs {
 
     /// The dataset's own train and held-out splits, and an image folder's
     /// recipe.
-    fn dataset_splits(
-        &self,
-    ) -> Result<DatasetSplits, Error> {
+    fn dataset_splits(&self) -> Result<DatasetSplits, Error> {
         let spec = self.spec();
         let (kind, dir) = spec
             .split_once(':')

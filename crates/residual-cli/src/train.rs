@@ -32,8 +32,19 @@ use std::time::Instant;
 
 /// `--model` when not given.
 const DEFAULT_MODEL: &str = "resnet20";
-/// `--epochs` when not given (and not resuming).
-const DEFAULT_EPOCHS: u64 = 5;
+/// `--epochs` when not given (and not resuming): at least this many ...
+const DEFAULT_MIN_EPOCHS: u64 = 8;
+/// ... and enough for at least this many optimizer steps, so that a small
+/// dataset trains as long as the main job (8 epochs of 124 steps) does.
+const DEFAULT_MIN_STEPS: u64 = 960;
+
+/// The default epoch count for epochs of `steps_per_epoch` steps (see
+/// [`DEFAULT_MIN_EPOCHS`] and [`DEFAULT_MIN_STEPS`]).
+fn default_epochs(steps_per_epoch: u64) -> u64 {
+    DEFAULT_MIN_STEPS
+        .div_ceil(steps_per_epoch.max(1))
+        .max(DEFAULT_MIN_EPOCHS)
+}
 /// `--batch-size` when not given.
 const DEFAULT_BATCH_SIZE: usize = 64;
 /// `--optimizer` when not given.
@@ -54,7 +65,8 @@ pub struct Args {
     model: Option<String>,
     #[command(flatten)]
     data: DataArgs,
-    /// Epochs [default: 5; with --resume, the run's own, and more extend it].
+    /// Epochs [default: 8, or more for a small dataset, enough for 960 optimizer steps; with
+    /// --resume, the run's own, and more extend it].
     #[arg(long, allow_negative_numbers = true, value_parser = at_least_one::<u64>)]
     epochs: Option<u64>,
     /// Samples per batch [default: 64].
@@ -202,7 +214,13 @@ fn config(
             format!("must be a finite number > 0, got {lr}"),
         ));
     }
-    let epochs = a.epochs.unwrap_or(DEFAULT_EPOCHS);
+    let epochs = a.epochs.unwrap_or_else(|| default_epochs(steps_per_epoch));
+    if a.epochs.is_none() && epochs > DEFAULT_MIN_EPOCHS {
+        eprintln!(
+            "epochs: {epochs} (by default a run takes at least {DEFAULT_MIN_STEPS} steps, \
+             and an epoch here is {steps_per_epoch}; --epochs N to choose)"
+        );
+    }
     let total_steps = epochs.checked_mul(steps_per_epoch).ok_or_else(|| {
         Error::arg(
             "--epochs",
@@ -617,4 +635,21 @@ fn log_missing_epoch_record(
         &serde_json::json!({"epoch": epoch, "train_loss": train_loss,
         "train_acc": train_acc, "test_loss": ev.loss, "test_acc": ev.acc}),
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn default_epochs_are_eight_or_enough_for_960_steps() {
+        assert_eq!(
+            default_epochs(124),
+            8,
+            "the main job: 7,996 digits at batch 64"
+        );
+        assert_eq!(default_epochs(781), 8, "CIFAR-10 at batch 64");
+        assert_eq!(default_epochs(20), 48, "1,293 images at batch 64");
+        assert_eq!(default_epochs(1), 960);
+    }
 }
