@@ -649,7 +649,7 @@ mod tests {
             "the main job: 7,996 digits at batch 64"
         );
         assert_eq!(default_epochs(781), 8, "CIFAR-10 at batch 64");
-        assert_eq!(default_epochs(20), 48, "1,293 images at batch 64");
+        assert_eq!(default_epochs(20), 48, "1,292 images at batch 64");
         assert_eq!(default_epochs(1), 960);
     }
 }
