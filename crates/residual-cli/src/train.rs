@@ -8,8 +8,12 @@
 //! `--epochs` may extend the run (see [`Trainer::resume`] for what that does to
 //! the schedule).
 
+mod args;
 mod forecast;
 mod resume;
+
+use args::setting;
+pub use args::Args;
 
 use crate::board::{Board, EpochFigures};
 use crate::data::DataArgs;
@@ -24,7 +28,6 @@ use residual_train::optim::OptimizerConfig;
 use residual_train::runlog::{self, RunLog};
 use residual_train::schedule::Schedule;
 use residual_train::trainer::{EpochEnd, StepStats, Trainer};
-use residual_zoo::ModelOptions;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -55,112 +58,6 @@ const DEFAULT_SCHEDULE: &str = "onecycle";
 const DEFAULT_OUT: &str = "runs/mnist";
 /// `--log-every` when not given.
 const DEFAULT_LOG_EVERY: u64 = 20;
-
-/// Arguments of `residual train`.
-#[derive(clap::Args)]
-pub struct Args {
-    /// Model: a registered name (`residual summary --help` lists them) or a
-    /// .json / .toml model config file [default: resnet20].
-    #[arg(long)]
-    model: Option<String>,
-    #[command(flatten)]
-    data: DataArgs,
-    /// Epochs [default: 8, or more for a small dataset, enough for 960 optimizer steps; with
-    /// --resume, the run's own, and more extend it].
-    #[arg(long, allow_negative_numbers = true, value_parser = at_least_one::<u64>)]
-    epochs: Option<u64>,
-    /// Samples per batch [default: 64].
-    #[arg(long, allow_negative_numbers = true, value_parser = at_least_one::<usize>)]
-    batch_size: Option<usize>,
-    /// Base learning rate (default: 0.1 for sgd, 1e-3 for adamw).
-    #[arg(long, allow_negative_numbers = true)]
-    lr: Option<f32>,
-    /// Optimizer: sgd (momentum 0.9, Nesterov, weight decay 5e-4) or adamw (PyTorch's defaults) [default: sgd].
-    #[arg(long, value_parser = ["sgd", "adamw"])]
-    optimizer: Option<String>,
-    /// Schedule: constant, step:SIZE:GAMMA, multistep:M1,M2:GAMMA, cosine[:WARMUP] or onecycle (steps are optimizer steps) [default: onecycle].
-    #[arg(long)]
-    schedule: Option<String>,
-    /// Clip gradients to this global L2 norm.
-    #[arg(long, allow_negative_numbers = true)]
-    clip_grad_norm: Option<f32>,
-    /// Cross-entropy label smoothing in [0, 1] [default: 0].
-    #[arg(long, allow_negative_numbers = true)]
-    label_smoothing: Option<f32>,
-    /// Freeze batch norm (running statistics, fixed affine terms): the
-    /// model's `norm` setting becomes `frozen_batch`.
-    #[arg(long)]
-    freeze_bn: bool,
-    /// The model's normalisation setting: batch or group (GroupNorm, 32
-    /// groups, for small batches); the model's own when not given.
-    #[arg(long, value_parser = ["batch", "group"])]
-    norm: Option<String>,
-    /// The model's activation setting: relu, gelu or silu; the model's own
-    /// when not given.
-    #[arg(long, value_parser = ["relu", "gelu", "silu"])]
-    act: Option<String>,
-    /// Seed of initialisation, data order and augmentation [default: 0].
-    #[arg(long)]
-    seed: Option<u64>,
-    /// Mixed precision: convolutions and the classifier in half precision
-    /// (bf16 on the CPU, f16 on a GPU with f16 arithmetic), norms and the loss
-    /// in f32, f32 master weights; f16 scales the loss dynamically.
-    #[arg(long)]
-    amp: bool,
-    /// The half-precision dtype of --amp instead of the device's default (implies --amp).
-    #[arg(long, value_parser = ["bf16", "f16"])]
-    amp_dtype: Option<String>,
-    #[command(flatten)]
-    device: crate::device::DeviceArg,
-    /// Run folder for the checkpoint and the log [default: runs/mnist].
-    #[arg(long)]
-    out: Option<PathBuf>,
-    /// Continue the run saved in this folder, with its configuration and its
-    /// data (--epochs may extend it; flags that would change it are refused).
-    #[arg(long)]
-    resume: Option<PathBuf>,
-    /// Steps between per-layer records (gradient norms, weights, dead units) in
-    /// the log and TensorBoard, with weight and gradient histograms [default: 20].
-    #[arg(long)]
-    log_every: Option<u64>,
-}
-
-/// Parses a count that must be at least 1, naming the range (and taking
-/// negative numbers, so that `-3` gets this message, not "unexpected argument").
-fn at_least_one<T: TryFrom<u128>>(s: &str) -> Result<T, String> {
-    let v: i128 = s
-        .trim()
-        .parse()
-        .map_err(|_| format!("expected a whole number >= 1, got {s:?}"))?;
-    let too_large = || format!("{v} is too large");
-    if v < 1 {
-        return Err(format!("must be at least 1, got {v}"));
-    }
-    T::try_from(v as u128).map_err(|_| too_large())
-}
-
-impl Args {
-    /// The mixed-precision dtype the flags ask for.
-    fn amp_dtype(&self, dev: &Device) -> Option<AmpDtype> {
-        match self.amp_dtype.as_deref() {
-            Some("f16") => Some(AmpDtype::F16),
-            Some(_) => Some(AmpDtype::Bf16),
-            None => self.amp.then(|| AmpDtype::for_device(dev)),
-        }
-    }
-
-    /// The model options `--norm` and `--act` set.
-    fn model_options(&self) -> ModelOptions {
-        let mut opts = ModelOptions::default();
-        if let Some(norm) = &self.norm {
-            opts = opts.set("norm", norm.as_str());
-        }
-        if let Some(act) = &self.act {
-            opts = opts.set("act", act.as_str());
-        }
-        opts
-    }
-}
 
 fn config(
     a: &Args,
@@ -247,15 +144,6 @@ fn config(
         amp: a.amp_dtype(dev),
         data: Some(data.source()?),
     })
-}
-
-/// A family setting of a model config (`norm`, `act`) as a string.
-fn setting(config: &residual_zoo::ModelConfig, key: &str) -> Option<String> {
-    serde_json::to_value(config)
-        .ok()?
-        .get(key)?
-        .as_str()
-        .map(str::to_string)
 }
 
 /// A run folder must be a folder: `--out FILE` names the problem.

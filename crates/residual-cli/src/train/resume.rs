@@ -1,6 +1,6 @@
 //! `--resume`: which flags a resumed run refuses, and the data it reads.
 
-use super::{setting, Args};
+use super::args::{setting, Args};
 use crate::data::DataArgs;
 use residual_tensor::Device;
 use residual_train::config::{AmpDtype, TrainConfig};
