@@ -50,6 +50,47 @@ pub struct DataArgs {
     /// choosing a recipe without looking at the held-out images.
     #[arg(long, allow_negative_numbers = true)]
     pub val_fraction: Option<f64>,
+    /// Random affine augmentation DEGREES,TRANSLATE,SCALE (torchvision's RandomAffine:
+    /// rotation up to DEGREES, shifts up to TRANSLATE of the size, scale within 1 +- SCALE),
+    /// after the crops; 0,0,0 for none [default: the dataset's recipe].
+    #[arg(long, value_parser = parse_random_affine, value_name = "DEGREES,TRANSLATE,SCALE")]
+    pub random_affine: Option<RandomAffine>,
+}
+
+/// `--random-affine DEGREES,TRANSLATE,SCALE`.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct RandomAffine(pub [f32; 3]);
+
+impl RandomAffine {
+    /// The transform, or none for `0,0,0`.
+    pub fn transform(self) -> Option<Transform> {
+        let [degrees, translate, scale] = self.0;
+        (self.0 != [0.0; 3]).then_some(Transform::RandomAffine {
+            degrees,
+            translate,
+            scale: (1.0 - scale, 1.0 + scale),
+        })
+    }
+}
+
+/// Parses `DEGREES,TRANSLATE,SCALE` with `0 <= DEGREES <= 180`, `0 <= TRANSLATE < 1`
+/// and `0 <= SCALE < 1`.
+fn parse_random_affine(s: &str) -> Result<RandomAffine, String> {
+    let bad = || {
+        format!(
+            "expected DEGREES,TRANSLATE,SCALE with 0 <= DEGREES <= 180, 0 <= TRANSLATE < 1 and \
+             0 <= SCALE < 1 (e.g. 10,0.1,0.1), got {s:?}"
+        )
+    };
+    let parts: Vec<f32> = s
+        .split(',')
+        .map(|p| p.trim().parse::<f32>().map_err(|_| bad()))
+        .collect::<Result<_, _>>()?;
+    let [d, t, sc] = <[f32; 3]>::try_from(parts).map_err(|_| bad())?;
+    if !((0.0..=180.0).contains(&d) && (0.0..1.0).contains(&t) && (0.0..1.0).contains(&sc)) {
+        return Err(bad());
+    }
+    Ok(RandomAffine([d, t, sc]))
 }
 
 /// A dataset's own train and held-out splits, and an image folder's recipe.
@@ -109,6 +150,7 @@ impl DataArgs {
             image_size: self.image_size,
             crop_scale: self.crop_scale.map(|c| c.0),
             val_fraction: self.val_fraction,
+            random_affine: self.random_affine.map(|r| r.0),
         })
     }
 
@@ -120,6 +162,7 @@ impl DataArgs {
             image_size: source.image_size,
             crop_scale: source.crop_scale.map(CropScale),
             val_fraction: source.val_fraction,
+            random_affine: source.random_affine.map(RandomAffine),
         }
     }
 
@@ -132,6 +175,10 @@ impl DataArgs {
             Some(r) => r.train_transforms(),
             None => self.builtin_augmentation(),
         };
+        if let Some(affine) = self.random_affine {
+            transforms.retain(|t| !matches!(t, Transform::RandomAffine { .. }));
+            transforms.extend(affine.transform());
+        }
         transforms.push(self.normalize());
         let Some(fraction) = self.val_fraction else {
             return Ok(Splits {

@@ -7,6 +7,7 @@ mod eval;
 mod experiment;
 mod load;
 mod predict;
+mod report;
 mod run_lock;
 mod summary;
 mod train;
@@ -55,6 +56,8 @@ enum Command {
     Train(Box<train::Args>),
     /// Experiments on the bundled digits (degradation: plain vs residual nets).
     Experiment(experiment::Args),
+    /// Write a self-contained HTML report of a run folder (curves, gradient flow, weights, dead units).
+    Report(report::Args),
 }
 
 fn main() -> ExitCode {
@@ -66,6 +69,7 @@ fn main() -> ExitCode {
         Command::Train(a) => train::run(*a),
         Command::Eval(a) => eval::run(a),
         Command::Experiment(a) => experiment::run(a),
+        Command::Report(a) => report::run(a),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -24,6 +24,8 @@ use residual_tensor::Error;
 use residual_train::checkpoint::{self, CheckpointMeta};
 use residual_train::config::{AmpDtype, TrainConfig};
 use residual_train::memory::{available_memory, estimate_training, human, MemoryEstimate};
+use residual_train::metrics::server::MetricsServer;
+use residual_train::metrics::{EpochMetrics, TrainMetrics};
 use residual_train::optim::OptimizerConfig;
 use residual_train::runlog::{self, RunLog};
 use residual_train::schedule::Schedule;
@@ -260,6 +262,11 @@ pub fn run(a: Args) -> Result<(), Error> {
         })?,
         None => Trainer::new(run_config, train.clone(), &dev)?,
     };
+    // Before the folder is touched: an address that cannot be served costs nothing.
+    let metrics = match &a.metrics_addr {
+        Some(addr) => Some(serve_metrics(addr, &out, &trainer, &dev)?),
+        None => None,
+    };
     // One writer per run folder, held until the process ends.
     let _lock = crate::run_lock::lock(&out)?;
     let stale = residual_nn::weights::remove_stale_temporaries(&out)?;
@@ -356,6 +363,7 @@ pub fn run(a: Args) -> Result<(), Error> {
         bar.set_prefix(format!("{}/{}", epoch + 1, trainer.config.epochs));
         bar.set_position(trainer.batch_in_epoch as u64);
         let mut write_err = None;
+        let trainer_batch = trainer.config.batch_size;
         // A run resumed mid-epoch counts the epoch's earlier steps from its log.
         let (mut loss_sum, mut acc_sum, mut n) = epoch_sums_so_far(&log_path, &trainer)?;
         let t_epoch = Instant::now();
@@ -375,6 +383,9 @@ pub fn run(a: Args) -> Result<(), Error> {
                 crash_point("step-logged");
             }
             board.step(s);
+            if let Some((m, _)) = &metrics {
+                m.step(s, trainer_batch);
+            }
             if let Some(line) = forecast.step() {
                 // Above the bar on a terminal; a hidden bar's println prints nothing.
                 bar.suspend(|| eprintln!("{line}"));
@@ -414,6 +425,15 @@ pub fn run(a: Args) -> Result<(), Error> {
         };
         board.epoch(trainer.optimizer.steps(), &figures);
         board.flush()?;
+        if let Some((m, _)) = &metrics {
+            m.epoch(&EpochMetrics {
+                epoch: epoch + 1,
+                train_loss: figures.train_loss,
+                train_acc: figures.train_acc,
+                eval_loss: ev.loss,
+                eval_acc: ev.acc,
+            });
+        }
         if trainer.export_best(&out, ev.acc)? {
             eprintln!("best so far (held-out accuracy): model_best.safetensors");
         }
@@ -437,6 +457,30 @@ pub fn run(a: Args) -> Result<(), Error> {
         out.join("curves.svg").display()
     );
     Ok(())
+}
+
+/// Starts the `--metrics-addr` endpoint for the run in `out` (its `run`
+/// label), set to where the trainer stands, and says where it serves.
+fn serve_metrics(
+    addr: &str,
+    out: &Path,
+    trainer: &Trainer,
+    dev: &Device,
+) -> Result<(TrainMetrics, MetricsServer), Error> {
+    let run = out.display().to_string();
+    let (m, registry) = TrainMetrics::new(&run, &trainer.config.model, &dev.to_string());
+    let per_epoch = trainer.train.batches() as u64;
+    m.start(
+        trainer.config.epochs * per_epoch,
+        trainer.optimizer.steps(),
+        trainer.epoch,
+    );
+    let server = MetricsServer::start(addr, registry)?;
+    eprintln!(
+        "metrics: http://{}/metrics (Prometheus text format; label run=\"{run}\")",
+        server.addr()
+    );
+    Ok((m, server))
 }
 
 /// The flag Ctrl-C (SIGINT) and SIGTERM raise: the run finishes its step,

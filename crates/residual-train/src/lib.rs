@@ -9,7 +9,8 @@
 //! JSON-lines log, whole records, torn lines skipped), [`plots`],
 //! [`config`] (what defines a run, with mixed precision: `TrainConfig::amp`),
 //! [`step`] (the one training step), [`monitor`] (gradient flow, weights,
-//! dead units, histograms), [`tensorboard`] (TensorBoard event files) and
+//! dead units, histograms), [`tensorboard`] (TensorBoard event files),
+//! [`metrics`] (Prometheus gauges and their `/metrics` endpoint) and
 //! [`trainer`] (the loop) for any model of the zoo.
 //! [`fuzz`] holds the fuzz targets' entry points, one per file parser.
 
@@ -19,6 +20,7 @@ pub mod config;
 pub mod data;
 pub mod fuzz;
 pub mod memory;
+pub mod metrics;
 pub mod monitor;
 pub mod optim;
 pub mod plots;

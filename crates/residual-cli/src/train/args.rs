@@ -73,6 +73,10 @@ pub struct Args {
     /// the log and TensorBoard, with weight and gradient histograms [default: 20].
     #[arg(long)]
     pub(super) log_every: Option<u64>,
+    /// Serve the run's metrics for Prometheus at http://HOST:PORT/metrics while
+    /// it trains (port 0: any free port, printed at the start).
+    #[arg(long, value_name = "HOST:PORT")]
+    pub(super) metrics_addr: Option<String>,
 }
 
 /// Parses a count that must be at least 1, naming the range (and taking

@@ -135,6 +135,13 @@ pub(super) fn resume_conflicts(
             let stored = src.crop_scale.map_or("the recipe's own".into(), show);
             differs(&mut out, "--crop-scale", show(c.0), stored);
         }
+        if let Some(r) = a.data.random_affine {
+            let show = |r: [f32; 3]| format!("{},{},{}", r[0], r[1], r[2]);
+            let stored = src
+                .random_affine
+                .map_or("the dataset's recipe".into(), show);
+            differs(&mut out, "--random-affine", show(r.0), stored);
+        }
         if let Some(f) = a.data.val_fraction {
             let stored = src
                 .val_fraction
@@ -160,6 +167,7 @@ pub(super) fn resumed_data(a: &DataArgs, run: &TrainConfig) -> DataArgs {
             image_size: src.image_size,
             crop_scale: src.crop_scale.map(crate::data::CropScale),
             val_fraction: src.val_fraction,
+            random_affine: src.random_affine.map(crate::data::RandomAffine),
         },
         None => a.clone(),
     }

@@ -1,5 +1,6 @@
 //! Datasets, transforms and the batch loader.
 
+mod affine;
 mod cifar;
 mod dataset;
 mod image_folder;
@@ -10,6 +11,7 @@ mod resized_crop;
 mod split;
 mod transform;
 
+pub use affine::Affine;
 pub use cifar::{Cifar, CifarKind};
 pub use dataset::Dataset;
 pub use image_folder::{

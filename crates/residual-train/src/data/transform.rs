@@ -1,5 +1,6 @@
 //! Per-sample transforms on CHW images, seeded per sample and epoch.
 
+use super::affine::Affine;
 use residual_tensor::rng;
 use serde::{Deserialize, Serialize};
 
@@ -14,6 +15,17 @@ pub enum Transform {
     },
     /// Horizontal flip with probability 0.5.
     HorizontalFlip,
+    /// torchvision's `RandomAffine`: rotation in `[-degrees, degrees]`,
+    /// translation up to `translate` of the size, scale in `scale`; bilinear,
+    /// zeros outside.
+    RandomAffine {
+        /// Largest rotation, degrees.
+        degrees: f32,
+        /// Largest translation, a fraction of the width and height.
+        translate: f32,
+        /// Scale range `(min, max)`.
+        scale: (f32, f32),
+    },
     /// `(x - mean[c]) / std[c]`.
     Normalize {
         /// Per-channel mean.
@@ -62,6 +74,11 @@ impl Transform {
                     }
                 }
             }
+            Transform::RandomAffine {
+                degrees,
+                translate,
+                scale,
+            } => Affine::sample(seed, *degrees, *translate, *scale, (h, w)).apply(img, shape),
             Transform::Normalize { mean, std } => {
                 for (ch, plane) in img.chunks_mut(h * w).enumerate() {
                     let (m, s) = (mean[ch % mean.len()], std[ch % std.len()]);
