@@ -12,6 +12,7 @@ mod html;
 mod layers;
 mod page;
 mod run;
+mod split;
 mod summary;
 mod table;
 

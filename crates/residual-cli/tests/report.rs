@@ -148,6 +148,12 @@ fn a_run_gets_one_self_contained_page_with_every_section() {
         best
     );
     assert_eq!(figure(&html, "total-steps").0, "16");
+    // Evaluated on the held-out split, and named so.
+    assert!(html.contains("held-out accuracy (epoch 2)") && html.contains("<th>held-out acc</th>"));
+    assert!(
+        !html.contains("validation"),
+        "no --val-fraction: no validation split"
+    );
     assert!(
         html.contains("<th>batch size</th><td>4</td>"),
         "the run's configuration"
@@ -170,6 +176,28 @@ fn a_run_gets_one_self_contained_page_with_every_section() {
     report(&run, &[]);
     let torn = std::fs::read_to_string(run.join("report.html")).unwrap();
     assert!(torn.contains("1 line(s) of log.jsonl were not whole records"));
+}
+
+#[test]
+fn a_val_fraction_run_names_its_figures_validation() {
+    let tiny = Tiny::new();
+    let o = tiny.train("run", &["--epochs", "1", "--val-fraction", "0.5"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let run = tiny.path("run");
+    report(&run, &[]);
+    let html = std::fs::read_to_string(run.join("report.html")).unwrap();
+    for label in [
+        "validation accuracy (epoch 1)",
+        "best validation accuracy",
+        "<th>validation acc</th>",
+        "validation (end of epoch)",
+    ] {
+        assert!(html.contains(label), "the page says {label:?}");
+    }
+    assert!(
+        !html.contains("held-out accuracy") && !html.contains("held out"),
+        "the run never evaluated on the held-out split"
+    );
 }
 
 #[test]
@@ -232,6 +260,11 @@ fn run_with_limit(cmd: &mut Command, limit: Duration) -> bool {
 #[test]
 fn the_page_renders_in_headless_chromium() {
     if !Path::new(CHROMIUM).exists() {
+        // .ci/run installs it: in CI the page must render.
+        assert!(
+            !test_skip::in_ci(),
+            "CI: no {CHROMIUM}, which .ci/run installs (apt-get install chromium)"
+        );
         test_skip::skipped("no /usr/bin/chromium to render the page (apt-get install chromium)");
         return;
     }

@@ -62,8 +62,8 @@ fn raw_and_smoothed(points: Vec<(f32, f32)>) -> Vec<Curve> {
     ]
 }
 
-/// Training loss and accuracy by step, with the held-out figures at the end
-/// of each epoch.
+/// Training loss and accuracy by step, with the evaluation split's figures
+/// ([`Run::eval`]) at the end of each epoch.
 pub fn training(run: &Run) -> Result<String, Error> {
     let by_step = |f: fn(&crate::report::run::Step) -> f32| -> Vec<(f32, f32)> {
         run.steps.iter().map(|s| (s.step as f32, f(s))).collect()
@@ -75,18 +75,11 @@ pub fn training(run: &Run) -> Result<String, Error> {
             .filter_map(|e| Some((e.epoch as f32 * spe, f(e)?)))
             .collect()
     };
+    let eval = format!("{} (end of epoch)", run.eval.legend());
     let mut loss = raw_and_smoothed(by_step(|s| s.loss));
-    loss.push(curve(
-        "held out (end of epoch)",
-        at_epoch_end(|e| e.test_loss),
-        false,
-    ));
+    loss.push(curve(&*eval, at_epoch_end(|e| e.test_loss), false));
     let mut acc = raw_and_smoothed(by_step(|s| s.acc));
-    acc.push(curve(
-        "held out (end of epoch)",
-        at_epoch_end(|e| e.test_acc),
-        false,
-    ));
+    acc.push(curve(eval, at_epoch_end(|e| e.test_acc), false));
     panels_svg(
         &[
             panel("training loss", "step", "cross-entropy", loss, true),
@@ -96,7 +89,8 @@ pub fn training(run: &Run) -> Result<String, Error> {
     )
 }
 
-/// Loss and accuracy by epoch: the epoch's training mean and the held-out figure.
+/// Loss and accuracy by epoch: the epoch's training mean and the evaluation
+/// split's figure ([`Run::eval`]).
 pub fn per_epoch(run: &Run) -> Result<String, Error> {
     let series = |f: fn(&crate::report::run::Epoch) -> Option<f32>| -> Vec<(f32, f32)> {
         run.epochs
@@ -104,6 +98,7 @@ pub fn per_epoch(run: &Run) -> Result<String, Error> {
             .filter_map(|e| Some((e.epoch as f32, f(e)?)))
             .collect()
     };
+    let eval = run.eval.legend();
     panels_svg(
         &[
             panel(
@@ -112,7 +107,7 @@ pub fn per_epoch(run: &Run) -> Result<String, Error> {
                 "cross-entropy",
                 vec![
                     curve("train (epoch mean)", series(|e| e.train_loss), false),
-                    curve("held out", series(|e| e.test_loss), false),
+                    curve(eval, series(|e| e.test_loss), false),
                 ],
                 true,
             ),
@@ -122,7 +117,7 @@ pub fn per_epoch(run: &Run) -> Result<String, Error> {
                 "accuracy",
                 vec![
                     curve("train (epoch mean)", series(|e| e.train_acc), false),
-                    curve("held out", series(|e| e.test_acc), false),
+                    curve(eval, series(|e| e.test_acc), false),
                 ],
                 false,
             ),

@@ -69,13 +69,14 @@ pub fn render(run: &Run) -> Result<String, Error> {
         curves::per_epoch(run)?,
         curves::optimizer(run)?,
     );
+    let eval = run.eval.adjective();
     section(&mut s, "curves", "Training curves", |s| {
-        chart(s, "fig-training", &training, "Per step: each batch's loss and accuracy (thin) and their moving average (thick); dots: the held-out figures at the end of each epoch. Loss on a log scale.");
+        chart(s, "fig-training", &training, &format!("Per step: each batch's loss and accuracy (thin) and their moving average (thick); dots: the {eval} figures at the end of each epoch. Loss on a log scale."));
         chart(
             s,
             "fig-per-epoch",
             &per_epoch,
-            "Per epoch: the training mean over the epoch's steps and the held-out figure.",
+            &format!("Per epoch: the training mean over the epoch's steps and the {eval} figure."),
         );
         chart(s, "fig-optimizer", &optimizer, "The learning rate the schedule gave each step, and the global gradient norm before clipping.");
     });

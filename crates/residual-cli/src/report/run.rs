@@ -2,6 +2,7 @@
 //! into step records, epoch records and the per-layer snapshots, and the
 //! checkpoint's configuration when `state.safetensors` can be read.
 
+use crate::report::split::EvalSplit;
 use residual_tensor::Error;
 use residual_train::checkpoint::{self, CheckpointMeta};
 use residual_train::runlog;
@@ -40,9 +41,9 @@ pub struct Epoch {
     pub train_loss: Option<f32>,
     /// Mean training accuracy over the epoch's steps.
     pub train_acc: Option<f32>,
-    /// Held-out loss.
+    /// Loss on the evaluation split ([`Run::eval`]).
     pub test_loss: Option<f32>,
-    /// Held-out accuracy.
+    /// Accuracy on the evaluation split ([`Run::eval`]).
     pub test_acc: Option<f32>,
     /// Wall-clock seconds of the epoch's training.
     pub seconds: Option<f32>,
@@ -77,6 +78,8 @@ pub struct Run {
     pub meta_error: Option<String>,
     /// `model.json` (the model's config), when present and valid JSON.
     pub model_json: Option<Value>,
+    /// The split the epoch records' `test_*` figures come from.
+    pub eval: EvalSplit,
 }
 
 fn bad_dir(dir: &Path, msg: impl std::fmt::Display) -> Error {
@@ -153,6 +156,7 @@ impl Run {
         let model_json = std::fs::read(dir.join("model.json"))
             .ok()
             .and_then(|b| serde_json::from_slice(&b).ok());
+        let eval = EvalSplit::of(meta.as_ref());
         let mut run = Run {
             dir: dir.to_path_buf(),
             steps: Vec::new(),
@@ -164,6 +168,7 @@ impl Run {
             meta,
             meta_error,
             model_json,
+            eval,
         };
         for v in &records.records {
             run.add(v);
@@ -216,7 +221,7 @@ impl Run {
         self.steps.last().map_or(0, |s| s.batches)
     }
 
-    /// The epoch record with the best held-out accuracy (the first of ties).
+    /// The epoch record with the best evaluation accuracy (the first of ties).
     pub fn best_epoch(&self) -> Option<&Epoch> {
         self.epochs
             .iter()
@@ -257,6 +262,7 @@ mod tests {
         assert_eq!(run.best_epoch().unwrap().epoch, 2, "the first of ties");
         assert_eq!(run.steps_per_epoch(), 2);
         assert!(run.meta.is_none() && run.meta_error.is_some());
+        assert_eq!(run.eval, EvalSplit::HeldOut, "no checkpoint: held-out");
 
         std::fs::write(dir.join("log.jsonl"), "{\"step\": 1, \"lo").unwrap();
         let err = Run::load(dir).unwrap_err().to_string();

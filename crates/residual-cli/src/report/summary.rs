@@ -129,32 +129,33 @@ pub fn header(run: &Run) -> String {
     let seconds: f32 = run.epochs.iter().filter_map(|e| e.seconds).sum();
     let ips = last.and_then(|e| e.img_per_s);
     s.push_str(r#"<section class="figures">"#);
-    let held_out = |e: Option<&crate::report::run::Epoch>| e.and_then(|e| e.test_acc);
+    let eval = run.eval.adjective();
+    let eval_acc = |e: Option<&crate::report::run::Epoch>| e.and_then(|e| e.test_acc);
     figure(
         &mut s,
         "final-test-acc",
-        &format!("held-out accuracy (epoch {})", last.map_or(0, |e| e.epoch)),
-        &pct(held_out(last)),
-        held_out(last),
+        &format!("{eval} accuracy (epoch {})", last.map_or(0, |e| e.epoch)),
+        &pct(eval_acc(last)),
+        eval_acc(last),
     );
     let test_loss = last.and_then(|e| e.test_loss);
     figure(
         &mut s,
         "final-test-loss",
-        "held-out loss",
+        &format!("{eval} loss"),
         &num(test_loss),
         test_loss,
     );
     let best_label = match best {
-        Some(b) => format!("best held-out accuracy (epoch {})", b.epoch),
-        None => "best held-out accuracy".into(),
+        Some(b) => format!("best {eval} accuracy (epoch {})", b.epoch),
+        None => format!("best {eval} accuracy"),
     };
     figure(
         &mut s,
         "best-test-acc",
         &best_label,
-        &pct(held_out(best)),
-        held_out(best),
+        &pct(eval_acc(best)),
+        eval_acc(best),
     );
     let (tl, ta) = (
         last.and_then(|e| e.train_loss),

@@ -1,4 +1,5 @@
-//! The table of the log's epoch records, the best held-out epoch marked.
+//! The table of the log's epoch records, the epoch of the best evaluation
+//! accuracy (held-out or validation) marked.
 
 use crate::report::html::{num, pct};
 use crate::report::run::Run;
@@ -11,9 +12,10 @@ pub fn epochs(run: &Run) -> String {
             .into();
     }
     let best = run.best_epoch().map(|e| e.epoch);
-    let mut s = String::from(
+    let eval = run.eval.adjective();
+    let mut s = format!(
         "<table class=\"epochs\"><thead><tr><th>epoch</th><th>train loss</th><th>train acc</th>\
-         <th>held-out loss</th><th>held-out acc</th><th>seconds</th><th>img/s</th></tr></thead><tbody>",
+         <th>{eval} loss</th><th>{eval} acc</th><th>seconds</th><th>img/s</th></tr></thead><tbody>",
     );
     for e in &run.epochs {
         let mark = if Some(e.epoch) == best {
@@ -35,7 +37,7 @@ pub fn epochs(run: &Run) -> String {
     }
     s.push_str("</tbody></table>");
     if best.is_some() {
-        s.push_str("<p class=\"note\">The highlighted row is the best held-out accuracy (model_best.safetensors).</p>");
+        let _ = write!(s, "<p class=\"note\">The highlighted row is the best {eval} accuracy (model_best.safetensors).</p>");
     }
     s
 }
