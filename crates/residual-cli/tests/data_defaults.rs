@@ -211,3 +211,63 @@ fn the_cost_is_said_before_training_and_the_time_after_the_first_steps() {
         "{err}"
     );
 }
+
+/// The affine transform a run recorded, if any.
+fn recorded_affine(run: &Path) -> Option<Transform> {
+    read_meta(run)
+        .unwrap()
+        .config
+        .transforms
+        .into_iter()
+        .find(|t| matches!(t, Transform::RandomAffine { .. }))
+}
+
+#[test]
+fn digits_train_with_small_affine_warps_that_random_affine_sets_or_removes() {
+    let t = Tiny::new();
+    let o = t.train("default", &["--epochs", "1"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let cfg = read_meta(&t.path("default")).unwrap().config;
+    assert_eq!(
+        cfg.transforms[..2],
+        [
+            Transform::RandomCrop { padding: 2 },
+            Transform::RandomAffine {
+                degrees: 10.0,
+                translate: 0.05,
+                scale: (0.9, 1.1)
+            }
+        ],
+        "the digits' recipe (docs/training.md, \"The main job\")"
+    );
+    let o = t.train("set", &["--epochs", "1", "--random-affine", "15,0.1,0.2"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(
+        recorded_affine(&t.path("set")),
+        Some(Transform::RandomAffine {
+            degrees: 15.0,
+            translate: 0.1,
+            scale: (0.8, 1.2)
+        })
+    );
+    let o = t.train("none", &["--epochs", "1", "--random-affine", "0,0,0"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(recorded_affine(&t.path("none")), None);
+    // A resumed run keeps its augmentation.
+    let o = t.resume("set", &["--epochs", "2", "--random-affine", "0,0,0"]);
+    assert!(!o.status.success());
+    let err = stderr(&o);
+    assert!(
+        err.contains("--random-affine 0,0,0") && err.contains("15,0.1,0.2"),
+        "{err}"
+    );
+    for bad in ["10", "10,0.1", "200,0,0", "10,1,0", "10,0.1,-0.1", "a,b,c"] {
+        let o = t.train("bad", &["--epochs", "1", "--random-affine", bad]);
+        assert!(!o.status.success(), "{bad} accepted");
+        let err = stderr(&o);
+        assert!(
+            err.contains("DEGREES,TRANSLATE,SCALE") && err.contains(bad),
+            "{bad}: {err}"
+        );
+    }
+}
