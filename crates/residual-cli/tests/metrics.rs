@@ -5,7 +5,7 @@
 
 mod common;
 
-use common::{log_records, stderr, Tiny};
+use common::{log_records, python_module_available, stderr, Tiny};
 use residual_tensor::test_skip;
 use serde_json::Value;
 use std::io::{BufRead, BufReader, Read, Write};
@@ -23,32 +23,6 @@ for fam in text_string_to_metric_families(sys.stdin.read()):
     out[fam.name] = {"type": fam.type, "samples": [[s.name, s.labels, s.value] for s in fam.samples]}
 print(json.dumps(out))
 "#;
-
-fn python_has_client() -> bool {
-    Command::new("python3")
-        .args(["-c", "import prometheus_client.parser"])
-        .output()
-        .is_ok_and(|o| o.status.success())
-}
-
-/// Whether Prometheus' Python client can run here: in CI it is installed
-/// from PyPI when missing, and must then import.
-fn client_available() -> bool {
-    if python_has_client() {
-        return true;
-    }
-    if test_skip::in_ci() {
-        let pip = Command::new("python3")
-            .args(["-m", "pip", "install", "--quiet", "prometheus_client"])
-            .status();
-        assert!(
-            pip.is_ok_and(|s| s.success()) && python_has_client(),
-            "CI: `pip install prometheus_client` failed or it still does not import"
-        );
-        return true;
-    }
-    false
-}
 
 fn parse(text: &str) -> Value {
     let mut child = Command::new("python3")
@@ -98,7 +72,7 @@ fn value(families: &Value, name: &str) -> f64 {
 
 #[test]
 fn a_running_train_serves_its_figures_to_prometheus_client() {
-    if !client_available() {
+    if !python_module_available("prometheus_client.parser", "prometheus_client") {
         test_skip::skipped("python3 with prometheus_client is not installed");
         return;
     }

@@ -5,7 +5,7 @@
 
 mod common;
 
-use common::{log_records, stderr, Tiny};
+use common::{log_records, python_module_available, stderr, Tiny};
 use residual_tensor::test_skip;
 use serde_json::Value;
 use std::path::Path;
@@ -24,32 +24,6 @@ print(json.dumps({
     "histograms": {t: [[e.step, e.histogram_value.num] for e in acc.Histograms(t)] for t in tags["histograms"]},
 }))
 "#;
-
-fn python_has_tensorboard() -> bool {
-    Command::new("python3")
-        .args(["-c", "import tensorboard"])
-        .output()
-        .is_ok_and(|o| o.status.success())
-}
-
-/// Whether TensorBoard's reader can run here: in CI it is installed from
-/// PyPI when missing, and must then import.
-fn tensorboard_available() -> bool {
-    if python_has_tensorboard() {
-        return true;
-    }
-    if test_skip::in_ci() {
-        let pip = Command::new("python3")
-            .args(["-m", "pip", "install", "--quiet", "tensorboard"])
-            .status();
-        assert!(
-            pip.is_ok_and(|s| s.success()) && python_has_tensorboard(),
-            "CI: `pip install tensorboard` failed or it still does not import"
-        );
-        return true;
-    }
-    false
-}
 
 fn read_run(dir: &Path) -> Value {
     let o = Command::new("python3")
@@ -79,7 +53,7 @@ fn at(points: &Value, step: u64) -> f32 {
 
 #[test]
 fn tensorboard_reads_a_run_and_its_resumption() {
-    if !tensorboard_available() {
+    if !python_module_available("tensorboard", "tensorboard") {
         test_skip::skipped(
             "python3 with the tensorboard package is not available (pip install tensorboard)",
         );

@@ -150,3 +150,30 @@ pub fn tensors(bytes: &[u8]) -> Vec<(String, Vec<usize>, Vec<u8>)> {
     out.sort();
     out
 }
+
+/// Whether python3 imports `module`.
+fn python_imports(module: &str) -> bool {
+    Command::new("python3")
+        .args(["-c", &format!("import {module}")])
+        .output()
+        .is_ok_and(|o| o.status.success())
+}
+
+/// Whether python3 can import `module` here: in CI the PyPI package `pip`
+/// is installed when it is missing, and the module must then import.
+pub fn python_module_available(module: &str, pip: &str) -> bool {
+    if python_imports(module) {
+        return true;
+    }
+    if residual_tensor::test_skip::in_ci() {
+        let installed = Command::new("python3")
+            .args(["-m", "pip", "install", "--quiet", pip])
+            .status();
+        assert!(
+            installed.is_ok_and(|s| s.success()) && python_imports(module),
+            "CI: `pip install {pip}` failed or {module} still does not import"
+        );
+        return true;
+    }
+    false
+}
