@@ -300,7 +300,13 @@ pub fn run(a: Args) -> Result<(), Error> {
     // A new events file per process; TensorBoard merges a folder's files.
     let mut board = Board::open(&out, resumed.as_ref().map(|_| trainer.optimizer.steps()))?;
     if resumed.is_some() {
-        log_missing_epoch_record(&trainer, &mut log, &mut board, test.clone())?;
+        log_missing_epoch_record(
+            &trainer,
+            &mut log,
+            &mut board,
+            test.clone(),
+            splits.test_name,
+        )?;
         board.flush()?;
     }
     let cfg = &trainer.config;
@@ -435,7 +441,10 @@ pub fn run(a: Args) -> Result<(), Error> {
             });
         }
         if trainer.export_best(&out, ev.acc)? {
-            eprintln!("best so far (held-out accuracy): model_best.safetensors");
+            eprintln!(
+                "best so far ({} accuracy): model_best.safetensors",
+                splits.test_name
+            );
         }
         residual_train::plots::render_run(&out)?;
         if stop.load(Ordering::SeqCst) {
@@ -534,6 +543,7 @@ fn log_missing_epoch_record(
     log: &mut RunLog,
     board: &mut Board,
     test: std::sync::Arc<dyn residual_train::data::Dataset>,
+    test_name: &str,
 ) -> Result<(), Error> {
     let epoch = trainer.epoch;
     if epoch == 0 {
@@ -553,7 +563,7 @@ fn log_missing_epoch_record(
         false => (f32::NAN, f32::NAN),
     };
     eprintln!(
-        "epoch {epoch} (checkpointed before the run stopped): test loss {:.4} acc {:.4}",
+        "epoch {epoch} (checkpointed before the run stopped): {test_name} loss {:.4} acc {:.4}",
         ev.loss, ev.acc
     );
     let figures = EpochFigures {

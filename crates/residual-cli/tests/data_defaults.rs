@@ -253,14 +253,22 @@ fn digits_train_with_small_affine_warps_that_random_affine_sets_or_removes() {
     let o = t.train("none", &["--epochs", "1", "--random-affine", "0,0,0"]);
     assert!(o.status.success(), "{}", stderr(&o));
     assert_eq!(recorded_affine(&t.path("none")), None);
-    // A resumed run keeps its augmentation.
+    // A resumed run keeps its augmentation: another warp is refused, naming
+    // the run's; the run's own (given or its dataset's default) is accepted.
     let o = t.resume("set", &["--epochs", "2", "--random-affine", "0,0,0"]);
     assert!(!o.status.success());
     let err = stderr(&o);
     assert!(
-        err.contains("--random-affine 0,0,0") && err.contains("15,0.1,0.2"),
+        err.contains("--random-affine none (0,0,0): the run has 15,0.1,0.2"),
         "{err}"
     );
+    let o = t.resume("set", &["--epochs", "2", "--random-affine", "15,0.1,0.2"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let o = t.resume(
+        "default",
+        &["--epochs", "2", "--random-affine", "10,0.05,0.1"],
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
     for bad in ["10", "10,0.1", "200,0,0", "10,1,0", "10,0.1,-0.1", "a,b,c"] {
         let o = t.train("bad", &["--epochs", "1", "--random-affine", bad]);
         assert!(!o.status.success(), "{bad} accepted");

@@ -14,13 +14,14 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 /// Parses the Prometheus text on stdin with prometheus_client and prints
-/// `{metric family: [[sample name, labels, value], ...]}`.
+/// `{metric family: [[sample name, labels, value or null for NaN], ...]}`.
 const PARSER: &str = r#"
 import json, sys
 from prometheus_client.parser import text_string_to_metric_families
 out = {}
 for fam in text_string_to_metric_families(sys.stdin.read()):
-    out[fam.name] = {"type": fam.type, "samples": [[s.name, s.labels, s.value] for s in fam.samples]}
+    # NaN (a figure before the first epoch) as null: JSON has no NaN.
+    out[fam.name] = {"type": fam.type, "samples": [[s.name, s.labels, s.value if s.value == s.value else None] for s in fam.samples]}
 print(json.dumps(out))
 "#;
 

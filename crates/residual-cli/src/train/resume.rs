@@ -4,6 +4,7 @@ use super::args::{setting, Args};
 use crate::data::DataArgs;
 use residual_tensor::Device;
 use residual_train::config::{AmpDtype, TrainConfig};
+use residual_train::data::Transform;
 use residual_train::optim::OptimizerConfig;
 use residual_train::schedule::Schedule;
 use std::path::Path;
@@ -136,11 +137,16 @@ pub(super) fn resume_conflicts(
             differs(&mut out, "--crop-scale", show(c.0), stored);
         }
         if let Some(r) = a.data.random_affine {
-            let show = |r: [f32; 3]| format!("{},{},{}", r[0], r[1], r[2]);
-            let stored = src
-                .random_affine
-                .map_or("the dataset's recipe".into(), show);
-            differs(&mut out, "--random-affine", show(r.0), stored);
+            differs(
+                &mut out,
+                "--random-affine",
+                show_affine(r.transform().as_ref()),
+                show_affine(
+                    run.transforms
+                        .iter()
+                        .find(|t| matches!(t, Transform::RandomAffine { .. })),
+                ),
+            );
         }
         if let Some(f) = a.data.val_fraction {
             let stored = src
@@ -155,6 +161,25 @@ pub(super) fn resume_conflicts(
         }
     }
     out
+}
+
+/// A random affine warp as `--random-affine` spells it (`none (0,0,0)`
+/// without one), to 4 decimals so that a scale range of `(0.9, 1.1)` reads `0.1`.
+fn show_affine(t: Option<&Transform>) -> String {
+    let round = |v: f32| (v * 1e4).round() / 1e4;
+    match t {
+        Some(Transform::RandomAffine {
+            degrees,
+            translate,
+            scale,
+        }) => format!(
+            "{},{},{}",
+            round(*degrees),
+            round(*translate),
+            round(scale.1 - 1.0)
+        ),
+        _ => "none (0,0,0)".into(),
+    }
 }
 
 /// The data a resumed run reads: its recorded source, or the same kind of

@@ -15,14 +15,16 @@
 //! | `step`, `epoch`, `planned_steps` | gauge | | optimizer steps taken (from the run's start, resumes included), epochs completed, the run's length |
 //! | `train_images_total`, `skipped_steps_total` | counter | | images trained and steps skipped (overflow) by this process |
 //! | `epoch_train_loss`, `epoch_train_accuracy` | gauge | | means over the last completed epoch |
-//! | `eval_loss`, `eval_accuracy` | gauge | | held-out figures after the last epoch |
+//! | `eval_loss`, `eval_accuracy` | gauge | | held-out (with `--val-fraction`: validation) figures after the last epoch |
 //! | `layer_grad_norm` | gauge | `layer`, `depth` | gradient norm of each weight layer, every `log_every` steps |
 //! | `layer_weight_mean`, `layer_weight_std` | gauge | `layer`, `depth` | each weight's mean and standard deviation |
 //! | `zero_activation_fraction` | gauge | `block`, `depth` | exactly-zero outputs after the stem and each block |
 //! | `run_info` | gauge (1) | `model`, `device` | what the run trains |
 //!
-//! `depth` is the layer's index from the input (0) to the output, so a
-//! dashboard sorts gradient flow by depth.
+//! `depth` is the index from the input (`000`) to the output, zero-padded so
+//! that sorting by the label sorts by depth: of weight layers for the
+//! `layer_*` gauges, of the stem and blocks for `zero_activation_fraction`.
+//! The per-epoch gauges are NaN until the first epoch ends.
 
 pub mod process;
 pub mod server;
@@ -84,10 +86,12 @@ pub struct EpochMetrics {
     pub eval_acc: f32,
 }
 
+/// A series' labels: its layer (or block) and its depth, zero-padded to
+/// three digits so that label order is depth order (`007` before `010`).
 fn labels(kind: &str, name: &str, depth: usize) -> Labels {
     vec![
         (kind.to_string(), name.to_string()),
-        ("depth".to_string(), depth.to_string()),
+        ("depth".to_string(), format!("{depth:03}")),
     ]
 }
 
@@ -142,27 +146,31 @@ impl TrainMetrics {
             ),
             (
                 "epoch_train_loss",
-                "Mean training loss over the last completed epoch",
+                "Mean training loss over the last completed epoch; NaN before the first",
                 &m.epoch_loss,
             ),
             (
                 "epoch_train_accuracy",
-                "Mean training accuracy over the last completed epoch",
+                "Mean training accuracy over the last completed epoch; NaN before the first",
                 &m.epoch_acc,
             ),
             (
                 "eval_loss",
-                "Held-out loss after the last completed epoch",
+                "Held-out (with --val-fraction: validation) loss after the last completed epoch; NaN before the first",
                 &m.eval_loss,
             ),
             (
                 "eval_accuracy",
-                "Held-out accuracy after the last completed epoch",
+                "Held-out (with --val-fraction: validation) accuracy after the last completed epoch; NaN before the first",
                 &m.eval_acc,
             ),
         ];
         for (name, help, g) in gauges {
             reg.register(name, help, g.clone());
+        }
+        // No epoch has ended yet: NaN (a gap in Grafana), not a 0% accuracy.
+        for g in [&m.epoch_loss, &m.epoch_acc, &m.eval_loss, &m.eval_acc] {
+            g.set(f64::NAN);
         }
         reg.register(
             "train_images",

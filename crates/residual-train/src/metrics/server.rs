@@ -74,21 +74,27 @@ impl MetricsServer {
     /// [`MetricsServer::addr`] says which). An address that cannot be bound
     /// is an error naming it and why.
     pub fn start(addr: &str, registry: Registry) -> Result<Self, Error> {
-        let bind_err = |why: String| {
+        let fail = |why: String| {
             Error::arg(
                 "--metrics-addr",
-                format!("cannot serve metrics on {addr:?}: {why} (expected HOST:PORT, e.g. 127.0.0.1:9090)"),
+                format!("cannot serve metrics on {addr:?}: {why}"),
             )
         };
+        let unparsed = |why: String| {
+            fail(format!(
+                "{why} (expected HOST:PORT, e.g. 127.0.0.1:9464; port 0 picks a free port)"
+            ))
+        };
         let sock: SocketAddr = std::net::ToSocketAddrs::to_socket_addrs(addr)
-            .map_err(|e| bind_err(e.to_string()))?
+            .map_err(|e| unparsed(e.to_string()))?
             .next()
-            .ok_or_else(|| bind_err("it names no address".into()))?;
-        let server = tiny_http::Server::http(sock).map_err(|e| bind_err(e.to_string()))?;
+            .ok_or_else(|| unparsed("it names no address".into()))?;
+        let server = tiny_http::Server::http(sock)
+            .map_err(|e| fail(format!("cannot listen on {sock}: {e}")))?;
         let bound = server
             .server_addr()
             .to_ip()
-            .ok_or_else(|| bind_err("not an IP address".into()))?;
+            .ok_or_else(|| fail("not an IP address".into()))?;
         let server = Arc::new(server);
         let serving = server.clone();
         let thread = std::thread::Builder::new()
@@ -98,7 +104,7 @@ impl MetricsServer {
                     respond(&registry, req);
                 }
             })
-            .map_err(|e| bind_err(format!("cannot start its thread: {e}")))?;
+            .map_err(|e| fail(format!("cannot start its thread: {e}")))?;
         Ok(MetricsServer {
             server,
             addr: bound,

@@ -34,6 +34,12 @@ fn samples<'a>(text: &'a str, name: &str) -> Vec<&'a str> {
 fn a_step_sets_every_gauge_with_the_run_label_and_layers_by_depth() {
     let (m, reg) = TrainMetrics::new("runs/x", "resnet20", "cpu");
     m.start(100, 0, 0);
+    let (before, _) = encode(&reg, None);
+    assert_eq!(
+        samples(&before, "residual_eval_accuracy"),
+        vec!["residual_eval_accuracy{run=\"runs/x\"} NaN"],
+        "no epoch has ended: no figure, not 0%"
+    );
     m.step(&stats(1), 64);
     m.step(&stats(2), 64);
     m.epoch(&EpochMetrics {
@@ -61,12 +67,14 @@ fn a_step_sets_every_gauge_with_the_run_label_and_layers_by_depth() {
     }
     let fc = samples(&text, "residual_layer_grad_norm");
     assert!(
-        fc.contains(&"residual_layer_grad_norm{run=\"runs/x\",layer=\"fc\",depth=\"1\"} 1.5"),
+        fc.contains(&"residual_layer_grad_norm{run=\"runs/x\",layer=\"fc\",depth=\"001\"} 1.5"),
         "{fc:?}"
     );
     assert_eq!(
         samples(&text, "residual_zero_activation_fraction"),
-        vec!["residual_zero_activation_fraction{run=\"runs/x\",block=\"stem\",depth=\"0\"} 0.375"]
+        vec![
+            "residual_zero_activation_fraction{run=\"runs/x\",block=\"stem\",depth=\"000\"} 0.375"
+        ]
     );
     assert_eq!(
         samples(&text, "residual_run_info"),
