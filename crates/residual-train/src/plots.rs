@@ -53,16 +53,25 @@ const PALETTE: [RGBColor; 8] = [
     RGBColor(127, 127, 127),
 ];
 
+/// The colour of the `i`-th curve of a panel and its line (thin or thick).
+fn curve_style(i: usize, c: &Curve) -> (RGBColor, ShapeStyle) {
+    let color = PALETTE[i % PALETTE.len()];
+    let style = ShapeStyle::from(&color).stroke_width(if c.thin { 1 } else { 2 });
+    (color, style)
+}
+
+/// The points of `c` a panel can draw: finite, and positive on a log axis.
+fn drawable_points(c: &Curve, log_y: bool) -> impl Iterator<Item = (f32, f32)> + '_ {
+    c.points
+        .iter()
+        .copied()
+        .filter(move |p| p.1.is_finite() && (!log_y || p.1 > 0.0))
+}
+
 fn bounds(curves: &[Curve], log_y: bool) -> (f32, f32, f32, f32) {
-    let pts = || {
-        curves
-            .iter()
-            .flat_map(|c| c.points.iter())
-            .filter(|p| p.1.is_finite() && (!log_y || p.1 > 0.0))
-    };
     let (mut x0, mut x1) = (f32::INFINITY, f32::NEG_INFINITY);
     let (mut y0, mut y1) = (f32::INFINITY, f32::NEG_INFINITY);
-    for &(x, y) in pts() {
+    for (x, y) in curves.iter().flat_map(|c| drawable_points(c, log_y)) {
         x0 = x0.min(x);
         x1 = x1.max(x);
         y0 = y0.min(y);
@@ -112,14 +121,8 @@ fn draw_panel<DB: DrawingBackend>(
                 .draw()
                 .map_err(|e| e.to_string())?;
             for (i, c) in curves.iter().enumerate() {
-                let color = PALETTE[i % PALETTE.len()];
-                let style = ShapeStyle::from(&color).stroke_width(if c.thin { 1 } else { 2 });
-                let pts: Vec<(f32, f32)> = c
-                    .points
-                    .iter()
-                    .copied()
-                    .filter(|p| p.1.is_finite() && (!log_y || p.1 > 0.0))
-                    .collect();
+                let (_, style) = curve_style(i, c);
+                let pts: Vec<(f32, f32)> = drawable_points(c, log_y).collect();
                 chart
                     .draw_series(LineSeries::new(pts, style))
                     .map_err(|e| e.to_string())?
@@ -309,14 +312,8 @@ fn draw_page_panel<DB: DrawingBackend>(
         .draw()
         .map_err(|e| e.to_string())?;
     for (i, c) in curves.iter().enumerate() {
-        let color = PALETTE[i % PALETTE.len()];
-        let style = ShapeStyle::from(&color).stroke_width(if c.thin { 1 } else { 2 });
-        let pts: Vec<(f32, f32)> = c
-            .points
-            .iter()
-            .filter(|p| p.1.is_finite() && (!log_y || p.1 > 0.0))
-            .map(|p| (p.0, ty(p.1)))
-            .collect();
+        let (color, style) = curve_style(i, c);
+        let pts: Vec<(f32, f32)> = drawable_points(c, log_y).map(|p| (p.0, ty(p.1))).collect();
         if pts.len() <= 60 {
             let dots = pts.iter().map(|&p| Circle::new(p, 3, color.filled()));
             chart.draw_series(dots).map_err(|e| e.to_string())?;
