@@ -150,7 +150,6 @@ impl DataArgs {
             image_size: self.image_size,
             crop_scale: self.crop_scale.map(|c| c.0),
             val_fraction: self.val_fraction,
-            random_affine: self.random_affine.map(|r| r.0),
         })
     }
 
@@ -162,7 +161,8 @@ impl DataArgs {
             image_size: source.image_size,
             crop_scale: source.crop_scale.map(CropScale),
             val_fraction: source.val_fraction,
-            random_affine: source.random_affine.map(RandomAffine),
+            // The run's warp is in its transforms (TrainConfig::transforms).
+            random_affine: None,
         }
     }
 

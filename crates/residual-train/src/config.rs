@@ -71,9 +71,6 @@ pub struct DataSource {
     /// that the run evaluates on instead of the held-out split.
     #[serde(default)]
     pub val_fraction: Option<f64>,
-    /// `--random-affine DEGREES,TRANSLATE,SCALE`; `None`: the dataset's recipe.
-    #[serde(default)]
-    pub random_affine: Option<[f32; 3]>,
 }
 
 /// The half-precision dtype of a mixed-precision run.

@@ -192,7 +192,8 @@ pub(super) fn resumed_data(a: &DataArgs, run: &TrainConfig) -> DataArgs {
             image_size: src.image_size,
             crop_scale: src.crop_scale.map(crate::data::CropScale),
             val_fraction: src.val_fraction,
-            random_affine: src.random_affine.map(crate::data::RandomAffine),
+            // A resumed run trains with its recorded transforms.
+            random_affine: None,
         },
         None => a.clone(),
     }

@@ -475,7 +475,6 @@ fn meta() -> CheckpointMeta {
                 image_size: None,
                 crop_scale: None,
                 val_fraction: None,
-                random_affine: None,
             }),
         },
         scaler: None,
