@@ -128,8 +128,9 @@ fn test() -> ExitCode {
         ok: layout_command() == ExitCode::SUCCESS,
         secs: t0.elapsed().as_secs_f64(),
     });
-    let (step, counts) = run_tests(&["test", "--workspace"]);
+    let (step, mut counts) = run_tests(&["test", "--workspace"]);
     steps.push(step);
+    mpi_steps(&mut steps, &mut counts);
     if !counts.skipped.is_empty() {
         println!(
             "\n== xtask: {} tests skipped at run time (this machine lacks what they need)",
@@ -167,6 +168,73 @@ fn test() -> ExitCode {
         eprintln!("xtask test FAILED: {}", bad.join(", "));
         ExitCode::FAILURE
     }
+}
+
+/// Whether this machine can build and launch the `mpi` feature: an MPI
+/// launcher and compiler wrapper on PATH (Debian: mpich, libmpich-dev).
+fn mpi_available() -> bool {
+    let runs = |prog: &str, arg: &str| {
+        Command::new(prog)
+            .arg(arg)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success())
+    };
+    runs("mpirun", "--version") && runs("mpicc", "-show")
+}
+
+/// The `mpi` feature: its lints, and the tests that start `mpirun` (the
+/// workspace tests build without it). Where MPI is missing the tests are
+/// skipped and listed, except in CI (`CI` set), where that is a failure.
+fn mpi_steps(steps: &mut Vec<Step>, counts: &mut TestCounts) {
+    if !mpi_available() {
+        let reason = "no MPI (mpirun, mpicc): install mpich and libmpich-dev";
+        if std::env::var_os("CI").is_some() {
+            eprintln!("xtask: CI: {reason}");
+            steps.push(Step {
+                name: "mpi",
+                ok: false,
+                secs: 0.0,
+            });
+        } else {
+            counts
+                .skipped
+                .push(("mpi (feature `mpi` lints and tests)".into(), reason.into()));
+        }
+        return;
+    }
+    let features = "residual-train/mpi,residual-cli/mpi";
+    let mut clippy = run_step(
+        "clippy",
+        &[
+            "clippy",
+            "-p",
+            "residual-train",
+            "-p",
+            "residual-cli",
+            "--all-targets",
+            "--features",
+            features,
+            "--",
+            "-D",
+            "warnings",
+        ],
+    );
+    clippy.name = "mpi lint";
+    steps.push(clippy);
+    let (mut step, mpi_counts) = run_tests(&[
+        "test",
+        "-p",
+        "residual-cli",
+        "--features",
+        "mpi",
+        "--test",
+        "mpi",
+    ]);
+    step.name = "mpi";
+    steps.push(step);
+    counts.add(mpi_counts);
 }
 
 fn shaders_command() -> ExitCode {

@@ -28,6 +28,14 @@ pub struct TestCounts {
 }
 
 impl TestCounts {
+    /// Adds the counts of another `cargo test` run.
+    pub fn add(&mut self, other: TestCounts) {
+        self.passed += other.passed;
+        self.failed += other.failed;
+        self.ignored += other.ignored;
+        self.skipped.extend(other.skipped);
+    }
+
     /// Takes one line of `cargo test`'s standard output.
     pub fn line(&mut self, line: &str) {
         // Anywhere in the line: the harness may have begun `test NAME ... `

@@ -135,6 +135,7 @@ fn degradation(a: Degradation) -> Result<(), Error> {
             log_every: 5,
             amp: None,
             data: None,
+            sync_bn: false,
         };
         let mut trainer = Trainer::new(config, train.clone(), &dev)?;
         let bar = ProgressBar::new(steps);

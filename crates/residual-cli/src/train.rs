@@ -9,8 +9,10 @@
 //! the schedule).
 
 mod args;
+mod follower;
 mod forecast;
 mod resume;
+mod world;
 
 use args::setting;
 pub use args::Args;
@@ -145,6 +147,7 @@ fn config(
         log_every: a.log_every.unwrap_or(DEFAULT_LOG_EVERY),
         amp: a.amp_dtype(dev),
         data: Some(data.source()?),
+        sync_bn: a.sync_bn,
     })
 }
 
@@ -182,8 +185,17 @@ fn check_memory(
     Ok(estimate)
 }
 
-/// Trains, checkpointing and evaluating after every epoch.
+/// Trains, checkpointing and evaluating after every epoch. Under an MPI
+/// launcher (binary built with `--features mpi`) every process runs this
+/// with the same flags: rank 0 leads (console, run folder, metrics) and the
+/// others follow ([`follower::follow`]).
 pub fn run(a: Args) -> Result<(), Error> {
+    let timeout = a.collective_timeout.map_or(
+        residual_train::distributed::DEFAULT_TIMEOUT,
+        std::time::Duration::from_secs,
+    );
+    let world = world::join(timeout)?;
+    let lead = world.rank() == 0;
     let dev = a.device.open()?;
     let resumed: Option<(PathBuf, CheckpointMeta)> = match &a.resume {
         Some(dir) => Some((dir.clone(), checkpoint::read_meta(dir)?)),
@@ -214,7 +226,7 @@ pub fn run(a: Args) -> Result<(), Error> {
     };
     let splits = data.splits()?;
     let (train, test) = (splits.train.clone(), splits.test.clone());
-    if let Some(recipe) = &splits.recipe {
+    if let Some(recipe) = splits.recipe.as_ref().filter(|_| lead) {
         eprintln!("images: {}", recipe.describe());
     }
     if test.is_empty() {
@@ -262,6 +274,12 @@ pub fn run(a: Args) -> Result<(), Error> {
         })?,
         None => Trainer::new(run_config, train.clone(), &dev)?,
     };
+    if world.world_size() > 1 {
+        trainer.distribute(world.clone())?;
+    }
+    if !lead {
+        return follower::follow(trainer, test, &*interrupt_flag()?);
+    }
     // Before the folder is touched: an address that cannot be served costs nothing.
     let metrics = match &a.metrics_addr {
         Some(addr) => Some(serve_metrics(addr, &out, &trainer, &dev)?),
@@ -311,7 +329,7 @@ pub fn run(a: Args) -> Result<(), Error> {
     }
     let cfg = &trainer.config;
     eprintln!(
-        "training {} on {} ({} train / {} {}) for {} epochs, batch {}, lr {}, {:?}, {} -> {}{}",
+        "training {} on {} ({} train / {} {}) for {} epochs, batch {}, lr {}, {:?}, {}{} -> {}{}",
         cfg.model,
         data.spec(),
         train.len(),
@@ -325,6 +343,19 @@ pub fn run(a: Args) -> Result<(), Error> {
             Some(AmpDtype::Bf16) => "mixed precision bf16",
             Some(AmpDtype::F16) => "mixed precision f16 (dynamic loss scaling)",
             None => "f32",
+        },
+        match world.world_size() {
+            1 => String::new(),
+            n => format!(
+                ", {}, {} images each a step{}",
+                world.describe(),
+                cfg.batch_size / n,
+                if cfg.sync_bn {
+                    ", synchronised batch norm"
+                } else {
+                    ""
+                }
+            ),
         },
         out.display(),
         match &resumed {
@@ -447,7 +478,7 @@ pub fn run(a: Args) -> Result<(), Error> {
             );
         }
         residual_train::plots::render_run(&out)?;
-        if stop.load(Ordering::SeqCst) {
+        if trainer.any_rank_stopping(&stop)? {
             interrupted(&trainer, &out);
         }
     }
@@ -556,7 +587,8 @@ fn log_missing_epoch_record(
     if logged {
         return Ok(());
     }
-    let ev = trainer.evaluate(test, 256)?;
+    // Rank 0 alone: the other ranks of a data-parallel run do not come here.
+    let ev = trainer.evaluate_here(test, 256)?;
     let (loss_sum, acc_sum, n) = runlog::epoch_step_sums(&records, epoch - 1);
     let (train_loss, train_acc) = match n > 0.0 {
         true => (loss_sum / n, acc_sum / n),

@@ -11,6 +11,7 @@ pub mod layers;
 mod module;
 mod param;
 pub mod summary;
+pub mod sync_bn;
 pub mod trace;
 pub mod weights;
 

@@ -42,6 +42,6 @@ pub use backend::{AdamWHyper, Backend, Conv2dParams, HostData, Pool2dParams, Sgd
 pub use device::Device;
 pub use dtype::DType;
 pub use error::{Error, Result};
-pub use ops::BatchNormOutput;
+pub use ops::{BatchNormOutput, ReplicaSum};
 pub use shape::Shape;
 pub use tensor::Tensor;

@@ -49,6 +49,11 @@ pub struct TrainConfig {
     /// dataset of their own).
     #[serde(default)]
     pub data: Option<DataSource>,
+    /// Data-parallel runs: batch norm with the statistics of the global batch
+    /// (SyncBatchNorm) instead of each rank's own (DistributedDataParallel's
+    /// default).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub sync_bn: bool,
 }
 
 /// A dataset as `residual train --data` names it, recorded in the run.

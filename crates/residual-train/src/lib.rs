@@ -11,13 +11,15 @@
 //! [`step`] (the one training step), [`monitor`] (gradient flow, weights,
 //! dead units, histograms), [`tensorboard`] (TensorBoard event files),
 //! [`metrics`] (Prometheus gauges and their `/metrics` endpoint) and
-//! [`trainer`] (the loop) for any model of the zoo.
+//! [`trainer`] (the loop) for any model of the zoo, on one process or data
+//! parallel over a [`distributed::Collective`] (MPI with the `mpi` feature).
 //! [`fuzz`] holds the fuzz targets' entry points, one per file parser.
 
 pub mod checkpoint;
 pub mod clip;
 pub mod config;
 pub mod data;
+pub mod distributed;
 pub mod fuzz;
 pub mod memory;
 pub mod metrics;

@@ -62,6 +62,16 @@ impl GradScaler {
     }
 }
 
+/// Whether any gradient holds an inf or a NaN.
+pub fn any_non_finite(grads: &Gradients) -> Result<bool> {
+    for (_, g) in grads.iter() {
+        if g.to_vec()?.iter().any(|v| !v.is_finite()) {
+            return Ok(true);
+        }
+    }
+    Ok(false)
+}
+
 /// The gradients of `loss` for an optimizer step, through `scaler` when there
 /// is one: the loss is scaled before the backward pass and the gradients
 /// unscaled after it. The flag says whether a gradient overflowed (always

@@ -5,12 +5,14 @@
 use crate::clip::clip_grad_norm;
 use crate::config::{AmpDtype, TrainConfig};
 use crate::data::Batch;
+use crate::distributed::{all_reduce_gradients, Collective};
 use crate::monitor::{self, Monitors};
 use crate::optim::Optimizer;
 use crate::scaler::{self, GradScaler};
 use residual_nn::Mode;
 use residual_tensor::{AutocastGuard, Result};
 use residual_zoo::Model;
+use std::time::Instant;
 
 /// The settings of a step that stay fixed over a run.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -51,6 +53,8 @@ pub struct StepOutcome {
     /// Without a loss scaler: the loss or a gradient was not finite, and the
     /// optimizer step was not taken (the weights are those before the step).
     pub non_finite: Option<NonFinite>,
+    /// Seconds spent in the gradients' all-reduce (0 on one rank).
+    pub comm_seconds: f32,
 }
 
 /// A step whose loss or gradients were not finite: where it showed first.
@@ -83,6 +87,13 @@ fn first_non_finite_gradient(
 /// One optimizer step of `model` on `batch` at learning rate `lr`. With
 /// `monitor`, the step also records the per-layer figures of [`Monitors`]
 /// (from the forward's intermediates and the unscaled gradients).
+///
+/// Over a `collective` of several ranks, `batch` is this rank's share of the
+/// global batch: the gradients are averaged over the ranks after the
+/// backward pass (see [`all_reduce_gradients`]), so every rank clips, checks
+/// and steps on the same gradients, and an overflow on any rank skips the
+/// step on all of them. The loss and accuracy are this rank's.
+#[allow(clippy::too_many_arguments)]
 pub fn train_step(
     model: &dyn Model,
     optimizer: &mut Optimizer,
@@ -91,6 +102,7 @@ pub fn train_step(
     settings: &StepSettings,
     lr: f32,
     monitor: bool,
+    collective: &dyn Collective,
 ) -> Result<StepOutcome> {
     // Under autocast the convolutions and the classifier compute in half
     // precision; norms and the loss stay in f32.
@@ -107,7 +119,14 @@ pub fn train_step(
     let loss = logits.cross_entropy(&batch.labels, settings.label_smoothing)?;
     drop(autocast);
     let loss_scale = scaler.as_ref().map(|s| s.scale);
-    let (mut grads, skipped) = scaler::backward(&loss, scaler.as_deref())?;
+    let (mut grads, mut skipped) = scaler::backward(&loss, scaler.as_deref())?;
+    let t_comm = Instant::now();
+    let reduced = all_reduce_gradients(collective, optimizer.params(), &mut grads)?;
+    let comm_seconds = t_comm.elapsed().as_secs_f32();
+    if reduced > 0 && scaler.is_some() {
+        // An overflow on any rank is in every rank's sums.
+        skipped = scaler::any_non_finite(&grads)?;
+    }
     let monitors = monitor
         .then(|| -> Result<Monitors> {
             Ok(Monitors {
@@ -157,5 +176,6 @@ pub fn train_step(
         skipped,
         monitors,
         non_finite,
+        comm_seconds,
     })
 }

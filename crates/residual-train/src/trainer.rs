@@ -3,11 +3,13 @@
 
 use crate::checkpoint::{self, CheckpointMeta};
 use crate::config::{AmpDtype, TrainConfig};
-use crate::data::{DataLoader, Dataset, Transform};
+use crate::data::{DataLoader, Dataset, Shard, Transform};
+use crate::distributed::{self, Collective, Replicas, Solo};
 use crate::monitor::Histogram;
 use crate::optim::Optimizer;
 use crate::scaler::GradScaler;
 use crate::step::{train_step, NonFinite, StepSettings};
+use residual_nn::sync_bn::SyncBatchNormGuard;
 use residual_nn::{named_tensors, Mode, Module};
 use residual_tensor::{no_grad, Device, Error, Result};
 use residual_zoo::{inference, Model, ModelOptions};
@@ -28,13 +30,14 @@ pub struct StepStats {
     pub batch: usize,
     /// Batches per epoch.
     pub batches: usize,
-    /// Training loss of this batch.
+    /// Training loss of this batch (the global batch of a data-parallel run).
     pub loss: f32,
-    /// Training accuracy of this batch.
+    /// Training accuracy of this batch (likewise).
     pub acc: f32,
     /// Learning rate used.
     pub lr: f32,
-    /// Training images per second over this step.
+    /// Training images per second over this step (the global batch's, over
+    /// every rank of a data-parallel run).
     pub img_per_s: f32,
     /// Global gradient norm (unscaled, before clipping).
     pub grad_norm: f32,
@@ -44,6 +47,10 @@ pub struct StepStats {
     /// Whether the optimizer step was skipped because a gradient overflowed.
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub skipped: bool,
+    /// Seconds of this step spent in the gradients' all-reduce (data-parallel
+    /// runs only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub comm_seconds: Option<f32>,
     /// Gradient norms of the weight layers (convolutions, classifier; weight
     /// and bias together), input to output, every `log_every` steps.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -89,6 +96,8 @@ pub struct Trainer {
     /// The dynamic loss scaler of an f16 mixed-precision run.
     pub scaler: Option<GradScaler>,
     dev: Device,
+    /// The ranks of a data-parallel run ([`Solo`] alone).
+    collective: Arc<dyn Collective>,
 }
 
 /// How [`Trainer::train_epoch_until`] ended.
@@ -143,7 +152,67 @@ impl Trainer {
             batch_in_epoch: 0,
             scaler,
             dev: dev.clone(),
+            collective: Arc::new(Solo),
         })
+    }
+
+    /// Makes this trainer rank `c.rank()` of a data-parallel run over `c`
+    /// (every rank calls it, with the same configuration and data): checks
+    /// that the ranks' configurations agree, replaces the weights and buffers
+    /// by rank 0's and checks that the whole training state (optimizer
+    /// included, for a resumed run) agrees; then each epoch this rank reads
+    /// its shard ([`Shard`]) of every global batch of `config.batch_size`.
+    /// The step count per epoch does not depend on the number of ranks, so a
+    /// run may be resumed on any number of them.
+    pub fn distribute(&mut self, c: Arc<dyn Collective>) -> Result<()> {
+        let (rank, world) = (c.rank(), c.world_size());
+        let batch = self.config.batch_size;
+        if world == 0 || !batch.is_multiple_of(world) {
+            return Err(Error::arg(
+                "--batch-size",
+                format!(
+                    "the global batch ({batch}) must be a multiple of the number of processes \
+                     ({world}): each takes an equal share"
+                ),
+            ));
+        }
+        let mut setup = serde_json::to_value(&self.config)
+            .map_err(|e| Error::arg("distributed", e.to_string()))?;
+        if let Some(o) = setup.as_object_mut() {
+            let data = self.train.dataset();
+            o.insert("training samples".into(), data.len().into());
+            o.insert("sample shape".into(), format!("{:?}", data.shape()).into());
+            o.insert("completed epochs".into(), self.epoch.into());
+            o.insert("optimizer steps".into(), self.optimizer.steps().into());
+            o.insert("batch in epoch".into(), self.batch_in_epoch.into());
+        }
+        distributed::verify_config(&*c, &setup.to_string())?;
+        distributed::broadcast_model(&*c, &*self.model)?;
+        let sum = distributed::state_checksum(&*self.model, &self.optimizer)?;
+        distributed::verify_same(&*c, "the training state at the start", sum)?;
+        self.train.batch_size = batch / world;
+        self.train.set_shard(Shard {
+            rank,
+            world,
+            pad: true,
+        })?;
+        self.collective = c;
+        Ok(())
+    }
+
+    /// Whether `stop` is raised on any rank (all-reduced in a data-parallel
+    /// run, so that every rank makes the same choice between epochs).
+    pub fn any_rank_stopping(&self, stop: &AtomicBool) -> Result<bool> {
+        let mut flag = [stop.load(Ordering::SeqCst) as u8 as f32];
+        if self.collective.world_size() > 1 {
+            self.collective.all_reduce_sum(&mut flag)?;
+        }
+        Ok(flag[0] > 0.0)
+    }
+
+    /// The ranks this trainer trains with.
+    pub fn collective(&self) -> &Arc<dyn Collective> {
+        &self.collective
     }
 
     /// Total optimizer steps of the run.
@@ -207,6 +276,13 @@ impl Trainer {
                     .config
                     .schedule
                     .lr(self.config.lr, self.optimizer.steps());
+                let c = self.collective.clone();
+                let parallel = c.world_size() > 1;
+                if parallel && !self.config.sync_bn {
+                    distributed::broadcast_buffers(&*c, &*self.model)?;
+                }
+                let sync = (parallel && self.config.sync_bn)
+                    .then(|| SyncBatchNormGuard::new(Arc::new(Replicas(c.clone()))));
                 let out = train_step(
                     &*self.model,
                     &mut self.optimizer,
@@ -215,7 +291,34 @@ impl Trainer {
                     &settings,
                     lr,
                     detailed,
+                    &*c,
                 )?;
+                drop(sync);
+                // The global batch's loss and accuracy, and whether any rank
+                // was asked to stop.
+                let k = batch.labels.len() as f32;
+                let (loss, acc, images) = match parallel {
+                    true => {
+                        let mut sums = [out.loss * k, out.correct as f32, k];
+                        c.all_reduce_sum(&mut sums)?;
+                        let [loss_sum, correct, images] = sums;
+                        (loss_sum / images, correct / images, images)
+                    }
+                    false => (out.loss, out.correct as f32 / k, k),
+                };
+                if parallel && step.is_multiple_of(distributed::CHECK_EVERY) {
+                    // Per-rank batch statistics moved each rank's running
+                    // ones: rank 0's are the run's (as before every step).
+                    if !self.config.sync_bn {
+                        distributed::broadcast_buffers(&*c, &*self.model)?;
+                    }
+                    let sum = distributed::state_checksum(&*self.model, &self.optimizer)?;
+                    distributed::verify_same(
+                        &*c,
+                        &format!("the training state after step {step}"),
+                        sum,
+                    )?;
+                }
                 if let Some(nf) = &out.non_finite {
                     let at = (self.epoch, b, step, lr);
                     return Err(diverged(&*self.model, at, nf, &batch.images));
@@ -249,19 +352,25 @@ impl Trainer {
                     step,
                     batch: b,
                     batches,
-                    loss: out.loss,
-                    acc: out.correct as f32 / batch.labels.len() as f32,
+                    loss,
+                    acc,
                     lr,
-                    img_per_s: batch.labels.len() as f32 / t0.elapsed().as_secs_f32(),
+                    img_per_s: images / t0.elapsed().as_secs_f32(),
                     grad_norm: out.grad_norm,
                     loss_scale: out.loss_scale,
                     skipped: out.skipped,
+                    comm_seconds: parallel.then_some(out.comm_seconds),
                     layer_grad_norms,
                     layer_weight_stats,
                     zero_activations,
                     histograms,
                 });
-                if stop.load(Ordering::SeqCst) && b + 1 < batches {
+                // Every rank stops when any was asked to.
+                let mut stopping = [stop.load(Ordering::SeqCst) as u8 as f32];
+                if parallel {
+                    c.all_reduce_sum(&mut stopping)?;
+                }
+                if stopping[0] > 0.0 && b + 1 < batches {
                     return Ok(EpochEnd::Stopped);
                 }
             }
@@ -275,16 +384,40 @@ impl Trainer {
     }
 
     /// Mean loss and accuracy on `data` in evaluation mode, with the run's
-    /// preprocessing (its transforms without the random augmentation).
+    /// preprocessing (its transforms without the random augmentation). In a
+    /// data-parallel run each rank evaluates its shard and the sums are
+    /// all-reduced: every rank gets the figures of the whole of `data`.
     pub fn evaluate(&self, data: Arc<dyn Dataset>, batch_size: usize) -> Result<EvalStats> {
-        let prep: Vec<Transform> = self
-            .config
+        evaluate_sharded(
+            &*self.model,
+            data,
+            &self.preprocessing(),
+            batch_size,
+            &self.dev,
+            &*self.collective,
+        )
+    }
+
+    /// [`Trainer::evaluate`] on this rank alone, over the whole of `data`
+    /// (no collective: for what one rank does by itself).
+    pub fn evaluate_here(&self, data: Arc<dyn Dataset>, batch_size: usize) -> Result<EvalStats> {
+        evaluate(
+            &*self.model,
+            data,
+            &self.preprocessing(),
+            batch_size,
+            &self.dev,
+        )
+    }
+
+    /// The run's transforms without the random augmentation.
+    fn preprocessing(&self) -> Vec<Transform> {
+        self.config
             .transforms
             .iter()
             .filter(|t| !t.is_augmentation())
             .cloned()
-            .collect();
-        evaluate(&*self.model, data, &prep, batch_size, &self.dev)
+            .collect()
     }
 
     /// Saves the training state to `dir`, then the weights (see
@@ -437,6 +570,20 @@ pub fn evaluate(
     batch_size: usize,
     dev: &Device,
 ) -> Result<EvalStats> {
+    evaluate_sharded(model, data, transforms, batch_size, dev, &Solo)
+}
+
+/// [`evaluate`] over the ranks of `c`: each evaluates its disjoint shard of
+/// `data` ([`Shard`] without padding, so every sample counts once) and the
+/// loss sums and counts are all-reduced.
+pub fn evaluate_sharded(
+    model: &dyn Model,
+    data: Arc<dyn Dataset>,
+    transforms: &[Transform],
+    batch_size: usize,
+    dev: &Device,
+    c: &dyn Collective,
+) -> Result<EvalStats> {
     if data.is_empty() {
         return Err(Error::arg(
             "evaluate",
@@ -446,6 +593,11 @@ pub fn evaluate(
     let mut loader = DataLoader::new(data, batch_size, false, false, 0)?;
     loader.transforms = transforms.to_vec();
     loader.augment_on_decode = false;
+    loader.set_shard(Shard {
+        rank: c.rank(),
+        world: c.world_size(),
+        pad: false,
+    })?;
     let order = loader.order(0);
     let model = inference(model)?;
     let (mut loss_sum, mut correct, mut n) = (0.0f64, 0usize, 0usize);
@@ -462,6 +614,15 @@ pub fn evaluate(
             .filter(|(p, l)| p == l)
             .count();
         n += k;
+    }
+    if c.world_size() > 1 {
+        let mut sums = [loss_sum as f32, correct as f32, n as f32];
+        c.all_reduce_sum(&mut sums)?;
+        let [loss_sum, correct, count] = sums;
+        return Ok(EvalStats {
+            loss: loss_sum / count.max(1.0),
+            acc: correct / count.max(1.0),
+        });
     }
     Ok(EvalStats {
         loss: (loss_sum / n.max(1) as f64) as f32,

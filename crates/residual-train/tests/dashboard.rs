@@ -27,6 +27,7 @@ fn exported() -> BTreeSet<String> {
         grad_norm: 1.0,
         loss_scale: Some(1024.0),
         skipped: false,
+        comm_seconds: None,
         layer_grad_norms: Some(vec![("conv1".into(), 1.0)]),
         layer_weight_stats: Some(vec![("conv1".into(), 0.0, 1.0)]),
         zero_activations: Some(vec![("stem".into(), 0.5)]),

@@ -36,6 +36,7 @@ fn config(amp: Option<AmpDtype>) -> TrainConfig {
         log_every: 0,
         amp,
         data: None,
+        sync_bn: false,
     }
 }
 

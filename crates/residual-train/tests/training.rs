@@ -9,6 +9,7 @@ use residual_tensor::{Device, Gradients, Tensor};
 use residual_train::checkpoint;
 use residual_train::config::{AmpDtype, TrainConfig};
 use residual_train::data::{Batch, DataLoader, Dataset, Mnist, Transform};
+use residual_train::distributed::Solo;
 use residual_train::optim::OptimizerConfig;
 use residual_train::scaler::{self, GradScaler};
 use residual_train::schedule::Schedule;
@@ -115,6 +116,7 @@ fn forced_overflow_skips_the_step_and_halves_the_scale() {
         &settings,
         0.05,
         false,
+        &Solo,
     )
     .unwrap();
     assert!(!clean.skipped && clean.grad_norm.is_finite(), "{clean:?}");
@@ -132,6 +134,7 @@ fn forced_overflow_skips_the_step_and_halves_the_scale() {
         &settings,
         0.05,
         false,
+        &Solo,
     )
     .unwrap();
     assert!(out.skipped, "the step is reported skipped: {out:?}");
@@ -361,6 +364,7 @@ fn tiny_config(epochs: u64) -> TrainConfig {
         log_every: 2,
         amp: None,
         data: None,
+        sync_bn: false,
     }
 }
 

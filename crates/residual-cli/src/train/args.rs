@@ -77,6 +77,14 @@ pub struct Args {
     /// it trains (port 0: any free port, printed at the start).
     #[arg(long, value_name = "HOST:PORT")]
     pub(super) metrics_addr: Option<String>,
+    /// Under mpirun: batch norm with the statistics of the whole global batch
+    /// over every process (SyncBatchNorm) instead of each process's own.
+    #[arg(long)]
+    pub(super) sync_bn: bool,
+    /// Under mpirun: seconds a process waits for the others in a collective
+    /// operation before it gives up and ends the job (one died or hangs) [default: 300].
+    #[arg(long, value_name = "SECONDS", value_parser = at_least_one::<u64>)]
+    pub(super) collective_timeout: Option<u64>,
 }
 
 /// Parses a count that must be at least 1, naming the range (and taking

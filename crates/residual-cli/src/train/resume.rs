@@ -26,6 +26,9 @@ pub(super) fn resume_conflicts(
     if let Some(m) = &a.model {
         differs(&mut out, "--model", m.clone(), run.model.clone());
     }
+    if a.sync_bn && !run.sync_bn {
+        out.push("--sync-bn: the run keeps per-process batch statistics".into());
+    }
     for (flag, key, given) in [
         ("--norm", "norm", a.norm.clone()),
         ("--act", "act", a.act.clone()),

@@ -82,7 +82,10 @@ impl Module for BatchNorm2d {
             crate::trace::record(self, &y);
             return Ok(y);
         }
-        let out = x.batch_norm_train(Some(&w), Some(&b), self.eps)?;
+        let out = match crate::sync_bn::sync_replicas() {
+            Some(replicas) => x.batch_norm_train_synced(Some(&w), Some(&b), self.eps, replicas)?,
+            None => x.batch_norm_train(Some(&w), Some(&b), self.eps)?,
+        };
         let (mut rm, mut rv) = (self.running_mean.get(), self.running_var.get());
         out.update_running_stats(&mut rm, &mut rv, self.momentum)?;
         self.running_mean.set(rm);

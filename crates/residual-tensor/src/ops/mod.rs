@@ -10,5 +10,7 @@ mod matmul;
 mod norm;
 mod pool;
 mod reduce;
+mod sync_norm;
 
 pub use norm::BatchNormOutput;
+pub use sync_norm::ReplicaSum;

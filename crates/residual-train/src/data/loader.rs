@@ -38,6 +38,34 @@ pub struct DataLoader {
     /// dataset may augment while decoding (ImageFolder's random resized
     /// crop); `false` reads [`Dataset::get`], its evaluation preprocessing.
     pub augment_on_decode: bool,
+    /// This loader's share of each epoch in a data-parallel run.
+    shard: Shard,
+}
+
+/// A rank's share of every epoch: PyTorch's `DistributedSampler` semantics.
+/// The epoch's order (the same on every rank: one seed) is padded, when
+/// `pad`, by repeating its start up to a multiple of `world`, and rank `r`
+/// reads positions `r, r + world, r + 2 world, ...` of it. Batch `b` of
+/// every rank together is then batch `b` of one process whose batch is
+/// `world` times as large.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Shard {
+    /// This rank.
+    pub rank: usize,
+    /// Number of ranks.
+    pub world: usize,
+    /// Pad the order to a multiple of `world` (training); without, the
+    /// shards are disjoint and cover the data exactly once (evaluation).
+    pub pad: bool,
+}
+
+impl Shard {
+    /// The whole epoch: one rank.
+    pub const WHOLE: Shard = Shard {
+        rank: 0,
+        world: 1,
+        pad: false,
+    };
 }
 
 impl DataLoader {
@@ -60,6 +88,7 @@ impl DataLoader {
             seed,
             transforms: Vec::new(),
             augment_on_decode: true,
+            shard: Shard::WHOLE,
         })
     }
 
@@ -68,9 +97,44 @@ impl DataLoader {
         &self.dataset
     }
 
-    /// Batches per epoch.
+    /// Reads only `shard`'s share of every epoch (see [`Shard`]); `batch_size`
+    /// is then this rank's part of the global batch.
+    pub fn set_shard(&mut self, shard: Shard) -> Result<()> {
+        if shard.world == 0 || shard.rank >= shard.world {
+            return Err(Error::arg(
+                "DataLoader",
+                format!("rank {} is not in a world of {}", shard.rank, shard.world),
+            ));
+        }
+        self.shard = shard;
+        Ok(())
+    }
+
+    /// This loader's share of each epoch.
+    pub fn shard(&self) -> Shard {
+        self.shard
+    }
+
+    /// Samples of this rank's share of an epoch.
+    fn shard_len(&self) -> usize {
+        let (n, w) = (self.dataset.len(), self.shard.world);
+        match self.shard.pad {
+            true => n.div_ceil(w),
+            false => n / w + usize::from(self.shard.rank < n % w),
+        }
+    }
+
+    /// Batches per epoch. With drop_last, a sharded loader has as many as
+    /// one process reading whole global batches (`world * batch_size`), so
+    /// the step count does not depend on the number of ranks.
     pub fn batches(&self) -> usize {
         let n = self.dataset.len();
+        if self.shard.world > 1 {
+            return match self.drop_last {
+                true => n / (self.batch_size * self.shard.world),
+                false => self.shard_len().div_ceil(self.batch_size),
+            };
+        }
         if self.drop_last {
             n / self.batch_size
         } else {
@@ -78,8 +142,24 @@ impl DataLoader {
         }
     }
 
-    /// The sample order of epoch `epoch`.
+    /// The sample order of epoch `epoch`: this rank's share of it when the
+    /// loader is sharded.
     pub fn order(&self, epoch: u64) -> Vec<usize> {
+        let whole = self.whole_order(epoch);
+        let Shard { rank, world, pad } = self.shard;
+        if world == 1 {
+            return whole;
+        }
+        let n = whole.len();
+        let total = if pad { n.div_ceil(world) * world } else { n };
+        (rank..total)
+            .step_by(world)
+            .map(|i| whole[i % n.max(1)])
+            .collect()
+    }
+
+    /// The order of the whole epoch, before sharding.
+    fn whole_order(&self, epoch: u64) -> Vec<usize> {
         let n = self.dataset.len();
         let mut idx: Vec<usize> = (0..n).collect();
         if self.shuffle {

@@ -17,7 +17,7 @@ pub use dataset::Dataset;
 pub use image_folder::{
     image_header, load_image, load_random_resized_crop, show_path, ImageFolder, SkipReason, Skipped,
 };
-pub use loader::{Batch, DataLoader};
+pub use loader::{Batch, DataLoader, Shard};
 pub use mnist::Mnist;
 pub use recipe::{
     Augment, ImageRecipe, LARGE_IMAGE_SIZE, MAX_IMAGE_SIZE, MIN_IMAGE_SIZE, SMALL_IMAGE_MAX_SIDE,

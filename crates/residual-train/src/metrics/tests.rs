@@ -16,6 +16,7 @@ fn stats(step: u64) -> StepStats {
         grad_norm: 2.0,
         loss_scale: None,
         skipped: false,
+        comm_seconds: None,
         layer_grad_norms: Some(vec![("conv1".into(), 0.75), ("fc".into(), 1.5)]),
         layer_weight_stats: Some(vec![("conv1".into(), 0.0625, 0.5)]),
         zero_activations: Some(vec![("stem".into(), 0.375)]),

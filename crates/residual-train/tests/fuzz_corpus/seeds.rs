@@ -476,6 +476,7 @@ fn meta() -> CheckpointMeta {
                 crop_scale: None,
                 val_fraction: None,
             }),
+            sync_bn: false,
         },
         scaler: None,
     }

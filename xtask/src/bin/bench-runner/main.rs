@@ -351,6 +351,7 @@ fn run_case(c: &Case, dev: &Device) -> f64 {
                     &settings,
                     1e-3,
                     false,
+                    &residual_train::distributed::Solo,
                 )
                 .unwrap();
             })

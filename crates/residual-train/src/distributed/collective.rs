@@ -1,0 +1,59 @@
+//! The [`Collective`] interface of data-parallel training, the world of one
+//! ([`Solo`]), and a collective as the tensor core's [`ReplicaSum`].
+
+use residual_tensor::{ReplicaSum, Result};
+use std::sync::Arc;
+
+/// The communication of a data-parallel run. Every rank calls the same
+/// operations in the same order with buffers of the same length; an
+/// operation that does not complete within the collective's timeout fails
+/// with an error naming the operation (a rank died or hangs).
+pub trait Collective: Send + Sync {
+    /// This rank, `0..world_size()`.
+    fn rank(&self) -> usize;
+    /// Number of ranks.
+    fn world_size(&self) -> usize;
+    /// Replaces `buf` on every rank by the element-wise sum over the ranks.
+    fn all_reduce_sum(&self, buf: &mut [f32]) -> Result<()>;
+    /// Replaces `buf` on every rank by rank `root`'s.
+    fn broadcast(&self, buf: &mut [f32], root: usize) -> Result<()>;
+    /// Returns once every rank has called it.
+    fn barrier(&self) -> Result<()>;
+    /// What carries the run, for the console: `1 process`, `2 processes (MPI: ...)`.
+    fn describe(&self) -> String;
+}
+
+/// A world of one rank: every collective is the identity.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Solo;
+
+impl Collective for Solo {
+    fn rank(&self) -> usize {
+        0
+    }
+    fn world_size(&self) -> usize {
+        1
+    }
+    fn all_reduce_sum(&self, _buf: &mut [f32]) -> Result<()> {
+        Ok(())
+    }
+    fn broadcast(&self, _buf: &mut [f32], _root: usize) -> Result<()> {
+        Ok(())
+    }
+    fn barrier(&self) -> Result<()> {
+        Ok(())
+    }
+    fn describe(&self) -> String {
+        "1 process".into()
+    }
+}
+
+/// A collective as the tensor core's [`ReplicaSum`], for synchronised batch
+/// norm ([`residual_nn::sync_bn`]).
+pub struct Replicas(pub Arc<dyn Collective>);
+
+impl ReplicaSum for Replicas {
+    fn sum_over_replicas(&self, buf: &mut [f32]) -> Result<()> {
+        self.0.all_reduce_sum(buf)
+    }
+}
