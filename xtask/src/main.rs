@@ -171,7 +171,8 @@ fn test() -> ExitCode {
 }
 
 /// Whether this machine can build and launch the `mpi` feature: an MPI
-/// launcher and compiler wrapper on PATH (Debian: mpich, libmpich-dev).
+/// launcher and compiler wrapper on PATH (Debian: mpich, libmpich-dev;
+/// OpenMPI's work too).
 fn mpi_available() -> bool {
     let runs = |prog: &str, arg: &str| {
         Command::new(prog)
@@ -181,7 +182,7 @@ fn mpi_available() -> bool {
             .status()
             .is_ok_and(|s| s.success())
     };
-    runs("mpirun", "--version") && runs("mpicc", "-show")
+    runs("mpirun", "--version") && runs("mpicc", "--version")
 }
 
 /// The `mpi` feature: its lints, and the tests that start `mpirun` (the

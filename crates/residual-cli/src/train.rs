@@ -25,6 +25,7 @@ use residual_tensor::Device;
 use residual_tensor::Error;
 use residual_train::checkpoint::{self, CheckpointMeta};
 use residual_train::config::{AmpDtype, TrainConfig};
+use residual_train::distributed::Collective;
 use residual_train::memory::{available_memory, estimate_training, human, MemoryEstimate};
 use residual_train::metrics::server::MetricsServer;
 use residual_train::metrics::{EpochMetrics, TrainMetrics};
@@ -195,6 +196,25 @@ pub fn run(a: Args) -> Result<(), Error> {
         std::time::Duration::from_secs,
     );
     let world = world::join(timeout)?;
+    // Set when the ranks' agreement checks failed: every rank errs alike.
+    let mut every_rank = false;
+    let result = train(a, &world, &mut every_rank);
+    if let Err(e) = &result {
+        if world.world_size() > 1 && !every_rank {
+            // The other ranks would wait for this one until their timeout.
+            eprintln!(
+                "error: rank {} of {}: {e}",
+                world.rank(),
+                world.world_size()
+            );
+            world.abort(1);
+        }
+    }
+    result
+}
+
+/// [`run`] on this rank of `world`.
+fn train(a: Args, world: &Arc<dyn Collective>, every_rank: &mut bool) -> Result<(), Error> {
     let lead = world.rank() == 0;
     let dev = a.device.open()?;
     let resumed: Option<(PathBuf, CheckpointMeta)> = match &a.resume {
@@ -256,7 +276,10 @@ pub fn run(a: Args) -> Result<(), Error> {
         Some((_, meta)) => meta.config.clone(),
         None => config(&a, &data, splits.transforms.clone(), steps, &dev)?,
     };
-    let memory = check_memory(&run_config, train.shape(), train.classes(), &dev)?;
+    // Each process holds its share of the global batch.
+    let mut per_process = run_config.clone();
+    per_process.batch_size = (per_process.batch_size / world.world_size()).max(1);
+    let memory = check_memory(&per_process, train.shape(), train.classes(), &dev)?;
     let mut trainer = match &resumed {
         Some((dir, meta)) => Trainer::resume(dir, train.clone(), a.epochs, &dev).map_err(|e| {
             if meta.config.data.is_none() && a.data.data.is_none() {
@@ -275,7 +298,9 @@ pub fn run(a: Args) -> Result<(), Error> {
         None => Trainer::new(run_config, train.clone(), &dev)?,
     };
     if world.world_size() > 1 {
-        trainer.distribute(world.clone())?;
+        trainer
+            .distribute(world.clone())
+            .inspect_err(|_| *every_rank = true)?;
     }
     if !lead {
         return follower::follow(trainer, test, &*interrupt_flag()?);
@@ -439,6 +464,8 @@ pub fn run(a: Args) -> Result<(), Error> {
         crash_point("epoch-saved");
         if end == EpochEnd::Stopped {
             board.flush()?;
+            // The other ranks wait until the checkpoint is whole.
+            trainer.collective().barrier()?;
             interrupted(&trainer, &out);
         }
         let ev = trainer.evaluate(test.clone(), 256)?;

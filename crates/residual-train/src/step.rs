@@ -91,8 +91,10 @@ fn first_non_finite_gradient(
 /// Over a `collective` of several ranks, `batch` is this rank's share of the
 /// global batch: the gradients are averaged over the ranks after the
 /// backward pass (see [`all_reduce_gradients`]), so every rank clips, checks
-/// and steps on the same gradients, and an overflow on any rank skips the
-/// step on all of them. The loss and accuracy are this rank's.
+/// and steps on the same gradients: under a loss scaler an overflow on any
+/// rank skips the step on all of them; without one a non-finite gradient on
+/// any rank makes every rank report divergence. The loss and accuracy are
+/// this rank's.
 #[allow(clippy::too_many_arguments)]
 pub fn train_step(
     model: &dyn Model,

@@ -159,23 +159,13 @@ impl Trainer {
     /// Makes this trainer rank `c.rank()` of a data-parallel run over `c`
     /// (every rank calls it, with the same configuration and data): checks
     /// that the ranks' configurations agree, replaces the weights and buffers
-    /// by rank 0's and checks that the whole training state (optimizer
-    /// included, for a resumed run) agrees; then each epoch this rank reads
+    /// by rank 0's and checks that the training state (weights, buffers,
+    /// optimizer moments and step, for a resumed run too) agrees; then each epoch this rank reads
     /// its shard ([`Shard`]) of every global batch of `config.batch_size`.
     /// The step count per epoch does not depend on the number of ranks, so a
     /// run may be resumed on any number of them.
     pub fn distribute(&mut self, c: Arc<dyn Collective>) -> Result<()> {
         let (rank, world) = (c.rank(), c.world_size());
-        let batch = self.config.batch_size;
-        if world == 0 || !batch.is_multiple_of(world) {
-            return Err(Error::arg(
-                "--batch-size",
-                format!(
-                    "the global batch ({batch}) must be a multiple of the number of processes \
-                     ({world}): each takes an equal share"
-                ),
-            ));
-        }
         let mut setup = serde_json::to_value(&self.config)
             .map_err(|e| Error::arg("distributed", e.to_string()))?;
         if let Some(o) = setup.as_object_mut() {
@@ -187,6 +177,16 @@ impl Trainer {
             o.insert("batch in epoch".into(), self.batch_in_epoch.into());
         }
         distributed::verify_config(&*c, &setup.to_string())?;
+        let batch = self.config.batch_size;
+        if world == 0 || !batch.is_multiple_of(world) {
+            return Err(Error::arg(
+                "--batch-size",
+                format!(
+                    "the global batch ({batch}) must be a multiple of the number of processes \
+                     ({world}): each takes an equal share"
+                ),
+            ));
+        }
         distributed::broadcast_model(&*c, &*self.model)?;
         let sum = distributed::state_checksum(&*self.model, &self.optimizer)?;
         distributed::verify_same(&*c, "the training state at the start", sum)?;
@@ -385,9 +385,15 @@ impl Trainer {
 
     /// Mean loss and accuracy on `data` in evaluation mode, with the run's
     /// preprocessing (its transforms without the random augmentation). In a
-    /// data-parallel run each rank evaluates its shard and the sums are
-    /// all-reduced: every rank gets the figures of the whole of `data`.
+    /// data-parallel run each rank evaluates its shard with rank 0's batch-norm
+    /// running statistics and the sums are all-reduced: every rank gets the
+    /// figures of the whole of `data`.
     pub fn evaluate(&self, data: Arc<dyn Dataset>, batch_size: usize) -> Result<EvalStats> {
+        // Per-rank batch statistics left each rank its own running ones:
+        // every rank evaluates with rank 0's (the checkpoint's).
+        if self.collective.world_size() > 1 && !self.config.sync_bn {
+            distributed::broadcast_buffers(&*self.collective, &*self.model)?;
+        }
         evaluate_sharded(
             &*self.model,
             data,

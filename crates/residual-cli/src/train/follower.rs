@@ -18,7 +18,8 @@ pub(super) fn follow(
 ) -> Result<(), Error> {
     while trainer.epoch < trainer.config.epochs {
         if trainer.train_epoch_until(stop, &mut |_| {})? == EpochEnd::Stopped {
-            // Rank 0 saves the checkpoint and exits.
+            // Rank 0 saves the checkpoint: wait until it is whole.
+            trainer.collective().barrier()?;
             std::process::exit(130);
         }
         trainer.evaluate(test.clone(), 256)?;

@@ -20,8 +20,19 @@ pub(super) fn join(timeout: Duration) -> Result<Arc<dyn Collective>, Error> {
 }
 
 #[cfg(feature = "mpi")]
-fn mpi_world(_launched: usize, timeout: Duration) -> Result<Arc<dyn Collective>, Error> {
+fn mpi_world(launched: usize, timeout: Duration) -> Result<Arc<dyn Collective>, Error> {
     let world = residual_train::distributed::mpi::MpiCollective::init(timeout)?;
+    if world.world_size() != launched {
+        return Err(Error::arg(
+            "train",
+            format!(
+                "the launcher started {launched} processes but MPI sees a world of {}: the \
+                 launcher (mpirun, srun) probably belongs to another MPI library than the one \
+                 this binary was built with",
+                world.world_size()
+            ),
+        ));
+    }
     share_cores(world.local_size());
     Ok(Arc::new(world))
 }

@@ -45,9 +45,10 @@ pub struct DataLoader {
 /// A rank's share of every epoch: PyTorch's `DistributedSampler` semantics.
 /// The epoch's order (the same on every rank: one seed) is padded, when
 /// `pad`, by repeating its start up to a multiple of `world`, and rank `r`
-/// reads positions `r, r + world, r + 2 world, ...` of it. Batch `b` of
-/// every rank together is then batch `b` of one process whose batch is
-/// `world` times as large.
+/// reads positions `r, r + world, r + 2 world, ...` of it. With drop_last
+/// (training), batch `b` of every rank together is then batch `b` of one
+/// process whose batch is `world` times as large; without it, the padded
+/// last batch repeats samples from the start of the epoch.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Shard {
     /// This rank.

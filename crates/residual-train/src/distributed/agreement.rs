@@ -64,8 +64,9 @@ fn fnv(hash: &mut u64, bytes: &[u8]) {
 }
 
 /// A checksum of the training state: every parameter and buffer of `model`
-/// and the optimizer's state and step, bit for bit. Equal on every rank while
-/// the ranks agree.
+/// and the optimizer's state and step, bit for bit (not the loss scaler's
+/// scale, which every rank updates from the same averaged gradients). Equal
+/// on every rank while the ranks agree.
 pub fn state_checksum(model: &dyn Module, optimizer: &Optimizer) -> Result<u64> {
     let mut hash = 0xcbf2_9ce4_8422_2325u64;
     let (state, step) = optimizer.state_tensors();

@@ -6,8 +6,9 @@ use std::sync::Arc;
 
 /// The communication of a data-parallel run. Every rank calls the same
 /// operations in the same order with buffers of the same length; an
-/// operation that does not complete within the collective's timeout fails
-/// with an error naming the operation (a rank died or hangs).
+/// operation that does not complete within the collective's timeout (a rank
+/// died or hangs) fails with an error naming the operation, or, under MPI,
+/// says so and aborts the job.
 pub trait Collective: Send + Sync {
     /// This rank, `0..world_size()`.
     fn rank(&self) -> usize;
@@ -19,8 +20,13 @@ pub trait Collective: Send + Sync {
     fn broadcast(&self, buf: &mut [f32], root: usize) -> Result<()>;
     /// Returns once every rank has called it.
     fn barrier(&self) -> Result<()>;
-    /// What carries the run, for the console: `1 process`, `2 processes (MPI: ...)`.
+    /// What carries the run, for the console: `1 process`, `2 processes (MPI, ...)`.
     fn describe(&self) -> String;
+    /// Ends every rank of the job at once, after this rank failed alone (the
+    /// others would wait for it until their timeout). Returns where ranks
+    /// are not processes of their own (one rank, threads: the caller's error
+    /// reaches the others when its handle is dropped).
+    fn abort(&self, _code: i32) {}
 }
 
 /// A world of one rank: every collective is the identity.

@@ -40,7 +40,7 @@ use std::time::Duration;
 pub const CHECK_EVERY: u64 = 100;
 
 /// How long a rank waits in a collective for the others by default before it
-/// gives up with an error (a rank that died or hangs).
+/// gives up (a rank that died or hangs).
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(300);
 
 /// The number of processes the launcher that started this one asked for,

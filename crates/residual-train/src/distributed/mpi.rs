@@ -81,14 +81,15 @@ impl MpiCollective {
     /// Waits for `request` to complete, up to the timeout; past it, says
     /// which operation timed out and aborts the whole job.
     fn wait<'a, D: ?Sized, S: Scope<'a>>(&self, op: &str, mut request: Request<'a, D, S>) {
-        let deadline = Instant::now() + self.timeout;
+        // A timeout too large for the clock waits without a deadline.
+        let deadline = Instant::now().checked_add(self.timeout);
         let mut spins = 0u32;
         loop {
             match request.test() {
                 Ok(_) => return,
                 Err(r) => request = r,
             }
-            if Instant::now() >= deadline {
+            if deadline.is_some_and(|d| Instant::now() >= d) {
                 eprintln!(
                     "error: rank {} of {}: {op} did not complete within {:?}: another rank died \
                      or hangs; aborting the MPI job",
@@ -149,5 +150,8 @@ impl Collective for MpiCollective {
     }
     fn describe(&self) -> String {
         format!("{} processes (MPI, {})", self.size, self.library)
+    }
+    fn abort(&self, code: i32) {
+        self.world.abort(code)
     }
 }

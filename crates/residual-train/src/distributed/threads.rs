@@ -102,7 +102,8 @@ impl ThreadCollective {
             round.generation += 1;
             self.group.done.notify_all();
         } else {
-            let deadline = Instant::now() + self.timeout;
+            // A timeout too large for the clock waits without a deadline.
+            let deadline = Instant::now().checked_add(self.timeout);
             while round.generation == generation {
                 if let Some(r) = round.left {
                     return Err(fail(format!(
@@ -110,10 +111,13 @@ impl ThreadCollective {
                     )));
                 }
                 let now = Instant::now();
-                if now >= deadline {
+                if deadline.is_some_and(|d| now >= d) {
                     let missing: Vec<usize> = (0..self.world)
                         .filter(|&r| round.slots[r].is_none())
                         .collect();
+                    // The round cannot complete: the group is broken for every rank.
+                    round.left.get_or_insert(missing[0]);
+                    self.group.done.notify_all();
                     return Err(fail(format!(
                         "rank(s) {missing:?} did not join within {:?} (died or hung)",
                         self.timeout
@@ -122,7 +126,10 @@ impl ThreadCollective {
                 round = self
                     .group
                     .done
-                    .wait_timeout(round, deadline - now)
+                    .wait_timeout(
+                        round,
+                        deadline.map_or(Duration::from_secs(3600), |d| d - now),
+                    )
                     .unwrap_or_else(|e| e.into_inner())
                     .0;
             }
