@@ -182,8 +182,8 @@ impl Trainer {
             return Err(Error::arg(
                 "--batch-size",
                 format!(
-                    "the global batch ({batch}) must be a multiple of the number of processes \
-                     ({world}): each takes an equal share"
+                    "the global batch ({batch}) must be a multiple of the number of ranks \
+                     ({world} processes or replicas): each takes an equal share"
                 ),
             ));
         }

@@ -388,7 +388,9 @@ fn ranks_started_with_different_settings_refuse_to_train() {
     });
     let e = odd[0].as_ref().unwrap_err().to_string();
     assert!(
-        e.contains("global batch (16) must be a multiple of the number of processes (3)"),
+        e.contains(
+            "global batch (16) must be a multiple of the number of ranks (3 processes or replicas)"
+        ),
         "{e}"
     );
 }

@@ -77,6 +77,12 @@ pub struct Args {
     /// it trains (port 0: any free port, printed at the start).
     #[arg(long, value_name = "HOST:PORT")]
     pub(super) metrics_addr: Option<String>,
+    /// Train as N data-parallel replicas in this process (threads), each on
+    /// its share of the global batch: the semantics of N MPI processes, for
+    /// models too small to keep the cores busy inside one kernel [default: 2
+    /// for the bundled digits (the main job) when the batch is even, 1 otherwise].
+    #[arg(long, value_name = "N", value_parser = at_least_one::<usize>)]
+    pub(super) replicas: Option<usize>,
     /// Under mpirun: batch norm with the statistics of the whole global batch
     /// over every process (SyncBatchNorm) instead of each process's own.
     #[arg(long)]

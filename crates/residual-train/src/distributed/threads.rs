@@ -199,7 +199,7 @@ impl Collective for ThreadCollective {
         self.exchange(Op::Barrier, Vec::new()).map(|_| ())
     }
     fn describe(&self) -> String {
-        format!("{} threads (in-process collective)", self.world)
+        format!("{} replicas (threads of this process)", self.world)
     }
 }
 
