@@ -95,7 +95,7 @@ impl MpiCollective {
                      or hangs; aborting the MPI job",
                     self.rank, self.size, self.timeout
                 );
-                self.world.abort(70);
+                self.abort(70);
             }
             spins += 1;
             if spins < 1000 {
@@ -152,6 +152,10 @@ impl Collective for MpiCollective {
         format!("{} processes (MPI, {})", self.size, self.library)
     }
     fn abort(&self, code: i32) {
+        // The launcher forwards a rank's output asynchronously and drops
+        // what it has not forwarded when the job is aborted: give it time to
+        // pass on the error this rank just printed.
+        std::thread::sleep(Duration::from_millis(500));
         self.world.abort(code)
     }
 }
