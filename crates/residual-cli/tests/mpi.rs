@@ -8,7 +8,7 @@ mod common;
 
 use common::stderr;
 #[cfg(feature = "mpi")]
-use common::{epoch_records, log_records, Tiny};
+use common::{epoch_records, events_files, log_records, step_record_count, Tiny};
 use std::process::Command;
 
 #[cfg(not(feature = "mpi"))]
@@ -78,21 +78,15 @@ fn two_processes_train_one_run_that_one_process_resumes() {
     assert_eq!(stdout.matches("done in").count(), 1, "{stdout}");
     // One writer: one events file, one log whose step records count the
     // global batches.
-    let events: Vec<_> = std::fs::read_dir(&run)
-        .unwrap()
-        .filter_map(|f| f.ok())
-        .filter(|f| {
-            f.file_name()
-                .to_string_lossy()
-                .starts_with("events.out.tfevents")
-        })
-        .collect();
-    assert_eq!(events.len(), 1, "one events file");
+    assert_eq!(events_files(&run), 1, "one events file");
     assert!(run.join("state.safetensors").is_file());
     assert_eq!(epoch_records(&run), vec![1, 2]);
+    assert_eq!(
+        step_record_count(&run),
+        2 * (7996 / 128),
+        "one record per global step"
+    );
     let records = log_records(&run);
-    let steps = records.iter().filter(|r| r.get("step").is_some()).count();
-    assert_eq!(steps, 2 * (7996 / 128), "one record per global step");
     let acc = |records: &[serde_json::Value], epoch: u64| -> f64 {
         records
             .iter()
@@ -113,9 +107,12 @@ fn two_processes_train_one_run_that_one_process_resumes() {
         .unwrap();
     assert!(o.status.success(), "{}", stderr(&o));
     assert_eq!(epoch_records(&run), vec![1, 2, 3]);
+    assert_eq!(
+        step_record_count(&run),
+        3 * (7996 / 128),
+        "the step count goes on"
+    );
     let records = log_records(&run);
-    let steps = records.iter().filter(|r| r.get("step").is_some()).count();
-    assert_eq!(steps, 3 * (7996 / 128), "the step count goes on");
     let after_three = acc(&records, 3);
     assert!(
         after_three >= 0.95,

@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::{epoch_records, log_records, stderr, Tiny};
+use common::{epoch_records, events_files, stderr, step_record_count, Tiny};
 
 #[test]
 fn replicas_train_one_run_that_resumes_on_another_count() {
@@ -16,33 +16,20 @@ fn replicas_train_one_run_that_resumes_on_another_count() {
         "{e}"
     );
     let run = tiny.path("run");
-    let events = std::fs::read_dir(&run)
-        .unwrap()
-        .filter_map(|f| f.ok())
-        .filter(|f| {
-            f.file_name()
-                .to_string_lossy()
-                .starts_with("events.out.tfevents")
-        })
-        .count();
-    assert_eq!(events, 1, "one writer");
+    assert_eq!(events_files(&run), 1, "one writer");
     assert_eq!(epoch_records(&run), vec![1, 2]);
-    let steps = log_records(&run)
-        .iter()
-        .filter(|r| r.get("step").is_some())
-        .count();
-    assert_eq!(steps, 2 * 32 / 4, "a record per global step");
+    assert_eq!(
+        step_record_count(&run),
+        2 * 32 / 4,
+        "a record per global step"
+    );
     // Extended on 4 replicas, then on one.
     let o = tiny.resume("run", &["--epochs", "3", "--replicas", "4"]);
     assert!(o.status.success(), "{}", stderr(&o));
     let o = tiny.resume("run", &["--epochs", "4"]);
     assert!(o.status.success(), "{}", stderr(&o));
     assert_eq!(epoch_records(&run), vec![1, 2, 3, 4]);
-    let steps = log_records(&run)
-        .iter()
-        .filter(|r| r.get("step").is_some())
-        .count();
-    assert_eq!(steps, 4 * 32 / 4);
+    assert_eq!(step_record_count(&run), 4 * 32 / 4);
 }
 
 #[test]

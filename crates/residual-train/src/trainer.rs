@@ -203,11 +203,7 @@ impl Trainer {
     /// Whether `stop` is raised on any rank (all-reduced in a data-parallel
     /// run, so that every rank makes the same choice between epochs).
     pub fn any_rank_stopping(&self, stop: &AtomicBool) -> Result<bool> {
-        let mut flag = [stop.load(Ordering::SeqCst) as u8 as f32];
-        if self.collective.world_size() > 1 {
-            self.collective.all_reduce_sum(&mut flag)?;
-        }
-        Ok(flag[0] > 0.0)
+        any_rank_raised(&*self.collective, stop)
     }
 
     /// The ranks this trainer trains with.
@@ -366,11 +362,7 @@ impl Trainer {
                     histograms,
                 });
                 // Every rank stops when any was asked to.
-                let mut stopping = [stop.load(Ordering::SeqCst) as u8 as f32];
-                if parallel {
-                    c.all_reduce_sum(&mut stopping)?;
-                }
-                if stopping[0] > 0.0 && b + 1 < batches {
+                if any_rank_raised(&*c, stop)? && b + 1 < batches {
                     return Ok(EpochEnd::Stopped);
                 }
             }
@@ -514,6 +506,15 @@ impl Trainer {
         checkpoint::export_model(dir, &*self.model, &meta)?;
         Ok(true)
     }
+}
+
+/// Whether `flag` is raised on any rank of `c` (all-reduced over several).
+fn any_rank_raised(c: &dyn Collective, flag: &AtomicBool) -> Result<bool> {
+    let mut raised = [flag.load(Ordering::SeqCst) as u8 as f32];
+    if c.world_size() > 1 {
+        c.all_reduce_sum(&mut raised)?;
+    }
+    Ok(raised[0] > 0.0)
 }
 
 /// The error of a diverged step at `(epoch, batch, step, learning rate)`:

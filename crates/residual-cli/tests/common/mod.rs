@@ -177,3 +177,24 @@ pub fn python_module_available(module: &str, pip: &str) -> bool {
     }
     false
 }
+
+/// The TensorBoard event files in a run folder.
+pub fn events_files(run: &Path) -> usize {
+    std::fs::read_dir(run)
+        .unwrap()
+        .filter_map(|f| f.ok())
+        .filter(|f| {
+            f.file_name()
+                .to_string_lossy()
+                .starts_with("events.out.tfevents")
+        })
+        .count()
+}
+
+/// The step records (one per optimizer step) of a run's log.
+pub fn step_record_count(run: &Path) -> usize {
+    log_records(run)
+        .iter()
+        .filter(|r| r.get("step").is_some())
+        .count()
+}

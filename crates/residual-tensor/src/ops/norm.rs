@@ -50,7 +50,7 @@ impl BatchNormOutput {
 }
 
 /// Checks an optional per-channel parameter and returns it (or `fill` values).
-fn affine_param(
+pub(super) fn affine_param(
     op: &'static str,
     name: &str,
     p: Option<&Tensor>,

@@ -10,7 +10,7 @@
 //! host: the input is read back once per pass, which on the CPU backend is a
 //! copy and on a GPU a transfer (SyncBatchNorm is for CPU clusters here).
 
-use super::norm::BatchNormOutput;
+use super::norm::{affine_param, BatchNormOutput};
 use crate::{DType, Error, Result, Tensor};
 use rayon::prelude::*;
 use std::sync::Arc;
@@ -105,33 +105,9 @@ impl Tensor {
         };
         let c = lay.c;
         let dev = self.device().clone();
-        let param = |p: Option<&Tensor>, name: &str, fill: f32| -> Result<Vec<f32>> {
-            match p {
-                Some(t) if t.dims() == [c] => {
-                    self.expect_same_device(OP, t)?;
-                    t.to_vec()
-                }
-                Some(t) => Err(Error::shape(
-                    OP,
-                    format!(
-                        "{name} must be [{c}] for input {}, got {}",
-                        self.shape(),
-                        t.shape()
-                    ),
-                )),
-                None => Ok(vec![fill; c]),
-            }
-        };
-        let gamma = param(weight, "weight", 1.0)?;
-        let beta = param(bias, "bias", 0.0)?;
-        let gamma_t = match weight {
-            Some(w) => w.clone(),
-            None => Tensor::full(1.0, [c], &dev)?,
-        };
-        let beta_t = match bias {
-            Some(b) => b.clone(),
-            None => Tensor::full(0.0, [c], &dev)?,
-        };
+        let gamma_t = affine_param(OP, "weight", weight, self, c, 1.0)?;
+        let beta_t = affine_param(OP, "bias", bias, self, c, 0.0)?;
+        let (gamma, beta) = (gamma_t.to_vec()?, beta_t.to_vec()?);
         let x = self.to_vec()?;
 
         // Pass 1: the global count and mean.

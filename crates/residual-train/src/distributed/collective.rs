@@ -1,7 +1,7 @@
 //! The [`Collective`] interface of data-parallel training, the world of one
 //! ([`Solo`]), and a collective as the tensor core's [`ReplicaSum`].
 
-use residual_tensor::{ReplicaSum, Result};
+use residual_tensor::{Error, ReplicaSum, Result};
 use std::sync::Arc;
 
 /// The communication of a data-parallel run. Every rank calls the same
@@ -62,4 +62,15 @@ impl ReplicaSum for Replicas {
     fn sum_over_replicas(&self, buf: &mut [f32]) -> Result<()> {
         self.0.all_reduce_sum(buf)
     }
+}
+
+/// Checks that a broadcast's `root` is a rank of a world of `world`.
+pub(super) fn check_root(root: usize, world: usize) -> Result<()> {
+    if root >= world {
+        return Err(Error::arg(
+            "collective",
+            format!("broadcast from rank {root} in a world of {world}"),
+        ));
+    }
+    Ok(())
 }

@@ -7,7 +7,7 @@
 //! launcher noticing, or hangs) prints which operation timed out and aborts
 //! the job (`MPI_Abort`), so no rank waits forever.
 
-use super::collective::Collective;
+use super::collective::{check_root, Collective};
 use mpi::collective::SystemOperation;
 use mpi::environment::Universe;
 use mpi::request::{Request, Scope};
@@ -126,12 +126,7 @@ impl Collective for MpiCollective {
         Ok(())
     }
     fn broadcast(&self, buf: &mut [f32], root: usize) -> Result<()> {
-        if root >= self.size {
-            return Err(Error::arg(
-                "collective",
-                format!("broadcast from rank {root} in a world of {}", self.size),
-            ));
-        }
+        check_root(root, self.size)?;
         let _serial = self.universe.lock().unwrap_or_else(|e| e.into_inner());
         mpi::request::scope(|scope| {
             let r = self

@@ -7,7 +7,7 @@
 //! (its thread ended or failed) breaks the group: the others' pending and
 //! later operations fail at once instead of waiting for it.
 
-use super::collective::Collective;
+use super::collective::{check_root, Collective};
 use residual_tensor::{Error, Result};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
@@ -185,12 +185,7 @@ impl Collective for ThreadCollective {
         Ok(())
     }
     fn broadcast(&self, buf: &mut [f32], root: usize) -> Result<()> {
-        if root >= self.world {
-            return Err(Error::arg(
-                "collective",
-                format!("broadcast from rank {root} in a world of {}", self.world),
-            ));
-        }
+        check_root(root, self.world)?;
         let v = self.exchange(Op::Broadcast(root), buf.to_vec())?;
         buf.copy_from_slice(&v);
         Ok(())
