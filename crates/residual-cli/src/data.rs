@@ -55,6 +55,11 @@ pub struct DataArgs {
     /// after the crops; 0,0,0 for none [default: the dataset's recipe].
     #[arg(long, value_parser = parse_random_affine, value_name = "DEGREES,TRANSLATE,SCALE")]
     pub random_affine: Option<RandomAffine>,
+    /// Elastic distortion ALPHA,SIGMA (torchvision's ElasticTransform: each pixel moves by
+    /// smoothed noise, SIGMA pixels of smoothing, ALPHA / 2 pixels per unit on a square image; e.g. 34,4),
+    /// after the warp; 0,0 for none [default: the dataset's recipe].
+    #[arg(long, allow_hyphen_values = true, value_parser = parse_elastic, value_name = "ALPHA,SIGMA")]
+    pub elastic: Option<ElasticArg>,
 }
 
 /// `--random-affine DEGREES,TRANSLATE,SCALE`.
@@ -91,6 +96,39 @@ fn parse_random_affine(s: &str) -> Result<RandomAffine, String> {
         return Err(bad());
     }
     Ok(RandomAffine([d, t, sc]))
+}
+
+/// `--elastic ALPHA,SIGMA`.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct ElasticArg(pub [f32; 2]);
+
+impl ElasticArg {
+    /// The transform, or none for an `ALPHA` of 0.
+    pub fn transform(self) -> Option<Transform> {
+        let [alpha, sigma] = self.0;
+        (alpha != 0.0).then_some(Transform::Elastic { alpha, sigma })
+    }
+}
+
+/// Parses `ALPHA,SIGMA` with `0 <= ALPHA <= 1000` and `0 <= SIGMA <= 100`
+/// (`SIGMA` > 0 when `ALPHA` > 0: unsmoothed noise tears the image apart).
+fn parse_elastic(s: &str) -> Result<ElasticArg, String> {
+    let bad = || {
+        format!(
+            "expected ALPHA,SIGMA with 0 <= ALPHA <= 1000 and 0 < SIGMA <= 100 (e.g. 34,4; \
+             0,0 for none), got {s:?}"
+        )
+    };
+    let parts: Vec<f32> = s
+        .split(',')
+        .map(|p| p.trim().parse::<f32>().map_err(|_| bad()))
+        .collect::<Result<_, _>>()?;
+    let [alpha, sigma] = <[f32; 2]>::try_from(parts).map_err(|_| bad())?;
+    let none = alpha == 0.0 && (0.0..=100.0).contains(&sigma);
+    if !(none || (0.0..=1000.0).contains(&alpha) && sigma > 0.0 && sigma <= 100.0) {
+        return Err(bad());
+    }
+    Ok(ElasticArg([alpha, sigma]))
 }
 
 /// A dataset's own train and held-out splits, and an image folder's recipe.
@@ -163,6 +201,7 @@ impl DataArgs {
             val_fraction: source.val_fraction,
             // The run's warp is in its transforms (TrainConfig::transforms).
             random_affine: None,
+            elastic: None,
         }
     }
 
@@ -178,6 +217,10 @@ impl DataArgs {
         if let Some(affine) = self.random_affine {
             transforms.retain(|t| !matches!(t, Transform::RandomAffine { .. }));
             transforms.extend(affine.transform());
+        }
+        if let Some(elastic) = self.elastic {
+            transforms.retain(|t| !matches!(t, Transform::Elastic { .. }));
+            transforms.extend(elastic.transform());
         }
         transforms.push(self.normalize());
         let Some(fraction) = self.val_fraction else {
@@ -330,9 +373,9 @@ impl DataArgs {
     }
 
     /// The training augmentation of the built-in datasets: for the 28x28
-    /// digits, random crops of the 2-pixel padded digit and a small random
-    /// affine warp (rotation up to 10 degrees, shifts up to 5%, scale
-    /// 0.9-1.1: the main job's recipe, chosen on a validation split, see
+    /// digits, random crops of the 2-pixel padded digit and a random affine
+    /// warp (rotation up to 15 degrees, shifts up to 10%, scale 0.85-1.15:
+    /// the main job's recipe, chosen on a validation split, see
     /// docs/training.md); for CIFAR, crops of the 4-pixel padded image and
     /// horizontal flips.
     fn builtin_augmentation(&self) -> Vec<Transform> {
@@ -344,9 +387,9 @@ impl DataArgs {
             _ => vec![
                 Transform::RandomCrop { padding: 2 },
                 Transform::RandomAffine {
-                    degrees: 10.0,
-                    translate: 0.05,
-                    scale: (0.9, 1.1),
+                    degrees: 15.0,
+                    translate: 0.1,
+                    scale: (0.85, 1.15),
                 },
             ],
         }

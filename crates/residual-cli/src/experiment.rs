@@ -136,6 +136,7 @@ fn degradation(a: Degradation) -> Result<(), Error> {
             amp: None,
             data: None,
             sync_bn: false,
+            precise_bn: 0,
         };
         let mut trainer = Trainer::new(config, train.clone(), &dev)?;
         let bar = ProgressBar::new(steps);

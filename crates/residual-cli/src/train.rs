@@ -65,6 +65,11 @@ const DEFAULT_SCHEDULE: &str = "onecycle";
 /// between its small kernels (401 against 212-252 img/s on 2026-12-03's
 /// machine); every other dataset trains as one replica.
 const MAIN_JOB_REPLICAS: usize = 2;
+/// `--precise-bn` when not given, for the bundled digits (the main job):
+/// batch norm recalibrated on 2,048 clean training images after every
+/// epoch (chosen on the validation split, docs/training.md); other data
+/// trains without unless asked (not measured there yet).
+const MAIN_JOB_PRECISE_BN: usize = 2048;
 /// `--out` when not given.
 const DEFAULT_OUT: &str = "runs/mnist";
 /// `--log-every` when not given.
@@ -155,6 +160,11 @@ fn config(
         amp: a.amp_dtype(dev),
         data: Some(data.source()?),
         sync_bn: a.sync_bn,
+        precise_bn: a.precise_bn.unwrap_or(if data.spec() == "mnist" {
+            MAIN_JOB_PRECISE_BN
+        } else {
+            0
+        }),
     })
 }
 
@@ -401,7 +411,7 @@ fn train(
     }
     let cfg = &trainer.config;
     eprintln!(
-        "training {} on {} ({} train / {} {}) for {} epochs, batch {}, lr {}, {:?}, {}{} -> {}{}",
+        "training {} on {} ({} train / {} {}) for {} epochs, batch {}, lr {}, {:?}, {}{}{} -> {}{}",
         cfg.model,
         data.spec(),
         train.len(),
@@ -415,6 +425,15 @@ fn train(
             Some(AmpDtype::Bf16) => "mixed precision bf16",
             Some(AmpDtype::F16) => "mixed precision f16 (dynamic loss scaling)",
             None => "f32",
+        },
+        match residual_train::precise_bn::images_read(
+            &*trainer.model,
+            cfg.precise_bn,
+            train.len(),
+            cfg.batch_size
+        ) {
+            0 => String::new(),
+            n => format!(", batch norm recalibrated on {n} clean training images after each epoch"),
         },
         match world.world_size() {
             1 => String::new(),
@@ -435,6 +454,13 @@ fn train(
             None => String::new(),
         }
     );
+    if a.amp_falls_back_to_f32(&dev) && resumed.is_none() {
+        eprintln!(
+            "note: --amp computes in f32 here: this CPU has no native bf16 products (AVX512-BF16), \
+             so bf16 GEMMs would upcast to f32 and train slower than f32 does \
+             (--amp-dtype bf16 to use bf16 anyway)"
+        );
+    }
     eprintln!(
         "memory: about {} at the peak (estimate: {} per sample x batch {}, {} for parameters, gradients, optimizer state and runtime)",
         human(memory.total()),

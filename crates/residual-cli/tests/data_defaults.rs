@@ -233,9 +233,9 @@ fn digits_train_with_small_affine_warps_that_random_affine_sets_or_removes() {
         [
             Transform::RandomCrop { padding: 2 },
             Transform::RandomAffine {
-                degrees: 10.0,
-                translate: 0.05,
-                scale: (0.9, 1.1)
+                degrees: 15.0,
+                translate: 0.1,
+                scale: (0.85, 1.15)
             }
         ],
         "the digits' recipe (docs/training.md, \"The main job\")"
@@ -266,7 +266,7 @@ fn digits_train_with_small_affine_warps_that_random_affine_sets_or_removes() {
     assert!(o.status.success(), "{}", stderr(&o));
     let o = t.resume(
         "default",
-        &["--epochs", "2", "--random-affine", "10,0.05,0.1"],
+        &["--epochs", "2", "--random-affine", "15,0.1,0.15"],
     );
     assert!(o.status.success(), "{}", stderr(&o));
     for bad in ["10", "10,0.1", "200,0,0", "10,1,0", "10,0.1,-0.1", "a,b,c"] {
@@ -278,4 +278,73 @@ fn digits_train_with_small_affine_warps_that_random_affine_sets_or_removes() {
             "{bad}: {err}"
         );
     }
+}
+
+#[test]
+fn elastic_distortion_and_batch_norm_recalibration_are_recorded_and_kept_on_resume() {
+    let t = Tiny::new();
+    let o = t.train(
+        "set",
+        &["--epochs", "1", "--elastic", "34,4", "--precise-bn", "64"],
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(
+        // 32 training digits: the 64 asked for are cut to the data's 32.
+        stderr(&o).contains("batch norm recalibrated on 32 clean training images after each epoch"),
+        "{}",
+        stderr(&o)
+    );
+    let cfg = read_meta(&t.path("set")).unwrap().config;
+    assert_eq!(cfg.precise_bn, 64);
+    let elastic: Vec<_> = cfg
+        .transforms
+        .iter()
+        .filter(|t| matches!(t, Transform::Elastic { .. }))
+        .collect();
+    assert_eq!(
+        elastic,
+        [&Transform::Elastic {
+            alpha: 34.0,
+            sigma: 4.0
+        }]
+    );
+    // After the warp, before the normalisation.
+    let at = |f: fn(&Transform) -> bool| cfg.transforms.iter().position(f).unwrap();
+    assert!(
+        at(|t| matches!(t, Transform::RandomAffine { .. }))
+            < at(|t| matches!(t, Transform::Elastic { .. }))
+    );
+    assert!(
+        at(|t| matches!(t, Transform::Elastic { .. }))
+            < at(|t| matches!(t, Transform::Normalize { .. }))
+    );
+    let o = t.resume(
+        "set",
+        &["--epochs", "2", "--elastic", "0,0", "--precise-bn", "0"],
+    );
+    assert!(!o.status.success());
+    let err = stderr(&o);
+    assert!(
+        err.contains("--elastic none (0,0): the run has 34,4")
+            && err.contains("--precise-bn 0: the run has 64"),
+        "{err}"
+    );
+    let o = t.resume("set", &["--epochs", "2", "--elastic", "34,4"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let resumed = read_meta(&t.path("set")).unwrap();
+    assert_eq!(resumed.epoch, 2);
+    assert_eq!(resumed.config.precise_bn, 64);
+    assert_eq!(resumed.config.transforms, cfg.transforms);
+    for bad in ["34", "34,0", "-1,4", "2000,4", "34,200", "a,b"] {
+        let o = t.train("bad", &["--epochs", "1", "--elastic", bad]);
+        assert!(!o.status.success(), "{bad} accepted");
+        let err = stderr(&o);
+        assert!(
+            err.contains("ALPHA,SIGMA") && err.contains(bad),
+            "{bad}: {err}"
+        );
+    }
+    let o = t.train("bad", &["--epochs", "1", "--precise-bn", "-3"]);
+    assert!(!o.status.success());
+    assert!(stderr(&o).contains("--precise-bn"), "{}", stderr(&o));
 }

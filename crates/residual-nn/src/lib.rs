@@ -6,6 +6,7 @@
 //! one to one, and summaries computed from the module tree ([`summary`],
 //! over a traced forward: [`trace`]).
 
+pub mod batch_stats;
 pub mod init;
 pub mod layers;
 mod module;

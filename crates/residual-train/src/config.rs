@@ -54,6 +54,14 @@ pub struct TrainConfig {
     /// default).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub sync_bn: bool,
+    /// Batch-norm recalibration after every epoch on this many training
+    /// images read without augmentation ([`crate::precise_bn`]); 0 for none.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub precise_bn: usize,
+}
+
+fn is_zero(v: &usize) -> bool {
+    *v == 0
 }
 
 /// A dataset as `residual train --data` names it, recorded in the run.

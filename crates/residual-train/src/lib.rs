@@ -9,7 +9,8 @@
 //! JSON-lines log, whole records, torn lines skipped), [`plots`],
 //! [`config`] (what defines a run, with mixed precision: `TrainConfig::amp`),
 //! [`step`] (the one training step), [`monitor`] (gradient flow, weights,
-//! dead units, histograms), [`tensorboard`] (TensorBoard event files),
+//! dead units, histograms), [`precise_bn`] (batch-norm recalibration after
+//! an epoch), [`tensorboard`] (TensorBoard event files),
 //! [`metrics`] (Prometheus gauges and their `/metrics` endpoint) and
 //! [`trainer`] (the loop) for any model of the zoo, on one process or data
 //! parallel over a [`distributed::Collective`] (MPI with the `mpi` feature).
@@ -26,6 +27,7 @@ pub mod metrics;
 pub mod monitor;
 pub mod optim;
 pub mod plots;
+pub mod precise_bn;
 pub mod runlog;
 pub mod scaler;
 pub mod schedule;

@@ -7,6 +7,7 @@ use crate::data::{DataLoader, Dataset, Shard, Transform};
 use crate::distributed::{self, Collective, Replicas, Solo};
 use crate::monitor::Histogram;
 use crate::optim::Optimizer;
+use crate::precise_bn;
 use crate::scaler::GradScaler;
 use crate::step::{train_step, NonFinite, StepSettings};
 use residual_nn::sync_bn::SyncBatchNormGuard;
@@ -369,6 +370,7 @@ impl Trainer {
             Ok(EpochEnd::Complete)
         })?;
         if end == EpochEnd::Complete {
+            self.recalibrate_batch_norm()?;
             self.epoch += 1;
             self.batch_in_epoch = 0;
         }
@@ -405,6 +407,24 @@ impl Trainer {
             &self.preprocessing(),
             batch_size,
             &self.dev,
+        )
+    }
+
+    /// With [`TrainConfig::precise_bn`], recalibrates the batch norms on that
+    /// many training images without augmentation (every rank together:
+    /// [`precise_bn::recalibrate_batch_norm`]); the number of batches used.
+    pub fn recalibrate_batch_norm(&self) -> Result<usize> {
+        if self.config.precise_bn == 0 {
+            return Ok(0);
+        }
+        precise_bn::recalibrate_batch_norm(
+            &*self.model,
+            self.train.dataset().clone(),
+            &self.preprocessing(),
+            self.config.precise_bn,
+            self.config.batch_size,
+            &self.dev,
+            &*self.collective,
         )
     }
 

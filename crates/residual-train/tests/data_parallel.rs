@@ -60,6 +60,7 @@ fn config(norm: &str, sync_bn: bool, epochs: u64) -> TrainConfig {
         amp: None,
         data: None,
         sync_bn,
+        precise_bn: 0,
     }
 }
 

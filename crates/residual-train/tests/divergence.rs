@@ -37,6 +37,7 @@ fn config(amp: Option<AmpDtype>) -> TrainConfig {
         amp,
         data: None,
         sync_bn: false,
+        precise_bn: 0,
     }
 }
 

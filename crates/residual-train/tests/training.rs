@@ -365,6 +365,7 @@ fn tiny_config(epochs: u64) -> TrainConfig {
         amp: None,
         data: None,
         sync_bn: false,
+        precise_bn: 0,
     }
 }
 

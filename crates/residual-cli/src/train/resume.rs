@@ -29,6 +29,14 @@ pub(super) fn resume_conflicts(
     if a.sync_bn && !run.sync_bn {
         out.push("--sync-bn: the run keeps per-process batch statistics".into());
     }
+    if let Some(n) = a.precise_bn {
+        differs(
+            &mut out,
+            "--precise-bn",
+            n.to_string(),
+            run.precise_bn.to_string(),
+        );
+    }
     for (flag, key, given) in [
         ("--norm", "norm", a.norm.clone()),
         ("--act", "act", a.act.clone()),
@@ -100,7 +108,9 @@ pub(super) fn resume_conflicts(
         differs(
             &mut out,
             "--amp",
-            name(a.amp_dtype(dev)).into(),
+            // What the flags ask for, not what this CPU would fall back to:
+            // a run resumes with its own precision on any machine.
+            name(a.requested_amp_dtype(dev)).into(),
             name(run.amp).into(),
         );
     }
@@ -151,6 +161,18 @@ pub(super) fn resume_conflicts(
                 ),
             );
         }
+        if let Some(e) = a.data.elastic {
+            differs(
+                &mut out,
+                "--elastic",
+                show_elastic(e.transform().as_ref()),
+                show_elastic(
+                    run.transforms
+                        .iter()
+                        .find(|t| matches!(t, Transform::Elastic { .. })),
+                ),
+            );
+        }
         if let Some(f) = a.data.val_fraction {
             let stored = src
                 .val_fraction
@@ -185,6 +207,14 @@ fn show_affine(t: Option<&Transform>) -> String {
     }
 }
 
+/// An elastic distortion as `--elastic` spells it (`none (0,0)` without one).
+fn show_elastic(t: Option<&Transform>) -> String {
+    match t {
+        Some(Transform::Elastic { alpha, sigma }) => format!("{alpha},{sigma}"),
+        _ => "none (0,0)".into(),
+    }
+}
+
 /// The data a resumed run reads: its recorded source, or the same kind of
 /// data at the place `--data` / `--val` name now.
 pub(super) fn resumed_data(a: &DataArgs, run: &TrainConfig) -> DataArgs {
@@ -197,6 +227,7 @@ pub(super) fn resumed_data(a: &DataArgs, run: &TrainConfig) -> DataArgs {
             val_fraction: src.val_fraction,
             // A resumed run trains with its recorded transforms.
             random_affine: None,
+            elastic: None,
         },
         None => a.clone(),
     }

@@ -87,11 +87,18 @@ impl Module for BatchNorm2d {
             None => x.batch_norm_train(Some(&w), Some(&b), self.eps)?,
         };
         let (mut rm, mut rv) = (self.running_mean.get(), self.running_var.get());
-        out.update_running_stats(&mut rm, &mut rv, self.momentum)?;
+        if crate::batch_stats::storing_batch_statistics() {
+            // Recalibration: this batch's statistics (whatever the running
+            // ones held, non-finite values included), not a step of training.
+            rm = out.mean.detach();
+            rv = out.var_unbiased.detach();
+        } else {
+            out.update_running_stats(&mut rm, &mut rv, self.momentum)?;
+            let n = no_grad(|| self.num_batches_tracked.get().add_scalar(1.0))?;
+            self.num_batches_tracked.set(n);
+        }
         self.running_mean.set(rm);
         self.running_var.set(rv);
-        let n = no_grad(|| self.num_batches_tracked.get().add_scalar(1.0))?;
-        self.num_batches_tracked.set(n);
         crate::trace::record(self, &out.y);
         Ok(out.y)
     }

@@ -1,6 +1,6 @@
 //! The one GEMM entry point of the CPU backend. Everything that multiplies
 //! matrices (matmul, convolution) calls [`sgemm`], so the kernel behind it
-//! (today single-threaded `matrixmultiply` blocks on rayon's threads) can be swapped in one place.
+//! (today single-threaded `matrixmultiply` blocks on rayon's threads; [`path`] names its micro-kernel) can be swapped in one place.
 
 use crate::backend::MatmulSpec;
 use rayon::prelude::*;
@@ -12,6 +12,32 @@ pub struct MatRef<'a, T = f32> {
     pub data: &'a [T],
     /// Read the stored matrix transposed.
     pub trans: bool,
+}
+
+/// The micro-kernel `matrixmultiply` dispatches to on this CPU (its own
+/// run-time choice, repeated here to name it: AVX-512F, else AVX2 + FMA,
+/// else AVX, else portable code).
+pub fn path() -> &'static str {
+    #[cfg(target_arch = "x86_64")]
+    {
+        if std::arch::is_x86_feature_detected!("avx512f") {
+            return "matrixmultiply avx512f";
+        }
+        if std::arch::is_x86_feature_detected!("fma") && std::arch::is_x86_feature_detected!("avx2")
+        {
+            return "matrixmultiply avx2+fma";
+        }
+        if std::arch::is_x86_feature_detected!("avx") {
+            return "matrixmultiply avx";
+        }
+    }
+    #[cfg(target_arch = "aarch64")]
+    {
+        if std::arch::is_aarch64_feature_detected!("neon") {
+            return "matrixmultiply neon";
+        }
+    }
+    "matrixmultiply portable"
 }
 
 /// Products below this many multiply-adds run on one thread.

@@ -25,6 +25,23 @@ use storage::{f32s, host, store, Float};
 
 pub use storage::CpuStorage;
 
+/// The instruction sets this CPU backend's kernels run on here, chosen at
+/// run time from what the CPU reports: `(kernel, path)` pairs, for benchmark
+/// and bug reports.
+pub fn kernel_paths() -> Vec<(&'static str, &'static str)> {
+    vec![
+        ("f32 gemm", gemm::path()),
+        (
+            "bf16 gemm",
+            if gemm_bf16::available() {
+                "avx512_bf16 (vdpbf16ps, f32 accumulation)"
+            } else {
+                "upcast to f32, then the f32 gemm"
+            },
+        ),
+    ]
+}
+
 /// The bf16 slices of GEMM operands when every one is bf16 and this CPU has
 /// the native bf16 GEMM ([`gemm_bf16`]); `None` sends the call to the
 /// upcasting path.

@@ -50,13 +50,6 @@ impl Affine {
         let (sin, cos) = self.angle.to_radians().sin_cos();
         let (cx, cy) = ((w as f32 - 1.0) / 2.0, (h as f32 - 1.0) / 2.0);
         let src = img.to_vec();
-        let at = |plane: &[f32], y: isize, x: isize| -> f32 {
-            if y < 0 || x < 0 || y >= h as isize || x >= w as isize {
-                0.0
-            } else {
-                plane[y as usize * w + x as usize]
-            }
-        };
         for ch in 0..c {
             let plane = &src[ch * h * w..(ch + 1) * h * w];
             let out = &mut img[ch * h * w..(ch + 1) * h * w];
@@ -67,17 +60,30 @@ impl Affine {
                     // counter-clockwise turn on screen) and scale.
                     let sx = (cos * px - sin * py) / self.scale + cx;
                     let sy = (sin * px + cos * py) / self.scale + cy;
-                    let (x0, y0) = (sx.floor(), sy.floor());
-                    let (fx, fy) = (sx - x0, sy - y0);
-                    let (x0, y0) = (x0 as isize, y0 as isize);
-                    let top = at(plane, y0, x0) * (1.0 - fx) + at(plane, y0, x0 + 1) * fx;
-                    let bottom =
-                        at(plane, y0 + 1, x0) * (1.0 - fx) + at(plane, y0 + 1, x0 + 1) * fx;
-                    out[y * w + x] = top * (1.0 - fy) + bottom * fy;
+                    out[y * w + x] = bilinear(plane, (h, w), sy, sx);
                 }
             }
         }
     }
+}
+
+/// `plane: [h, w]` read at the real position `(y, x)`, bilinear, zero
+/// outside the image (torch's `grid_sample` with zeros padding, in pixel
+/// coordinates).
+pub(super) fn bilinear(plane: &[f32], (h, w): (usize, usize), y: f32, x: f32) -> f32 {
+    let at = |y: isize, x: isize| -> f32 {
+        if y < 0 || x < 0 || y >= h as isize || x >= w as isize {
+            0.0
+        } else {
+            plane[y as usize * w + x as usize]
+        }
+    };
+    let (x0, y0) = (x.floor(), y.floor());
+    let (fx, fy) = (x - x0, y - y0);
+    let (x0, y0) = (x0 as isize, y0 as isize);
+    let top = at(y0, x0) * (1.0 - fx) + at(y0, x0 + 1) * fx;
+    let bottom = at(y0 + 1, x0) * (1.0 - fx) + at(y0 + 1, x0 + 1) * fx;
+    top * (1.0 - fy) + bottom * fy
 }
 
 #[cfg(test)]

@@ -3,6 +3,7 @@
 mod affine;
 mod cifar;
 mod dataset;
+mod elastic;
 mod image_folder;
 mod loader;
 mod mnist;
@@ -14,6 +15,7 @@ mod transform;
 pub use affine::Affine;
 pub use cifar::{Cifar, CifarKind};
 pub use dataset::Dataset;
+pub use elastic::{gaussian_kernel, Elastic};
 pub use image_folder::{
     image_header, load_image, load_random_resized_crop, show_path, ImageFolder, SkipReason, Skipped,
 };

@@ -1,6 +1,7 @@
 //! Per-sample transforms on CHW images, seeded per sample and epoch.
 
 use super::affine::Affine;
+use super::elastic::Elastic;
 use residual_tensor::rng;
 use serde::{Deserialize, Serialize};
 
@@ -25,6 +26,15 @@ pub enum Transform {
         translate: f32,
         /// Scale range `(min, max)`.
         scale: (f32, f32),
+    },
+    /// torchvision's `ElasticTransform(alpha, sigma)`: per-pixel
+    /// displacements of smoothed uniform noise (standard deviation `sigma`
+    /// pixels, `alpha / 2` pixels per unit); bilinear, zeros outside.
+    Elastic {
+        /// Strength (torchvision's `alpha`).
+        alpha: f32,
+        /// Smoothness: the Gaussian's standard deviation in pixels.
+        sigma: f32,
     },
     /// `(x - mean[c]) / std[c]`.
     Normalize {
@@ -79,6 +89,9 @@ impl Transform {
                 translate,
                 scale,
             } => Affine::sample(seed, *degrees, *translate, *scale, (h, w)).apply(img, shape),
+            Transform::Elastic { alpha, sigma } => {
+                Elastic::sample(seed, *alpha, *sigma, (h, w)).apply(img, shape)
+            }
             Transform::Normalize { mean, std } => {
                 for (ch, plane) in img.chunks_mut(h * w).enumerate() {
                     let (m, s) = (mean[ch % mean.len()], std[ch % std.len()]);

@@ -477,6 +477,7 @@ fn meta() -> CheckpointMeta {
                 val_fraction: None,
             }),
             sync_bn: false,
+            precise_bn: 0,
         },
         scaler: None,
     }

@@ -1,5 +1,8 @@
-//! The machine's measured fp32 FMA peak: every thread runs independent FMA
-//! chains on the widest vectors the CPU has, for a fixed number of iterations.
+//! The machine's measured peaks: fp32 (every thread runs independent FMA
+//! chains on the widest vectors the CPU has, for a fixed number of
+//! iterations) and, where the CPU has AVX512-BF16, bf16 (the same with
+//! `vdpbf16ps`, the instruction of the native bf16 GEMM: 32 bf16 products
+//! summed into 16 f32 lanes, 64 FLOPs).
 
 use std::time::Instant;
 
@@ -54,6 +57,38 @@ mod x86 {
         _mm512_reduce_add_ps(s)
     }
 
+    /// `vdpbf16ps` chains on 512-bit vectors: 32 multiply-adds each.
+    #[target_feature(enable = "avx512f,avx512bf16")]
+    pub unsafe fn avx512_bf16(iters: usize) -> f32 {
+        // Pairs of bf16 ones and 1e-7-ish values: the accumulators grow slowly.
+        let a = _mm512_set1_epi32(0x3f80_3f80u32 as i32);
+        let b = _mm512_set1_epi32(0x3400_3400u32 as i32);
+        // SAFETY: __m512i and __m512bh are both 512 bits of plain data.
+        let (a, b) = unsafe {
+            (
+                std::mem::transmute::<__m512i, __m512bh>(a),
+                std::mem::transmute::<__m512i, __m512bh>(b),
+            )
+        };
+        let mut acc = [_mm512_set1_ps(1.0); CHAINS];
+        for _ in 0..iters {
+            for v in acc.iter_mut() {
+                *v = _mm512_dpbf16_ps(*v, a, b);
+            }
+        }
+        let mut s = _mm512_setzero_ps();
+        for v in acc {
+            s = _mm512_add_ps(s, v);
+        }
+        _mm512_reduce_add_ps(s)
+    }
+
+    /// The bf16 kernel where this CPU has AVX512-BF16.
+    pub fn bf16_kernel() -> Option<super::Kernel> {
+        (is_x86_feature_detected!("avx512f") && is_x86_feature_detected!("avx512bf16"))
+            .then_some(avx512_bf16 as super::Kernel)
+    }
+
     /// (lanes, kernel) of the widest FMA this CPU runs.
     pub fn kernels() -> Vec<(usize, super::Kernel)> {
         let mut k: Vec<(usize, super::Kernel)> = Vec::new();
@@ -78,7 +113,33 @@ fn scalar(iters: usize) -> f32 {
     acc.iter().sum()
 }
 
-/// Measured peak in GFLOP/s over `threads` threads, and the vector width used.
+/// GFLOP/s of `kernel` on `threads` threads at once, `flops_per_iter` per
+/// iteration and thread: best of three timed runs after a warm-up.
+fn time_kernel(kernel: Kernel, iters: usize, threads: usize, flops_per_iter: usize) -> f64 {
+    let run = || {
+        let t0 = Instant::now();
+        std::thread::scope(|s| {
+            let hs: Vec<_> = (0..threads)
+                .map(|_| {
+                    s.spawn(move || {
+                        // SAFETY: only kernels whose CPU features were
+                        // detected at run time are passed here.
+                        std::hint::black_box(unsafe { kernel(iters) })
+                    })
+                })
+                .collect();
+            hs.into_iter().for_each(|h| {
+                h.join().expect("peak thread");
+            });
+        });
+        t0.elapsed().as_secs_f64()
+    };
+    run();
+    let secs = (0..3).map(|_| run()).fold(f64::MAX, f64::min);
+    (threads * iters * flops_per_iter) as f64 / secs / 1e9
+}
+
+/// Measured fp32 peak in GFLOP/s over `threads` threads, and the vector width used.
 pub fn measure(threads: usize) -> (f64, usize) {
     #[allow(unused_mut)]
     let mut kernels: Vec<(usize, Kernel)> = vec![(1, |n| scalar(n))];
@@ -86,33 +147,25 @@ pub fn measure(threads: usize) -> (f64, usize) {
     kernels.extend(x86::kernels());
     let mut best = (0.0, 1);
     for (lanes, k) in kernels {
-        let iters = ITERS / lanes.max(4);
-        // Warm up clocks, then time all threads together.
-        let run = || {
-            let t0 = Instant::now();
-            std::thread::scope(|s| {
-                let hs: Vec<_> = (0..threads)
-                    .map(|_| {
-                        s.spawn(move || {
-                            // SAFETY: the kernel list only holds kernels whose
-                            // CPU features were detected at run time.
-                            std::hint::black_box(unsafe { k(iters) })
-                        })
-                    })
-                    .collect();
-                hs.into_iter().for_each(|h| {
-                    h.join().expect("peak thread");
-                });
-            });
-            t0.elapsed().as_secs_f64()
-        };
-        run();
-        let secs = (0..3).map(|_| run()).fold(f64::MAX, f64::min);
-        let flops = (threads * iters * CHAINS * lanes * 2) as f64;
-        let g = flops / secs / 1e9;
+        let g = time_kernel(k, ITERS / lanes.max(4), threads, CHAINS * lanes * 2);
         if g > best.0 {
             best = (g, lanes);
         }
     }
     best
+}
+
+/// Measured bf16 peak in GFLOP/s over `threads` threads (`vdpbf16ps`), or
+/// `None` where the CPU has no native bf16 products.
+pub fn measure_bf16(threads: usize) -> Option<f64> {
+    #[cfg(target_arch = "x86_64")]
+    {
+        // 16 lanes x 2 products x 2 FLOPs per instruction.
+        x86::bf16_kernel().map(|k| time_kernel(k, ITERS / 16, threads, CHAINS * 64))
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        let _ = threads;
+        None
+    }
 }

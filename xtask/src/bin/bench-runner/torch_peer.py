@@ -1,9 +1,13 @@
-# Times the bench cases in PyTorch, in the same run as residual: on the CPU,
-# or on CUDA when residual runs on a GPU (`cargo xtask bench --device wgpu`).
-# argv: threads, min seconds, device (cpu | cuda); exit status 3 when CUDA is
-# asked for and PyTorch has none.
-# stdin: a JSON list of cases; stdout: one JSON object per case.
+# Times one bench case in PyTorch, in the same run as residual and right
+# before or after it: on the CPU, or on CUDA when residual runs on a GPU
+# (`cargo xtask bench --device wgpu`). The runner starts a fresh process per
+# case, so that torch_peak_mem_mb (the process's peak resident memory after
+# PyTorch eager timed the case, before any other peer ran) is the case's own.
+# argv: min seconds, device (cpu | cuda); exit status 3 when CUDA is asked
+# for and PyTorch has none.
+# stdin: one JSON case (its "threads" is the thread count); stdout: one JSON object.
 import json
+import resource
 import warnings
 import statistics
 import sys
@@ -13,10 +17,12 @@ import torch
 import torch.nn.functional as F
 
 warnings.filterwarnings("ignore")
-torch.set_num_threads(int(sys.argv[1]))
+CASE = json.load(sys.stdin)
+THREADS = int(CASE["threads"])
+torch.set_num_threads(THREADS)
 torch.manual_seed(0)
-MIN_SECS = float(sys.argv[2])
-DEVICE = sys.argv[3] if len(sys.argv) > 3 else "cpu"
+MIN_SECS = float(sys.argv[1])
+DEVICE = sys.argv[2] if len(sys.argv) > 2 else "cpu"
 if DEVICE == "cuda":
     if not torch.cuda.is_available():
         sys.exit(3)
@@ -43,6 +49,30 @@ def timed(fn):
     return statistics.median(times)
 
 
+def peak_mem_mb():
+    """This process's peak resident memory so far, in MB (ru_maxrss is KiB on Linux)."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def frozen_infer(model, x):
+    """PyTorch's own inference path: the traced model frozen (batch norm folded
+    into the convolutions, constants propagated), then, where it helps,
+    optimize_for_inference; the faster of the two, named."""
+    best = None
+    try:
+        with torch.no_grad():
+            frozen = torch.jit.freeze(torch.jit.trace(model, x))
+            best = (timed(lambda: frozen(x)), "jit.freeze(jit.trace)")
+            optimized = torch.jit.optimize_for_inference(frozen)
+            secs = timed(lambda: optimized(x))
+            if secs < best[0]:
+                best = (secs, "jit.optimize_for_inference(jit.freeze(jit.trace))")
+    except Exception as e:  # noqa: BLE001 - report whatever TorchScript says
+        if best is None:
+            return None, f"torch.jit.freeze failed: {type(e).__name__}"
+    return best
+
+
 def ort_infer(model, x):
     """ONNX Runtime on the exported model, or a note saying why not."""
     try:
@@ -52,7 +82,7 @@ def ort_infer(model, x):
     import os
     import tempfile
     so = ort.SessionOptions()
-    so.intra_op_num_threads = int(sys.argv[1])
+    so.intra_op_num_threads = THREADS
     so.inter_op_num_threads = 1
     # The session reads the whole file when it is made: the exported model
     # (240 MB for ResNet-152) is removed right after.
@@ -67,7 +97,7 @@ def ort_infer(model, x):
     return timed(lambda: sess.run(None, {"x": xn})), None
 
 
-for case in json.load(sys.stdin):
+def main(case):
     k = case["kind"]
     extra = {}
     if k == "train":
@@ -95,24 +125,27 @@ for case in json.load(sys.stdin):
                 scaler.update()
 
         secs = timed(step)
-        print(json.dumps({"case": case["case"], "torch_gflops": case["flops"] / secs / 1e9,
-                          "torch_version": torch.__version__}), flush=True)
-        continue
+        return {"torch_gflops": case["flops"] / secs / 1e9, "torch_peak_mem_mb": peak_mem_mb()}
     if k == "infer":
         import torchvision
         model = getattr(torchvision.models, case["model"])().eval().to(DEVICE)
         x = torch.randn(case["batch"], 3, case["size"], case["size"], device=DEVICE)
         with torch.inference_mode():
             secs = timed(lambda: model(x))
+        extra["torch_peak_mem_mb"] = peak_mem_mb()
         if DEVICE == "cpu":
+            frozen_secs, how = frozen_infer(model, x)
+            if frozen_secs:
+                extra["torch_frozen_gflops"] = case["flops"] / frozen_secs / 1e9
+                extra["torch_frozen_path"] = how
+            else:
+                extra["torch_frozen_note"] = how
             ort_secs, note = ort_infer(model, x)
             if ort_secs:
                 extra["ort_gflops"] = case["flops"] / ort_secs / 1e9
             else:
                 extra["ort_note"] = note
-        print(json.dumps({"case": case["case"], "torch_gflops": case["flops"] / secs / 1e9,
-                          "torch_version": torch.__version__, **extra}), flush=True)
-        continue
+        return {"torch_gflops": case["flops"] / secs / 1e9, **extra}
     with torch.no_grad() if k != "conv_bwd" else torch.enable_grad():
         if k == "sgemm":
             n = case["n"]
@@ -130,5 +163,7 @@ for case in json.load(sys.stdin):
                 y = F.conv2d(x, w, **kw)
                 dy = torch.randn_like(y)
                 secs = timed(lambda: torch.autograd.grad(y, (x, w), dy, retain_graph=True))
-    print(json.dumps({"case": case["case"], "torch_gflops": case["flops"] / secs / 1e9,
-                      "torch_version": torch.__version__}), flush=True)
+    return {"torch_gflops": case["flops"] / secs / 1e9, "torch_peak_mem_mb": peak_mem_mb()}
+
+
+print(json.dumps({"case": CASE["case"], "torch_version": torch.__version__, **main(CASE)}), flush=True)
