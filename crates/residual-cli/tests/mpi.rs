@@ -216,8 +216,15 @@ fn a_process_that_hangs_ends_the_job_with_an_error() {
         waited < Duration::from_secs(60),
         "ended {waited:?} after rank 1 stopped"
     );
-    assert!(
-        rank_pid(1, &run_s).is_none(),
-        "the stopped rank was ended too"
-    );
+    // The launcher's kill is delivered when it exits, but a process with
+    // many threads takes a moment to be torn down (seen under load in CI):
+    // a rank left behind stays stopped, so a few seconds tell them apart.
+    let ended = Instant::now();
+    while rank_pid(1, &run_s).is_some() {
+        assert!(
+            ended.elapsed() < Duration::from_secs(10),
+            "the stopped rank was not ended with the job"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
 }
