@@ -10,6 +10,13 @@ format of the original MNIST, gzipped, pixels scaled to 0 / 255:
 
     data/mnist/train-images-idx3-ubyte.gz  train-labels-idx1-ubyte.gz
     data/mnist/t10k-images-idx3-ubyte.gz   t10k-labels-idx1-ubyte.gz
+
+and a fifth, `train-order-idx1-short.gz`: for each training digit, its position
+among its class's training digits in the package (0 for the first), as IDX
+16-bit integers (magic 0x00000B01, big-endian). The held-out digits are the last
+20% of each class in the package's order, which need not be a random sample of
+it (the package may order its digits by source); `residual train --val-fraction`
+on these digits carves its validation split the same way, from this file.
 """
 import glob
 import gzip
@@ -46,13 +53,20 @@ def write_idx(path, images, labels_path, labels):
         f.write(bytes(labels))
 
 
+def write_order(path, positions):
+    with gzip.GzipFile(path, "wb", mtime=0) as f:
+        f.write(struct.pack(">II", 0xB01, len(positions)))
+        f.write(struct.pack(f">{len(positions)}h", *positions))
+
+
 def main():
     pkg = package_dir()
     train, test = [], []
     for digit in range(10):
         data = json.load(open(os.path.join(pkg, "src", "digits", f"{digit}.json")))["data"]
         n = len(data) // 784
-        samples = [(data[i * 784:(i + 1) * 784], digit) for i in range(n)]
+        # (pixels, label, position among the class's digits in the package)
+        samples = [(data[i * 784:(i + 1) * 784], digit, i) for i in range(n)]
         cut = int(n * 0.8)
         train += samples[:cut]
         test += samples[cut:]
@@ -64,6 +78,7 @@ def main():
         write_idx(os.path.join(OUT, f"{name}-images-idx3-ubyte.gz"), [s[0] for s in split],
                   os.path.join(OUT, f"{name}-labels-idx1-ubyte.gz"), [s[1] for s in split])
         print(name, len(split))
+    write_order(os.path.join(OUT, "train-order-idx1-short.gz"), [s[2] for s in train])
 
 
 if __name__ == "__main__":

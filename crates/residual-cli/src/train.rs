@@ -94,6 +94,16 @@ fn config(
             0.1,
         ),
     };
+    let optimizer = match a.weight_decay {
+        Some(wd) if !(wd.is_finite() && wd >= 0.0) => {
+            return Err(Error::arg(
+                "--weight-decay",
+                format!("must be a finite number >= 0, got {wd}"),
+            ))
+        }
+        Some(wd) => optimizer.with_weight_decay(wd),
+        None => optimizer,
+    };
     let model = a.model.as_deref().unwrap_or(DEFAULT_MODEL);
     let mut model_config = residual_zoo::resolve(model, &a.model_options())?;
     if a.freeze_bn {

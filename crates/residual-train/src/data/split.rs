@@ -83,13 +83,60 @@ pub fn stratified_indices(
                 as usize;
             of_class.swap(i, j);
         }
-        let k = if n >= 2 {
-            ((n as f64 * fraction).round() as usize).clamp(1, n - 1)
-        } else {
-            0
-        };
+        let k = held_count(n, fraction);
         held.extend_from_slice(&of_class[..k]);
         kept.extend_from_slice(&of_class[k..]);
+    }
+    Ok((kept, held))
+}
+
+/// How many of a class's `n` samples a split holds out: `fraction` of them,
+/// rounded, at least one of a class with two or more, never all of it.
+fn held_count(n: usize, fraction: f64) -> usize {
+    if n >= 2 {
+        ((n as f64 * fraction).round() as usize).clamp(1, n - 1)
+    } else {
+        0
+    }
+}
+
+/// Splits the sample indices `0..labels.len()` by class as
+/// [`stratified_indices`] does, but holds out the *last* `fraction` of each
+/// class in the order `position` gives (`position[i]`: sample `i`'s place in
+/// its source, smaller first), not a random sample: the validation split of
+/// a dataset whose held-out split was cut that way, so that it is drawn from
+/// the same part of the source. Returns `(kept, held_out)`, each grouped by
+/// class in `position` order.
+pub fn last_of_each_class(
+    labels: &[usize],
+    position: &[usize],
+    fraction: f64,
+) -> Result<(Vec<usize>, Vec<usize>)> {
+    if !(0.0..1.0).contains(&fraction) {
+        return Err(Error::arg(
+            "split",
+            format!("the held-out fraction must be in [0, 1), got {fraction}"),
+        ));
+    }
+    if position.len() != labels.len() {
+        return Err(Error::arg(
+            "split",
+            format!(
+                "{} positions for {} samples: expected one per sample",
+                position.len(),
+                labels.len()
+            ),
+        ));
+    }
+    let classes = labels.iter().max().map_or(0, |&m| m + 1);
+    let (mut kept, mut held) = (Vec::new(), Vec::new());
+    for class in 0..classes {
+        let mut of_class: Vec<usize> = (0..labels.len()).filter(|&i| labels[i] == class).collect();
+        of_class.sort_by_key(|&i| (position[i], i));
+        let k = held_count(of_class.len(), fraction);
+        let cut = of_class.len() - k;
+        kept.extend_from_slice(&of_class[..cut]);
+        held.extend_from_slice(&of_class[cut..]);
     }
     Ok((kept, held))
 }
@@ -106,6 +153,21 @@ pub fn validation_split(
         .map(|i| train.label(i))
         .collect::<Result<Vec<usize>>>()?;
     let (kept, held) = stratified_indices(&labels, fraction, seed)?;
+    Ok((Subset::new(train.clone(), kept)?, Subset::new(train, held)?))
+}
+
+/// Carves a validation set out of a training set as the last `fraction` of
+/// each class in its source's order (see [`last_of_each_class`]; `position`:
+/// each training sample's place in the source). Returns `(train, validation)`.
+pub fn validation_split_last(
+    train: Arc<dyn Dataset>,
+    position: &[usize],
+    fraction: f64,
+) -> Result<(Subset, Subset)> {
+    let labels = (0..train.len())
+        .map(|i| train.label(i))
+        .collect::<Result<Vec<usize>>>()?;
+    let (kept, held) = last_of_each_class(&labels, position, fraction)?;
     Ok((Subset::new(train.clone(), kept)?, Subset::new(train, held)?))
 }
 
@@ -133,6 +195,23 @@ mod tests {
         assert_eq!(all, (0..labels.len()).collect::<Vec<_>>());
         assert_eq!(stratified_indices(&labels, 0.2, 7).unwrap().1, held);
         assert_ne!(stratified_indices(&labels, 0.2, 8).unwrap().1, held);
+    }
+
+    #[test]
+    fn last_of_each_class_holds_out_the_latest_positions_of_every_class() {
+        // Two classes interleaved; class 0's positions run backwards.
+        let labels = [0, 1, 0, 1, 0, 1, 0, 1, 0, 1];
+        let position = [4, 0, 3, 1, 2, 2, 1, 3, 0, 4];
+        let (kept, held) = last_of_each_class(&labels, &position, 0.4).unwrap();
+        // Class 0: positions 4 and 3 are samples 0 and 2; class 1: 3 and 4 are 7 and 9.
+        assert_eq!(held, vec![2, 0, 7, 9]);
+        assert_eq!(kept, vec![8, 6, 4, 1, 3, 5]);
+        let err = last_of_each_class(&labels, &position[..9], 0.4).unwrap_err();
+        assert!(
+            err.to_string().contains("9 positions for 10 samples"),
+            "{err}"
+        );
+        assert!(last_of_each_class(&labels, &position, 1.0).is_err());
     }
 
     #[test]
