@@ -18,6 +18,8 @@ pub struct Splits {
     pub test: Arc<dyn Dataset>,
     /// What `test` is, for messages: "test" or "validation".
     pub test_name: &'static str,
+    /// How the validation set was carved, when that needs saying.
+    pub test_note: Option<String>,
     /// Per-sample training transforms, normalisation last.
     pub transforms: Vec<Transform>,
     /// An image folder's input size and augmentation.
@@ -62,6 +64,11 @@ pub struct DataArgs {
     /// after the warp; 0,0 for none [default: the dataset's recipe].
     #[arg(long, allow_hyphen_values = true, value_parser = parse_elastic, value_name = "ALPHA,SIGMA")]
     pub elastic: Option<ElasticArg>,
+    /// How a resumed run's validation set was carved ([`DataSource::val_last`]);
+    /// `None` for a new run: the last share of each class for the bundled
+    /// digits, a random one otherwise.
+    #[arg(skip)]
+    pub recorded_val_last: Option<bool>,
 }
 
 /// `--random-affine DEGREES,TRANSLATE,SCALE`.
@@ -102,7 +109,10 @@ fn parse_random_affine(s: &str) -> Result<RandomAffine, String> {
 
 /// `--elastic ALPHA,SIGMA`.
 #[derive(Debug, Clone, Copy, PartialEq)]
-pub struct ElasticArg(pub [f32; 2]);
+pub struct ElasticArg(
+    /// `[alpha, sigma]`.
+    pub [f32; 2],
+);
 
 impl ElasticArg {
     /// The transform, or none for an `ALPHA` of 0.
@@ -165,6 +175,12 @@ impl DataArgs {
         self.data.as_deref().unwrap_or("mnist")
     }
 
+    /// Whether `--val-fraction` carves the last share of each class in the
+    /// source's order (see [`DataArgs::recorded_val_last`]).
+    fn val_last(&self) -> bool {
+        self.recorded_val_last.unwrap_or(self.spec() == "mnist")
+    }
+
     fn kind(&self) -> &str {
         self.spec().split(':').next().unwrap_or("")
     }
@@ -190,6 +206,7 @@ impl DataArgs {
             image_size: self.image_size,
             crop_scale: self.crop_scale.map(|c| c.0),
             val_fraction: self.val_fraction,
+            val_last: self.val_fraction.is_some() && self.val_last(),
         })
     }
 
@@ -204,6 +221,7 @@ impl DataArgs {
             // The run's warp is in its transforms (TrainConfig::transforms).
             random_affine: None,
             elastic: None,
+            recorded_val_last: Some(source.val_last),
         }
     }
 
@@ -230,6 +248,7 @@ impl DataArgs {
                 train,
                 test,
                 test_name: "test",
+                test_note: None,
                 transforms,
                 recipe,
             });
@@ -240,18 +259,29 @@ impl DataArgs {
                 format!("expected a fraction in (0, 1), e.g. 0.1, got {fraction}"),
             ));
         }
-        let (train, val) = if self.spec() == "mnist" {
+        let (train, val, note) = if self.val_last() && self.spec() == "mnist" {
             // The held-out digits are the last 20% of each class in the
             // package's order: the validation digits come from the same
             // part of it, the last of what precedes them.
-            eprintln!(
+            let (t, v) = validation_split_last(train, &Mnist::bundled_train_order()?, fraction)?;
+            let note = format!(
                 "validation: the last {:.0}% of each class's training digits in the npm \
                  package's order, as the held-out digits were cut (scripts/data/make_mnist.py)",
                 fraction * 100.0
             );
-            validation_split_last(train, &Mnist::bundled_train_order()?, fraction)?
+            (t, v, Some(note))
+        } else if self.val_last() {
+            return Err(Error::arg(
+                "--val-fraction",
+                format!(
+                    "the run's validation set is the last share of each class in the source's \
+                     order, which {} does not record",
+                    self.spec()
+                ),
+            ));
         } else {
-            validation_split(train, fraction, VAL_SPLIT_SEED)?
+            let (t, v) = validation_split(train, fraction, VAL_SPLIT_SEED)?;
+            (t, v, None)
         };
         if val.is_empty() {
             return Err(Error::arg(
@@ -263,6 +293,7 @@ impl DataArgs {
             train: Arc::new(train),
             test: Arc::new(val),
             test_name: "validation",
+            test_note: note,
             transforms,
             recipe,
         })
@@ -454,5 +485,36 @@ pub fn imagenet_normalize() -> Transform {
     Transform::Normalize {
         mean: vec![0.485, 0.456, 0.406],
         std: vec![0.229, 0.224, 0.225],
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Whether two datasets hold the same samples in the same order.
+    fn same(a: &dyn Dataset, b: &dyn Dataset) -> bool {
+        a.len() == b.len() && (0..a.len()).all(|i| a.get(i).unwrap() == b.get(i).unwrap())
+    }
+
+    #[test]
+    fn val_fraction_on_the_bundled_digits_is_the_last_of_each_class_unless_the_run_recorded_a_random_split(
+    ) {
+        let args = |recorded| DataArgs {
+            val_fraction: Some(0.2),
+            recorded_val_last: recorded,
+            ..Default::default()
+        };
+        let train: Arc<dyn Dataset> = Arc::new(Mnist::bundled(true).unwrap());
+        let order = Mnist::bundled_train_order().unwrap();
+        let (_, last) = validation_split_last(train.clone(), &order, 0.2).unwrap();
+        let (_, random) = validation_split(train, 0.2, VAL_SPLIT_SEED).unwrap();
+        let new = args(None).splits().unwrap();
+        assert!(same(&*new.test, &last) && new.test_note.is_some());
+        assert!(args(None).source().unwrap().val_last);
+        // A run recorded before the field existed keeps its random split.
+        let old = args(Some(false)).splits().unwrap();
+        assert!(same(&*old.test, &random) && !same(&*old.test, &last));
+        assert!(!args(Some(false)).source().unwrap().val_last);
     }
 }

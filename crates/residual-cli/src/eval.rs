@@ -29,6 +29,9 @@ pub struct Args {
 pub fn run(a: Args) -> Result<(), Error> {
     let dev = a.device.open()?;
     let splits = a.data.splits()?;
+    if let Some(note) = &splits.test_note {
+        eprintln!("{note}");
+    }
     let test = splits.test;
     if a.batch_size == 0 {
         return Err(Error::arg("eval", "--batch-size must be at least 1"));

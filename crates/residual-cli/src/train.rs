@@ -150,11 +150,21 @@ fn config(
             format!("{epochs} epochs of {steps_per_epoch} steps overflow the step counter"),
         )
     })?;
+    let batch_size = a.batch_size.unwrap_or(DEFAULT_BATCH_SIZE);
+    if let Some(n) = a.precise_bn.filter(|&n| n > 0 && n < batch_size) {
+        return Err(Error::arg(
+            "--precise-bn",
+            format!(
+                "{n} images is less than one batch ({batch_size}): recalibration reads whole \
+                 batches; give at least {batch_size}, or 0 for none"
+            ),
+        ));
+    }
     Ok(TrainConfig {
         model: model.to_string(),
         model_config,
         epochs,
-        batch_size: a.batch_size.unwrap_or(DEFAULT_BATCH_SIZE),
+        batch_size,
         lr,
         optimizer,
         schedule: Schedule::parse(
@@ -279,6 +289,9 @@ fn train(
     let (train, test) = (splits.train.clone(), splits.test.clone());
     if let Some(recipe) = splits.recipe.as_ref().filter(|_| lead) {
         eprintln!("images: {}", recipe.describe());
+    }
+    if let Some(note) = splits.test_note.as_ref().filter(|_| lead) {
+        eprintln!("{note}");
     }
     if test.is_empty() {
         return Err(Error::arg(

@@ -285,7 +285,7 @@ fn predict_classifies_image_files_like_the_library() {
 
 #[test]
 fn train_rejects_bad_flags_with_clear_errors() {
-    let cases: [(&[&str], &str); 26] = [
+    let cases: [(&[&str], &str); 27] = [
         (&["train", "--val", "/x"], "--val"),
         (
             &["train", "--lr", "-1"],
@@ -355,6 +355,10 @@ fn train_rejects_bad_flags_with_clear_errors() {
         (
             &["train", "--clip-grad-norm", "0"],
             "--clip-grad-norm: invalid argument: must be a number > 0, got 0",
+        ),
+        (
+            &["train", "--precise-bn", "10"],
+            "--precise-bn: invalid argument: 10 images is less than one batch (64)",
         ),
         (
             &["train", "--weight-decay", "-1e-4"],

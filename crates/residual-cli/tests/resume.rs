@@ -146,6 +146,22 @@ fn resume_refuses_flags_that_change_the_run_and_accepts_its_own() {
 }
 
 #[test]
+fn a_runs_weight_decay_is_recorded_and_kept_on_resume() {
+    let t = Tiny::new();
+    let o = t.train("run", &["--epochs", "1", "--weight-decay", "0.001"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let o = t.resume("run", &["--weight-decay", "5e-4"]);
+    assert!(!o.status.success());
+    assert!(
+        stderr(&o).contains("--weight-decay 0.0005: the run has 0.001"),
+        "{}",
+        stderr(&o)
+    );
+    let o = t.resume("run", &["--weight-decay", "0.001"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+}
+
+#[test]
 fn resume_reads_the_runs_own_data_and_batch_size() {
     // 32 training digits: the default batch size (64) would not fit them, and
     // the bundled digits would give the model the wrong input size; resume

@@ -1,7 +1,9 @@
 //! Batch-norm recalibration ("precise BN"): while a [`BatchStatisticsGuard`]
 //! lives on a thread, every training-mode [`BatchNorm2d`](crate::BatchNorm2d)
 //! forward on that thread stores the batch's own statistics as its running
-//! mean and variance (momentum 1) and leaves `num_batches_tracked` alone, so
+//! mean and variance (momentum 1; the variance is the batch's population
+//! variance, without Bessel's correction, so that batches combine exactly)
+//! and leaves `num_batches_tracked` alone, so
 //! that a caller can read each batch's statistics and average them
 //! (`residual_train::precise_bn`). Evaluation and frozen norms are unaffected.
 
@@ -20,6 +22,7 @@ pub fn storing_batch_statistics() -> bool {
 /// Makes this thread's training-mode batch norms store each batch's
 /// statistics until dropped (then the previous setting returns).
 #[derive(Debug)]
+#[must_use = "batch statistics are stored only while the guard lives"]
 pub struct BatchStatisticsGuard {
     previous: bool,
 }
@@ -64,9 +67,9 @@ mod tests {
         }
         assert!(!storing_batch_statistics());
         assert_eq!(bn.running_mean.get().to_vec().unwrap(), vec![3.0, 2.0]);
-        // Unbiased: channel 0 (4 + 1 + 0 + 9) / 3, channel 1 16 / 3.
+        // Without Bessel's correction: channel 0 (4 + 1 + 0 + 9) / 4, channel 1 16 / 4.
         let var = bn.running_var.get().to_vec().unwrap();
-        assert!((var[0] - 14.0 / 3.0).abs() < 1e-5 && (var[1] - 16.0 / 3.0).abs() < 1e-5);
+        assert!((var[0] - 14.0 / 4.0).abs() < 1e-5 && (var[1] - 16.0 / 4.0).abs() < 1e-5);
         assert_eq!(bn.num_batches_tracked.get().to_vec().unwrap(), vec![0.0]);
         // Without the guard: a momentum-0.1 step, counted.
         bn.forward(&x, Mode::Train).unwrap();

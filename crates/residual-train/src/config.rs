@@ -84,6 +84,12 @@ pub struct DataSource {
     /// that the run evaluates on instead of the held-out split.
     #[serde(default)]
     pub val_fraction: Option<f64>,
+    /// Whether that validation set is the last `val_fraction` of each class
+    /// in the source's order (the bundled digits, whose held-out split was
+    /// cut that way) rather than a seeded random share (every other dataset,
+    /// and runs recorded before 2026-12-04, which lack the field).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub val_last: bool,
 }
 
 /// The half-precision dtype of a mixed-precision run.

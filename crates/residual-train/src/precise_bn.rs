@@ -23,10 +23,11 @@ const ORDER_SEED: u64 = 0x005e_edb4_57a7;
 /// preprocessing only) in batches of `global_batch` over the ranks of `c`
 /// (each reads its shard). Each batch norm's running mean becomes the mean
 /// of the batches' means, and its running variance the variance of all
-/// those images together by the law of total variance: the mean of the
-/// batches' (unbiased) variances plus the variance of their means (pycls
-/// averages the variances alone; fvcore's population estimator adds the
-/// spread of the means, as here). The sums are taken about the running
+/// those images' values together by the law of total variance: the mean of
+/// the batches' population variances (without Bessel's correction, see
+/// [`BatchStatisticsGuard`]) plus the variance of their means, as fvcore's
+/// population estimator (`update_bn_stats`) computes it (pycls averages the
+/// batches' unbiased variances alone). The sums are taken about the running
 /// means before recalibration (rank 0's), so that a large mean does not
 /// cancel the variance away in f32. `num_batches_tracked` is left as it
 /// was. The sums are all-reduced, so every rank ends with the same
@@ -69,11 +70,21 @@ pub fn recalibrate_batch_norm(
     // Per channel: sums over batches of (mean - shift), and of
     // var + (mean - shift)^2.
     let mut sums: Vec<f32> = vec![0.0; stats.len() * 2];
-    let _guard = BatchStatisticsGuard::new();
-    for b in 0..batches {
-        let batch = loader.batch(&order, 0, b, dev)?;
-        no_grad(|| model.forward(&batch.images, Mode::Train))?;
-        stats.accumulate(&mut sums, &shift)?;
+    // An error part way (a batch that cannot be read) leaves the statistics
+    // as they were, not those of the last batch.
+    let before = stats.snapshot();
+    let gathered = (|| -> Result<()> {
+        let _guard = BatchStatisticsGuard::new();
+        for b in 0..batches {
+            let batch = loader.batch(&order, 0, b, dev)?;
+            no_grad(|| model.forward(&batch.images, Mode::Train))?;
+            stats.accumulate(&mut sums, &shift)?;
+        }
+        Ok(())
+    })();
+    if let Err(e) = gathered {
+        stats.restore(before);
+        return Err(e);
     }
     if world > 1 {
         c.all_reduce_sum(&mut sums)?;
@@ -135,6 +146,20 @@ impl BatchNormStats {
 
     fn is_empty(&self) -> bool {
         self.pairs.is_empty()
+    }
+
+    /// The running statistics as they are now (recalibration replaces the
+    /// buffers' tensors, it does not write into them: the handles are the copy).
+    fn snapshot(&self) -> Vec<(Tensor, Tensor)> {
+        self.pairs.iter().map(|(m, v)| (m.get(), v.get())).collect()
+    }
+
+    /// Puts back what [`BatchNormStats::snapshot`] took.
+    fn restore(&self, saved: Vec<(Tensor, Tensor)>) {
+        for ((mean, var), (m, v)) in self.pairs.iter().zip(saved) {
+            mean.set(m);
+            var.set(v);
+        }
     }
 
     /// Values in `sums`: every norm's channels of means, then of squares.
@@ -243,20 +268,16 @@ mod tests {
         let used = recalibrate_batch_norm(&bn, data.clone(), &[], 64, 16, &dev, &Solo).unwrap();
         assert_eq!(used, 4);
         assert_eq!(images_read(&bn, 64, 70, 16), 64);
-        // The batches the loader reads, and the law of total variance in f64.
+        // The 64 images of the batches the loader reads, and their mean and
+        // variance taken over all of them at once, in f64.
         let order = DataLoader::new(data, 16, true, true, ORDER_SEED)
             .unwrap()
             .order(0);
-        let (mut mean, mut square) = (0.0, 0.0);
-        for batch in order.chunks(16).take(4) {
-            let m = batch.iter().map(|&i| value(i)).sum::<f64>() / 16.0;
-            let var = batch.iter().map(|&i| (value(i) - m).powi(2)).sum::<f64>() / 15.0;
-            mean += m / 4.0;
-            square += (var + m * m) / 4.0;
-        }
+        let read: Vec<f64> = order[..64].iter().map(|&i| value(i)).collect();
+        let mean = read.iter().sum::<f64>() / 64.0;
+        let var = read.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / 64.0;
         let (m, v, tracked) = stats(&bn);
         assert!((m as f64 - mean).abs() < 1e-4 * mean, "{m} vs {mean}");
-        let var = square - mean * mean;
         assert!((v as f64 - var).abs() < 1e-4 * var, "{v} vs {var}");
         assert_eq!(tracked, 0.0, "recalibration is not a training step");
     }
@@ -283,17 +304,50 @@ mod tests {
         });
         assert_eq!(out[0], out[1], "the ranks' statistics differ");
         // Four global batches of 16 (8 per rank) read every sample once: the
-        // mean is the data's; the variance lies between the population
-        // variance and the unbiased one of batches of 8 (8/7 of it), which
-        // the ranks' batches of 8 each contribute.
+        // mean and the variance are the data's own.
         let mean = (0..64).map(value).sum::<f64>() / 64.0;
         let var = (0..64).map(|i| (value(i) - mean).powi(2)).sum::<f64>() / 64.0;
         assert!((out[0].0 as f64 - mean).abs() < 1e-4 * mean);
         let v = out[0].1 as f64;
-        assert!(
-            v > var * (1.0 - 1e-4) && v < var * 8.0 / 7.0,
-            "{v} vs {var}"
-        );
+        assert!((v - var).abs() < 1e-4 * var, "{v} vs {var}");
+    }
+
+    /// [`Values`] of 64 samples whose sample `.0` cannot be read.
+    struct Broken(usize);
+    impl Dataset for Broken {
+        fn len(&self) -> usize {
+            64
+        }
+        fn shape(&self) -> [usize; 3] {
+            [1, 1, 1]
+        }
+        fn classes(&self) -> usize {
+            2
+        }
+        fn get(&self, i: usize) -> Result<(Vec<f32>, usize)> {
+            if i == self.0 {
+                return Err(residual_tensor::Error::arg(
+                    "test",
+                    format!("sample {i} is unreadable"),
+                ));
+            }
+            Values(64).get(i)
+        }
+    }
+
+    #[test]
+    fn a_batch_that_cannot_be_read_leaves_the_statistics_as_they_were() {
+        let dev = Device::cpu();
+        // The last batch's last sample fails: three batches were stored first.
+        let order = DataLoader::new(Arc::new(Values(64)), 16, true, true, ORDER_SEED)
+            .unwrap()
+            .order(0);
+        let last = order[63];
+        let bn = BatchNorm2d::new(1, BnMode::Normal, &dev).unwrap();
+        let err = recalibrate_batch_norm(&bn, Arc::new(Broken(last)), &[], 64, 16, &dev, &Solo)
+            .unwrap_err();
+        assert!(err.to_string().contains(&format!("sample {last}")), "{err}");
+        assert_eq!(stats(&bn), (0.0, 1.0, 0.0));
     }
 
     #[test]

@@ -113,14 +113,17 @@ pub(super) fn resume_conflicts(
             Some(AmpDtype::F16) => "mixed precision f16",
             None => "f32",
         };
-        differs(
-            &mut out,
-            "--amp",
-            // What the flags ask for, not what this CPU would fall back to:
-            // a run resumes with its own precision on any machine.
-            name(a.requested_amp_dtype(dev)).into(),
-            name(run.amp).into(),
-        );
+        // What the flags ask for, or what this CPU falls back to (a run made
+        // with `--amp` where bf16 products are not native recorded f32): a
+        // run resumes with its own precision on any machine.
+        if run.amp != a.amp_dtype(dev) {
+            differs(
+                &mut out,
+                "--amp",
+                name(a.requested_amp_dtype(dev)).into(),
+                name(run.amp).into(),
+            );
+        }
     }
     if let Some(l) = a.log_every {
         differs(
@@ -236,6 +239,7 @@ pub(super) fn resumed_data(a: &DataArgs, run: &TrainConfig) -> DataArgs {
             // A resumed run trains with its recorded transforms.
             random_affine: None,
             elastic: None,
+            recorded_val_last: Some(src.val_last),
         },
         None => a.clone(),
     }

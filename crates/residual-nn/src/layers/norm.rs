@@ -89,9 +89,17 @@ impl Module for BatchNorm2d {
         let (mut rm, mut rv) = (self.running_mean.get(), self.running_var.get());
         if crate::batch_stats::storing_batch_statistics() {
             // Recalibration: this batch's statistics (whatever the running
-            // ones held, non-finite values included), not a step of training.
+            // ones held, non-finite values included), not a step of training;
+            // the variance without Bessel's correction (over the batch's
+            // `n = N*H*W` values per channel), so that batches combine into
+            // the variance of all their values together.
+            let n = (x.numel() / x.shape().dims().get(1).copied().unwrap_or(1).max(1)) as f32;
             rm = out.mean.detach();
-            rv = out.var_unbiased.detach();
+            rv = no_grad(|| {
+                out.var_unbiased
+                    .mul_scalar(if n > 1.0 { (n - 1.0) / n } else { 1.0 })
+            })?
+            .detach();
         } else {
             out.update_running_stats(&mut rm, &mut rv, self.momentum)?;
             let n = no_grad(|| self.num_batches_tracked.get().add_scalar(1.0))?;

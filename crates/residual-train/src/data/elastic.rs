@@ -196,16 +196,31 @@ mod tests {
 
     #[test]
     fn a_wide_image_moves_more_across_than_down_as_torchvision_scales_it() {
-        // 8 x 32: x by alpha * 32 / 16, y by alpha * 8 / 64 per unit: the
-        // same noise (same streams) scaled 16x apart.
-        let wide = Elastic::sample(5, 10.0, 2.0, (8, 32));
-        let unit = Elastic::sample(5, 2.0 * 8.0 / 32.0, 2.0, (8, 32)); // 1 px per unit in x
-        for (w, u) in wide.dx.iter().zip(&unit.dx) {
-            assert!((w - 20.0 * u).abs() < 1e-4 * (1.0 + w.abs()));
+        // 8 x 32, alpha 10: torchvision scales the blurred noise by alpha / h
+        // in x and alpha / w in y, in grid units of w / 2 and h / 2 pixels:
+        // 10 * 32 / 16 = 20 px per unit across, 10 * 8 / 64 = 1.25 down.
+        let (h, w) = (8, 32);
+        let wide = Elastic::sample(5, 10.0, 2.0, (h, w));
+        let noise = |stream: u64| -> Vec<f32> {
+            let mut f: Vec<f32> = (0..(h * w) as u64)
+                .map(|i| 2.0 * rng::uniform_at(5, stream + i) - 1.0)
+                .collect();
+            blur(&mut f, (h, w), &gaussian_kernel(2.0));
+            f
+        };
+        for (got, n) in wide.dx.iter().zip(noise(DX_STREAM)) {
+            assert!(
+                (got - 20.0 * n).abs() < 1e-5 * (1.0 + got.abs()),
+                "{got} vs {}",
+                20.0 * n
+            );
         }
-        let unit_y = Elastic::sample(5, 2.0 * 32.0 / 8.0, 2.0, (8, 32)); // 1 px per unit in y
-        for (w, u) in wide.dy.iter().zip(&unit_y.dy) {
-            assert!((w - 1.25 * u).abs() < 1e-4 * (1.0 + w.abs()));
+        for (got, n) in wide.dy.iter().zip(noise(DY_STREAM)) {
+            assert!(
+                (got - 1.25 * n).abs() < 1e-5 * (1.0 + got.abs()),
+                "{got} vs {}",
+                1.25 * n
+            );
         }
     }
 }

@@ -370,7 +370,7 @@ mod tests {
     }
 
     #[test]
-    fn the_bundled_validation_split_is_the_last_of_each_class_before_the_held_out_digits() {
+    fn the_bundled_validation_split_is_the_last_of_each_class_in_the_recorded_order() {
         use crate::data::validation_split_last;
         use std::sync::Arc;
         let train = Arc::new(Mnist::bundled(true).unwrap());

@@ -1,6 +1,8 @@
 //! Held-out splits carved from a dataset: [`stratified_indices`] picks a
-//! seeded fraction of each class, [`Subset`] is the view of the chosen
-//! samples and [`validation_split`] makes both halves of a training set.
+//! seeded fraction of each class, [`last_of_each_class`] the last fraction
+//! of each class in a source order, [`Subset`] is the view of the chosen
+//! samples, and [`validation_split`] and [`validation_split_last`] make both
+//! halves of a training set.
 
 use super::Dataset;
 use residual_tensor::{Error, Result};

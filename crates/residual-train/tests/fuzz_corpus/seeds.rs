@@ -475,6 +475,7 @@ fn meta() -> CheckpointMeta {
                 image_size: None,
                 crop_scale: None,
                 val_fraction: None,
+                val_last: false,
             }),
             sync_bn: false,
             precise_bn: 0,

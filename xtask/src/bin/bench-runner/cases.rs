@@ -8,13 +8,16 @@ use serde_json::{json, Value};
 /// What a case runs.
 #[derive(Clone)]
 pub enum Kind {
+    /// An `n x n` f32 matrix product through the backend's GEMM.
     Sgemm(usize),
     /// The same product through the `gemm` crate (candle's GEMM), for the choice of kernel.
     SgemmGemmCrate(usize),
     /// An `n x n` matrix product of half-precision operands (the device's
     /// autocast dtype: bf16 on the CPU) with f32 accumulation.
     HalfGemm(usize),
+    /// A convolution's forward, of this geometry.
     ConvFwd(Conv2dGeometry),
+    /// A convolution's backward (input and weight gradients), of this geometry.
     ConvBwd(Conv2dGeometry),
     /// Evaluation-mode forward of a zoo model: (name, batch, input size).
     Infer(&'static str, usize, usize),
@@ -25,6 +28,7 @@ pub enum Kind {
     Train(&'static str, usize, usize, bool),
 }
 
+/// One row of the bench.
 pub struct Case {
     /// The row's name, e.g. `infer resnet50 b8 224`.
     pub name: String,
@@ -37,6 +41,8 @@ pub struct Case {
     pub threads: Option<usize>,
 }
 
+/// The geometry of a square convolution: batch `n`, `c_in` channels of
+/// `hw x hw` to `c_out`, a `k x k` kernel, `stride`, `pad`.
 pub fn conv(
     n: usize,
     c_in: usize,
@@ -62,6 +68,7 @@ pub fn conv(
     }
 }
 
+/// Useful FLOPs of a convolution's forward (2 per multiply-add).
 pub fn conv_flops(g: &Conv2dGeometry) -> f64 {
     2.0 * (g.n * g.c_out * g.oh * g.ow * (g.c_in / g.p.groups) * g.kh * g.kw) as f64
 }
@@ -71,7 +78,30 @@ pub fn conv_flops(g: &Conv2dGeometry) -> f64 {
 /// FLOPs come from the model's summary, a forward pass, so only selected
 /// models are summarised).
 pub fn cases(filter: Option<&str>) -> Vec<Case> {
-    let selected = |name: &str| filter.is_none_or(|f| name.contains(f));
+    cases_where(&|name: &str| filter.is_none_or(|f| name.contains(f)), true)
+}
+
+/// The case named exactly `name`, without its FLOPs (0: no model is built
+/// or summarised, so that a child process's peak memory is the case's own).
+pub fn case_named(name: &str) -> Option<Case> {
+    // A training row comes with its f32 / amp twin: pick the one named.
+    cases_where(&|n: &str| n == name, false)
+        .into_iter()
+        .find(|c| c.name == name)
+}
+
+/// The cases `selected` names; `count_flops`: with their FLOPs (the zoo
+/// models' summaries), else 0 for the model rows.
+fn cases_where(selected: &dyn Fn(&str) -> bool, count_flops: bool) -> Vec<Case> {
+    let macs_of = |model: &str, opts: &residual_zoo::ModelOptions, size: usize| -> u64 {
+        if !count_flops {
+            return 0;
+        }
+        let m = residual_zoo::create(model, opts, 0, &Device::cpu()).expect("zoo model");
+        m.summary(model, [3, size, size])
+            .expect("summary")
+            .total_macs()
+    };
     let mut v: Vec<Case> = [256, 512, 1024, 2048]
         .into_iter()
         .flat_map(|n| {
@@ -151,17 +181,7 @@ pub fn cases(filter: Option<&str>) -> Vec<Case> {
         if !selected(&name) {
             continue;
         }
-        let m = residual_zoo::create(
-            model,
-            &residual_zoo::ModelOptions::default(),
-            0,
-            &Device::cpu(),
-        )
-        .expect("zoo model");
-        let macs = m
-            .summary(model, [3, size, size])
-            .expect("summary")
-            .total_macs();
+        let macs = macs_of(model, &residual_zoo::ModelOptions::default(), size);
         v.push(Case {
             name,
             kind: Kind::Infer(model, batch, size),
@@ -174,12 +194,7 @@ pub fn cases(filter: Option<&str>) -> Vec<Case> {
         if !names.iter().any(|n| selected(n)) {
             continue;
         }
-        let opts = residual_zoo::ModelOptions::classes(10);
-        let m = residual_zoo::create(model, &opts, 0, &Device::cpu()).expect("zoo model");
-        let macs = m
-            .summary(model, [3, size, size])
-            .expect("summary")
-            .total_macs();
+        let macs = macs_of(model, &residual_zoo::ModelOptions::classes(10), size);
         for amp in [false, true] {
             v.push(Case {
                 name: format!(

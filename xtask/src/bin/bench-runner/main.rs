@@ -99,12 +99,11 @@ fn main() -> ExitCode {
 /// Child mode: times the case `name` in this (fresh) process and prints
 /// `{"secs", "peak_mem_mb", "device_pool_mb"}`.
 fn child(name: &str, dev: &Device, on_gpu: bool) -> ExitCode {
-    let all = cases::cases(Some(name));
-    let Some(c) = all.iter().find(|c| c.name == name) else {
+    let Some(c) = cases::case_named(name) else {
         eprintln!("bench: no case is named {name:?}");
         return ExitCode::from(2);
     };
-    let secs = run::run_case(c, dev);
+    let secs = run::run_case(&c, dev);
     let mut out = json!({"secs": secs});
     if !on_gpu {
         out["peak_mem_mb"] = run::peak_rss_mb().map(round).into();

@@ -16,7 +16,10 @@ fn sync(dev: &Device) {
     }
 }
 
-/// Median seconds of `f` (run until done on `dev`) over at least 3 runs and 1 s.
+/// Median seconds of `f` (run until done on `dev`) after one warm-up run,
+/// over at least 3 runs, then more until 1 s has passed or 20 were run; the
+/// median of an even count is the mean of the two middle runs, as Python's
+/// `statistics.median` takes it for the PyTorch peer.
 fn timed(dev: &Device, mut f: impl FnMut()) -> f64 {
     f();
     sync(dev);
@@ -29,7 +32,11 @@ fn timed(dev: &Device, mut f: impl FnMut()) -> f64 {
         times.push(t0.elapsed().as_secs_f64());
     }
     times.sort_by(f64::total_cmp);
-    times[times.len() / 2]
+    let n = times.len();
+    match n % 2 {
+        1 => times[n / 2],
+        _ => (times[n / 2 - 1] + times[n / 2]) / 2.0,
+    }
 }
 
 /// Peak resident memory of this process in MB (Linux `VmHWM`).
