@@ -93,7 +93,7 @@ impl Module for BatchNorm2d {
             // the variance without Bessel's correction (over the batch's
             // `n = N*H*W` values per channel), so that batches combine into
             // the variance of all their values together.
-            let n = (x.numel() / x.shape().dims().get(1).copied().unwrap_or(1).max(1)) as f32;
+            let n = (x.numel() / out.mean.numel().max(1)) as f32;
             rm = out.mean.detach();
             rv = no_grad(|| {
                 out.var_unbiased

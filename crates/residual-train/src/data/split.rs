@@ -68,38 +68,14 @@ pub fn stratified_indices(
     fraction: f64,
     seed: u64,
 ) -> Result<(Vec<usize>, Vec<usize>)> {
-    if !(0.0..1.0).contains(&fraction) {
-        return Err(Error::arg(
-            "split",
-            format!("the held-out fraction must be in [0, 1), got {fraction}"),
-        ));
-    }
-    let classes = labels.iter().max().map_or(0, |&m| m + 1);
-    let (mut kept, mut held) = (Vec::new(), Vec::new());
-    for class in 0..classes {
-        let mut of_class: Vec<usize> = (0..labels.len()).filter(|&i| labels[i] == class).collect();
-        let n = of_class.len();
+    split_each_class(labels, fraction, Held::First, |class, of_class| {
         // Fisher-Yates, each swap drawn from the seed, the class and the position.
-        for i in (1..n).rev() {
+        for i in (1..of_class.len()).rev() {
             let j = (residual_tensor::rng::hash64(seed ^ class as u64, i as u64) % (i as u64 + 1))
                 as usize;
             of_class.swap(i, j);
         }
-        let k = held_count(n, fraction);
-        held.extend_from_slice(&of_class[..k]);
-        kept.extend_from_slice(&of_class[k..]);
-    }
-    Ok((kept, held))
-}
-
-/// How many of a class's `n` samples a split holds out: `fraction` of them,
-/// rounded, at least one of a class with two or more, never all of it.
-fn held_count(n: usize, fraction: f64) -> usize {
-    if n >= 2 {
-        ((n as f64 * fraction).round() as usize).clamp(1, n - 1)
-    } else {
-        0
-    }
+    })
 }
 
 /// Splits the sample indices `0..labels.len()` by class as
@@ -114,12 +90,6 @@ pub fn last_of_each_class(
     position: &[usize],
     fraction: f64,
 ) -> Result<(Vec<usize>, Vec<usize>)> {
-    if !(0.0..1.0).contains(&fraction) {
-        return Err(Error::arg(
-            "split",
-            format!("the held-out fraction must be in [0, 1), got {fraction}"),
-        ));
-    }
     if position.len() != labels.len() {
         return Err(Error::arg(
             "split",
@@ -130,17 +100,60 @@ pub fn last_of_each_class(
             ),
         ));
     }
+    split_each_class(labels, fraction, Held::Last, |_, of_class| {
+        of_class.sort_by_key(|&i| (position[i], i))
+    })
+}
+
+/// Which end of each arranged class a split holds out.
+enum Held {
+    First,
+    Last,
+}
+
+/// The per-class split both of the above make: each class's indices (in
+/// index order) are arranged by `arrange(class, indices)`, then
+/// [`held_count`] of them at the `held` end are held out. Returns
+/// `(kept, held_out)`, grouped by class in the arranged order.
+fn split_each_class(
+    labels: &[usize],
+    fraction: f64,
+    held: Held,
+    mut arrange: impl FnMut(usize, &mut [usize]),
+) -> Result<(Vec<usize>, Vec<usize>)> {
+    if !(0.0..1.0).contains(&fraction) {
+        return Err(Error::arg(
+            "split",
+            format!("the held-out fraction must be in [0, 1), got {fraction}"),
+        ));
+    }
     let classes = labels.iter().max().map_or(0, |&m| m + 1);
-    let (mut kept, mut held) = (Vec::new(), Vec::new());
+    let (mut kept, mut held_out) = (Vec::new(), Vec::new());
     for class in 0..classes {
         let mut of_class: Vec<usize> = (0..labels.len()).filter(|&i| labels[i] == class).collect();
-        of_class.sort_by_key(|&i| (position[i], i));
+        arrange(class, &mut of_class);
         let k = held_count(of_class.len(), fraction);
-        let cut = of_class.len() - k;
-        kept.extend_from_slice(&of_class[..cut]);
-        held.extend_from_slice(&of_class[cut..]);
+        let (h, rest) = match held {
+            Held::First => of_class.split_at(k),
+            Held::Last => {
+                let (rest, h) = of_class.split_at(of_class.len() - k);
+                (h, rest)
+            }
+        };
+        held_out.extend_from_slice(h);
+        kept.extend_from_slice(rest);
     }
-    Ok((kept, held))
+    Ok((kept, held_out))
+}
+
+/// How many of a class's `n` samples a split holds out: `fraction` of them,
+/// rounded, at least one of a class with two or more, never all of it.
+fn held_count(n: usize, fraction: f64) -> usize {
+    if n >= 2 {
+        ((n as f64 * fraction).round() as usize).clamp(1, n - 1)
+    } else {
+        0
+    }
 }
 
 /// Carves a validation set out of a training set: `fraction` of each class
@@ -151,11 +164,7 @@ pub fn validation_split(
     fraction: f64,
     seed: u64,
 ) -> Result<(Subset, Subset)> {
-    let labels = (0..train.len())
-        .map(|i| train.label(i))
-        .collect::<Result<Vec<usize>>>()?;
-    let (kept, held) = stratified_indices(&labels, fraction, seed)?;
-    Ok((Subset::new(train.clone(), kept)?, Subset::new(train, held)?))
+    carve(train, |labels| stratified_indices(labels, fraction, seed))
 }
 
 /// Carves a validation set out of a training set as the last `fraction` of
@@ -166,10 +175,20 @@ pub fn validation_split_last(
     position: &[usize],
     fraction: f64,
 ) -> Result<(Subset, Subset)> {
+    carve(train, |labels| {
+        last_of_each_class(labels, position, fraction)
+    })
+}
+
+/// `train`'s `(kept, held_out)` subsets as `split` chooses them from its labels.
+fn carve(
+    train: Arc<dyn Dataset>,
+    split: impl FnOnce(&[usize]) -> Result<(Vec<usize>, Vec<usize>)>,
+) -> Result<(Subset, Subset)> {
     let labels = (0..train.len())
         .map(|i| train.label(i))
         .collect::<Result<Vec<usize>>>()?;
-    let (kept, held) = last_of_each_class(&labels, position, fraction)?;
+    let (kept, held) = split(&labels)?;
     Ok((Subset::new(train.clone(), kept)?, Subset::new(train, held)?))
 }
 
