@@ -11,6 +11,7 @@ pub mod init;
 pub mod layers;
 mod module;
 mod param;
+pub mod resample;
 pub mod summary;
 pub mod sync_bn;
 pub mod trace;

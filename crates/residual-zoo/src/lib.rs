@@ -4,7 +4,9 @@
 //! [`MODELS`]: torchvision's `resnet18/34/50/101/152` (same parameter names
 //! and shapes, so torchvision weights load one to one), the CIFAR ResNets of
 //! the original paper (`resnet20/32/44/56/110`) and their plain twins
-//! (`plain20/...`, no shortcuts). A model is a [`ModelConfig`]; [`create`]
+//! (`plain20/...`, no shortcuts), and timm's ResNet-stem Vision Transformer
+//! hybrids (`vit_small_r26_s32_224`, ...; timm's names, so their checkpoints
+//! load unchanged). A model is a [`ModelConfig`]; [`create`]
 //! builds one by name or from a config file; [`inference`] rewrites one for
 //! evaluation (batch norm folded, fused epilogues).
 
@@ -12,16 +14,22 @@ mod block;
 mod config;
 mod conv_norm;
 pub mod fuse;
+mod hybrid;
+mod hybrid_config;
 mod model;
 mod model_config;
 mod norm;
 mod registry;
 mod residual;
 mod resnet;
+mod resnetv2;
+mod vit;
 
 pub use block::{Block, BlockSpec};
 pub use config::{ActKind, BlockKind, NormKind, ResNetConfig, StemKind};
 pub use conv_norm::{conv_output_shape, ConvNorm};
+pub use hybrid::{Backbone, HybridEmbed, HybridVit};
+pub use hybrid_config::{BackboneConfig, HybridConfig};
 pub use model::{inference, InferenceModel, Intermediates, Model};
 pub use model_config::{ModelConfig, ModelOptions};
 pub use norm::{activation, Norm};
@@ -29,3 +37,5 @@ pub use registry::{create, lookup, names, read_config_file, resolve, Registratio
 pub use residual::residual_add;
 pub use residual_nn::summary::{thousands, Summary, SummaryRow};
 pub use resnet::ResNet;
+pub use resnetv2::{bottleneck_width, Bottleneck, ResNetV2};
+pub use vit::VitBlock;

@@ -14,6 +14,7 @@
 //! ```
 
 use crate::config::ResNetConfig;
+use crate::hybrid_config::HybridConfig;
 use residual_tensor::{Error, Result};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -24,6 +25,8 @@ use serde_json::Value;
 pub enum ModelConfig {
     /// torchvision's ResNets, the CIFAR ResNets and their plain twins.
     Resnet(ResNetConfig),
+    /// ResNet-stem Vision Transformers (timm's hybrids and custom ones).
+    Hybrid(HybridConfig),
 }
 
 /// Settings a caller applies to a registered model's config: the input
@@ -60,6 +63,7 @@ impl ModelConfig {
     pub fn family(&self) -> &'static str {
         match self {
             ModelConfig::Resnet(_) => "resnet",
+            ModelConfig::Hybrid(_) => "hybrid",
         }
     }
 
@@ -67,6 +71,7 @@ impl ModelConfig {
     pub fn num_classes(&self) -> usize {
         match self {
             ModelConfig::Resnet(c) => c.num_classes,
+            ModelConfig::Hybrid(c) => c.num_classes,
         }
     }
 
@@ -74,6 +79,7 @@ impl ModelConfig {
     pub fn in_channels(&self) -> usize {
         match self {
             ModelConfig::Resnet(c) => c.in_channels,
+            ModelConfig::Hybrid(c) => c.in_channels,
         }
     }
 
@@ -81,6 +87,7 @@ impl ModelConfig {
     pub fn validate(&self) -> Result<()> {
         match self {
             ModelConfig::Resnet(c) => c.validate(),
+            ModelConfig::Hybrid(c) => c.validate(),
         }
     }
 
@@ -93,6 +100,17 @@ impl ModelConfig {
             ModelConfig::Resnet(c) => {
                 c.num_classes = opts.num_classes.unwrap_or(c.num_classes);
                 c.in_channels = opts.in_channels.unwrap_or(c.in_channels);
+            }
+            ModelConfig::Hybrid(c) => {
+                c.num_classes = opts.num_classes.unwrap_or(c.num_classes);
+                if let Some(n) = opts.in_channels {
+                    c.in_channels = n;
+                    if let crate::hybrid_config::BackboneConfig::Resnet { resnet, .. } =
+                        &mut c.backbone
+                    {
+                        resnet.in_channels = n;
+                    }
+                }
             }
         }
         self.validate()

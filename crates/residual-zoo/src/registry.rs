@@ -7,6 +7,8 @@
 //! config file stands wherever a name does.
 
 use crate::config::{BlockKind, ResNetConfig};
+use crate::hybrid::HybridVit;
+use crate::hybrid_config::{BackboneConfig, HybridConfig};
 use crate::model::Model;
 use crate::model_config::{ModelConfig, ModelOptions};
 use crate::resnet::ResNet;
@@ -28,9 +30,36 @@ fn imagenet(block: BlockKind, layers: [usize; 4]) -> ModelConfig {
     ModelConfig::Resnet(ResNetConfig::imagenet(block, layers))
 }
 
-fn cifar(depth: usize, shortcut: bool) -> ModelConfig {
+fn hybrid(layers: &[usize], embed_dim: usize, heads: usize, img_size: usize) -> ModelConfig {
+    ModelConfig::Hybrid(HybridConfig::timm(layers, embed_dim, 12, heads, img_size))
+}
+
+/// The small hybrid that trains on the bundled digits: ResNet-20's CIFAR stem
+/// and first two stages (28x28 -> a 14x14 map of 32 channels), then a
+/// 4-block, 128-wide transformer with 4 heads over the 196 tokens.
+fn digits_hybrid() -> ModelConfig {
+    let resnet = cifar_config(20, true);
+    ModelConfig::Hybrid(HybridConfig {
+        backbone: BackboneConfig::Resnet { resnet, stages: 2 },
+        embed_dim: 128,
+        depth: 4,
+        num_heads: 4,
+        mlp_ratio: 2.0,
+        qkv_bias: true,
+        img_size: 28,
+        in_channels: 3,
+        num_classes: 10,
+        drop_path_rate: 0.0,
+    })
+}
+
+fn cifar_config(depth: usize, shortcut: bool) -> ResNetConfig {
     let c = ResNetConfig::cifar(depth).expect("a registered CIFAR depth is 6n + 2");
-    ModelConfig::Resnet(ResNetConfig { shortcut, ..c })
+    ResNetConfig { shortcut, ..c }
+}
+
+fn cifar(depth: usize, shortcut: bool) -> ModelConfig {
+    ModelConfig::Resnet(cifar_config(depth, shortcut))
 }
 
 /// Every registered model, in the order `residual summary --help` lists them.
@@ -110,6 +139,31 @@ pub static MODELS: &[Registration] = &[
         about: "ResNet-110 without shortcuts",
         config: || cifar(110, false),
     },
+    Registration {
+        name: "vit_small_r26_s32_224",
+        about: "timm's ResNet-26 (GN, std-conv, SAME) + ViT-S/32 hybrid (384 wide, 12 blocks, 6 heads), 224",
+        config: || hybrid(&[2, 2, 2, 2], 384, 6, 224),
+    },
+    Registration {
+        name: "vit_small_r26_s32_384",
+        about: "timm's ResNet-26 + ViT-S/32 hybrid at 384",
+        config: || hybrid(&[2, 2, 2, 2], 384, 6, 384),
+    },
+    Registration {
+        name: "vit_base_r50_s16_224",
+        about: "timm's ResNet-50 (3-4-9, GN, std-conv, SAME) + ViT-B/16 hybrid (768 wide, 12 blocks, 12 heads), 224",
+        config: || hybrid(&[3, 4, 9], 768, 12, 224),
+    },
+    Registration {
+        name: "vit_base_r50_s16_384",
+        about: "timm's ResNet-50 + ViT-B/16 hybrid at 384",
+        config: || hybrid(&[3, 4, 9], 768, 12, 384),
+    },
+    Registration {
+        name: "vit_digits_r20",
+        about: "a small hybrid for 28x28 digits: ResNet-20's stem and two stages + a 4-block, 128-wide ViT, 10 classes",
+        config: digits_hybrid,
+    },
 ];
 
 /// The registered names, in registry order.
@@ -187,6 +241,7 @@ impl ModelConfig {
     pub fn build(&self, seed: u64, dev: &Device) -> Result<Box<dyn Model>> {
         Ok(match self {
             ModelConfig::Resnet(c) => Box::new(ResNet::new(c, seed, dev)?),
+            ModelConfig::Hybrid(c) => Box::new(HybridVit::new(c, seed, dev)?),
         })
     }
 }

@@ -116,6 +116,25 @@ impl ResNet {
     }
 }
 
+impl ResNet {
+    /// The stem and the stages alone (a hybrid's backbone): [`ResNet::run`].
+    pub(crate) fn run_trunk(
+        &self,
+        x: &Tensor,
+        mode: Mode,
+        tap: &mut dyn FnMut(String, &Tensor),
+    ) -> Result<Tensor> {
+        self.run(x, mode, tap)
+    }
+
+    /// The children of the stem and the stages, without pooling and classifier.
+    pub(crate) fn trunk_children(&self) -> Vec<(String, &dyn Module)> {
+        let mut out = self.children();
+        out.retain(|(name, _)| name != "avgpool" && name != "fc");
+        out
+    }
+}
+
 impl Module for ResNet {
     fn forward(&self, x: &Tensor, mode: Mode) -> Result<Tensor> {
         self.forward_head(&self.forward_features(x, mode)?, mode)

@@ -60,7 +60,9 @@ fn config_files_name_their_family_and_build_like_a_registered_model() {
     )
     .unwrap();
     let c = resolve(toml.to_str().unwrap(), &ModelOptions::default()).unwrap();
-    let ModelConfig::Resnet(r) = &c;
+    let ModelConfig::Resnet(r) = &c else {
+        panic!("a ResNet config")
+    };
     assert_eq!(
         (r.layers.clone(), r.norm, r.num_classes),
         (vec![1, 1], NormKind::Group, 3)
@@ -125,7 +127,9 @@ fn config_files_that_are_devices_or_overflow_are_clear_errors() {
 #[test]
 fn settings_are_checked_against_the_family() {
     let c = resolve("resnet18", &ModelOptions::default().set("act", "gelu")).unwrap();
-    let ModelConfig::Resnet(r) = &c;
+    let ModelConfig::Resnet(r) = &c else {
+        panic!("a ResNet config")
+    };
     assert_eq!(r.act, ActKind::Gelu);
     let err = resolve("resnet18", &ModelOptions::default().set("nrom", "group"))
         .unwrap_err()

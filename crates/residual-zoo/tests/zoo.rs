@@ -90,6 +90,7 @@ fn forward_shapes_train_and_eval() {
 fn plain_nets_have_no_shortcuts() {
     let config = |name| match (lookup(name).unwrap().config)() {
         ModelConfig::Resnet(c) => c,
+        other => panic!("{name} is not a ResNet: {other:?}"),
     };
     let p = ResNet::new(&config("plain20"), 0, &dev()).unwrap();
     let r = ResNet::new(&config("resnet20"), 0, &dev()).unwrap();
@@ -108,7 +109,9 @@ fn options_norm_act_and_zero_init() {
         .set("act", "silu")
         .set("zero_init_residual", true);
     let m = create("resnet50", &o, 0, &dev()).unwrap();
-    let ModelConfig::Resnet(c) = m.config();
+    let ModelConfig::Resnet(c) = m.config() else {
+        panic!("a ResNet config")
+    };
     assert_eq!((c.norm, c.act), (NormKind::Group, ActKind::Silu));
     let s = m.summary("resnet50-gn", [3, 64, 64]).unwrap();
     assert_eq!(s.rows[1].kind, "GroupNorm");

@@ -41,3 +41,35 @@ impl Module for AdaptiveAvgPool2d {
     }
     fn visit(&self, _f: &mut Visitor<'_>) {}
 }
+
+/// timm's `MaxPool2dSame`: max pooling with TensorFlow's SAME padding,
+/// computed from the input's size and filled with `-inf` (so a border never
+/// wins a window), asymmetric where the stride makes it so.
+#[derive(Debug, Clone, Copy)]
+pub struct MaxPool2dSame {
+    /// Square window.
+    pub kernel: usize,
+    /// Stride.
+    pub stride: usize,
+}
+
+impl Module for MaxPool2dSame {
+    fn forward(&self, x: &Tensor, _mode: Mode) -> Result<Tensor> {
+        if x.rank() != 4 {
+            return Err(residual_tensor::Error::shape(
+                "MaxPool2dSame",
+                format!("expected input [N, C, H, W], got {}", x.shape()),
+            ));
+        }
+        let (k, s) = (self.kernel, self.stride);
+        let [top, bottom, left, right] =
+            super::padding::same_padding_2d((x.dims()[2], x.dims()[3]), (k, k), (s, s), (1, 1));
+        let padded =
+            x.pad(2, top, bottom, f32::NEG_INFINITY)?
+                .pad(3, left, right, f32::NEG_INFINITY)?;
+        let y = padded.max_pool2d(Pool2dParams::new(k, s, 0))?;
+        crate::trace::record(self, &y);
+        Ok(y)
+    }
+    fn visit(&self, _f: &mut Visitor<'_>) {}
+}

@@ -16,10 +16,24 @@ impl Tensor {
     /// Matrix product over the last two dimensions, `[..., m, k] @ [..., k, n] ->
     /// [..., m, n]`, broadcasting the leading (batch) dimensions as NumPy does.
     pub fn matmul(&self, rhs: &Tensor) -> Result<Tensor> {
-        let dtype = self.gemm_dtype("matmul", rhs)?;
+        self.matmul_impl("matmul", rhs, false)
+    }
+
+    /// `self @ rhs^T` over the last two dimensions, `[..., m, k] @ ([..., n, k])^T
+    /// -> [..., m, n]` (PyTorch's `a @ b.transpose(-2, -1)`), broadcasting the
+    /// batch dimensions as [`Tensor::matmul`]. The GEMM reads `rhs` transposed
+    /// in place: no transposed copy is made, forward or backward.
+    pub fn matmul_nt(&self, rhs: &Tensor) -> Result<Tensor> {
+        self.matmul_impl("matmul_nt", rhs, true)
+    }
+
+    /// `self @ op(rhs)` with `op` the transpose when `trans_b` (`rhs` then
+    /// stored `[..., n, k]`).
+    fn matmul_impl(&self, op: &'static str, rhs: &Tensor, trans_b: bool) -> Result<Tensor> {
+        let dtype = self.gemm_dtype(op, rhs)?;
         if self.rank() < 2 || rhs.rank() < 2 {
             return Err(Error::shape(
-                "matmul",
+                op,
                 format!(
                     "needs two tensors of rank >= 2, got {} and {}",
                     self.shape(),
@@ -29,12 +43,19 @@ impl Tensor {
         }
         let (ra, rb) = (self.rank(), rhs.rank());
         let (m, k) = (self.dims()[ra - 2], self.dims()[ra - 1]);
-        let (k2, n) = (rhs.dims()[rb - 2], rhs.dims()[rb - 1]);
+        let (k2, n) = match trans_b {
+            false => (rhs.dims()[rb - 2], rhs.dims()[rb - 1]),
+            true => (rhs.dims()[rb - 1], rhs.dims()[rb - 2]),
+        };
         if k != k2 {
+            let expected = match trans_b {
+                false => "[..., m, k] @ [..., k, n]",
+                true => "[..., m, k] @ ([..., n, k])^T",
+            };
             return Err(Error::shape(
-                "matmul",
+                op,
                 format!(
-                    "inner dimensions differ: {} @ {} ({k} vs {k2})",
+                    "inner dimensions differ: {} and {} ({k} vs {k2}; expected {expected})",
                     self.shape(),
                     rhs.shape()
                 ),
@@ -42,9 +63,9 @@ impl Tensor {
         }
         let ba = Shape::new(self.dims()[..ra - 2].to_vec());
         let bb = Shape::new(rhs.dims()[..rb - 2].to_vec());
-        let batch = Shape::broadcast("matmul", &ba, &bb).map_err(|_| {
+        let batch = Shape::broadcast(op, &ba, &bb).map_err(|_| {
             Error::shape(
-                "matmul",
+                op,
                 format!(
                     "batch dimensions of {} and {} do not broadcast",
                     self.shape(),
@@ -75,7 +96,7 @@ impl Tensor {
             k,
             n,
             trans_a: false,
-            trans_b: false,
+            trans_b,
             a_shared,
             b_shared,
         };
@@ -87,53 +108,68 @@ impl Tensor {
             .backend()
             .matmul(a.storage(), b.storage(), spec)?;
         let (sa, sb) = (a.clone(), b.clone());
+        // Sums a gradient computed per batch entry back onto a shared operand.
+        let fold = |full: Tensor, shared: bool, dims: &[usize]| -> Result<Tensor> {
+            match shared {
+                true => full.sum(&[0], false)?.reshape(dims),
+                false => full.reshape(dims),
+            }
+        };
         Ok(Tensor::from_op(
             s,
             Shape::new(out),
             a.device(),
-            "matmul",
+            op,
             &[&a, &b],
             move |g| {
                 let g = &g.cast(sa.dtype())?;
                 let ga = if sa.requires_grad() {
-                    // dA = dC @ B^T : [nb, m, n] x [nb|1, k, n]^T
+                    // dA = dC @ op(B)^T: [nb, m, n] x ([nb|1, k, n])^T, or
+                    // [nb, m, n] x [nb|1, n, k] when B is stored transposed.
                     let spec = MatmulSpec {
                         batch: nb,
                         m,
                         k: n,
                         n: k,
                         trans_a: false,
-                        trans_b: true,
+                        trans_b: !trans_b,
                         a_shared: false,
                         b_shared,
                     };
                     let full = raw(g, &sb, spec, Shape::new([nb, m, k]))?;
-                    Some(if a_shared {
-                        full.sum(&[0], false)?.reshape(sa.dims())?
-                    } else {
-                        full.reshape(sa.dims())?
-                    })
+                    Some(fold(full, a_shared, sa.dims())?)
                 } else {
                     None
                 };
                 let gb = if sb.requires_grad() {
-                    // dB = A^T @ dC : [nb|1, m, k]^T x [nb, m, n]
-                    let spec = MatmulSpec {
-                        batch: nb,
-                        m: k,
-                        k: m,
-                        n,
-                        trans_a: true,
-                        trans_b: false,
-                        a_shared,
-                        b_shared: false,
-                    };
-                    let full = raw(&sa, g, spec, Shape::new([nb, k, n]))?;
-                    Some(if b_shared {
-                        full.sum(&[0], false)?.reshape(sb.dims())?
+                    let full = if trans_b {
+                        // dB = dC^T @ A: ([nb, m, n])^T x [nb|1, m, k] -> [nb, n, k]
+                        let spec = MatmulSpec {
+                            batch: nb,
+                            m: n,
+                            k: m,
+                            n: k,
+                            trans_a: true,
+                            trans_b: false,
+                            a_shared: false,
+                            b_shared: a_shared,
+                        };
+                        raw(g, &sa, spec, Shape::new([nb, n, k]))?
                     } else {
-                        full.reshape(sb.dims())?
-                    })
+                        // dB = A^T @ dC: ([nb|1, m, k])^T x [nb, m, n] -> [nb, k, n]
+                        let spec = MatmulSpec {
+                            batch: nb,
+                            m: k,
+                            k: m,
+                            n,
+                            trans_a: true,
+                            trans_b: false,
+                            a_shared,
+                            b_shared: false,
+                        };
+                        raw(&sa, g, spec, Shape::new([nb, k, n]))?
+                    };
+                    Some(fold(full, b_shared, sb.dims())?)
                 } else {
                     None
                 };

@@ -1,6 +1,7 @@
 //! Differentiable ops on [`crate::Tensor`]: each validates its arguments, calls
 //! one backend kernel for its forward and records its backward rule beside it.
 
+mod attention;
 mod conv;
 mod dropout;
 mod elementwise;
@@ -8,6 +9,7 @@ mod layout;
 mod loss;
 mod matmul;
 mod norm;
+mod pad;
 mod pool;
 mod reduce;
 mod sync_norm;

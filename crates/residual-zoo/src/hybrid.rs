@@ -1,0 +1,302 @@
+//! The ResNet-stem Vision Transformer (timm's `vision_transformer_hybrid`):
+//! a convolutional backbone's feature map, projected by a 1x1 convolution to
+//! tokens (`HybridEmbed`), a class token and a learned position embedding,
+//! transformer blocks, a final LayerNorm and a head on the class token.
+//! Parameter names are timm's, so a timm `state_dict` loads unchanged.
+
+use crate::config::ResNetConfig;
+use crate::hybrid_config::{BackboneConfig, HybridConfig};
+use crate::model::{Intermediates, Model};
+use crate::model_config::ModelConfig;
+use crate::resnet::ResNet;
+use crate::resnetv2::ResNetV2;
+use crate::vit::{vit_linear_init, VitBlock, VIT_LN_EPS};
+use residual_nn::init::SeedSequence;
+use residual_nn::resample::resize_bicubic_antialias;
+use residual_nn::*;
+use residual_tensor::{Error, Result, Tensor};
+
+/// The convolutional backbone of a hybrid.
+pub enum Backbone {
+    /// timm's ResNetV2 (std-conv, GroupNorm, SAME padding).
+    ResNetV2(ResNetV2),
+    /// A zoo ResNet's stem and first stages (its pooling and classifier unused).
+    ResNet(ResNet),
+}
+
+impl Backbone {
+    fn run(&self, x: &Tensor, mode: Mode, tap: &mut dyn FnMut(String, &Tensor)) -> Result<Tensor> {
+        match self {
+            Backbone::ResNetV2(b) => b.run(x, mode, tap),
+            Backbone::ResNet(r) => r.run_trunk(x, mode, tap),
+        }
+    }
+}
+
+impl Module for Backbone {
+    fn forward(&self, x: &Tensor, mode: Mode) -> Result<Tensor> {
+        self.run(x, mode, &mut |_, _| {})
+    }
+    fn children(&self) -> Vec<(String, &dyn Module)> {
+        match self {
+            Backbone::ResNetV2(b) => b.children(),
+            Backbone::ResNet(r) => r.trunk_children(),
+        }
+    }
+    fn kind(&self) -> String {
+        match self {
+            Backbone::ResNetV2(_) => "ResNetV2".into(),
+            Backbone::ResNet(_) => "ResNet".into(),
+        }
+    }
+}
+
+/// timm's `HybridEmbed`: the backbone, then a 1x1 convolution with bias from
+/// its feature channels to the token width.
+pub struct HybridEmbed {
+    /// The backbone (`patch_embed.backbone`).
+    pub backbone: Backbone,
+    /// `[embed_dim, feature_channels, 1, 1]` + bias (`patch_embed.proj`).
+    pub proj: Conv2d,
+}
+
+impl Module for HybridEmbed {
+    /// `[B, C, H, W]` -> the projected feature map `[B, D, h, w]`.
+    fn forward(&self, x: &Tensor, mode: Mode) -> Result<Tensor> {
+        self.proj.forward(&self.backbone.forward(x, mode)?, mode)
+    }
+    fn children(&self) -> Vec<(String, &dyn Module)> {
+        vec![
+            ("backbone".into(), &self.backbone),
+            ("proj".into(), &self.proj),
+        ]
+    }
+}
+
+/// A ResNet-stem Vision Transformer built from a [`HybridConfig`].
+pub struct HybridVit {
+    config: HybridConfig,
+    /// Backbone and projection (`patch_embed.*`).
+    pub patch_embed: HybridEmbed,
+    /// `[1, 1, D]`.
+    pub cls_token: Param,
+    /// `[1, 1 + grid * grid, D]`, laid out for `img_size`.
+    pub pos_embed: Param,
+    /// The transformer blocks (`blocks.0`, ...).
+    pub blocks: Vec<VitBlock>,
+    /// The final LayerNorm (eps 1e-6).
+    pub norm: LayerNorm,
+    /// The classifier on the class token.
+    pub head: Linear,
+}
+
+impl HybridVit {
+    /// Builds and initialises a hybrid from `seed` (timm's ViT init: position
+    /// embedding normal with std 0.02, class token with std 1e-6, linear
+    /// layers normal with std 0.02 and zero bias; the backbone as its family's).
+    pub fn new(config: &HybridConfig, seed: u64, dev: &Device) -> Result<Self> {
+        config.validate()?;
+        let c = config;
+        let mut seeds = SeedSequence::new(seed);
+        let backbone = match &c.backbone {
+            BackboneConfig::Resnetv2 {
+                layers,
+                channels,
+                stem_width,
+                groups,
+            } => Backbone::ResNetV2(ResNetV2::new(
+                c.in_channels,
+                *stem_width,
+                layers,
+                channels,
+                *groups,
+                0.0,
+                &mut seeds,
+                dev,
+            )?),
+            BackboneConfig::Resnet { resnet, stages } => {
+                let trunk = ResNetConfig {
+                    layers: resnet.layers[..*stages].to_vec(),
+                    widths: resnet.widths[..*stages].to_vec(),
+                    // The classifier is never used: keep it one unit wide.
+                    num_classes: 1,
+                    ..resnet.clone()
+                };
+                Backbone::ResNet(ResNet::new(&trunk, seeds.next_seed(), dev)?)
+            }
+        };
+        let d = c.embed_dim;
+        let proj = Conv2dConfig::new(c.backbone.feature_channels(), d, 1)
+            .bias(true)
+            .init(seeds.next_seed(), dev)?;
+        let tokens = 1 + c.grid() * c.grid();
+        let cls_token =
+            Param::parameter(Tensor::randn([1, 1, d], 0.0, 1e-6, seeds.next_seed(), dev)?);
+        let pos_embed = Param::parameter(Tensor::randn(
+            [1, tokens, d],
+            0.0,
+            0.02,
+            seeds.next_seed(),
+            dev,
+        )?);
+        let mut blocks = Vec::new();
+        for i in 0..c.depth {
+            let dpr = c.drop_path_rate * i as f32 / (c.depth.max(2) - 1) as f32;
+            blocks.push(VitBlock::new(
+                d,
+                c.num_heads,
+                c.mlp_hidden(),
+                c.qkv_bias,
+                dpr,
+                seeds.next_seed(),
+                dev,
+            )?);
+        }
+        let head = Linear::new(d, c.num_classes, true, seeds.next_seed(), dev)?;
+        vit_linear_init(&head, seeds.next_seed(), dev)?;
+        Ok(HybridVit {
+            config: c.clone(),
+            patch_embed: HybridEmbed { backbone, proj },
+            cls_token,
+            pos_embed,
+            blocks,
+            norm: LayerNorm::new(&[d], VIT_LN_EPS, dev)?,
+            head,
+        })
+    }
+
+    /// The configuration it was built from.
+    pub fn hybrid_config(&self) -> &HybridConfig {
+        &self.config
+    }
+
+    /// The position embedding for a `gh x gw` token grid: the stored one on
+    /// the trained grid, else its grid part resampled bicubically with
+    /// antialiasing and the class token's entry kept (timm's
+    /// `resample_abs_pos_embed`). `[1, 1 + gh * gw, D]`.
+    pub fn pos_embed_for(&self, (gh, gw): (usize, usize)) -> Result<Tensor> {
+        let pos = self.pos_embed.get();
+        let g = self.config.grid();
+        if (gh, gw) == (g, g) {
+            return Ok(pos);
+        }
+        let d = self.config.embed_dim;
+        let prefix = pos.narrow(1, 0, 1)?;
+        // [1, g*g, D] -> [1, D, g, g] -> [1, D, gh, gw] -> [1, gh*gw, D]
+        let grid = pos
+            .narrow(1, 1, g * g)?
+            .reshape(&[1, g, g, d])?
+            .permute(&[0, 3, 1, 2])?;
+        let resized = resize_bicubic_antialias(&grid, (gh, gw))?
+            .permute(&[0, 2, 3, 1])?
+            .reshape(&[1, gh * gw, d])?;
+        Tensor::concat(&[&prefix, &resized], 1)
+    }
+
+    fn check_input(&self, x: &Tensor) -> Result<()> {
+        let c = self.config.in_channels;
+        if x.rank() != 4 || x.dims()[1] != c {
+            return Err(Error::shape(
+                "vit_hybrid",
+                format!("expected input [N, {c}, H, W], got {}", x.shape()),
+            ));
+        }
+        Ok(())
+    }
+
+    /// Backbone, tokens, blocks and final norm, with the stem's, every
+    /// backbone block's and every transformer block's output given to `tap`.
+    /// Returns the normed tokens `[B, 1 + h*w, D]`.
+    fn run(&self, x: &Tensor, mode: Mode, tap: &mut dyn FnMut(String, &Tensor)) -> Result<Tensor> {
+        self.check_input(x)?;
+        let embed = &self.patch_embed;
+        let mut backbone_tap =
+            |name: String, t: &Tensor| tap(format!("patch_embed.backbone.{name}"), t);
+        let f = embed.backbone.run(x, mode, &mut backbone_tap)?;
+        // [B, D, h, w] -> [B, D, h*w] -> [B, h*w, D]
+        let f = embed.proj.forward(&f, mode)?;
+        let (b, d, h, w) = (f.dims()[0], f.dims()[1], f.dims()[2], f.dims()[3]);
+        let tokens = f.reshape(&[b, d, h * w])?.transpose(1, 2)?;
+        let cls = self.cls_token.get().broadcast_to(&[b, 1, d])?;
+        let mut t = Tensor::concat(&[&cls, &tokens], 1)?.add(&self.pos_embed_for((h, w))?)?;
+        for (i, block) in self.blocks.iter().enumerate() {
+            t = block.forward(&t, mode)?;
+            tap(format!("blocks.{i}"), &t);
+        }
+        self.norm.forward(&t, mode)
+    }
+}
+
+impl Module for HybridVit {
+    fn forward(&self, x: &Tensor, mode: Mode) -> Result<Tensor> {
+        self.forward_head(&self.forward_features(x, mode)?, mode)
+    }
+
+    fn children(&self) -> Vec<(String, &dyn Module)> {
+        let mut out: Vec<(String, &dyn Module)> = vec![("patch_embed".into(), &self.patch_embed)];
+        for (i, b) in self.blocks.iter().enumerate() {
+            out.push((format!("blocks.{i}"), b));
+        }
+        out.push(("norm".into(), &self.norm));
+        out.push(("head".into(), &self.head));
+        out
+    }
+
+    /// `cls_token` and `pos_embed` first (a timm `state_dict`'s order), then
+    /// the children's.
+    fn visit(&self, f: &mut Visitor<'_>) {
+        f("cls_token", &self.cls_token);
+        f("pos_embed", &self.pos_embed);
+        for (name, child) in self.children() {
+            visit_child(&name, child, f);
+        }
+    }
+
+    fn kind(&self) -> String {
+        "VisionTransformer".into()
+    }
+}
+
+impl Model for HybridVit {
+    fn config(&self) -> ModelConfig {
+        ModelConfig::Hybrid(self.config.clone())
+    }
+
+    /// The normed tokens, `[B, 1 + h*w, D]` (timm's `forward_features`).
+    fn forward_features(&self, x: &Tensor, mode: Mode) -> Result<Tensor> {
+        self.run(x, mode, &mut |_, _| {})
+    }
+
+    /// The head on the class token (timm's `global_pool="token"`).
+    fn forward_head(&self, features: &Tensor, mode: Mode) -> Result<Tensor> {
+        if features.rank() != 3 || features.dims()[2] != self.config.embed_dim {
+            return Err(Error::shape(
+                "vit_hybrid",
+                format!(
+                    "forward_head expects tokens [B, N, {}], got {}",
+                    self.config.embed_dim,
+                    features.shape()
+                ),
+            ));
+        }
+        let b = features.dims()[0];
+        let cls = features
+            .narrow(1, 0, 1)?
+            .reshape(&[b, self.config.embed_dim])?;
+        self.head.forward(&cls, mode)
+    }
+
+    fn forward_intermediates(&self, x: &Tensor, mode: Mode) -> Result<Intermediates> {
+        let mut taps = Vec::new();
+        let features = self.run(x, mode, &mut |name, t| taps.push((name, t.clone())))?;
+        Ok(Intermediates { features, taps })
+    }
+}
+
+impl std::fmt::Debug for HybridVit {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("HybridVit")
+            .field("config", &self.config)
+            .finish_non_exhaustive()
+    }
+}

@@ -1,0 +1,81 @@
+//! What the parity tests share: the scripts' formula weights and inputs
+//! (`scripts/parity/make_parity.py`'s `unit` and `formula`) and the
+//! comparisons.
+#![allow(dead_code)]
+
+const M32: u64 = 0xFFFF_FFFF;
+
+pub fn fnv1a32(s: &str) -> u64 {
+    s.bytes()
+        .fold(0x811C_9DC5u64, |h, b| ((h ^ b as u64) * 0x0100_0193) & M32)
+}
+
+pub fn fmix32(mut h: u64) -> u64 {
+    h ^= h >> 16;
+    h = (h * 0x85EB_CA6B) & M32;
+    h ^= h >> 13;
+    h = (h * 0xC2B2_AE35) & M32;
+    h ^ (h >> 16)
+}
+
+/// `n` values of variance 1 (the script's `unit`).
+pub fn unit(seed: u64, n: usize) -> Vec<f64> {
+    (0..n as u64)
+        .map(|i| {
+            let h = fmix32(((i * 0x9E37_79B9) & M32) ^ seed);
+            let u = (h >> 8) as f64 / (1u64 << 24) as f64;
+            (2.0 * u - 1.0) * 3f64.sqrt()
+        })
+        .collect()
+}
+
+/// The script's `formula(name, shape)`.
+pub fn formula(name: &str, shape: &[usize]) -> Vec<f32> {
+    let n = shape.iter().product();
+    let s = unit(fnv1a32(name), n);
+    let f = |g: &dyn Fn(f64) -> f64| s.iter().map(|&v| g(v) as f32).collect();
+    if name.ends_with("num_batches_tracked") {
+        vec![0.0; n]
+    } else if name.ends_with("running_var") {
+        f(&|v| 1.0 + 0.25 * v)
+    } else if name.ends_with("running_mean") || name.ends_with("bias") {
+        f(&|v| 0.1 * v)
+    } else if shape.len() == 1 {
+        f(&|v| 1.0 + 0.1 * v)
+    } else {
+        let fan_in: usize = shape[1..].iter().product();
+        let k = (2.0 / fan_in as f64).sqrt();
+        f(&|v| k * v)
+    }
+}
+
+pub fn max_abs(v: &[f32]) -> f32 {
+    v.iter().fold(0.0, |m, x| m.max(x.abs()))
+}
+
+pub fn max_diff(a: &[f32], b: &[f32]) -> f32 {
+    a.iter().zip(b).fold(0.0, |m, (x, y)| m.max((x - y).abs()))
+}
+
+/// The script's `unit(seed, n)` as an f32 tensor of `shape`.
+pub fn unit_tensor(
+    seed: u64,
+    shape: &[usize],
+    dev: &residual_tensor::Device,
+) -> residual_tensor::Tensor {
+    let n = shape.iter().product();
+    residual_tensor::Tensor::from_vec(
+        unit(seed, n).iter().map(|&v| v as f32).collect(),
+        shape.to_vec(),
+        dev,
+    )
+    .unwrap()
+}
+
+/// Fills every tensor of `m` with the script's `formula`.
+pub fn fill_formula(m: &dyn residual_nn::Module, dev: &residual_tensor::Device) {
+    for (key, slot) in residual_nn::named_tensors(m) {
+        let shape = slot.get().dims().to_vec();
+        slot.set(residual_tensor::Tensor::from_vec(formula(&key, &shape), shape, dev).unwrap());
+    }
+}

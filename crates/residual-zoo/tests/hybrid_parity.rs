@@ -1,0 +1,159 @@
+//! Parity of the ViT hybrids with timm (`scripts/parity/make_hybrid_parity.py`).
+//!
+//! - `small_hybrid_matches_timm`: a reduced hybrid of timm's own classes
+//!   (ResNetV2 with std-conv, SAME padding and GroupNorm, HybridEmbed, ViT
+//!   blocks) with formula weights: evaluation-mode logits, logits at an odd,
+//!   non-square size (asymmetric SAME padding, the position embedding
+//!   resampled), and training-mode logits and every parameter's gradient.
+//!   Runs in CI; only timm's outputs and gradients are committed.
+//! - `full_size_hybrid_parity` (ignored): the four registered timm hybrids
+//!   with timm's random init and randomised norms, from checkpoints the
+//!   script writes to `target/parity/` with `--full`.
+
+mod common;
+
+use common::{fill_formula, max_abs, max_diff};
+use residual_nn::weights::{load_safetensors, read_tensors};
+use residual_nn::{named_tensors, parameter_count, Mode, Module};
+use residual_tensor::{no_grad, Device, Tensor};
+use residual_zoo::{create, BackboneConfig, HybridConfig, ModelConfig, ModelOptions};
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+/// The script's `small_model`: the same architecture as our config.
+fn small_config() -> HybridConfig {
+    HybridConfig {
+        backbone: BackboneConfig::Resnetv2 {
+            layers: vec![1, 1],
+            channels: vec![64, 128],
+            stem_width: 32,
+            groups: 8,
+        },
+        embed_dim: 48,
+        depth: 2,
+        num_heads: 3,
+        mlp_ratio: 4.0,
+        qkv_bias: true,
+        img_size: 32,
+        in_channels: 3,
+        num_classes: 10,
+        drop_path_rate: 0.0,
+    }
+}
+
+fn fixtures(dev: &Device) -> BTreeMap<String, Tensor> {
+    read_tensors(
+        concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/fixtures/hybrid_small.safetensors"
+        ),
+        dev,
+    )
+    .unwrap()
+}
+
+/// Asserts `got` within `1e-4 * max |want|` of `want`, naming `what`.
+fn assert_close(what: &str, got: &Tensor, want: &Tensor) {
+    assert_eq!(got.dims(), want.dims(), "{what}: shape");
+    let (g, w) = (got.to_vec().unwrap(), want.to_vec().unwrap());
+    let (d, scale) = (max_diff(&g, &w), max_abs(&w));
+    println!("{what}: max |diff| {d:.3e}, max |ref| {scale:.3e}");
+    assert!(
+        d <= 1e-4 * scale,
+        "{what}: max |diff| {d:.3e} exceeds 1e-4 * max |ref| {scale:.3e}"
+    );
+}
+
+#[test]
+fn small_hybrid_matches_timm() {
+    let dev = Device::cpu();
+    let refs = fixtures(&dev);
+    let m = ModelConfig::Hybrid(small_config()).build(0, &dev).unwrap();
+    fill_formula(&*m, &dev);
+    // Every timm parameter has a gradient in the fixture, and only those.
+    let ours: Vec<String> = named_tensors(&*m).into_iter().map(|(n, _)| n).collect();
+    let theirs: Vec<String> = refs
+        .keys()
+        .filter_map(|k| k.strip_prefix("grad.").map(str::to_string))
+        .collect();
+    let mut sorted = ours.clone();
+    sorted.sort();
+    assert_eq!(sorted, theirs, "parameter names differ from timm's");
+
+    for case in ["eval", "resized"] {
+        let y = no_grad(|| m.forward(&refs[&format!("{case}.input")], Mode::Eval)).unwrap();
+        assert_close(case, &y, &refs[&format!("{case}.output")]);
+    }
+
+    let y = m.forward(&refs["train.input"], Mode::Train).unwrap();
+    assert_close("train", &y, &refs["train.output"]);
+    let grads = y
+        .mul(&refs["train.cotangent"])
+        .unwrap()
+        .sum_all()
+        .unwrap()
+        .backward()
+        .unwrap();
+    for (name, slot) in named_tensors(&*m) {
+        let g = grads
+            .get(&slot.get())
+            .unwrap_or_else(|| panic!("{name}: no gradient"));
+        assert_close(
+            &format!("grad of {name}"),
+            g,
+            &refs[&format!("grad.{name}")],
+        );
+    }
+}
+
+#[test]
+fn registered_hybrids_have_timms_parameter_counts() {
+    let dev = Device::cpu();
+    for (name, count) in [
+        ("vit_small_r26_s32_224", 36_431_912),
+        ("vit_small_r26_s32_384", 36_468_392),
+        ("vit_base_r50_s16_224", 98_659_112),
+        ("vit_base_r50_s16_384", 98_950_952),
+    ] {
+        let m = create(name, &ModelOptions::default(), 0, &dev).unwrap();
+        assert_eq!(parameter_count(&*m), count, "{name}");
+    }
+}
+
+#[test]
+#[ignore = "needs target/parity/ from `python3 scripts/parity/make_hybrid_parity.py --full`"]
+fn full_size_hybrid_parity() {
+    let dev = Device::cpu();
+    let dir = PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../../target/parity"));
+    for name in [
+        "vit_small_r26_s32_224",
+        "vit_small_r26_s32_384",
+        "vit_base_r50_s16_224",
+        "vit_base_r50_s16_384",
+    ] {
+        let weights = dir.join(format!("{name}.safetensors"));
+        assert!(
+            weights.exists(),
+            "{} missing: run python3 scripts/parity/make_hybrid_parity.py --full",
+            weights.display()
+        );
+        let m = create(name, &ModelOptions::default(), 0, &dev).unwrap();
+        let report = load_safetensors(&*m, &weights, true).unwrap();
+        let io = read_tensors(dir.join(format!("{name}_io.safetensors")), &dev).unwrap();
+        let got = no_grad(|| m.forward(&io["input"], Mode::Eval))
+            .unwrap()
+            .to_vec()
+            .unwrap();
+        let want = io["output"].to_vec().unwrap();
+        let (d, scale) = (max_diff(&got, &want), max_abs(&want));
+        println!(
+            "{name}: {} tensors loaded, max |diff| {d:.3e}, max |ref| {scale:.3e}, ratio {:.2e}",
+            report.loaded.len(),
+            d / scale
+        );
+        assert!(
+            d <= 1e-4 * scale,
+            "{name}: max |diff| {d} exceeds 1e-4 * max |ref| {scale}"
+        );
+    }
+}
