@@ -1,14 +1,16 @@
 //! `residual predict`: a model in evaluation mode on a safetensors tensor, or
-//! on image files with torchvision's evaluation preprocessing (resize 256,
-//! center crop 224, ImageNet mean / std; small images center-cropped at their
-//! size, as `residual train` evaluates them) printing the top-k classes.
+//! on image files with the model's evaluation preprocessing, printing the
+//! top-k classes: torchvision's (resize 256, center crop 224, bilinear,
+//! ImageNet mean / std; small images center-cropped at their size, as
+//! `residual train` evaluates them) or, for timm's ViT hybrids, timm's
+//! (bicubic, mean / std 0.5, crop 0.9 at 224 and 1.0 at 384).
 
 use crate::load::load_for_input;
 use residual_nn::weights::{read_tensors, write_tensors};
 use residual_nn::{Mode, Module};
 use residual_tensor::{Device, Error, Tensor};
-use residual_train::data::{image_header, load_image, ImageRecipe};
-use residual_zoo::{create, inference, ModelOptions};
+use residual_train::data::{image_header, load_image_with, ImageRecipe, Transform};
+use residual_zoo::{create, eval_preprocess, inference, ModelOptions, Preprocess};
 use std::path::Path;
 use std::path::PathBuf;
 
@@ -37,10 +39,12 @@ pub struct Args {
     /// With --image: how many of the most probable classes to print.
     #[arg(long, default_value_t = 5)]
     top_k: usize,
-    /// With --image: side of the center crop; the shorter side is first resized to size * 256 / 224,
-    /// or to size for a small image (shorter side <= 64 px), as `residual train` evaluates.
-    #[arg(long, default_value_t = 224)]
-    image_size: u32,
+    /// With --image: side of the center crop (the model's input size by default: 224, or 384 for
+    /// the *_384 hybrids); the shorter side is first resized to size / crop fraction (256 for 224
+    /// with torchvision's recipe, 248 with timm's at 224), or to size for a small image (shorter
+    /// side <= 64 px) with torchvision's recipe, as `residual train` evaluates.
+    #[arg(long)]
+    image_size: Option<u32>,
     #[command(flatten)]
     device: crate::device::DeviceArg,
     /// Number of classes of the weights (the preset's default otherwise).
@@ -136,17 +140,25 @@ fn classify_images(a: &Args, dev: &Device) -> Result<(), Error> {
     if a.top_k == 0 {
         return Err(Error::arg("--top-k", "must be at least 1"));
     }
-    let size = a.image_size;
+    let pre = eval_preprocess(&a.model);
+    let size = a.image_size.unwrap_or(pre.input_size);
     ImageRecipe::choose(1, Some(size), None)?;
-    let norm = crate::data::imagenet_normalize();
+    let norm = Transform::Normalize {
+        mean: pre.mean.to_vec(),
+        std: pre.std.to_vec(),
+    };
     let shape = [3, size as usize, size as usize];
     let mut pixels = Vec::new();
     for path in &a.image {
-        // As `residual train` evaluated: a small image is center-cropped at
-        // `size`, a large one resized to size * 256 / 224 first.
         let (w, h) = image_header(path, size)?;
-        let resize = ImageRecipe::choose(w.min(h), Some(size), None)?.resize;
-        let mut img = load_image(path, resize, size)?;
+        let resize = if pre == Preprocess::TORCHVISION {
+            // As `residual train` evaluated: a small image is center-cropped
+            // at `size`, a large one resized to size * 256 / 224 first.
+            ImageRecipe::choose(w.min(h), Some(size), None)?.resize
+        } else {
+            pre.resize_for(size)
+        };
+        let mut img = load_image_with(path, resize, size, pre.interpolation)?;
         norm.apply(&mut img, shape, 0);
         pixels.extend(img);
     }

@@ -122,3 +122,79 @@ pub fn pad_forward_backward(dev: &Device) {
         v[0].pad(2, 0, 1, 0.0)?.pad(3, 2, 1, 0.5)
     });
 }
+
+/// The backend's attention kernels (fused on the CPU) against their
+/// composition from the GEMM and softmax kernels
+/// (`backend::composed_attention`): outputs and the three gradients, with
+/// more query rows than one fused block and `tq != tk`.
+pub fn attention_kernels_match_composition(dev: &Device) {
+    use residual_tensor::backend::{
+        composed_attention, composed_attention_backward, AttentionSpec,
+    };
+    let s = AttentionSpec {
+        batch: 3,
+        tq: 70,
+        tk: 45,
+        d: 8,
+        dv: 5,
+        scale: 0.4,
+    };
+    let q = randn(dev, &[s.batch, s.tq, s.d], 72);
+    let k = randn(dev, &[s.batch, s.tk, s.d], 73);
+    let v = randn(dev, &[s.batch, s.tk, s.dv], 74);
+    let d_o = randn(dev, &[s.batch, s.tq, s.dv], 75);
+    let be = dev.backend();
+    let host = |st: &residual_tensor::Storage, shape: &[usize]| {
+        Tensor::from_storage(st.clone(), residual_tensor::Shape::new(shape.to_vec()), dev)
+            .unwrap()
+            .to_vec()
+            .unwrap()
+    };
+    let (o, saved) = be
+        .attention(q.storage(), k.storage(), v.storage(), s)
+        .unwrap();
+    let (o_ref, p) = composed_attention(be, q.storage(), k.storage(), v.storage(), s).unwrap();
+    let oshape = [s.batch, s.tq, s.dv];
+    assert_close(
+        "attention kernel vs composition",
+        &host(&o, &oshape),
+        &host(&o_ref, &oshape),
+        1e-5,
+    );
+    let got = be
+        .attention_backward(
+            q.storage(),
+            k.storage(),
+            v.storage(),
+            &o,
+            &saved,
+            d_o.storage(),
+            s,
+        )
+        .unwrap();
+    let want = composed_attention_backward(
+        be,
+        q.storage(),
+        k.storage(),
+        v.storage(),
+        &p,
+        d_o.storage(),
+        s,
+    )
+    .unwrap();
+    for (i, (what, shape)) in [
+        ("dq", [s.batch, s.tq, s.d]),
+        ("dk", [s.batch, s.tk, s.d]),
+        ("dv", [s.batch, s.tk, s.dv]),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        assert_close(
+            &format!("attention backward {what} vs composition"),
+            &host(&got[i], &shape),
+            &host(&want[i], &shape),
+            1e-5,
+        );
+    }
+}

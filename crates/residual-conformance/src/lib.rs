@@ -75,7 +75,7 @@ macro_rules! conformance_tests {
             unary_forward, unary_backward, activations_backward, binary_broadcast,
             binary_backward, reductions_forward, reductions_backward, argmax_first_max,
             matmul_forward, matmul_backward, matmul_nt_forward_backward, attention_forward,
-            attention_backward, pad_forward_backward, linear_forward_backward, layout_forward, layout_backward,
+            attention_backward, attention_kernels_match_composition, pad_forward_backward, linear_forward_backward, layout_forward, layout_backward,
             conv2d_finite_differences, conv2d_fused_epilogue, conv2d_non_contiguous_input, pool_finite_differences,
             norm_finite_differences, softmax_cross_entropy_finite_differences, dropout_mask,
             residual_add_accumulates, no_grad_and_detach, casts_round_trip, half_gemm_ops, batch_norm_half_input,

@@ -135,12 +135,13 @@ pub fn thousands(n: u64) -> String {
     out
 }
 
-/// A per-sample shape as `CxHxW`, trailing dimensions of 1 filled in up to
-/// three (a classifier's `[1000]` reads `1000x1x1`, as pooled features do).
+/// A per-sample shape as `CxHxW`, a vector's trailing dimensions of 1 filled
+/// in up to three (a classifier's `[1000]` reads `1000x1x1`, as pooled
+/// features do); tokens `[N, D]` read `NxD`.
 fn shape_text(dims: &[usize]) -> String {
     let mut d = dims.to_vec();
-    while d.len() < 3 {
-        d.push(1);
+    if d.len() < 2 {
+        d.resize(3, 1);
     }
     d.iter().map(usize::to_string).collect::<Vec<_>>().join("x")
 }
@@ -149,15 +150,17 @@ impl fmt::Display for Summary {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let [c, h, w] = self.input;
         writeln!(f, "{} (input {c}x{h}x{w})", self.model)?;
+        // Names as wide as the longest (at least 12 columns).
+        let nw = self.rows.iter().map(|r| r.name.len()).fold(12, usize::max);
         writeln!(
             f,
-            "{:<12} {:<18} {:>14} {:>12} {:>15}",
+            "{:<nw$} {:<18} {:>14} {:>12} {:>15}",
             "layer", "type", "output", "params", "MACs"
         )?;
         for r in &self.rows {
             writeln!(
                 f,
-                "{:<12} {:<18} {:>14} {:>12} {:>15}",
+                "{:<nw$} {:<18} {:>14} {:>12} {:>15}",
                 r.name,
                 r.kind,
                 shape_text(&r.output),
@@ -167,7 +170,7 @@ impl fmt::Display for Summary {
         }
         writeln!(
             f,
-            "{:<12} {:<18} {:>14} {:>12} {:>15}",
+            "{:<nw$} {:<18} {:>14} {:>12} {:>15}",
             "total",
             "",
             "",

@@ -33,6 +33,16 @@ impl Backbone {
     }
 }
 
+impl Backbone {
+    /// Summary rows: the stem's layers and one row per stage (a ResNet's: per block).
+    fn summary_rows(&self) -> Vec<(String, &dyn Module)> {
+        match self {
+            Backbone::ResNetV2(b) => b.summary_rows(),
+            Backbone::ResNet(r) => r.trunk_children(),
+        }
+    }
+}
+
 impl Module for Backbone {
     fn forward(&self, x: &Tensor, mode: Mode) -> Result<Tensor> {
         self.run(x, mode, &mut |_, _| {})
@@ -73,15 +83,80 @@ impl Module for HybridEmbed {
     }
 }
 
+/// The class token and the learned position embedding: turns the projected
+/// feature map `[B, D, h, w]` into tokens `[B, 1 + h*w, D]` (the class token
+/// first), adding the position embedding, resampled when the grid is not the
+/// trained one. Its tensors keep timm's top-level names (`cls_token`,
+/// `pos_embed`).
+pub struct TokenEmbed {
+    /// `[1, 1, D]`.
+    pub cls_token: Param,
+    /// `[1, 1 + grid * grid, D]`, laid out for the trained input size.
+    pub pos_embed: Param,
+    /// The trained grid's side.
+    pub grid: usize,
+}
+
+impl TokenEmbed {
+    /// The position embedding for a `gh x gw` token grid: the stored one on
+    /// the trained grid, else its grid part resampled bicubically with
+    /// antialiasing and the class token's entry kept (timm's
+    /// `resample_abs_pos_embed`, as its `dynamic_img_size` models do).
+    /// `[1, 1 + gh * gw, D]`.
+    pub fn pos_embed_for(&self, (gh, gw): (usize, usize)) -> Result<Tensor> {
+        let pos = self.pos_embed.get();
+        let g = self.grid;
+        if (gh, gw) == (g, g) {
+            return Ok(pos);
+        }
+        let d = pos.dims()[2];
+        let prefix = pos.narrow(1, 0, 1)?;
+        // [1, g*g, D] -> [1, D, g, g] -> [1, D, gh, gw] -> [1, gh*gw, D]
+        let grid = pos
+            .narrow(1, 1, g * g)?
+            .reshape(&[1, g, g, d])?
+            .permute(&[0, 3, 1, 2])?;
+        let resized = resize_bicubic_antialias(&grid, (gh, gw))?
+            .permute(&[0, 2, 3, 1])?
+            .reshape(&[1, gh * gw, d])?;
+        Tensor::concat(&[&prefix, &resized], 1)
+    }
+}
+
+impl Module for TokenEmbed {
+    /// `[B, D, h, w]` -> `[B, 1 + h*w, D]`.
+    fn forward(&self, f: &Tensor, _mode: Mode) -> Result<Tensor> {
+        let d = self.cls_token.get().dims()[2];
+        if f.rank() != 4 || f.dims()[1] != d {
+            return Err(Error::shape(
+                "vit_hybrid",
+                format!("expected a feature map [B, {d}, h, w], got {}", f.shape()),
+            ));
+        }
+        let (b, h, w) = (f.dims()[0], f.dims()[2], f.dims()[3]);
+        // [B, D, h, w] -> [B, D, h*w] -> [B, h*w, D]
+        let tokens = f.reshape(&[b, d, h * w])?.transpose(1, 2)?;
+        let cls = self.cls_token.get().broadcast_to(&[b, 1, d])?;
+        let y = Tensor::concat(&[&cls, &tokens], 1)?.add(&self.pos_embed_for((h, w))?)?;
+        residual_nn::trace::record(self, &y);
+        Ok(y)
+    }
+    fn visit(&self, f: &mut Visitor<'_>) {
+        f("cls_token", &self.cls_token);
+        f("pos_embed", &self.pos_embed);
+    }
+    fn kind(&self) -> String {
+        "ClassTokenPosEmbed".into()
+    }
+}
+
 /// A ResNet-stem Vision Transformer built from a [`HybridConfig`].
 pub struct HybridVit {
     config: HybridConfig,
     /// Backbone and projection (`patch_embed.*`).
     pub patch_embed: HybridEmbed,
-    /// `[1, 1, D]`.
-    pub cls_token: Param,
-    /// `[1, 1 + grid * grid, D]`, laid out for `img_size`.
-    pub pos_embed: Param,
+    /// The class token and position embedding (`cls_token`, `pos_embed`).
+    pub tokens: TokenEmbed,
     /// The transformer blocks (`blocks.0`, ...).
     pub blocks: Vec<VitBlock>,
     /// The final LayerNorm (eps 1e-6).
@@ -157,8 +232,11 @@ impl HybridVit {
         Ok(HybridVit {
             config: c.clone(),
             patch_embed: HybridEmbed { backbone, proj },
-            cls_token,
-            pos_embed,
+            tokens: TokenEmbed {
+                cls_token,
+                pos_embed,
+                grid: c.grid(),
+            },
             blocks,
             norm: LayerNorm::new(&[d], VIT_LN_EPS, dev)?,
             head,
@@ -168,29 +246,6 @@ impl HybridVit {
     /// The configuration it was built from.
     pub fn hybrid_config(&self) -> &HybridConfig {
         &self.config
-    }
-
-    /// The position embedding for a `gh x gw` token grid: the stored one on
-    /// the trained grid, else its grid part resampled bicubically with
-    /// antialiasing and the class token's entry kept (timm's
-    /// `resample_abs_pos_embed`). `[1, 1 + gh * gw, D]`.
-    pub fn pos_embed_for(&self, (gh, gw): (usize, usize)) -> Result<Tensor> {
-        let pos = self.pos_embed.get();
-        let g = self.config.grid();
-        if (gh, gw) == (g, g) {
-            return Ok(pos);
-        }
-        let d = self.config.embed_dim;
-        let prefix = pos.narrow(1, 0, 1)?;
-        // [1, g*g, D] -> [1, D, g, g] -> [1, D, gh, gw] -> [1, gh*gw, D]
-        let grid = pos
-            .narrow(1, 1, g * g)?
-            .reshape(&[1, g, g, d])?
-            .permute(&[0, 3, 1, 2])?;
-        let resized = resize_bicubic_antialias(&grid, (gh, gw))?
-            .permute(&[0, 2, 3, 1])?
-            .reshape(&[1, gh * gw, d])?;
-        Tensor::concat(&[&prefix, &resized], 1)
     }
 
     fn check_input(&self, x: &Tensor) -> Result<()> {
@@ -213,12 +268,8 @@ impl HybridVit {
         let mut backbone_tap =
             |name: String, t: &Tensor| tap(format!("patch_embed.backbone.{name}"), t);
         let f = embed.backbone.run(x, mode, &mut backbone_tap)?;
-        // [B, D, h, w] -> [B, D, h*w] -> [B, h*w, D]
         let f = embed.proj.forward(&f, mode)?;
-        let (b, d, h, w) = (f.dims()[0], f.dims()[1], f.dims()[2], f.dims()[3]);
-        let tokens = f.reshape(&[b, d, h * w])?.transpose(1, 2)?;
-        let cls = self.cls_token.get().broadcast_to(&[b, 1, d])?;
-        let mut t = Tensor::concat(&[&cls, &tokens], 1)?.add(&self.pos_embed_for((h, w))?)?;
+        let mut t = self.tokens.forward(&f, mode)?;
         for (i, block) in self.blocks.iter().enumerate() {
             t = block.forward(&t, mode)?;
             tap(format!("blocks.{i}"), &t);
@@ -232,24 +283,19 @@ impl Module for HybridVit {
         self.forward_head(&self.forward_features(x, mode)?, mode)
     }
 
+    /// `cls_token` and `pos_embed` first (a timm `state_dict`'s order), then
+    /// `patch_embed`, the blocks, `norm` and `head`.
     fn children(&self) -> Vec<(String, &dyn Module)> {
-        let mut out: Vec<(String, &dyn Module)> = vec![("patch_embed".into(), &self.patch_embed)];
+        let mut out: Vec<(String, &dyn Module)> = vec![
+            (String::new(), &self.tokens),
+            ("patch_embed".into(), &self.patch_embed),
+        ];
         for (i, b) in self.blocks.iter().enumerate() {
             out.push((format!("blocks.{i}"), b));
         }
         out.push(("norm".into(), &self.norm));
         out.push(("head".into(), &self.head));
         out
-    }
-
-    /// `cls_token` and `pos_embed` first (a timm `state_dict`'s order), then
-    /// the children's.
-    fn visit(&self, f: &mut Visitor<'_>) {
-        f("cls_token", &self.cls_token);
-        f("pos_embed", &self.pos_embed);
-        for (name, child) in self.children() {
-            visit_child(&name, child, f);
-        }
     }
 
     fn kind(&self) -> String {
@@ -260,6 +306,26 @@ impl Module for HybridVit {
 impl Model for HybridVit {
     fn config(&self) -> ModelConfig {
         ModelConfig::Hybrid(self.config.clone())
+    }
+
+    /// The backbone's stem and stages, the projection, the tokens, the
+    /// blocks, the norm and the head, input to output.
+    fn summary_rows(&self) -> Vec<(String, &dyn Module)> {
+        let mut out: Vec<(String, &dyn Module)> = self
+            .patch_embed
+            .backbone
+            .summary_rows()
+            .into_iter()
+            .map(|(n, m)| (format!("patch_embed.backbone.{n}"), m))
+            .collect();
+        out.push(("patch_embed.proj".into(), &self.patch_embed.proj));
+        out.push(("cls_token+pos_embed".into(), &self.tokens));
+        for (i, b) in self.blocks.iter().enumerate() {
+            out.push((format!("blocks.{i}"), b));
+        }
+        out.push(("norm".into(), &self.norm));
+        out.push(("head".into(), &self.head));
+        out
     }
 
     /// The normed tokens, `[B, 1 + h*w, D]` (timm's `forward_features`).

@@ -19,6 +19,7 @@ mod hybrid_config;
 mod model;
 mod model_config;
 mod norm;
+mod preprocess;
 mod registry;
 mod residual;
 mod resnet;
@@ -28,14 +29,17 @@ mod vit;
 pub use block::{Block, BlockSpec};
 pub use config::{ActKind, BlockKind, NormKind, ResNetConfig, StemKind};
 pub use conv_norm::{conv_output_shape, ConvNorm};
-pub use hybrid::{Backbone, HybridEmbed, HybridVit};
+pub use hybrid::{Backbone, HybridEmbed, HybridVit, TokenEmbed};
 pub use hybrid_config::{BackboneConfig, HybridConfig};
 pub use model::{inference, InferenceModel, Intermediates, Model};
 pub use model_config::{ModelConfig, ModelOptions};
 pub use norm::{activation, Norm};
-pub use registry::{create, lookup, names, read_config_file, resolve, Registration, MODELS};
+pub use preprocess::{Interpolation, Preprocess};
+pub use registry::{
+    create, eval_preprocess, lookup, names, read_config_file, resolve, Registration, MODELS,
+};
 pub use residual::residual_add;
 pub use residual_nn::summary::{thousands, Summary, SummaryRow};
 pub use resnet::ResNet;
-pub use resnetv2::{bottleneck_width, Bottleneck, ResNetV2};
+pub use resnetv2::{bottleneck_width, Bottleneck, ResNetStage, ResNetV2};
 pub use vit::VitBlock;

@@ -11,6 +11,7 @@ use crate::hybrid::HybridVit;
 use crate::hybrid_config::{BackboneConfig, HybridConfig};
 use crate::model::Model;
 use crate::model_config::{ModelConfig, ModelOptions};
+use crate::preprocess::Preprocess;
 use crate::resnet::ResNet;
 use residual_tensor::{Device, Error, Result};
 use std::path::Path;
@@ -24,6 +25,8 @@ pub struct Registration {
     pub about: &'static str,
     /// Its default config.
     pub config: fn() -> ModelConfig,
+    /// How its images are prepared for evaluation (`residual predict --image`).
+    pub preprocess: Preprocess,
 }
 
 fn imagenet(block: BlockKind, layers: [usize; 4]) -> ModelConfig {
@@ -35,12 +38,12 @@ fn hybrid(layers: &[usize], embed_dim: usize, heads: usize, img_size: usize) -> 
 }
 
 /// The small hybrid that trains on the bundled digits: ResNet-20's CIFAR stem
-/// and first two stages (28x28 -> a 14x14 map of 32 channels), then a
-/// 4-block, 128-wide transformer with 4 heads over the 196 tokens.
+/// and its three stages (28x28 -> a 7x7 map of 64 channels), then a 4-block,
+/// 128-wide transformer with 4 heads over the 49 tokens and the class token.
 fn digits_hybrid() -> ModelConfig {
     let resnet = cifar_config(20, true);
     ModelConfig::Hybrid(HybridConfig {
-        backbone: BackboneConfig::Resnet { resnet, stages: 2 },
+        backbone: BackboneConfig::Resnet { resnet, stages: 3 },
         embed_dim: 128,
         depth: 4,
         num_heads: 4,
@@ -68,101 +71,121 @@ pub static MODELS: &[Registration] = &[
         name: "resnet18",
         about: "torchvision ResNet-18 (BasicBlock, 2-2-2-2), ImageNet",
         config: || imagenet(BlockKind::Basic, [2, 2, 2, 2]),
+        preprocess: Preprocess::TORCHVISION,
     },
     Registration {
         name: "resnet34",
         about: "torchvision ResNet-34 (BasicBlock, 3-4-6-3), ImageNet",
         config: || imagenet(BlockKind::Basic, [3, 4, 6, 3]),
+        preprocess: Preprocess::TORCHVISION,
     },
     Registration {
         name: "resnet50",
         about: "torchvision ResNet-50 (Bottleneck, 3-4-6-3), ImageNet",
         config: || imagenet(BlockKind::Bottleneck, [3, 4, 6, 3]),
+        preprocess: Preprocess::TORCHVISION,
     },
     Registration {
         name: "resnet101",
         about: "torchvision ResNet-101 (Bottleneck, 3-4-23-3), ImageNet",
         config: || imagenet(BlockKind::Bottleneck, [3, 4, 23, 3]),
+        preprocess: Preprocess::TORCHVISION,
     },
     Registration {
         name: "resnet152",
         about: "torchvision ResNet-152 (Bottleneck, 3-8-36-3), ImageNet",
         config: || imagenet(BlockKind::Bottleneck, [3, 8, 36, 3]),
+        preprocess: Preprocess::TORCHVISION,
     },
     Registration {
         name: "resnet20",
         about: "CIFAR ResNet-20 (He et al. 2015, 3x3 blocks per stage), 10 classes",
         config: || cifar(20, true),
+        preprocess: Preprocess::TORCHVISION,
     },
     Registration {
         name: "resnet32",
         about: "CIFAR ResNet-32, 10 classes",
         config: || cifar(32, true),
+        preprocess: Preprocess::TORCHVISION,
     },
     Registration {
         name: "resnet44",
         about: "CIFAR ResNet-44, 10 classes",
         config: || cifar(44, true),
+        preprocess: Preprocess::TORCHVISION,
     },
     Registration {
         name: "resnet56",
         about: "CIFAR ResNet-56, 10 classes",
         config: || cifar(56, true),
+        preprocess: Preprocess::TORCHVISION,
     },
     Registration {
         name: "resnet110",
         about: "CIFAR ResNet-110, 10 classes",
         config: || cifar(110, true),
+        preprocess: Preprocess::TORCHVISION,
     },
     Registration {
         name: "plain20",
         about: "ResNet-20 without shortcuts (the degradation experiment)",
         config: || cifar(20, false),
+        preprocess: Preprocess::TORCHVISION,
     },
     Registration {
         name: "plain32",
         about: "ResNet-32 without shortcuts",
         config: || cifar(32, false),
+        preprocess: Preprocess::TORCHVISION,
     },
     Registration {
         name: "plain44",
         about: "ResNet-44 without shortcuts",
         config: || cifar(44, false),
+        preprocess: Preprocess::TORCHVISION,
     },
     Registration {
         name: "plain56",
         about: "ResNet-56 without shortcuts",
         config: || cifar(56, false),
+        preprocess: Preprocess::TORCHVISION,
     },
     Registration {
         name: "plain110",
         about: "ResNet-110 without shortcuts",
         config: || cifar(110, false),
+        preprocess: Preprocess::TORCHVISION,
     },
     Registration {
         name: "vit_small_r26_s32_224",
         about: "timm's ResNet-26 (GN, std-conv, SAME) + ViT-S/32 hybrid (384 wide, 12 blocks, 6 heads), 224",
         config: || hybrid(&[2, 2, 2, 2], 384, 6, 224),
+        preprocess: Preprocess::timm_vit(224),
     },
     Registration {
         name: "vit_small_r26_s32_384",
         about: "timm's ResNet-26 + ViT-S/32 hybrid at 384",
         config: || hybrid(&[2, 2, 2, 2], 384, 6, 384),
+        preprocess: Preprocess::timm_vit(384),
     },
     Registration {
         name: "vit_base_r50_s16_224",
         about: "timm's ResNet-50 (3-4-9, GN, std-conv, SAME) + ViT-B/16 hybrid (768 wide, 12 blocks, 12 heads), 224",
         config: || hybrid(&[3, 4, 9], 768, 12, 224),
+        preprocess: Preprocess::timm_vit(224),
     },
     Registration {
         name: "vit_base_r50_s16_384",
         about: "timm's ResNet-50 + ViT-B/16 hybrid at 384",
         config: || hybrid(&[3, 4, 9], 768, 12, 384),
+        preprocess: Preprocess::timm_vit(384),
     },
     Registration {
         name: "vit_digits_r20",
-        about: "a small hybrid for 28x28 digits: ResNet-20's stem and two stages + a 4-block, 128-wide ViT, 10 classes",
+        about: "a small hybrid for 28x28 digits: ResNet-20's stem and stages + a 4-block, 128-wide ViT over 7x7 tokens, 10 classes",
         config: digits_hybrid,
+        preprocess: Preprocess::TORCHVISION,
     },
 ];
 
@@ -182,6 +205,15 @@ pub fn lookup(name: &str) -> Result<&'static Registration> {
             ),
         )
     })
+}
+
+/// The evaluation preprocessing of `model`: its registration's for a
+/// registered name, torchvision's ImageNet recipe for a config file.
+pub fn eval_preprocess(model: &str) -> Preprocess {
+    MODELS
+        .iter()
+        .find(|r| r.name == model)
+        .map_or(Preprocess::TORCHVISION, |r| r.preprocess)
 }
 
 /// The largest config file read, in bytes.

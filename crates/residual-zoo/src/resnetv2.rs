@@ -141,7 +141,7 @@ impl Module for Bottleneck {
 pub struct ResNetV2 {
     stem: ConvGn,
     pool: MaxPool2dSame,
-    stages: Vec<Vec<Bottleneck>>,
+    stages: Vec<ResNetStage>,
 }
 
 impl ResNetV2 {
@@ -182,7 +182,7 @@ impl ResNetV2 {
                 c_in = c_out;
                 index += 1;
             }
-            stages.push(blocks);
+            stages.push(ResNetStage { blocks });
         }
         Ok(ResNetV2 {
             stem,
@@ -198,6 +198,7 @@ impl ResNetV2 {
     pub fn named_blocks(&self) -> impl Iterator<Item = (String, &Bottleneck)> {
         self.stages.iter().enumerate().flat_map(|(i, stage)| {
             stage
+                .blocks
                 .iter()
                 .enumerate()
                 .map(move |(j, b)| (format!("stages.{i}.blocks.{j}"), b))
@@ -223,20 +224,49 @@ impl ResNetV2 {
     }
 }
 
-impl Module for ResNetV2 {
+/// A stage: its blocks (`blocks.0`, ...), the first with the projection.
+pub struct ResNetStage {
+    /// The blocks, input to output.
+    pub blocks: Vec<Bottleneck>,
+}
+
+impl Module for ResNetStage {
     fn forward(&self, x: &Tensor, mode: Mode) -> Result<Tensor> {
-        self.run(x, mode, &mut |_, _| {})
+        self.blocks
+            .iter()
+            .try_fold(x.clone(), |h, b| b.forward(&h, mode))
     }
     fn children(&self) -> Vec<(String, &dyn Module)> {
+        self.blocks
+            .iter()
+            .enumerate()
+            .map(|(j, b)| (format!("blocks.{j}"), b as &dyn Module))
+            .collect()
+    }
+}
+
+impl ResNetV2 {
+    /// Summary rows: the stem's convolution, norm and pool, then one row per
+    /// stage (`stages.0`, ...).
+    pub fn summary_rows(&self) -> Vec<(String, &dyn Module)> {
         let mut out: Vec<(String, &dyn Module)> = vec![
             ("stem.conv".into(), &self.stem.conv),
             ("stem.norm".into(), &self.stem.norm),
             ("stem.pool".into(), &self.pool),
         ];
-        for (name, block) in self.named_blocks() {
-            out.push((name, block));
+        for (i, stage) in self.stages.iter().enumerate() {
+            out.push((format!("stages.{i}"), stage));
         }
         out
+    }
+}
+
+impl Module for ResNetV2 {
+    fn forward(&self, x: &Tensor, mode: Mode) -> Result<Tensor> {
+        self.run(x, mode, &mut |_, _| {})
+    }
+    fn children(&self) -> Vec<(String, &dyn Module)> {
+        self.summary_rows()
     }
 }
 

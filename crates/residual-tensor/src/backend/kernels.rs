@@ -1,5 +1,6 @@
 //! The [`Backend`] trait: one method per primitive kernel.
 
+use super::attention::{composed_attention, composed_attention_backward, AttentionSpec};
 use super::params::{
     AdamWHyper, AxisView, BinaryOp, Conv2dGeometry, ConvEpilogue, MatmulSpec, NormGrads, NormStats,
     Pool2dGeometry, ReduceOp, RowAffine, SgdHyper, UnaryOp,
@@ -62,6 +63,38 @@ pub trait Backend: Send + Sync + Debug {
 
     /// Batched matrix product, see [`MatmulSpec`]. Result `[batch, m, n]`.
     fn matmul(&self, a: &Storage, b: &Storage, spec: MatmulSpec) -> Result<Storage>;
+
+    /// Scaled dot-product attention `o = softmax(scale * q k^T) v` (see
+    /// [`AttentionSpec`] for the shapes; f32 operands). Returns `o` and what
+    /// [`Backend::attention_backward`] of the same backend reads (the
+    /// composition: the weights `[batch, tq, tk]`; the CPU's fused kernel:
+    /// the rows' log-sum-exp). The default composes the GEMM and softmax
+    /// kernels ([`composed_attention`]); a fused override must match it.
+    fn attention(
+        &self,
+        q: &Storage,
+        k: &Storage,
+        v: &Storage,
+        spec: AttentionSpec,
+    ) -> Result<(Storage, Storage)> {
+        composed_attention(self, q, k, v, spec)
+    }
+    /// Backward of [`Backend::attention`]: `[dq, dk, dv]` from the inputs,
+    /// the output `o`, the forward's `saved` storage and `d_o` (f32).
+    #[allow(clippy::too_many_arguments)]
+    fn attention_backward(
+        &self,
+        q: &Storage,
+        k: &Storage,
+        v: &Storage,
+        o: &Storage,
+        saved: &Storage,
+        d_o: &Storage,
+        spec: AttentionSpec,
+    ) -> Result<[Storage; 3]> {
+        let _ = o;
+        composed_attention_backward(self, q, k, v, saved, d_o, spec)
+    }
 
     // ---- layout -------------------------------------------------------
     /// Gathers `out[i] = x[offset + sum(i_d * strides[d])]` for every index of

@@ -5,17 +5,20 @@
 //! kernel may assume valid arguments; every storage it receives is dense
 //! row-major, and every float kernel reads and writes `f32`.
 //!
-//! The module is split by job: `kernels` holds the trait, `params` the types
+//! The module is split by job: `kernels` holds the trait, `attention` the
+//! attention kernels' composition (the trait's default), `params` the types
 //! its kernels take (ops, geometry, statistics, hyper-parameters), `storage`
 //! the storage handle and host data, and `helpers` what backends share
 //! (`half_through_f32`, `widened`, `coalesce`). Everything is re-exported
 //! here, so `residual_tensor::backend::X` names each item.
 
+mod attention;
 mod helpers;
 mod kernels;
 mod params;
 mod storage;
 
+pub use attention::{composed_attention, composed_attention_backward, AttentionSpec};
 pub use helpers::{coalesce, half_through_f32, widened};
 pub use kernels::Backend;
 pub use params::{

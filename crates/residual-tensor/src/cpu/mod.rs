@@ -1,6 +1,7 @@
 //! The CPU backend: dense `Vec` storage, kernels on slices, parallel with rayon,
 //! GEMM through [`gemm::sgemm`].
 
+mod attention;
 mod conv;
 mod elementwise;
 mod fill;
@@ -391,6 +392,40 @@ impl Backend for CpuBackend {
             dgamma: store(dg),
             dbeta: store(db),
         })
+    }
+
+    /// The fused kernel ([`attention::forward`]): keeps each row's
+    /// log-sum-exp, not the weights.
+    fn attention(
+        &self,
+        q: &Storage,
+        k: &Storage,
+        v: &Storage,
+        spec: AttentionSpec,
+    ) -> Result<(Storage, Storage)> {
+        let (o, lse) = attention::forward(f32s(q)?, f32s(k)?, f32s(v)?, spec);
+        Ok((store(o), store(lse)))
+    }
+    fn attention_backward(
+        &self,
+        q: &Storage,
+        k: &Storage,
+        v: &Storage,
+        o: &Storage,
+        saved: &Storage,
+        d_o: &Storage,
+        spec: AttentionSpec,
+    ) -> Result<[Storage; 3]> {
+        let [dq, dk, dv] = attention::backward(
+            f32s(q)?,
+            f32s(k)?,
+            f32s(v)?,
+            f32s(o)?,
+            f32s(saved)?,
+            f32s(d_o)?,
+            spec,
+        );
+        Ok([store(dq), store(dk), store(dv)])
     }
 
     fn softmax(&self, x: &Storage, view: AxisView, log: bool) -> Result<Storage> {

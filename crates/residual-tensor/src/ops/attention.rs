@@ -1,10 +1,12 @@
-//! Scaled dot-product attention, composed of primitives: two batched GEMMs
-//! (the first reads K transposed in place) around a softmax. Every backend
-//! runs it as it runs those kernels, and autograd differentiates the
-//! composition (forward and backward rules of `matmul_nt`, `softmax` and
-//! `matmul`, side by side in their files).
+//! Scaled dot-product attention: one op whose forward and backward are a
+//! backend kernel pair ([`Backend::attention`](crate::Backend::attention)).
+//! By default a backend composes it from its batched GEMM (reading K
+//! transposed in place) and softmax kernels, so every backend runs it; the
+//! CPU backend fuses it (`cpu/attention.rs`), and the conformance suite
+//! checks the fused kernels against the composition.
 
-use crate::{Error, Result, Tensor};
+use crate::backend::AttentionSpec;
+use crate::{DType, Error, Result, Shape, Tensor};
 
 impl Tensor {
     /// `softmax(scale * q @ k^T) @ v` over the last two dimensions, as
@@ -15,8 +17,7 @@ impl Tensor {
     /// - `k`: `[..., tk, d]`, `v`: `[..., tk, dv]`, the same leading dimensions,
     /// - result: `[..., tq, dv]`.
     ///
-    /// The attention weights (`[..., tq, tk]`) are computed once and kept for
-    /// the backward pass.
+    /// Computed in f32 (half inputs are widened, as autocast leaves them).
     pub fn scaled_dot_product_attention(
         &self,
         k: &Tensor,
@@ -25,6 +26,8 @@ impl Tensor {
     ) -> Result<Tensor> {
         const OP: &str = "scaled_dot_product_attention";
         let q = self;
+        q.expect_same_device(OP, k)?;
+        q.expect_same_device(OP, v)?;
         let r = q.rank();
         let fits = r >= 2
             && k.rank() == r
@@ -43,11 +46,68 @@ impl Tensor {
                 ),
             ));
         }
+        if q.numel() == 0 || k.numel() == 0 || v.numel() == 0 {
+            return Err(Error::shape(
+                OP,
+                format!(
+                    "needs tokens and widths of at least 1, got q {}, k {}, v {}",
+                    q.shape(),
+                    k.shape(),
+                    v.shape()
+                ),
+            ));
+        }
         if !scale.is_finite() {
             return Err(Error::arg(OP, format!("scale must be finite, got {scale}")));
         }
-        // scores, weights: [..., tq, tk]
-        let scores = q.matmul_nt(k)?.mul_scalar(scale)?;
-        scores.softmax(-1)?.matmul(v)
+        let spec = AttentionSpec {
+            batch: q.dims()[..r - 2].iter().product(),
+            tq: q.dims()[r - 2],
+            tk: k.dims()[r - 2],
+            d: q.dims()[r - 1],
+            dv: v.dims()[r - 1],
+            scale,
+        };
+        let (q, k, v) = (
+            q.cast(DType::F32)?,
+            k.cast(DType::F32)?,
+            v.cast(DType::F32)?,
+        );
+        let be = q.device().backend();
+        let (o, saved) = be.attention(q.storage(), k.storage(), v.storage(), spec)?;
+        crate::macs::add((spec.batch * spec.tq * spec.tk * (spec.d + spec.dv)) as u64);
+        let mut out = q.dims().to_vec();
+        out[r - 1] = spec.dv;
+        let o_kept = o.clone();
+        let (qs, ks, vs) = (q.clone(), k.clone(), v.clone());
+        Ok(Tensor::from_op(
+            o,
+            Shape::new(out),
+            q.device(),
+            OP,
+            &[&q, &k, &v],
+            move |g| {
+                let g = g.cast(DType::F32)?;
+                let be = qs.device().backend();
+                let grads = be.attention_backward(
+                    qs.storage(),
+                    ks.storage(),
+                    vs.storage(),
+                    &o_kept,
+                    &saved,
+                    g.storage(),
+                    spec,
+                )?;
+                let mut out = Vec::with_capacity(3);
+                for (grad, input) in grads.into_iter().zip([&qs, &ks, &vs]) {
+                    out.push(Some(Tensor::from_storage(
+                        grad,
+                        input.shape().clone(),
+                        input.device(),
+                    )?));
+                }
+                Ok(out)
+            },
+        ))
     }
 }

@@ -17,6 +17,7 @@
 use super::{Dataset, ResizedCrop};
 use rayon::prelude::*;
 use residual_tensor::{Error, Result};
+use residual_zoo::Interpolation;
 use std::path::{Path, PathBuf};
 
 /// File extensions read (case-insensitive).
@@ -276,11 +277,27 @@ fn planes(img: &image::RgbImage, x0: u32, y0: u32, w: u32, h: u32) -> Vec<f32> {
 /// or more than `resize`, and for an image too narrow to resize (see
 /// [`image_header`]).
 pub fn load_image(path: &Path, resize: u32, crop: u32) -> Result<Vec<f32>> {
+    load_image_with(path, resize, crop, Interpolation::Bilinear)
+}
+
+/// [`load_image`] with the resize filter of `interpolation`: bilinear (a
+/// triangle filter) or bicubic (Catmull-Rom, Keys' cubic with `a = -0.5`, as
+/// Pillow's bicubic), both scaled to the reduction (antialiased).
+pub fn load_image_with(
+    path: &Path,
+    resize: u32,
+    crop: u32,
+    interpolation: Interpolation,
+) -> Result<Vec<f32>> {
     check_crop(resize, crop)?;
     let img = decode_rgb(path)?;
     let (w, h) = img.dimensions();
     let (nw, nh) = resized_size(w, h, resize).map_err(|e| io(path, e))?;
-    let resized = image::imageops::resize(&img, nw, nh, image::imageops::FilterType::Triangle);
+    let filter = match interpolation {
+        Interpolation::Bilinear => image::imageops::FilterType::Triangle,
+        Interpolation::Bicubic => image::imageops::FilterType::CatmullRom,
+    };
+    let resized = image::imageops::resize(&img, nw, nh, filter);
     let (x0, y0) = ((nw - crop) / 2, (nh - crop) / 2);
     Ok(planes(&resized, x0, y0, crop, crop))
 }

@@ -17,7 +17,8 @@ pub use cifar::{Cifar, CifarKind};
 pub use dataset::Dataset;
 pub use elastic::{gaussian_kernel, Elastic};
 pub use image_folder::{
-    image_header, load_image, load_random_resized_crop, show_path, ImageFolder, SkipReason, Skipped,
+    image_header, load_image, load_image_with, load_random_resized_crop, show_path, ImageFolder,
+    SkipReason, Skipped,
 };
 pub use loader::{Batch, DataLoader, Shard};
 pub use mnist::Mnist;

@@ -171,6 +171,9 @@ fn cases_where(selected: &dyn Fn(&str) -> bool, count_flops: bool) -> Vec<Case> 
         ("resnet50", 32, 224, None),
         ("resnet18", 8, 224, None),
         ("resnet152", 1, 224, None),
+        ("vit_small_r26_s32_224", 1, 224, None),
+        ("vit_small_r26_s32_224", 8, 224, None),
+        ("vit_base_r50_s16_224", 1, 224, None),
     ];
     infer.extend([1, 8, 32].map(|b| ("resnet50", b, 224, Some(1))));
     for (model, batch, size, threads) in infer {
@@ -189,7 +192,11 @@ fn cases_where(selected: &dyn Fn(&str) -> bool, count_flops: bool) -> Vec<Case> 
             threads,
         });
     }
-    for (model, batch, size) in [("resnet18", 64, 32), ("resnet50", 16, 224)] {
+    for (model, batch, size) in [
+        ("resnet18", 64, 32),
+        ("resnet50", 16, 224),
+        ("vit_small_r26_s32_224", 8, 224),
+    ] {
         let names = ["f32", "amp"].map(|p| format!("train {model} b{batch} {size} {p}"));
         if !names.iter().any(|n| selected(n)) {
             continue;

@@ -13,7 +13,7 @@ use std::process::{Command, Stdio};
 pub struct Peers {
     script: PathBuf,
     device: &'static str,
-    /// `torch x.y, torchvision x.y, onnxruntime x.y` as the peer reports them.
+    /// `torch x.y, torchvision x.y, timm x.y, onnxruntime x.y` as the peer reports them.
     pub versions: String,
 }
 
@@ -27,7 +27,9 @@ impl Peers {
                 "import torch, torchvision\n\
                  try:\n    import onnxruntime as o; ort = 'onnxruntime ' + o.__version__\n\
                  except ImportError:\n    ort = 'no onnxruntime'\n\
-                 print(f'torch {torch.__version__}, torchvision {torchvision.__version__}, {ort}')",
+                 try:\n    import timm; tm = 'timm ' + timm.__version__\n\
+                 except ImportError:\n    tm = 'no timm'\n\
+                 print(f'torch {torch.__version__}, torchvision {torchvision.__version__}, {tm}, {ort}')",
             ])
             .stderr(Stdio::null())
             .output();
@@ -36,7 +38,7 @@ impl Peers {
             _ => {
                 return Err(
                     "python3 -c \"import torch, torchvision\" failed: no PyTorch figures in \
-                     this run (pip install torch torchvision onnxruntime onnx)"
+                     this run (pip install torch torchvision timm onnxruntime onnx)"
                         .into(),
                 )
             }

@@ -97,12 +97,21 @@ def ort_infer(model, x):
     return timed(lambda: sess.run(None, {"x": xn})), None
 
 
+def zoo_model(name, **kwargs):
+    """torchvision's ResNets, or timm's models for the names timm registers
+    (the ViT hybrids), with timm's random init."""
+    if name.startswith("vit_"):
+        import timm
+        return timm.create_model(name, pretrained=False, **kwargs)
+    import torchvision
+    return getattr(torchvision.models, name)(**kwargs)
+
+
 def main(case):
     k = case["kind"]
     extra = {}
     if k == "train":
-        import torchvision
-        model = getattr(torchvision.models, case["model"])(num_classes=10).train().to(DEVICE)
+        model = zoo_model(case["model"], num_classes=10).train().to(DEVICE)
         opt = torch.optim.AdamW(model.parameters(), lr=1e-3)
         x = torch.randn(case["batch"], 3, case["size"], case["size"], device=DEVICE)
         y = (torch.arange(case["batch"]) % 10).to(DEVICE)
@@ -127,8 +136,7 @@ def main(case):
         secs = timed(step)
         return {"torch_gflops": case["flops"] / secs / 1e9, "torch_peak_mem_mb": peak_mem_mb()}
     if k == "infer":
-        import torchvision
-        model = getattr(torchvision.models, case["model"])().eval().to(DEVICE)
+        model = zoo_model(case["model"], num_classes=1000).eval().to(DEVICE)
         x = torch.randn(case["batch"], 3, case["size"], case["size"], device=DEVICE)
         with torch.inference_mode():
             secs = timed(lambda: model(x))

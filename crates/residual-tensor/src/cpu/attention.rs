@@ -1,0 +1,241 @@
+//! Fused scaled dot-product attention on the CPU: per attention (batch x
+//! heads, in parallel), blocks of query rows go through `s = scale * q k^T`
+//! (one GEMM reading K transposed in place), the softmax in that block's
+//! buffer, and `o = p v` (a second GEMM). Only a `[rows, tk]` block of scores
+//! exists at a time per thread; the backward recomputes the weights from the
+//! per-row log-sum-exp the forward keeps (`[batch, tq]`), instead of keeping
+//! `[batch, tq, tk]` weights as the composition does.
+//!
+//! Shapes: `q: [batch, tq, d]`, `k: [batch, tk, d]`, `v: [batch, tk, dv]`,
+//! `o: [batch, tq, dv]`, `lse: [batch, tq]`.
+
+use super::gemm::{sgemm, MatRef};
+use crate::backend::AttentionSpec;
+use rayon::prelude::*;
+
+/// Query rows per block.
+const BLOCK: usize = 64;
+
+/// `p = exp(s - lse)` for one block: `s` is `[rows, tk]` scores, `lse` their
+/// rows' log-sum-exp; with `lse` absent it is computed (max-subtracted, the
+/// sum in f64 as the row softmax does) and written there.
+fn softmax_rows(s: &mut [f32], tk: usize, lse: &mut [f32], known: bool) {
+    for (row, l) in s.chunks_mut(tk).zip(lse.iter_mut()) {
+        if !known {
+            let m = row.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+            let sum: f64 = row.iter().map(|&x| ((x - m) as f64).exp()).sum();
+            *l = m + sum.ln() as f32;
+        }
+        let l = *l;
+        row.iter_mut().for_each(|x| *x = (*x - l).exp());
+    }
+}
+
+/// Forward: `(o, lse)`.
+pub fn forward(q: &[f32], k: &[f32], v: &[f32], s: AttentionSpec) -> (Vec<f32>, Vec<f32>) {
+    let AttentionSpec { tq, tk, d, dv, .. } = s;
+    let mut o = vec![0.0; s.batch * tq * dv];
+    let mut lse = vec![0.0; s.batch * tq];
+    if tq == 0 || dv == 0 {
+        return (o, lse);
+    }
+    o.par_chunks_mut(tq * dv)
+        .zip(lse.par_chunks_mut(tq))
+        .enumerate()
+        .for_each(|(n, (o, lse))| {
+            let (kn, vn) = (
+                &k[n * tk * d..(n + 1) * tk * d],
+                &v[n * tk * dv..(n + 1) * tk * dv],
+            );
+            let mut scores = vec![0.0; BLOCK.min(tq) * tk];
+            for r0 in (0..tq).step_by(BLOCK) {
+                let rows = BLOCK.min(tq - r0);
+                let qb = &q[(n * tq + r0) * d..(n * tq + r0 + rows) * d];
+                let sb = &mut scores[..rows * tk];
+                // s = scale * q_block @ k^T : [rows, d] x ([tk, d])^T
+                sgemm(
+                    rows,
+                    d,
+                    tk,
+                    s.scale,
+                    MatRef {
+                        data: qb,
+                        trans: false,
+                    },
+                    MatRef {
+                        data: kn,
+                        trans: true,
+                    },
+                    0.0,
+                    sb,
+                );
+                softmax_rows(sb, tk, &mut lse[r0..r0 + rows], false);
+                // o = p @ v : [rows, tk] x [tk, dv]
+                let ob = &mut o[r0 * dv..(r0 + rows) * dv];
+                sgemm(
+                    rows,
+                    tk,
+                    dv,
+                    1.0,
+                    MatRef {
+                        data: sb,
+                        trans: false,
+                    },
+                    MatRef {
+                        data: vn,
+                        trans: false,
+                    },
+                    0.0,
+                    ob,
+                );
+            }
+        });
+    (o, lse)
+}
+
+/// Backward: `[dq, dk, dv]` from the inputs, the output `o`, its `lse` and `d_o`.
+#[allow(clippy::too_many_arguments)]
+pub fn backward(
+    q: &[f32],
+    k: &[f32],
+    v: &[f32],
+    o: &[f32],
+    lse: &[f32],
+    d_o: &[f32],
+    s: AttentionSpec,
+) -> [Vec<f32>; 3] {
+    let AttentionSpec { tq, tk, d, dv, .. } = s;
+    let mut dq = vec![0.0; s.batch * tq * d];
+    let mut dk = vec![0.0; s.batch * tk * d];
+    let mut dvv = vec![0.0; s.batch * tk * dv];
+    if tq == 0 || tk == 0 {
+        return [dq, dk, dvv];
+    }
+    dq.par_chunks_mut(tq * d.max(1))
+        .zip(dk.par_chunks_mut(tk * d.max(1)))
+        .zip(dvv.par_chunks_mut(tk * dv.max(1)))
+        .enumerate()
+        .for_each(|(n, ((dq, dk), dvn))| {
+            let (kn, vn) = (
+                &k[n * tk * d..(n + 1) * tk * d],
+                &v[n * tk * dv..(n + 1) * tk * dv],
+            );
+            let cap = BLOCK.min(tq) * tk;
+            let (mut p, mut ds) = (vec![0.0; cap], vec![0.0; cap]);
+            for r0 in (0..tq).step_by(BLOCK) {
+                let rows = BLOCK.min(tq - r0);
+                let at = n * tq + r0;
+                let qb = &q[at * d..(at + rows) * d];
+                let (ob, dob) = (
+                    &o[at * dv..(at + rows) * dv],
+                    &d_o[at * dv..(at + rows) * dv],
+                );
+                let (pb, dsb) = (&mut p[..rows * tk], &mut ds[..rows * tk]);
+                // p = exp(scale * q_block @ k^T - lse)
+                sgemm(
+                    rows,
+                    d,
+                    tk,
+                    s.scale,
+                    MatRef {
+                        data: qb,
+                        trans: false,
+                    },
+                    MatRef {
+                        data: kn,
+                        trans: true,
+                    },
+                    0.0,
+                    pb,
+                );
+                let mut l = lse[at..at + rows].to_vec();
+                softmax_rows(pb, tk, &mut l, true);
+                // dv += p^T @ do : ([rows, tk])^T x [rows, dv]
+                sgemm(
+                    tk,
+                    rows,
+                    dv,
+                    1.0,
+                    MatRef {
+                        data: pb,
+                        trans: true,
+                    },
+                    MatRef {
+                        data: dob,
+                        trans: false,
+                    },
+                    1.0,
+                    dvn,
+                );
+                // dp = do @ v^T : [rows, dv] x ([tk, dv])^T
+                sgemm(
+                    rows,
+                    dv,
+                    tk,
+                    1.0,
+                    MatRef {
+                        data: dob,
+                        trans: false,
+                    },
+                    MatRef {
+                        data: vn,
+                        trans: true,
+                    },
+                    0.0,
+                    dsb,
+                );
+                // ds = scale * p * (dp - sum_c do * o), the row sum being sum_j dp * p
+                for ((pr, dr), (orow, dorow)) in pb
+                    .chunks(tk)
+                    .zip(dsb.chunks_mut(tk))
+                    .zip(ob.chunks(dv.max(1)).zip(dob.chunks(dv.max(1))))
+                {
+                    let dot: f64 = orow
+                        .iter()
+                        .zip(dorow)
+                        .map(|(&a, &b)| a as f64 * b as f64)
+                        .sum();
+                    let dot = dot as f32;
+                    for (x, &pj) in dr.iter_mut().zip(pr) {
+                        *x = s.scale * pj * (*x - dot);
+                    }
+                }
+                // dq = ds @ k : [rows, tk] x [tk, d]
+                let dqb = &mut dq[r0 * d..(r0 + rows) * d];
+                sgemm(
+                    rows,
+                    tk,
+                    d,
+                    1.0,
+                    MatRef {
+                        data: dsb,
+                        trans: false,
+                    },
+                    MatRef {
+                        data: kn,
+                        trans: false,
+                    },
+                    0.0,
+                    dqb,
+                );
+                // dk += ds^T @ q : ([rows, tk])^T x [rows, d]
+                sgemm(
+                    tk,
+                    rows,
+                    d,
+                    1.0,
+                    MatRef {
+                        data: dsb,
+                        trans: true,
+                    },
+                    MatRef {
+                        data: qb,
+                        trans: false,
+                    },
+                    1.0,
+                    dk,
+                );
+            }
+        });
+    [dq, dk, dvv]
+}
