@@ -17,6 +17,8 @@ crates/residual-zoo/fixtures/hybrid_small.safetensors:
   - `resized.input` [1, 3, 30, 38] and `resized.output`: the same weights
     with dynamic_img_size=True, so SAME padding is asymmetric and odd and the
     position embedding is resampled (bicubic, antialiased) to a 4x5 grid;
+  - `avg.input` [2, 3, 32, 32] and `avg.output`: global_pool="avg" (the mean
+    of the patch tokens through `fc_norm`, no final `norm`);
   - `train.input` [2, 3, 32, 32], `train.output` and `grad.<name>` for every
     parameter: training-mode logits and the gradients of
     `sum(logits * formula_input(...))`.
@@ -48,14 +50,15 @@ FULL_DIR = os.path.join("target", "parity")
 FULL = ("vit_small_r26_s32_224", "vit_small_r26_s32_384", "vit_base_r50_s16_224", "vit_base_r50_s16_384")
 
 
-def small_model(dynamic):
+def small_model(dynamic, pool="token"):
     backbone = ResNetV2(
         layers=(1, 1), channels=(64, 128), stem_chs=32, num_classes=0, global_pool="",
         preact=False, stem_type="same", conv_layer=partial(StdConv2dSame, eps=1e-8),
         norm_layer=partial(GroupNormAct, num_groups=8))
     return VisionTransformer(
         img_size=32, patch_size=1, embed_dim=48, depth=2, num_heads=3, num_classes=10,
-        embed_layer=partial(HybridEmbed, backbone=backbone), dynamic_img_size=dynamic)
+        embed_layer=partial(HybridEmbed, backbone=backbone), dynamic_img_size=dynamic,
+        global_pool=pool)
 
 
 def seeded_input(seed, shape):
@@ -77,6 +80,12 @@ def small():
     with torch.no_grad():
         out["resized.input"] = xr
         out["resized.output"] = dyn(xr)
+    avg = small_model(False, "avg").double().eval()
+    avg.load_state_dict({k: formula(k, list(v.shape)) for k, v in avg.state_dict().items()})
+    xa = seeded_input(555, [2, 3, 32, 32])
+    with torch.no_grad():
+        out["avg.input"] = xa
+        out["avg.output"] = avg(xa)
     model.train()
     xt = seeded_input(4242, [2, 3, 32, 32])
     y = model(xt)
@@ -87,7 +96,7 @@ def small():
     out["train.cotangent"] = r
     for name, p in model.named_parameters():
         out[f"grad.{name}"] = p.grad
-    for k in ("eval.output", "resized.output", "train.output"):
+    for k in ("eval.output", "resized.output", "avg.output", "train.output"):
         print(k, "max |ref|", out[k].abs().max().item())
     out = {k: v.float().contiguous() for k, v in out.items()}
     os.makedirs(os.path.dirname(SMALL_OUT), exist_ok=True)

@@ -125,12 +125,10 @@ pub fn pad_forward_backward(dev: &Device) {
 
 /// The backend's attention kernels (fused on the CPU) against their
 /// composition from the GEMM and softmax kernels
-/// (`backend::composed_attention`): outputs and the three gradients, with
+/// (`Backend::attention_composed`): outputs and the three gradients, with
 /// more query rows than one fused block and `tq != tk`.
 pub fn attention_kernels_match_composition(dev: &Device) {
-    use residual_tensor::backend::{
-        composed_attention, composed_attention_backward, AttentionSpec,
-    };
+    use residual_tensor::backend::AttentionSpec;
     let s = AttentionSpec {
         batch: 3,
         tq: 70,
@@ -153,7 +151,9 @@ pub fn attention_kernels_match_composition(dev: &Device) {
     let (o, saved) = be
         .attention(q.storage(), k.storage(), v.storage(), s)
         .unwrap();
-    let (o_ref, p) = composed_attention(be, q.storage(), k.storage(), v.storage(), s).unwrap();
+    let (o_ref, p) = be
+        .attention_composed(q.storage(), k.storage(), v.storage(), s)
+        .unwrap();
     let oshape = [s.batch, s.tq, s.dv];
     assert_close(
         "attention kernel vs composition",
@@ -172,16 +172,9 @@ pub fn attention_kernels_match_composition(dev: &Device) {
             s,
         )
         .unwrap();
-    let want = composed_attention_backward(
-        be,
-        q.storage(),
-        k.storage(),
-        v.storage(),
-        &p,
-        d_o.storage(),
-        s,
-    )
-    .unwrap();
+    let want = be
+        .attention_backward_composed(q.storage(), k.storage(), v.storage(), &p, d_o.storage(), s)
+        .unwrap();
     for (i, (what, shape)) in [
         ("dq", [s.batch, s.tq, s.d]),
         ("dk", [s.batch, s.tk, s.d]),

@@ -8,7 +8,7 @@
 
 use residual_nn::{named_tensors, Mode, Module};
 use residual_tensor::{no_grad, Device, Tensor};
-use residual_zoo::{BackboneConfig, HybridConfig, Model, ModelConfig};
+use residual_zoo::{BackboneConfig, GlobalPool, HybridConfig, Model, ModelConfig};
 
 /// Asserts `max |got - want| <= tol * max |want|`, a NaN failing it.
 fn assert_rel(what: &str, got: &[f32], want: &[f32], tol: f32) {
@@ -47,6 +47,7 @@ fn small() -> ModelConfig {
         in_channels: 3,
         num_classes: 5,
         drop_path_rate: 0.0,
+        global_pool: GlobalPool::Token,
     })
 }
 

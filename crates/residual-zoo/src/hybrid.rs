@@ -5,7 +5,7 @@
 //! Parameter names are timm's, so a timm `state_dict` loads unchanged.
 
 use crate::config::ResNetConfig;
-use crate::hybrid_config::{BackboneConfig, HybridConfig};
+use crate::hybrid_config::{BackboneConfig, GlobalPool, HybridConfig};
 use crate::model::{Intermediates, Model};
 use crate::model_config::ModelConfig;
 use crate::resnet::ResNet;
@@ -21,7 +21,7 @@ pub enum Backbone {
     /// timm's ResNetV2 (std-conv, GroupNorm, SAME padding).
     ResNetV2(ResNetV2),
     /// A zoo ResNet's stem and first stages (its pooling and classifier unused).
-    ResNet(ResNet),
+    ResNet(Box<ResNet>),
 }
 
 impl Backbone {
@@ -160,7 +160,9 @@ pub struct HybridVit {
     /// The transformer blocks (`blocks.0`, ...).
     pub blocks: Vec<VitBlock>,
     /// The final LayerNorm (eps 1e-6).
-    pub norm: LayerNorm,
+    pub norm: Option<LayerNorm>,
+    /// The LayerNorm after average pooling (`fc_norm`, with `global_pool = "avg"`).
+    pub fc_norm: Option<LayerNorm>,
     /// The classifier on the class token.
     pub head: Linear,
 }
@@ -197,7 +199,7 @@ impl HybridVit {
                     num_classes: 1,
                     ..resnet.clone()
                 };
-                Backbone::ResNet(ResNet::new(&trunk, seeds.next_seed(), dev)?)
+                Backbone::ResNet(Box::new(ResNet::new(&trunk, seeds.next_seed(), dev)?))
             }
         };
         let d = c.embed_dim;
@@ -238,7 +240,12 @@ impl HybridVit {
                 grid: c.grid(),
             },
             blocks,
-            norm: LayerNorm::new(&[d], VIT_LN_EPS, dev)?,
+            norm: (c.global_pool == GlobalPool::Token)
+                .then(|| LayerNorm::new(&[d], VIT_LN_EPS, dev))
+                .transpose()?,
+            fc_norm: (c.global_pool == GlobalPool::Avg)
+                .then(|| LayerNorm::new(&[d], VIT_LN_EPS, dev))
+                .transpose()?,
             head,
         })
     }
@@ -261,7 +268,8 @@ impl HybridVit {
 
     /// Backbone, tokens, blocks and final norm, with the stem's, every
     /// backbone block's and every transformer block's output given to `tap`.
-    /// Returns the normed tokens `[B, 1 + h*w, D]`.
+    /// Returns the tokens `[B, 1 + h*w, D]` (normed unless the head pools
+    /// them first).
     fn run(&self, x: &Tensor, mode: Mode, tap: &mut dyn FnMut(String, &Tensor)) -> Result<Tensor> {
         self.check_input(x)?;
         let embed = &self.patch_embed;
@@ -274,7 +282,10 @@ impl HybridVit {
             t = block.forward(&t, mode)?;
             tap(format!("blocks.{i}"), &t);
         }
-        self.norm.forward(&t, mode)
+        match &self.norm {
+            Some(n) => n.forward(&t, mode),
+            None => Ok(t),
+        }
     }
 }
 
@@ -293,7 +304,12 @@ impl Module for HybridVit {
         for (i, b) in self.blocks.iter().enumerate() {
             out.push((format!("blocks.{i}"), b));
         }
-        out.push(("norm".into(), &self.norm));
+        if let Some(n) = &self.norm {
+            out.push(("norm".into(), n));
+        }
+        if let Some(n) = &self.fc_norm {
+            out.push(("fc_norm".into(), n));
+        }
         out.push(("head".into(), &self.head));
         out
     }
@@ -323,17 +339,24 @@ impl Model for HybridVit {
         for (i, b) in self.blocks.iter().enumerate() {
             out.push((format!("blocks.{i}"), b));
         }
-        out.push(("norm".into(), &self.norm));
+        if let Some(n) = &self.norm {
+            out.push(("norm".into(), n));
+        }
+        if let Some(n) = &self.fc_norm {
+            out.push(("fc_norm".into(), n));
+        }
         out.push(("head".into(), &self.head));
         out
     }
 
-    /// The normed tokens, `[B, 1 + h*w, D]` (timm's `forward_features`).
+    /// The tokens, `[B, 1 + h*w, D]`, after the final norm (timm's
+    /// `forward_features`; with average pooling the norm comes after the pool).
     fn forward_features(&self, x: &Tensor, mode: Mode) -> Result<Tensor> {
         self.run(x, mode, &mut |_, _| {})
     }
 
-    /// The head on the class token (timm's `global_pool="token"`).
+    /// The head on the class token (timm's `global_pool="token"`) or on the
+    /// normed mean of the other tokens (`"avg"`).
     fn forward_head(&self, features: &Tensor, mode: Mode) -> Result<Tensor> {
         if features.rank() != 3 || features.dims()[2] != self.config.embed_dim {
             return Err(Error::shape(
@@ -345,11 +368,17 @@ impl Model for HybridVit {
                 ),
             ));
         }
-        let b = features.dims()[0];
-        let cls = features
-            .narrow(1, 0, 1)?
-            .reshape(&[b, self.config.embed_dim])?;
-        self.head.forward(&cls, mode)
+        let (b, n, d) = (features.dims()[0], features.dims()[1], features.dims()[2]);
+        let pooled = match &self.fc_norm {
+            None => features.narrow(1, 0, 1)?.reshape(&[b, d])?,
+            Some(norm) => {
+                let mean = features
+                    .narrow(1, 1, n.saturating_sub(1))?
+                    .mean(&[1], false)?;
+                norm.forward(&mean, mode)?
+            }
+        };
+        self.head.forward(&pooled, mode)
     }
 
     fn forward_intermediates(&self, x: &Tensor, mode: Mode) -> Result<Intermediates> {

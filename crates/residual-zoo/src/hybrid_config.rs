@@ -93,6 +93,18 @@ impl BackboneConfig {
     }
 }
 
+/// What the head reads from the tokens (timm's `global_pool`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum GlobalPool {
+    /// The class token after the final LayerNorm (`norm`), timm's default.
+    #[default]
+    Token,
+    /// The mean of the other tokens, then a LayerNorm (`fc_norm`; the tokens
+    /// are not normed before), as timm's `global_pool="avg"`.
+    Avg,
+}
+
 /// A ResNet-stem Vision Transformer (timm's `vision_transformer_hybrid`), as data.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -122,6 +134,9 @@ pub struct HybridConfig {
     /// Stochastic depth of the last block, rising linearly from 0 (timm's `drop_path_rate`).
     #[serde(default)]
     pub drop_path_rate: f32,
+    /// What the head reads: the class token (default) or the mean token.
+    #[serde(default)]
+    pub global_pool: GlobalPool,
 }
 
 /// The most transformer blocks, heads or tokens a config may ask for.
@@ -153,6 +168,7 @@ impl HybridConfig {
             in_channels: 3,
             num_classes: 1000,
             drop_path_rate: 0.0,
+            global_pool: GlobalPool::Token,
         }
     }
 

@@ -8,7 +8,7 @@
 
 use crate::config::{BlockKind, ResNetConfig};
 use crate::hybrid::HybridVit;
-use crate::hybrid_config::{BackboneConfig, HybridConfig};
+use crate::hybrid_config::{BackboneConfig, GlobalPool, HybridConfig};
 use crate::model::Model;
 use crate::model_config::{ModelConfig, ModelOptions};
 use crate::preprocess::Preprocess;
@@ -53,6 +53,7 @@ fn digits_hybrid() -> ModelConfig {
         in_channels: 3,
         num_classes: 10,
         drop_path_rate: 0.0,
+        global_pool: GlobalPool::Token,
     })
 }
 

@@ -4,7 +4,8 @@
 //!   (ResNetV2 with std-conv, SAME padding and GroupNorm, HybridEmbed, ViT
 //!   blocks) with formula weights: evaluation-mode logits, logits at an odd,
 //!   non-square size (asymmetric SAME padding, the position embedding
-//!   resampled), and training-mode logits and every parameter's gradient.
+//!   resampled), logits with average pooling (timm's `global_pool="avg"`),
+//!   and training-mode logits and every parameter's gradient.
 //!   Runs in CI; only timm's outputs and gradients are committed.
 //! - `full_size_hybrid_parity` (ignored): the four registered timm hybrids
 //!   with timm's random init and randomised norms, from checkpoints the
@@ -16,7 +17,7 @@ use common::{fill_formula, max_abs, max_diff};
 use residual_nn::weights::{load_safetensors, read_tensors};
 use residual_nn::{named_tensors, parameter_count, Mode, Module};
 use residual_tensor::{no_grad, Device, Tensor};
-use residual_zoo::{create, BackboneConfig, HybridConfig, ModelConfig, ModelOptions};
+use residual_zoo::{create, BackboneConfig, GlobalPool, HybridConfig, ModelConfig, ModelOptions};
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
@@ -38,6 +39,7 @@ fn small_config() -> HybridConfig {
         in_channels: 3,
         num_classes: 10,
         drop_path_rate: 0.0,
+        global_pool: GlobalPool::Token,
     }
 }
 
@@ -84,6 +86,20 @@ fn small_hybrid_matches_timm() {
         let y = no_grad(|| m.forward(&refs[&format!("{case}.input")], Mode::Eval)).unwrap();
         assert_close(case, &y, &refs[&format!("{case}.output")]);
     }
+
+    // timm's global_pool="avg": the mean of the patch tokens through `fc_norm`.
+    let avg = ModelConfig::Hybrid(HybridConfig {
+        global_pool: GlobalPool::Avg,
+        ..small_config()
+    })
+    .build(0, &dev)
+    .unwrap();
+    fill_formula(&*avg, &dev);
+    assert!(named_tensors(&*avg)
+        .iter()
+        .any(|(n, _)| n == "fc_norm.weight"));
+    let y = no_grad(|| avg.forward(&refs["avg.input"], Mode::Eval)).unwrap();
+    assert_close("avg", &y, &refs["avg.output"]);
 
     let y = m.forward(&refs["train.input"], Mode::Train).unwrap();
     assert_close("train", &y, &refs["train.output"]);

@@ -1,6 +1,6 @@
 //! The [`Backend`] trait: one method per primitive kernel.
 
-use super::attention::{composed_attention, composed_attention_backward, AttentionSpec};
+use super::attention::AttentionSpec;
 use super::params::{
     AdamWHyper, AxisView, BinaryOp, Conv2dGeometry, ConvEpilogue, MatmulSpec, NormGrads, NormStats,
     Pool2dGeometry, ReduceOp, RowAffine, SgdHyper, UnaryOp,
@@ -68,8 +68,8 @@ pub trait Backend: Send + Sync + Debug {
     /// [`AttentionSpec`] for the shapes; f32 operands). Returns `o` and what
     /// [`Backend::attention_backward`] of the same backend reads (the
     /// composition: the weights `[batch, tq, tk]`; the CPU's fused kernel:
-    /// the rows' log-sum-exp). The default composes the GEMM and softmax
-    /// kernels ([`composed_attention`]); a fused override must match it.
+    /// the rows' log-sum-exp). The default is the composition
+    /// ([`Backend::attention_composed`]); a fused override must match it.
     fn attention(
         &self,
         q: &Storage,
@@ -77,7 +77,7 @@ pub trait Backend: Send + Sync + Debug {
         v: &Storage,
         spec: AttentionSpec,
     ) -> Result<(Storage, Storage)> {
-        composed_attention(self, q, k, v, spec)
+        self.attention_composed(q, k, v, spec)
     }
     /// Backward of [`Backend::attention`]: `[dq, dk, dv]` from the inputs,
     /// the output `o`, the forward's `saved` storage and `d_o` (f32).
@@ -93,7 +93,50 @@ pub trait Backend: Send + Sync + Debug {
         spec: AttentionSpec,
     ) -> Result<[Storage; 3]> {
         let _ = o;
-        composed_attention_backward(self, q, k, v, saved, d_o, spec)
+        self.attention_backward_composed(q, k, v, saved, d_o, spec)
+    }
+    /// Attention composed of the other kernels (not meant to be overridden):
+    /// `s = scale * q @ k^T` (a batched GEMM reading K transposed in place),
+    /// `p = softmax(s)` along the keys, `o = p @ v`. Returns `(o, p)`.
+    fn attention_composed(
+        &self,
+        q: &Storage,
+        k: &Storage,
+        v: &Storage,
+        s: AttentionSpec,
+    ) -> Result<(Storage, Storage)> {
+        let shape = s.weights_shape();
+        let scale = self.full(1, s.scale)?;
+        let one = Shape::new([1, 1, 1]);
+        let scores = self.matmul(q, k, s.gemm(s.tq, s.d, s.tk, false, true))?;
+        let scores = self.binary(BinaryOp::Mul, (&scores, &shape), (&scale, &one), &shape)?;
+        let p = self.softmax(&scores, s.rows(), false)?;
+        let o = self.matmul(&p, v, s.gemm(s.tq, s.tk, s.dv, false, false))?;
+        Ok((o, p))
+    }
+    /// The composed backward from the weights `p` of
+    /// [`Backend::attention_composed`]: `dv = p^T @ do`, `dp = do @ v^T`,
+    /// `ds = scale * p * (dp - sum(dp * p))` (the softmax backward),
+    /// `dq = ds @ k`, `dk = ds^T @ q`. Returns `[dq, dk, dv]`.
+    fn attention_backward_composed(
+        &self,
+        q: &Storage,
+        k: &Storage,
+        v: &Storage,
+        p: &Storage,
+        d_o: &Storage,
+        s: AttentionSpec,
+    ) -> Result<[Storage; 3]> {
+        let shape = s.weights_shape();
+        let scale = self.full(1, s.scale)?;
+        let one = Shape::new([1, 1, 1]);
+        let dv = self.matmul(p, d_o, s.gemm(s.tk, s.tq, s.dv, true, false))?;
+        let dp = self.matmul(d_o, v, s.gemm(s.tq, s.dv, s.tk, false, true))?;
+        let ds = self.softmax_backward(p, &dp, s.rows(), false)?;
+        let ds = self.binary(BinaryOp::Mul, (&ds, &shape), (&scale, &one), &shape)?;
+        let dq = self.matmul(&ds, k, s.gemm(s.tq, s.tk, s.d, false, false))?;
+        let dk = self.matmul(&ds, q, s.gemm(s.tk, s.tq, s.d, true, false))?;
+        Ok([dq, dk, dv])
     }
 
     // ---- layout -------------------------------------------------------

@@ -6,7 +6,7 @@
 //! row-major, and every float kernel reads and writes `f32`.
 //!
 //! The module is split by job: `kernels` holds the trait, `attention` the
-//! attention kernels' composition (the trait's default), `params` the types
+//! attention kernels' sizes (`AttentionSpec`), `params` the types
 //! its kernels take (ops, geometry, statistics, hyper-parameters), `storage`
 //! the storage handle and host data, and `helpers` what backends share
 //! (`half_through_f32`, `widened`, `coalesce`). Everything is re-exported
@@ -18,7 +18,7 @@ mod kernels;
 mod params;
 mod storage;
 
-pub use attention::{composed_attention, composed_attention_backward, AttentionSpec};
+pub use attention::AttentionSpec;
 pub use helpers::{coalesce, half_through_f32, widened};
 pub use kernels::Backend;
 pub use params::{
