@@ -15,6 +15,7 @@ use residual_train::scaler::{self, GradScaler};
 use residual_train::schedule::Schedule;
 use residual_train::step::{train_step, StepSettings};
 use residual_train::trainer::{evaluate, StepStats, Trainer};
+use residual_zoo::{BackboneConfig, ModelConfig};
 use std::sync::Arc;
 
 #[test]
@@ -551,12 +552,20 @@ fn every_registered_model_trains_through_the_one_step() {
         for s in &steps {
             assert!(s.loss.is_finite() && s.grad_norm > 0.0, "{name}: {s:?}");
             let zeros = s.zero_activations.as_ref().expect("monitored every step");
-            let blocks = t
-                .model
-                .children()
-                .iter()
-                .filter(|(n, _)| n.starts_with("layer"))
-                .count();
+            // The stem and every block: a ResNet's `layerN.M`; a hybrid's
+            // backbone blocks and transformer blocks.
+            let blocks = match t.model.config() {
+                ModelConfig::Resnet(c) => c.layers.iter().sum::<usize>(),
+                ModelConfig::Hybrid(c) => {
+                    let backbone: usize = match &c.backbone {
+                        BackboneConfig::Resnetv2 { layers, .. } => layers.iter().sum(),
+                        BackboneConfig::Resnet { resnet, stages } => {
+                            resnet.layers[..*stages].iter().sum()
+                        }
+                    };
+                    backbone + c.depth
+                }
+            };
             assert_eq!(zeros.len(), 1 + blocks, "{name}: the stem and every block");
             assert!(!s.layer_grad_norms.as_ref().unwrap().is_empty());
         }

@@ -39,7 +39,9 @@ fn hybrid(layers: &[usize], embed_dim: usize, heads: usize, img_size: usize) -> 
 
 /// The small hybrid that trains on the bundled digits: ResNet-20's CIFAR stem
 /// and its three stages (28x28 -> a 7x7 map of 64 channels), then a 4-block,
-/// 128-wide transformer with 4 heads over the 49 tokens and the class token.
+/// 128-wide transformer with 4 heads over the 49 tokens and the class token,
+/// the head on the normed mean token (average pooling: 98.50% on the digits'
+/// validation split against 98.06% for the class token, docs/training.md).
 fn digits_hybrid() -> ModelConfig {
     let resnet = cifar_config(20, true);
     ModelConfig::Hybrid(HybridConfig {
@@ -53,7 +55,7 @@ fn digits_hybrid() -> ModelConfig {
         in_channels: 3,
         num_classes: 10,
         drop_path_rate: 0.0,
-        global_pool: GlobalPool::Token,
+        global_pool: GlobalPool::Avg,
     })
 }
 
@@ -184,7 +186,7 @@ pub static MODELS: &[Registration] = &[
     },
     Registration {
         name: "vit_digits_r20",
-        about: "a small hybrid for 28x28 digits: ResNet-20's stem and stages + a 4-block, 128-wide ViT over 7x7 tokens, 10 classes",
+        about: "a small hybrid for 28x28 digits: ResNet-20's stem and stages + a 4-block, 128-wide ViT over 7x7 tokens (mean-token head), 10 classes",
         config: digits_hybrid,
         preprocess: Preprocess::TORCHVISION,
     },
