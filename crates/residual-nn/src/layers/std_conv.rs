@@ -6,7 +6,8 @@ use super::padding::{is_static_same, same_padding_2d};
 use crate::init;
 use crate::module::{Mode, Module, Visitor};
 use crate::Param;
-use residual_tensor::{Conv2dParams, Device, Error, Result, Tensor};
+use residual_tensor::{is_grad_enabled, Conv2dParams, Device, Error, Result, Tensor, TensorId};
+use std::sync::{Arc, Mutex};
 
 /// A convolution whose weight is standardised per output channel before
 /// every use: `w_hat = (w - mean) / sqrt(var + eps)` over `[in/groups, kh, kw]`
@@ -28,6 +29,11 @@ pub struct StdConv2dSame {
     pub groups: usize,
     /// Added to the variance (timm's hybrids: `1e-8`; BiT: `1e-6`).
     pub eps: f32,
+    /// The standardised weight of the last forward that recorded no graph,
+    /// with the identity of the weight it came from: evaluation reuses it
+    /// until the weight is replaced (an optimizer step, a load), as
+    /// `torch.jit.freeze` folds it into a constant.
+    cache: Arc<Mutex<Option<(TensorId, Tensor)>>>,
 }
 
 impl StdConv2dSame {
@@ -57,6 +63,7 @@ impl StdConv2dSame {
             dilation: 1,
             groups: 1,
             eps,
+            cache: Arc::default(),
         })
     }
 
@@ -65,7 +72,8 @@ impl StdConv2dSame {
         self.weight.get().dims()[0]
     }
 
-    /// The standardised weight the convolution uses: `[out, in/groups, kh, kw]`.
+    /// The standardised weight the convolution uses: `[out, in/groups, kh, kw]`
+    /// (differentiable: training back-propagates through it).
     pub fn standardized_weight(&self) -> Result<Tensor> {
         let w = self.weight.get();
         let dims = w.dims().to_vec();
@@ -73,6 +81,25 @@ impl StdConv2dSame {
         w.reshape(&[dims[0], per_out])?
             .layer_norm(&[per_out], None, None, self.eps)?
             .reshape(&dims)
+    }
+
+    /// [`StdConv2dSame::standardized_weight`], computed once per weight
+    /// while no graph is recorded (evaluation under `no_grad`), and afresh
+    /// whenever gradients may flow to the weight.
+    fn weight_for_forward(&self) -> Result<Tensor> {
+        let w = self.weight.get();
+        if is_grad_enabled() && w.requires_grad() {
+            return self.standardized_weight();
+        }
+        let mut cache = self.cache.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some((id, hat)) = cache.as_ref() {
+            if *id == w.id() {
+                return Ok(hat.clone());
+            }
+        }
+        let hat = self.standardized_weight()?;
+        *cache = Some((w.id(), hat.clone()));
+        Ok(hat)
     }
 
     /// The convolution's parameters on an input of spatial size `(h, w)`.
@@ -101,7 +128,7 @@ impl Module for StdConv2dSame {
                 format!("expected input [N, C, H, W], got {}", x.shape()),
             ));
         }
-        let w = self.standardized_weight()?;
+        let w = self.weight_for_forward()?;
         let kernel = (w.dims()[2], w.dims()[3]);
         let params = self.params_for((x.dims()[2], x.dims()[3]), kernel);
         let b = self.bias.as_ref().map(Param::get);
@@ -114,5 +141,52 @@ impl Module for StdConv2dSame {
         if let Some(b) = &self.bias {
             f("bias", b);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use residual_tensor::no_grad;
+
+    #[test]
+    fn evaluation_reuses_the_standardised_weight_until_the_weight_changes() {
+        let dev = Device::cpu();
+        let conv = StdConv2dSame::new(3, 4, 3, 2, 1e-8, 7, &dev).unwrap();
+        let x = Tensor::randn([1, 3, 9, 9], 0.0, 1.0, 1, &dev).unwrap();
+        let y0 = no_grad(|| conv.forward(&x, Mode::Eval))
+            .unwrap()
+            .to_vec()
+            .unwrap();
+        let cached = conv.cache.lock().unwrap().as_ref().map(|(id, _)| *id);
+        assert_eq!(cached, Some(conv.weight.get().id()));
+        assert_eq!(
+            no_grad(|| conv.forward(&x, Mode::Eval))
+                .unwrap()
+                .to_vec()
+                .unwrap(),
+            y0
+        );
+        // A new weight (an optimizer step, a load) is standardised afresh.
+        conv.weight.set(conv.weight.get().mul_scalar(-1.0).unwrap());
+        let y1 = no_grad(|| conv.forward(&x, Mode::Eval))
+            .unwrap()
+            .to_vec()
+            .unwrap();
+        for (a, b) in y0.iter().zip(&y1) {
+            assert!(
+                (a + b).abs() < 1e-4,
+                "a negated weight negates the output: {a} {b}"
+            );
+        }
+        // With gradients recorded, the standardisation is part of the graph.
+        let g = conv
+            .forward(&x, Mode::Train)
+            .unwrap()
+            .sum_all()
+            .unwrap()
+            .backward()
+            .unwrap();
+        assert!(g.get(&conv.weight.get()).is_some());
     }
 }

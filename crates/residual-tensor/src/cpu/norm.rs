@@ -154,12 +154,32 @@ pub fn batch_backward<X: Float>(
     (X::into_storage(dx), dgamma, dbeta)
 }
 
+/// Calls `f(columns, first_param, per_column)` for the runs of row `r`'s
+/// columns that read their affine parameters alike: with one parameter per
+/// column (layer norm) the whole row, its parameters `first_param..` one per
+/// column (`per_column`); otherwise each run of `per_channel` columns sharing
+/// the parameter `first_param` (group norm's channel planes). No per-element
+/// index arithmetic, so the loops over a run vectorise.
 #[inline]
-fn param_index(a: &RowAffine, row: usize, col: usize) -> usize {
-    (row % a.groups) * a.channels_per_group + col / a.per_channel
+fn affine_runs(
+    a: &RowAffine,
+    r: usize,
+    cols: usize,
+    mut f: impl FnMut(std::ops::Range<usize>, usize, bool),
+) {
+    let first = (r % a.groups) * a.channels_per_group;
+    if a.per_channel == 1 {
+        f(0..cols, first, true);
+        return;
+    }
+    for (k, start) in (0..cols).step_by(a.per_channel.max(1)).enumerate() {
+        f(start..(start + a.per_channel).min(cols), first + k, false);
+    }
 }
 
-/// Row norm forward: returns `(y, mean[rows], rstd[rows])`.
+/// Row norm forward: returns `(y, mean[rows], rstd[rows])`. Statistics in
+/// two passes (the mean, then the variance around it), each summed in f32
+/// lanes carried into f64.
 pub fn row_forward(
     x: &[f32],
     rows: usize,
@@ -177,14 +197,25 @@ pub fn row_forward(
         .enumerate()
         .for_each(|(r, (out, (mu, rs)))| {
             let src = &x[r * cols..(r + 1) * cols];
-            let m = src.iter().map(|&v| v as f64).sum::<f64>() / cols as f64;
-            let var = src.iter().map(|&v| (v as f64 - m).powi(2)).sum::<f64>() / cols as f64;
+            let [sum] = lane_sums(src, src, |v, _| [v]);
+            let m = (sum / cols as f64) as f32;
+            let [ss] = lane_sums(src, src, |v, _| [(v - m) * (v - m)]);
+            let var = ss / cols as f64;
             let inv = (1.0 / (var + eps as f64).sqrt()) as f32;
-            let m = m as f32;
-            for (j, (o, &v)) in out.iter_mut().zip(src).enumerate() {
-                let p = param_index(&a, r, j);
-                *o = (v - m) * inv * gamma[p] + beta[p];
-            }
+            affine_runs(&a, r, cols, |run, p, per_column| {
+                let (o, v) = (&mut out[run.clone()], &src[run.clone()]);
+                if per_column {
+                    let (g, b) = (&gamma[p..p + run.len()], &beta[p..p + run.len()]);
+                    for (((o, &v), &g), &b) in o.iter_mut().zip(v).zip(g).zip(b) {
+                        *o = (v - m) * inv * g + b;
+                    }
+                } else {
+                    let (g, b) = (gamma[p], beta[p]);
+                    for (o, &v) in o.iter_mut().zip(v) {
+                        *o = (v - m) * inv * g + b;
+                    }
+                }
+            });
             *mu = m;
             *rs = inv;
         });
@@ -209,18 +240,39 @@ pub fn row_backward(
     dx.par_chunks_mut(cols).enumerate().for_each(|(r, out)| {
         let (xs, ds) = (&x[r * cols..(r + 1) * cols], &dy[r * cols..(r + 1) * cols]);
         let (mu, rs) = (mean[r], rstd[r]);
-        let mut sg = 0.0f64;
-        let mut sgx = 0.0f64;
-        for (j, (&xv, &d)) in xs.iter().zip(ds).enumerate() {
-            let g = d * gamma[param_index(&a, r, j)];
-            sg += g as f64;
-            sgx += (g * (xv - mu) * rs) as f64;
-        }
+        let (mut sg, mut sgx) = (0.0f64, 0.0f64);
+        affine_runs(&a, r, cols, |run, p, per_column| {
+            let (xv, dv) = (&xs[run.clone()], &ds[run.clone()]);
+            let [s0, s1] = if per_column {
+                // g = dy * gamma per column: sums of g and g * xhat.
+                let g: Vec<f32> = dv
+                    .iter()
+                    .zip(&gamma[p..p + run.len()])
+                    .map(|(d, g)| d * g)
+                    .collect();
+                lane_sums(&g, xv, |g, x| [g, g * (x - mu) * rs])
+            } else {
+                let gp = gamma[p];
+                lane_sums(dv, xv, |d, x| [d * gp, d * gp * (x - mu) * rs])
+            };
+            sg += s0;
+            sgx += s1;
+        });
         let (mg, mgx) = ((sg / cols as f64) as f32, (sgx / cols as f64) as f32);
-        for (j, ((o, &xv), &d)) in out.iter_mut().zip(xs).zip(ds).enumerate() {
-            let g = d * gamma[param_index(&a, r, j)];
-            *o = rs * (g - mg - (xv - mu) * rs * mgx);
-        }
+        affine_runs(&a, r, cols, |run, p, per_column| {
+            let (o, xv, dv) = (&mut out[run.clone()], &xs[run.clone()], &ds[run.clone()]);
+            if per_column {
+                let g = &gamma[p..p + run.len()];
+                for (((o, &x), &d), &g) in o.iter_mut().zip(xv).zip(dv).zip(g) {
+                    *o = rs * (d * g - mg - (x - mu) * rs * mgx);
+                }
+            } else {
+                let g = gamma[p];
+                for ((o, &x), &d) in o.iter_mut().zip(xv).zip(dv) {
+                    *o = rs * (d * g - mg - (x - mu) * rs * mgx);
+                }
+            }
+        });
     });
     // Parameter gradients: fixed chunks of rows in parallel, combined in chunk
     // order, so the floating-point sum is the same on every run.
@@ -231,12 +283,20 @@ pub fn row_backward(
             let (mut dg, mut db) = (vec![0.0f64; params], vec![0.0f64; params]);
             for r in chunk * ROWS_PER_CHUNK..((chunk + 1) * ROWS_PER_CHUNK).min(rows) {
                 let (mu, rs) = (mean[r], rstd[r]);
-                for j in 0..cols {
-                    let p = param_index(&a, r, j);
-                    let d = dy[r * cols + j];
-                    dg[p] += (d * (x[r * cols + j] - mu) * rs) as f64;
-                    db[p] += d as f64;
-                }
+                let (xs, ds) = (&x[r * cols..(r + 1) * cols], &dy[r * cols..(r + 1) * cols]);
+                affine_runs(&a, r, cols, |run, p, per_column| {
+                    let (xv, dv) = (&xs[run.clone()], &ds[run.clone()]);
+                    if per_column {
+                        for (j, (&x, &d)) in xv.iter().zip(dv).enumerate() {
+                            dg[p + j] += (d * (x - mu) * rs) as f64;
+                            db[p + j] += d as f64;
+                        }
+                    } else {
+                        let [sd, sdx] = lane_sums(dv, xv, |d, x| [d, d * (x - mu) * rs]);
+                        dg[p] += sdx;
+                        db[p] += sd;
+                    }
+                });
             }
             (dg, db)
         })
