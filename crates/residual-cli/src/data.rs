@@ -482,9 +482,10 @@ pub fn mnist_normalize() -> Transform {
 
 /// ImageNet's mean and std (torchvision's evaluation preprocessing).
 pub fn imagenet_normalize() -> Transform {
+    let p = residual_zoo::Preprocess::TORCHVISION;
     Transform::Normalize {
-        mean: vec![0.485, 0.456, 0.406],
-        std: vec![0.229, 0.224, 0.225],
+        mean: p.mean.to_vec(),
+        std: p.std.to_vec(),
     }
 }
 

@@ -40,9 +40,10 @@ pub struct Args {
     #[arg(long, default_value_t = 5)]
     top_k: usize,
     /// With --image: side of the center crop (the model's input size by default: 224, or 384 for
-    /// the *_384 hybrids); the shorter side is first resized to size / crop fraction (256 for 224
-    /// with torchvision's recipe, 248 with timm's at 224), or to size for a small image (shorter
-    /// side <= 64 px) with torchvision's recipe, as `residual train` evaluates.
+    /// the *_384 hybrids); the shorter side is first resized to size / the model's crop fraction
+    /// (torchvision's recipe: 0.875, 256 for 224; timm's hybrids: 0.9 for the *_224 and 1.0 for
+    /// the *_384 models, whatever the size), or to size for a small image (shorter side <= 64 px)
+    /// with torchvision's recipe, as `residual train` evaluates.
     #[arg(long)]
     image_size: Option<u32>,
     #[command(flatten)]

@@ -72,7 +72,8 @@ pub fn attention_backward(dev: &Device) {
 }
 
 /// `a @ b^T` with `b` stored `[..., n, k]`: against `matmul` of a transposed
-/// copy, forward and backward, with a batched and a shared right operand.
+/// copy, forward and backward, with a batched and a shared right operand and
+/// a shared left one.
 pub fn matmul_nt_forward_backward(dev: &Device) {
     let a = randn(dev, &[2, 3, 5], 67);
     for (what, b) in [
@@ -96,6 +97,21 @@ pub fn matmul_nt_forward_backward(dev: &Device) {
             |x| x[0].matmul_nt(&x[1]),
         );
     }
+    // A shared left operand: [3, 5] @ ([2, 4, 5])^T -> [2, 3, 4].
+    let a1 = randn(dev, &[3, 5], 76);
+    let b2 = randn(dev, &[2, 4, 5], 77);
+    let want = a1.matmul(&b2.transpose(-2, -1).unwrap()).unwrap();
+    let got = a1.matmul_nt(&b2).unwrap();
+    assert_eq!(got.dims(), [2, 3, 4]);
+    assert_close(
+        "matmul_nt shared lhs",
+        &got.to_vec().unwrap(),
+        &want.to_vec().unwrap(),
+        1e-6,
+    );
+    check_gradients("matmul_nt shared lhs", dev, vec![a1, b2], 1e-2, |x| {
+        x[0].matmul_nt(&x[1])
+    });
     let e = a
         .matmul_nt(&randn(dev, &[2, 4, 6], 70))
         .unwrap_err()

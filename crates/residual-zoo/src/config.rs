@@ -100,10 +100,12 @@ pub const MAX_BLOCKS: usize = 1 << 10;
 /// The most classes a classifier may have.
 pub const MAX_CLASSES: usize = 1 << 20;
 
-fn three() -> usize {
+/// The serde default of `in_channels` (RGB).
+pub(crate) fn three() -> usize {
     3
 }
-fn yes() -> bool {
+/// The serde default `true`.
+pub(crate) fn yes() -> bool {
     true
 }
 

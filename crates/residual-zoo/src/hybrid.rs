@@ -28,12 +28,10 @@ impl Backbone {
     fn run(&self, x: &Tensor, mode: Mode, tap: &mut dyn FnMut(String, &Tensor)) -> Result<Tensor> {
         match self {
             Backbone::ResNetV2(b) => b.run(x, mode, tap),
-            Backbone::ResNet(r) => r.run_trunk(x, mode, tap),
+            Backbone::ResNet(r) => r.run(x, mode, tap),
         }
     }
-}
 
-impl Backbone {
     /// Summary rows: the stem's layers and one row per stage (a ResNet's: per block).
     fn summary_rows(&self) -> Vec<(String, &dyn Module)> {
         match self {

@@ -49,12 +49,7 @@ fn thirty_two() -> usize {
 fn four() -> f32 {
     4.0
 }
-fn three() -> usize {
-    3
-}
-fn yes() -> bool {
-    true
-}
+use crate::config::{three, yes};
 
 impl BackboneConfig {
     /// Channels of the feature map the transformer's embedding reads.
@@ -77,19 +72,27 @@ impl BackboneConfig {
         }
     }
 
-    /// The total stride of the feature map (4 from the stem, 2 per later stage;
-    /// 1 for a CIFAR stem).
-    pub fn feature_stride(&self) -> usize {
+    /// The stages the transformer's tokens come through.
+    pub fn stage_count(&self) -> usize {
         match self {
-            BackboneConfig::Resnetv2 { layers, .. } => 4 << layers.len().saturating_sub(1),
-            BackboneConfig::Resnet { resnet, stages } => {
-                let stem = match resnet.stem {
-                    crate::config::StemKind::Imagenet => 4,
-                    crate::config::StemKind::Cifar => 1,
-                };
-                stem << stages.saturating_sub(1)
-            }
+            BackboneConfig::Resnetv2 { layers, .. } => layers.len(),
+            BackboneConfig::Resnet { stages, .. } => *stages,
         }
+    }
+
+    /// The total stride of the feature map (4 from the stem, 2 per later stage;
+    /// 1 for a CIFAR stem). Saturates for stage counts beyond
+    /// [`MAX_STAGES`], which `HybridConfig::validate` refuses.
+    pub fn feature_stride(&self) -> usize {
+        let stem = match self {
+            BackboneConfig::Resnetv2 { .. } => 4usize,
+            BackboneConfig::Resnet { resnet, .. } => match resnet.stem {
+                crate::config::StemKind::Imagenet => 4,
+                crate::config::StemKind::Cifar => 1,
+            },
+        };
+        let later = self.stage_count().saturating_sub(1).min(MAX_STAGES) as u32;
+        stem.saturating_mul(1 << later)
     }
 }
 
@@ -139,8 +142,12 @@ pub struct HybridConfig {
     pub global_pool: GlobalPool,
 }
 
-/// The most transformer blocks, heads or tokens a config may ask for.
+/// The most transformer blocks or heads a config may ask for.
 const MAX_DEPTH: usize = 1 << 10;
+/// The most backbone stages (timm's have 3 or 4).
+pub const MAX_STAGES: usize = 8;
+/// The most tokens a side of the trained grid may have (timm's largest: 24).
+pub const MAX_GRID: usize = 128;
 
 impl HybridConfig {
     /// timm's hybrid: a ResNetV2 with `layers` and a ViT of `embed_dim`,
@@ -200,6 +207,12 @@ impl HybridConfig {
     /// Checks that the numbers fit together.
     pub fn validate(&self) -> Result<()> {
         let bad = |m: String| Err(Error::arg("HybridConfig", m));
+        if self.backbone.stage_count() > MAX_STAGES {
+            return bad(format!(
+                "the backbone may have at most {MAX_STAGES} stages, got {}",
+                self.backbone.stage_count()
+            ));
+        }
         match &self.backbone {
             BackboneConfig::Resnetv2 {
                 layers,
@@ -293,13 +306,45 @@ impl HybridConfig {
                 self.num_classes
             ));
         }
-        if self.img_size == 0 || self.grid() > MAX_DEPTH {
+        if self.img_size == 0 || self.grid() > MAX_GRID {
             return bad(format!(
-                "img_size must be >= 1 and give at most {MAX_DEPTH} tokens a side (stride {}), got {}",
+                "img_size must be >= 1 and give at most {MAX_GRID} tokens a side (stride {}), got {}",
                 self.backbone.feature_stride(),
                 self.img_size
             ));
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config(layers: Vec<usize>, img_size: usize) -> HybridConfig {
+        HybridConfig {
+            backbone: BackboneConfig::Resnetv2 {
+                channels: vec![64; layers.len()],
+                layers,
+                stem_width: 32,
+                groups: 8,
+            },
+            img_size,
+            ..HybridConfig::timm(&[1], 32, 1, 2, 32)
+        }
+    }
+
+    #[test]
+    fn grids_follow_same_padding_and_bounds_are_named() {
+        assert_eq!(HybridConfig::timm(&[2, 2, 2, 2], 384, 12, 6, 224).grid(), 7);
+        assert_eq!(HybridConfig::timm(&[3, 4, 9], 768, 12, 12, 384).grid(), 24);
+        assert_eq!(config(vec![1, 1], 30).grid(), 4);
+        config(vec![1, 1], 32).validate().unwrap();
+        // 70 stages would overflow a shift; refused before any size is computed.
+        let e = config(vec![1; 70], 32).validate().unwrap_err().to_string();
+        assert!(e.contains("at most 8 stages, got 70"), "{e}");
+        // A grid of 1000 tokens a side (a million tokens) is refused.
+        let e = config(vec![1], 4000).validate().unwrap_err().to_string();
+        assert!(e.contains("at most 128 tokens a side"), "{e}");
     }
 }

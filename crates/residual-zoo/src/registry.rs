@@ -211,12 +211,10 @@ pub fn lookup(name: &str) -> Result<&'static Registration> {
 }
 
 /// The evaluation preprocessing of `model`: its registration's for a
-/// registered name, torchvision's ImageNet recipe for a config file.
+/// registered name, torchvision's ImageNet recipe for a config file (what
+/// `residual train` normalises an image folder with, whatever the family).
 pub fn eval_preprocess(model: &str) -> Preprocess {
-    MODELS
-        .iter()
-        .find(|r| r.name == model)
-        .map_or(Preprocess::TORCHVISION, |r| r.preprocess)
+    lookup(model).map_or(Preprocess::TORCHVISION, |r| r.preprocess)
 }
 
 /// The largest config file read, in bytes.

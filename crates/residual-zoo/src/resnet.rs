@@ -101,7 +101,12 @@ impl ResNet {
     /// The stem and the blocks, giving the output after the stem and after
     /// every block to `tap` (the feature maps timm's `forward_intermediates`
     /// returns).
-    fn run(&self, x: &Tensor, mode: Mode, tap: &mut dyn FnMut(String, &Tensor)) -> Result<Tensor> {
+    pub(crate) fn run(
+        &self,
+        x: &Tensor,
+        mode: Mode,
+        tap: &mut dyn FnMut(String, &Tensor),
+    ) -> Result<Tensor> {
         self.check_input(x)?;
         let mut h = self.act.apply(&self.stem.forward(x, mode)?)?;
         tap("conv1".into(), &h);
@@ -117,16 +122,6 @@ impl ResNet {
 }
 
 impl ResNet {
-    /// The stem and the stages alone (a hybrid's backbone): [`ResNet::run`].
-    pub(crate) fn run_trunk(
-        &self,
-        x: &Tensor,
-        mode: Mode,
-        tap: &mut dyn FnMut(String, &Tensor),
-    ) -> Result<Tensor> {
-        self.run(x, mode, tap)
-    }
-
     /// The children of the stem and the stages, without pooling and classifier.
     pub(crate) fn trunk_children(&self) -> Vec<(String, &dyn Module)> {
         let mut out = self.children();

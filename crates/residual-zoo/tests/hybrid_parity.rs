@@ -173,3 +173,18 @@ fn full_size_hybrid_parity() {
         );
     }
 }
+
+#[test]
+fn hybrid_summaries() {
+    let dev = Device::cpu();
+    for (name, size) in [("vit_small_r26_s32_224", 224), ("vit_digits_r20", 28)] {
+        let m = create(name, &ModelOptions::default(), 0, &dev).unwrap();
+        let s = m.summary(name, [3, size, size]).unwrap();
+        assert_eq!(
+            s.total_params(),
+            parameter_count(&*m),
+            "{name}: every parameter in a row"
+        );
+        insta::assert_snapshot!(format!("summary_{name}"), s.to_string());
+    }
+}

@@ -9,6 +9,10 @@ use crate::Param;
 use residual_tensor::{is_grad_enabled, Conv2dParams, Device, Error, Result, Tensor, TensorId};
 use std::sync::{Arc, Mutex};
 
+/// What a cached standardised weight was computed from: the weight's
+/// identity and the bits of `eps`.
+type CacheKey = (TensorId, u32);
+
 /// A convolution whose weight is standardised per output channel before
 /// every use: `w_hat = (w - mean) / sqrt(var + eps)` over `[in/groups, kh, kw]`
 /// (the biased variance, as timm computes it with `F.batch_norm`), and whose
@@ -30,10 +34,10 @@ pub struct StdConv2dSame {
     /// Added to the variance (timm's hybrids: `1e-8`; BiT: `1e-6`).
     pub eps: f32,
     /// The standardised weight of the last forward that recorded no graph,
-    /// with the identity of the weight it came from: evaluation reuses it
-    /// until the weight is replaced (an optimizer step, a load), as
+    /// with the identity of the weight it came from and the `eps` it used:
+    /// evaluation reuses it until either changes (an optimizer step, a load), as
     /// `torch.jit.freeze` folds it into a constant.
-    cache: Arc<Mutex<Option<(TensorId, Tensor)>>>,
+    cache: Arc<Mutex<Option<(CacheKey, Tensor)>>>,
 }
 
 impl StdConv2dSame {
@@ -75,7 +79,11 @@ impl StdConv2dSame {
     /// The standardised weight the convolution uses: `[out, in/groups, kh, kw]`
     /// (differentiable: training back-propagates through it).
     pub fn standardized_weight(&self) -> Result<Tensor> {
-        let w = self.weight.get();
+        self.standardize(&self.weight.get())
+    }
+
+    /// `w` standardised per output channel with this layer's `eps`.
+    fn standardize(&self, w: &Tensor) -> Result<Tensor> {
         let dims = w.dims().to_vec();
         let per_out: usize = dims[1..].iter().product();
         w.reshape(&[dims[0], per_out])?
@@ -83,22 +91,25 @@ impl StdConv2dSame {
             .reshape(&dims)
     }
 
-    /// [`StdConv2dSame::standardized_weight`], computed once per weight
-    /// while no graph is recorded (evaluation under `no_grad`), and afresh
-    /// whenever gradients may flow to the weight.
+    /// [`StdConv2dSame::standardized_weight`], computed once per weight (and
+    /// `eps`) while no graph is recorded (evaluation under `no_grad`), and
+    /// afresh, with the cache dropped, whenever gradients may flow to the
+    /// weight.
     fn weight_for_forward(&self) -> Result<Tensor> {
         let w = self.weight.get();
-        if is_grad_enabled() && w.requires_grad() {
-            return self.standardized_weight();
-        }
         let mut cache = self.cache.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some((id, hat)) = cache.as_ref() {
-            if *id == w.id() {
+        if is_grad_enabled() && w.requires_grad() {
+            *cache = None;
+            return self.standardize(&w);
+        }
+        let key = (w.id(), self.eps.to_bits());
+        if let Some((k, hat)) = cache.as_ref() {
+            if *k == key {
                 return Ok(hat.clone());
             }
         }
-        let hat = self.standardized_weight()?;
-        *cache = Some((w.id(), hat.clone()));
+        let hat = self.standardize(&w)?;
+        *cache = Some((key, hat.clone()));
         Ok(hat)
     }
 
@@ -158,7 +169,7 @@ mod tests {
             .unwrap()
             .to_vec()
             .unwrap();
-        let cached = conv.cache.lock().unwrap().as_ref().map(|(id, _)| *id);
+        let cached = conv.cache.lock().unwrap().as_ref().map(|((id, _), _)| *id);
         assert_eq!(cached, Some(conv.weight.get().id()));
         assert_eq!(
             no_grad(|| conv.forward(&x, Mode::Eval))

@@ -8,7 +8,9 @@
 use super::params::{AxisView, MatmulSpec};
 use crate::Shape;
 
-/// The sizes and scale of one attention call.
+/// The sizes and scale of one attention call. Every size but `batch` is at
+/// least 1 (`Tensor::scaled_dot_product_attention` refuses others), so a
+/// kernel may assume it.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct AttentionSpec {
     /// Independent attentions (batch x heads).

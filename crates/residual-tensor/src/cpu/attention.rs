@@ -31,12 +31,12 @@ fn softmax_rows(s: &mut [f32], tk: usize, lse: &mut [f32], known: bool) {
     }
 }
 
-/// Forward: `(o, lse)`.
+/// Forward: `(o, lse)` (zeros for empty sizes, which the op refuses).
 pub fn forward(q: &[f32], k: &[f32], v: &[f32], s: AttentionSpec) -> (Vec<f32>, Vec<f32>) {
     let AttentionSpec { tq, tk, d, dv, .. } = s;
     let mut o = vec![0.0; s.batch * tq * dv];
     let mut lse = vec![0.0; s.batch * tq];
-    if tq == 0 || dv == 0 {
+    if [tq, tk, d, dv].contains(&0) {
         return (o, lse);
     }
     o.par_chunks_mut(tq * dv)
@@ -93,7 +93,8 @@ pub fn forward(q: &[f32], k: &[f32], v: &[f32], s: AttentionSpec) -> (Vec<f32>, 
     (o, lse)
 }
 
-/// Backward: `[dq, dk, dv]` from the inputs, the output `o`, its `lse` and `d_o`.
+/// Backward: `[dq, dk, dv]` from the inputs, the output `o`, its `lse` and `d_o`
+/// (zeros for empty sizes, which the op refuses).
 #[allow(clippy::too_many_arguments)]
 pub fn backward(
     q: &[f32],
@@ -108,12 +109,12 @@ pub fn backward(
     let mut dq = vec![0.0; s.batch * tq * d];
     let mut dk = vec![0.0; s.batch * tk * d];
     let mut dvv = vec![0.0; s.batch * tk * dv];
-    if tq == 0 || tk == 0 {
+    if [tq, tk, d, dv].contains(&0) {
         return [dq, dk, dvv];
     }
-    dq.par_chunks_mut(tq * d.max(1))
-        .zip(dk.par_chunks_mut(tk * d.max(1)))
-        .zip(dvv.par_chunks_mut(tk * dv.max(1)))
+    dq.par_chunks_mut(tq * d)
+        .zip(dk.par_chunks_mut(tk * d))
+        .zip(dvv.par_chunks_mut(tk * dv))
         .enumerate()
         .for_each(|(n, ((dq, dk), dvn))| {
             let (kn, vn) = (
@@ -188,7 +189,7 @@ pub fn backward(
                 for ((pr, dr), (orow, dorow)) in pb
                     .chunks(tk)
                     .zip(dsb.chunks_mut(tk))
-                    .zip(ob.chunks(dv.max(1)).zip(dob.chunks(dv.max(1))))
+                    .zip(ob.chunks(dv).zip(dob.chunks(dv)))
                 {
                     let dot: f64 = orow
                         .iter()

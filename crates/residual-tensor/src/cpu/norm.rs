@@ -1,5 +1,6 @@
-//! Fused normalisation kernels. Statistics accumulate in f64 (batch norm: in
-//! vectorised f32 lanes over blocks of 4096 elements, carried into f64).
+//! Fused normalisation kernels. Statistics accumulate in vectorised f32 lanes
+//! over blocks of 4096 elements, carried into f64 (a layer norm's per-column
+//! parameter sums: in f64 directly).
 //!
 //! Batch norm sees `x: [outer=N, C, inner=HW]` and normalises per channel;
 //! row norm sees `x: [rows, cols]` and normalises per row (layer norm: rows are
@@ -244,13 +245,15 @@ pub fn row_backward(
         affine_runs(&a, r, cols, |run, p, per_column| {
             let (xv, dv) = (&xs[run.clone()], &ds[run.clone()]);
             let [s0, s1] = if per_column {
-                // g = dy * gamma per column: sums of g and g * xhat.
-                let g: Vec<f32> = dv
-                    .iter()
-                    .zip(&gamma[p..p + run.len()])
-                    .map(|(d, g)| d * g)
-                    .collect();
-                lane_sums(&g, xv, |g, x| [g, g * (x - mu) * rs])
+                // g = dy * gamma per column: sums of g and g * xhat (a short
+                // row: a layer norm's width).
+                let mut sums = [0.0f64; 2];
+                for ((&d, &x), &g) in dv.iter().zip(xv).zip(&gamma[p..p + run.len()]) {
+                    let g = d * g;
+                    sums[0] += g as f64;
+                    sums[1] += (g * (x - mu) * rs) as f64;
+                }
+                sums
             } else {
                 let gp = gamma[p];
                 lane_sums(dv, xv, |d, x| [d * gp, d * gp * (x - mu) * rs])

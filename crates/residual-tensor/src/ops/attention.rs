@@ -46,7 +46,13 @@ impl Tensor {
                 ),
             ));
         }
-        if q.numel() == 0 || k.numel() == 0 || v.numel() == 0 {
+        let sizes = [
+            q.dims()[r - 2],
+            k.dims()[r - 2],
+            q.dims()[r - 1],
+            v.dims()[r - 1],
+        ];
+        if sizes.contains(&0) {
             return Err(Error::shape(
                 OP,
                 format!(
