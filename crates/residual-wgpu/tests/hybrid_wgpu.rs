@@ -6,27 +6,12 @@
 //! conditioned: the backends must agree within 1e-4 of each tensor's
 //! largest magnitude.
 
+mod common;
+
+use common::assert_rel;
 use residual_nn::{named_tensors, Mode, Module};
 use residual_tensor::{no_grad, Device, Tensor};
 use residual_zoo::{BackboneConfig, GlobalPool, HybridConfig, Model, ModelConfig};
-
-/// Asserts `max |got - want| <= tol * max |want|`, a NaN failing it.
-fn assert_rel(what: &str, got: &[f32], want: &[f32], tol: f32) {
-    assert_eq!(got.len(), want.len(), "{what}: lengths");
-    let scale = want.iter().fold(0.0f32, |m, v| m.max(v.abs())).max(1e-12);
-    let worst = got
-        .iter()
-        .zip(want)
-        .map(|(g, w)| (g - w).abs())
-        .fold(
-            0.0f32,
-            |m, d| if d.is_nan() { f32::INFINITY } else { m.max(d) },
-        );
-    assert!(
-        worst <= tol * scale,
-        "{what}: max |diff| {worst:e} exceeds {tol:e} x max |ref| {scale:e}"
-    );
-}
 
 /// A small hybrid of the timm layout: a two-stage ResNetV2 (GroupNorm of 8)
 /// and a 2-block, 32-wide ViT with 2 heads, laid out for 32x32 inputs.

@@ -17,28 +17,13 @@
 //! error sends a window's gradient to a different element, as finite
 //! differences must also stay away from kinks.
 
+mod common;
+
+use common::assert_rel;
 use residual_nn::{named_tensors, Mode, Module};
 use residual_tensor::{no_grad, Device, Tensor};
 use residual_train::optim::{Optimizer, OptimizerConfig};
 use residual_zoo::{create, Model, ModelOptions};
-
-/// Asserts `max |got - want| <= tol * max |want|` (relative to the tensor's scale).
-fn assert_rel(what: &str, got: &[f32], want: &[f32], tol: f32) {
-    assert_eq!(got.len(), want.len(), "{what}: lengths");
-    let scale = want.iter().fold(0.0f32, |m, v| m.max(v.abs())).max(1e-6);
-    let worst = got
-        .iter()
-        .zip(want)
-        .map(|(g, w)| (g - w).abs())
-        .fold(
-            0.0f32,
-            |m, d| if d.is_nan() { f32::INFINITY } else { m.max(d) },
-        );
-    assert!(
-        worst <= tol * scale,
-        "{what}: max |diff| {worst:e} exceeds {tol:e} x max |ref| {scale:e}"
-    );
-}
 
 fn pair(name: &str, gpu: &Device) -> (Box<dyn Model>, Box<dyn Model>) {
     let opts = ModelOptions::classes(10);

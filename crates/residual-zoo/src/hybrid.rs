@@ -253,6 +253,23 @@ impl HybridVit {
         &self.config
     }
 
+    /// The blocks, the final norm (`norm` or `fc_norm`) and the head, named,
+    /// input to output.
+    fn transformer_rows(&self) -> Vec<(String, &dyn Module)> {
+        let mut out: Vec<(String, &dyn Module)> = Vec::new();
+        for (i, b) in self.blocks.iter().enumerate() {
+            out.push((format!("blocks.{i}"), b));
+        }
+        if let Some(n) = &self.norm {
+            out.push(("norm".into(), n));
+        }
+        if let Some(n) = &self.fc_norm {
+            out.push(("fc_norm".into(), n));
+        }
+        out.push(("head".into(), &self.head));
+        out
+    }
+
     fn check_input(&self, x: &Tensor) -> Result<()> {
         let c = self.config.in_channels;
         if x.rank() != 4 || x.dims()[1] != c {
@@ -299,16 +316,7 @@ impl Module for HybridVit {
             (String::new(), &self.tokens),
             ("patch_embed".into(), &self.patch_embed),
         ];
-        for (i, b) in self.blocks.iter().enumerate() {
-            out.push((format!("blocks.{i}"), b));
-        }
-        if let Some(n) = &self.norm {
-            out.push(("norm".into(), n));
-        }
-        if let Some(n) = &self.fc_norm {
-            out.push(("fc_norm".into(), n));
-        }
-        out.push(("head".into(), &self.head));
+        out.extend(self.transformer_rows());
         out
     }
 
@@ -334,16 +342,7 @@ impl Model for HybridVit {
             .collect();
         out.push(("patch_embed.proj".into(), &self.patch_embed.proj));
         out.push(("cls_token+pos_embed".into(), &self.tokens));
-        for (i, b) in self.blocks.iter().enumerate() {
-            out.push((format!("blocks.{i}"), b));
-        }
-        if let Some(n) = &self.norm {
-            out.push(("norm".into(), n));
-        }
-        if let Some(n) = &self.fc_norm {
-            out.push(("fc_norm".into(), n));
-        }
-        out.push(("head".into(), &self.head));
+        out.extend(self.transformer_rows());
         out
     }
 

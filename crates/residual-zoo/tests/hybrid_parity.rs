@@ -13,13 +13,12 @@
 
 mod common;
 
-use common::{fill_formula, max_abs, max_diff};
-use residual_nn::weights::{load_safetensors, read_tensors};
+use common::{fill_formula, full_size_check, max_abs, max_diff};
+use residual_nn::weights::read_tensors;
 use residual_nn::{named_tensors, parameter_count, Mode, Module};
 use residual_tensor::{no_grad, Device, Tensor};
 use residual_zoo::{create, BackboneConfig, GlobalPool, HybridConfig, ModelConfig, ModelOptions};
 use std::collections::BTreeMap;
-use std::path::PathBuf;
 
 /// The script's `small_model`: the same architecture as our config.
 fn small_config() -> HybridConfig {
@@ -139,39 +138,15 @@ fn registered_hybrids_have_timms_parameter_counts() {
 #[test]
 #[ignore = "needs target/parity/ from `python3 scripts/parity/make_hybrid_parity.py --full`"]
 fn full_size_hybrid_parity() {
-    let dev = Device::cpu();
-    let dir = PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../../target/parity"));
-    for name in [
-        "vit_small_r26_s32_224",
-        "vit_small_r26_s32_384",
-        "vit_base_r50_s16_224",
-        "vit_base_r50_s16_384",
-    ] {
-        let weights = dir.join(format!("{name}.safetensors"));
-        assert!(
-            weights.exists(),
-            "{} missing: run python3 scripts/parity/make_hybrid_parity.py --full",
-            weights.display()
-        );
-        let m = create(name, &ModelOptions::default(), 0, &dev).unwrap();
-        let report = load_safetensors(&*m, &weights, true).unwrap();
-        let io = read_tensors(dir.join(format!("{name}_io.safetensors")), &dev).unwrap();
-        let got = no_grad(|| m.forward(&io["input"], Mode::Eval))
-            .unwrap()
-            .to_vec()
-            .unwrap();
-        let want = io["output"].to_vec().unwrap();
-        let (d, scale) = (max_diff(&got, &want), max_abs(&want));
-        println!(
-            "{name}: {} tensors loaded, max |diff| {d:.3e}, max |ref| {scale:.3e}, ratio {:.2e}",
-            report.loaded.len(),
-            d / scale
-        );
-        assert!(
-            d <= 1e-4 * scale,
-            "{name}: max |diff| {d} exceeds 1e-4 * max |ref| {scale}"
-        );
-    }
+    full_size_check(
+        &[
+            "vit_small_r26_s32_224",
+            "vit_small_r26_s32_384",
+            "vit_base_r50_s16_224",
+            "vit_base_r50_s16_384",
+        ],
+        "scripts/parity/make_hybrid_parity.py",
+    );
 }
 
 #[test]

@@ -7,15 +7,14 @@
 //!   weights and randomised BN statistics, from checkpoints the script writes
 //!   to `target/parity/` with `--full`.
 
-use residual_nn::weights::{load_safetensors, read_tensors};
+use residual_nn::weights::read_tensors;
 use residual_nn::{Mode, Module};
 use residual_tensor::{no_grad, Device, Tensor};
 use residual_zoo::{create, inference, ModelOptions};
-use std::path::PathBuf;
 
 mod common;
 
-use common::{fill_formula, max_abs, max_diff, unit};
+use common::{fill_formula, full_size_check, max_abs, max_diff, unit};
 
 #[test]
 fn formula_weights_match_torchvision() {
@@ -66,33 +65,8 @@ fn formula_weights_match_torchvision() {
 #[test]
 #[ignore = "needs target/parity/ from `python3 scripts/parity/make_parity.py --full`"]
 fn full_size_parity() {
-    let dev = Device::cpu();
-    let dir = PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../../target/parity"));
-    for name in ["resnet18", "resnet34", "resnet50", "resnet101", "resnet152"] {
-        let weights = dir.join(format!("{name}.safetensors"));
-        assert!(
-            weights.exists(),
-            "{} missing: run python3 scripts/parity/make_parity.py --full",
-            weights.display()
-        );
-        let m = create(name, &ModelOptions::default(), 0, &dev).unwrap();
-        let report = load_safetensors(&*m, &weights, true).unwrap();
-        let io = read_tensors(dir.join(format!("{name}_io.safetensors")), &dev).unwrap();
-        let fused = inference(&*m).unwrap();
-        let got = no_grad(|| fused.forward(&io["input"], Mode::Eval))
-            .unwrap()
-            .to_vec()
-            .unwrap();
-        let want = io["output"].to_vec().unwrap();
-        let (d, scale) = (max_diff(&got, &want), max_abs(&want));
-        println!(
-            "{name}: {} tensors loaded, max |diff| {d:.3e}, max |ref| {scale:.3e}, ratio {:.2e}",
-            report.loaded.len(),
-            d / scale
-        );
-        assert!(
-            d <= 1e-4 * scale,
-            "{name}: max |diff| {d} exceeds 1e-4 * max |ref| {scale}"
-        );
-    }
+    full_size_check(
+        &["resnet18", "resnet34", "resnet50", "resnet101", "resnet152"],
+        "scripts/parity/make_parity.py",
+    );
 }

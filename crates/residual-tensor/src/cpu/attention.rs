@@ -31,6 +31,38 @@ fn softmax_rows(s: &mut [f32], tk: usize, lse: &mut [f32], known: bool) {
     }
 }
 
+/// The attention weights of a block of query rows, in `p` (`[rows, tk]`):
+/// `exp(scale * q_block @ k^T - lse)`, K read transposed in place; `lse`
+/// (the rows' log-sum-exp) is computed and written unless `known`.
+fn weights_block(
+    qb: &[f32],
+    kn: &[f32],
+    s: AttentionSpec,
+    p: &mut [f32],
+    lse: &mut [f32],
+    known: bool,
+) {
+    let rows = lse.len();
+    // [rows, d] x ([tk, d])^T
+    sgemm(
+        rows,
+        s.d,
+        s.tk,
+        s.scale,
+        MatRef {
+            data: qb,
+            trans: false,
+        },
+        MatRef {
+            data: kn,
+            trans: true,
+        },
+        0.0,
+        p,
+    );
+    softmax_rows(p, s.tk, lse, known);
+}
+
 /// Forward: `(o, lse)` (zeros for empty sizes, which the op refuses).
 pub fn forward(q: &[f32], k: &[f32], v: &[f32], s: AttentionSpec) -> (Vec<f32>, Vec<f32>) {
     let AttentionSpec { tq, tk, d, dv, .. } = s;
@@ -52,24 +84,7 @@ pub fn forward(q: &[f32], k: &[f32], v: &[f32], s: AttentionSpec) -> (Vec<f32>, 
                 let rows = BLOCK.min(tq - r0);
                 let qb = &q[(n * tq + r0) * d..(n * tq + r0 + rows) * d];
                 let sb = &mut scores[..rows * tk];
-                // s = scale * q_block @ k^T : [rows, d] x ([tk, d])^T
-                sgemm(
-                    rows,
-                    d,
-                    tk,
-                    s.scale,
-                    MatRef {
-                        data: qb,
-                        trans: false,
-                    },
-                    MatRef {
-                        data: kn,
-                        trans: true,
-                    },
-                    0.0,
-                    sb,
-                );
-                softmax_rows(sb, tk, &mut lse[r0..r0 + rows], false);
+                weights_block(qb, kn, s, sb, &mut lse[r0..r0 + rows], false);
                 // o = p @ v : [rows, tk] x [tk, dv]
                 let ob = &mut o[r0 * dv..(r0 + rows) * dv];
                 sgemm(
@@ -132,25 +147,7 @@ pub fn backward(
                     &d_o[at * dv..(at + rows) * dv],
                 );
                 let (pb, dsb) = (&mut p[..rows * tk], &mut ds[..rows * tk]);
-                // p = exp(scale * q_block @ k^T - lse)
-                sgemm(
-                    rows,
-                    d,
-                    tk,
-                    s.scale,
-                    MatRef {
-                        data: qb,
-                        trans: false,
-                    },
-                    MatRef {
-                        data: kn,
-                        trans: true,
-                    },
-                    0.0,
-                    pb,
-                );
-                let mut l = lse[at..at + rows].to_vec();
-                softmax_rows(pb, tk, &mut l, true);
+                weights_block(qb, kn, s, pb, &mut lse[at..at + rows].to_vec(), true);
                 // dv += p^T @ do : ([rows, tk])^T x [rows, dv]
                 sgemm(
                     tk,

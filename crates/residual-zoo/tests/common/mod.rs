@@ -79,3 +79,42 @@ pub fn fill_formula(m: &dyn residual_nn::Module, dev: &residual_tensor::Device) 
         slot.set(residual_tensor::Tensor::from_vec(formula(&key, &shape), shape, dev).unwrap());
     }
 }
+
+/// The ignored full-size checks: each model of `names` loads
+/// `target/parity/<name>.safetensors` strictly and, through the inference
+/// pass, matches the float64 logits of `target/parity/<name>_io.safetensors`
+/// within 1e-4 of their largest magnitude (`script --full` writes both).
+pub fn full_size_check(names: &[&str], script: &str) {
+    use residual_nn::weights::{load_safetensors, read_tensors};
+    use residual_nn::{Mode, Module};
+    use residual_zoo::{create, inference, ModelOptions};
+    let dev = residual_tensor::Device::cpu();
+    let dir = std::path::PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../../target/parity"));
+    for name in names {
+        let weights = dir.join(format!("{name}.safetensors"));
+        assert!(
+            weights.exists(),
+            "{} missing: run python3 {script} --full",
+            weights.display()
+        );
+        let m = create(name, &ModelOptions::default(), 0, &dev).unwrap();
+        let report = load_safetensors(&*m, &weights, true).unwrap();
+        let io = read_tensors(dir.join(format!("{name}_io.safetensors")), &dev).unwrap();
+        let fused = inference(&*m).unwrap();
+        let got = residual_tensor::no_grad(|| fused.forward(&io["input"], Mode::Eval))
+            .unwrap()
+            .to_vec()
+            .unwrap();
+        let want = io["output"].to_vec().unwrap();
+        let (d, scale) = (max_diff(&got, &want), max_abs(&want));
+        println!(
+            "{name}: {} tensors loaded, max |diff| {d:.3e}, max |ref| {scale:.3e}, ratio {:.2e}",
+            report.loaded.len(),
+            d / scale
+        );
+        assert!(
+            d <= 1e-4 * scale,
+            "{name}: max |diff| {d} exceeds 1e-4 * max |ref| {scale}"
+        );
+    }
+}
