@@ -1,7 +1,8 @@
 //! The ResNet-stem Vision Transformer (timm's `vision_transformer_hybrid`):
 //! a convolutional backbone's feature map, projected by a 1x1 convolution to
 //! tokens (`HybridEmbed`), a class token and a learned position embedding,
-//! transformer blocks, a final LayerNorm and a head on the class token.
+//! transformer blocks, a final LayerNorm and a head on the class token (or,
+//! with `global_pool = "avg"`, on the normed mean of the other tokens).
 //! Parameter names are timm's, so a timm `state_dict` loads unchanged.
 
 use crate::config::ResNetConfig;
@@ -68,10 +69,18 @@ pub struct HybridEmbed {
     pub proj: Conv2d,
 }
 
+impl HybridEmbed {
+    /// `[B, C, H, W]` -> the projected feature map `[B, D, h, w]`, the
+    /// backbone's stem and block outputs given to `tap` with their names.
+    fn run(&self, x: &Tensor, mode: Mode, tap: &mut dyn FnMut(String, &Tensor)) -> Result<Tensor> {
+        self.proj.forward(&self.backbone.run(x, mode, tap)?, mode)
+    }
+}
+
 impl Module for HybridEmbed {
     /// `[B, C, H, W]` -> the projected feature map `[B, D, h, w]`.
     fn forward(&self, x: &Tensor, mode: Mode) -> Result<Tensor> {
-        self.proj.forward(&self.backbone.forward(x, mode)?, mode)
+        self.run(x, mode, &mut |_, _| {})
     }
     fn children(&self) -> Vec<(String, &dyn Module)> {
         vec![
@@ -287,11 +296,9 @@ impl HybridVit {
     /// them first).
     fn run(&self, x: &Tensor, mode: Mode, tap: &mut dyn FnMut(String, &Tensor)) -> Result<Tensor> {
         self.check_input(x)?;
-        let embed = &self.patch_embed;
         let mut backbone_tap =
             |name: String, t: &Tensor| tap(format!("patch_embed.backbone.{name}"), t);
-        let f = embed.backbone.run(x, mode, &mut backbone_tap)?;
-        let f = embed.proj.forward(&f, mode)?;
+        let f = self.patch_embed.run(x, mode, &mut backbone_tap)?;
         let mut t = self.tokens.forward(&f, mode)?;
         for (i, block) in self.blocks.iter().enumerate() {
             t = block.forward(&t, mode)?;
