@@ -34,6 +34,7 @@ fn keep_freed_memory() {
     // SAFETY: sets one integer option; mimalloc reads it at each purge.
     unsafe { libmimalloc_sys::mi_option_set(MI_OPTION_PURGE_DELAY, -1) };
 }
+use residual_tensor::Error;
 use std::process::ExitCode;
 
 /// residual: ResNets in Rust, on the CPU or any GPU.
@@ -65,10 +66,11 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Summary(a) => summary::run(a),
-        Command::Predict(a) => predict::run(a),
+        Command::Predict(a) => on_kernel_pool(|| predict::run(a)),
+        // Training chooses its threads itself (replicas, MPI ranks).
         Command::Train(a) => train::run(*a),
-        Command::Eval(a) => eval::run(a),
-        Command::Experiment(a) => experiment::run(a),
+        Command::Eval(a) => on_kernel_pool(|| eval::run(a)),
+        Command::Experiment(a) => on_kernel_pool(|| experiment::run(a)),
         Command::Report(a) => report::run(a),
     };
     match result {
@@ -78,4 +80,12 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// Runs `f` with this thread as worker 0 of a pool of every core
+/// ([`residual_tensor::cpu::kernel_pool`]): its kernels start here instead
+/// of being handed to rayon's pool one by one.
+fn on_kernel_pool(f: impl FnOnce() -> Result<(), Error>) -> Result<(), Error> {
+    let _pool = residual_tensor::cpu::kernel_pool(rayon::current_num_threads())?;
+    f()
 }

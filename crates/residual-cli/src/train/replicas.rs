@@ -53,6 +53,7 @@ pub(super) fn start(
         let rank = c.rank();
         std::thread::spawn(move || {
             let follow = || -> Result<Ended, Error> {
+                let _pool = kernel_pool(n)?;
                 let mut t = match start {
                     Start::New(config) => Trainer::new(*config, train, &dev)?,
                     Start::Resume(dir, epochs) => Trainer::resume(&dir, train, epochs, &dev)?,
@@ -66,4 +67,15 @@ pub(super) fn start(
         });
     }
     lead
+}
+
+/// Gives the calling thread, one of `n` replicas training in this process
+/// (`n` = 1: the only one), its share of the cores for its kernels
+/// ([`residual_tensor::cpu::kernel_pool`]): `threads / n` of them, at least
+/// one, where `threads` is the size of the process-wide pool
+/// (`RAYON_NUM_THREADS`, an MPI rank's share, or the cores). With 2 replicas
+/// on 2 cores each replica's kernels run inline on its own core. Hold the
+/// handle for the run.
+pub(super) fn kernel_pool(n: usize) -> Result<rayon::ThreadPool, Error> {
+    residual_tensor::cpu::kernel_pool(rayon::current_num_threads() / n.max(1))
 }

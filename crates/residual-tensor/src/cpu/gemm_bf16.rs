@@ -64,7 +64,7 @@ pub fn available() -> bool {
 
 /// Whether `/proc/cpuinfo`'s text lists `flag` among a CPU's flags.
 #[cfg(test)]
-fn cpuinfo_lists(cpuinfo: &str, flag: &str) -> bool {
+pub(super) fn cpuinfo_lists(cpuinfo: &str, flag: &str) -> bool {
     cpuinfo.lines().any(|l| {
         l.split_once(':').is_some_and(|(key, flags)| {
             key.trim() == "flags" && flags.split_whitespace().any(|f| f == flag)
@@ -112,6 +112,55 @@ pub fn gemm(
     beta: f32,
     c: &mut [f32],
 ) {
+    gemm_on(Path::fastest(), m, k, n, a, b, beta, c);
+}
+
+/// Whether [`gemm`] runs on AMX tiles here (the CPU has AMX-BF16 and the
+/// kernel granted this process the tile data, which this asks for once).
+pub fn uses_amx() -> bool {
+    available() && Path::fastest() == Path::Amx
+}
+
+/// The kernels [`gemm`] can run on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Path {
+    /// AVX512-BF16's `vdpbf16ps` on vectors.
+    Avx512Bf16,
+    /// AMX tiles (`tdpbf16ps`, [`super::gemm_amx`]).
+    Amx,
+}
+
+impl Path {
+    /// AMX where the CPU and the kernel allow it, else AVX512-BF16.
+    pub(crate) fn fastest() -> Self {
+        #[cfg(target_arch = "x86_64")]
+        if super::gemm_amx::available() {
+            return Path::Amx;
+        }
+        Path::Avx512Bf16
+    }
+
+    /// What [`super::kernel_paths`] reports.
+    pub(crate) fn describe(self) -> &'static str {
+        match self {
+            Path::Amx => "amx (tdpbf16ps on 16x16 tiles, f32 accumulation)",
+            Path::Avx512Bf16 => "avx512_bf16 (vdpbf16ps, f32 accumulation)",
+        }
+    }
+}
+
+/// [`gemm`] on the kernels of `path` (which must run here).
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn gemm_on(
+    path: Path,
+    m: usize,
+    k: usize,
+    n: usize,
+    a: MatRef<bf16>,
+    b: MatRef<bf16>,
+    beta: f32,
+    c: &mut [f32],
+) {
     assert!(available(), "gemm_bf16: this CPU lacks AVX512-BF16");
     assert!(
         a.data.len() >= m * k && b.data.len() >= k * n && c.len() >= m * n,
@@ -122,10 +171,20 @@ pub fn gemm(
     }
     let pc = c.as_mut_ptr() as usize;
     for_each_block(m, k, n, |r0, rows, c0, cols| {
+        let (c, rows, cols) = (pc as *mut f32, (r0, rows), (c0, cols));
         // SAFETY: blocks of concurrent tasks are disjoint parts of c, whose
         // length was asserted; `block` writes only rows r0..r0+rows and
         // columns c0..c0+cols.
-        unsafe { block(m, k, n, a, b, beta, pc as *mut f32, (r0, rows), (c0, cols)) }
+        match path {
+            Path::Avx512Bf16 => unsafe { block(m, k, n, a, b, beta, c, rows, cols) },
+            #[cfg(target_arch = "x86_64")]
+            Path::Amx => {
+                assert!(super::gemm_amx::available(), "gemm_bf16: no AMX here");
+                unsafe { super::gemm_amx::block(m, k, n, a, b, beta, c, rows, cols) }
+            }
+            #[cfg(not(target_arch = "x86_64"))]
+            Path::Amx => unreachable!("AMX is x86_64's"),
+        }
     });
 }
 
@@ -301,7 +360,7 @@ fn pack<const W: usize>(
 /// Interleaves two rows of `NR` bf16 values into `NR` words of pairs.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f,avx512bw")]
-unsafe fn interleave_rows(r0: *const bf16, r1: *const bf16, dst: *mut u32) {
+pub(super) unsafe fn interleave_rows(r0: *const bf16, r1: *const bf16, dst: *mut u32) {
     use std::arch::x86_64::*;
     // Output u16 lane i takes lane i / 2 of r0 (even i) or of r1 (odd i,
     // index 32 + i / 2 of the pair of sources); the second half continues at 16.
@@ -335,7 +394,7 @@ unsafe fn interleave_rows(r0: *const bf16, r1: *const bf16, dst: *mut u32) {
 }
 
 #[cfg(not(target_arch = "x86_64"))]
-unsafe fn interleave_rows(_: *const bf16, _: *const bf16, _: *mut u32) {
+pub(super) unsafe fn interleave_rows(_: *const bf16, _: *const bf16, _: *mut u32) {
     unreachable!("gemm_bf16 runs only where available() holds")
 }
 
@@ -459,6 +518,31 @@ mod tests {
         if !test_runs_here() {
             return;
         }
+        products_match_float64(&|m, k, n, a, b, beta, c| {
+            gemm_on(Path::Avx512Bf16, m, k, n, a, b, beta, c)
+        });
+    }
+
+    #[test]
+    fn the_amx_path_matches_a_float64_product_for_every_shape_and_transpose() {
+        #[cfg(target_arch = "x86_64")]
+        let (runs, reported) = (
+            available() && super::super::gemm_amx::available(),
+            super::super::gemm_amx::cpu_reports_amx_bf16(),
+        );
+        #[cfg(not(target_arch = "x86_64"))]
+        let (runs, reported) = (false, false);
+        if !crate::test_skip::run_or_skip("AMX-BF16", runs, reported) {
+            return;
+        }
+        products_match_float64(&|m, k, n, a, b, beta, c| {
+            gemm_on(Path::Amx, m, k, n, a, b, beta, c)
+        });
+    }
+
+    type GemmFn<'f> = dyn Fn(usize, usize, usize, MatRef<bf16>, MatRef<bf16>, f32, &mut [f32]) + 'f;
+
+    fn products_match_float64(path_gemm: &GemmFn) {
         // Odd k, partial panels, several k blocks (k > KC), and sizes large
         // enough to be split across threads.
         for &(m, k, n) in &[
@@ -467,6 +551,7 @@ mod tests {
             (6, 32, 32),
             (13, 600, 70),
             (70, 300, 1100),
+            (33, 1100, 65),
         ] {
             for (ta, tb) in [(false, false), (true, false), (false, true), (true, true)] {
                 let (a, b) = (values(m * k, 1), values(k * n, 2));
@@ -485,7 +570,7 @@ mod tests {
                             trans: tb,
                         },
                     );
-                    gemm(m, k, n, ar, br, beta, &mut c);
+                    path_gemm(m, k, n, ar, br, beta, &mut c);
                     for i in 0..m {
                         for j in 0..n {
                             let (mut want, mut mag) = (beta as f64 * c0[i * n + j] as f64, 0.0f64);

@@ -6,6 +6,8 @@ mod conv;
 mod elementwise;
 mod fill;
 pub mod gemm;
+#[cfg(target_arch = "x86_64")]
+mod gemm_amx;
 pub mod gemm_bf16;
 mod layout;
 mod norm;
@@ -15,6 +17,7 @@ mod reduce;
 mod softmax;
 mod spare;
 mod storage;
+mod threads;
 
 use crate::backend::*;
 use crate::{DType, Error, Result, Shape};
@@ -25,6 +28,7 @@ use std::sync::Arc;
 use storage::{f32s, host, store, Float};
 
 pub use storage::CpuStorage;
+pub use threads::kernel_pool;
 
 /// The instruction sets this CPU backend's kernels run on here, chosen at
 /// run time from what the CPU reports: `(kernel, path)` pairs, for benchmark
@@ -35,7 +39,7 @@ pub fn kernel_paths() -> Vec<(&'static str, &'static str)> {
         (
             "bf16 gemm",
             if gemm_bf16::available() {
-                "avx512_bf16 (vdpbf16ps, f32 accumulation)"
+                gemm_bf16::Path::fastest().describe()
             } else {
                 "upcast to f32, then the f32 gemm"
             },

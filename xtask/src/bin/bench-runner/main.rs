@@ -103,6 +103,17 @@ fn child(name: &str, dev: &Device, on_gpu: bool) -> ExitCode {
         eprintln!("bench: no case is named {name:?}");
         return ExitCode::from(2);
     };
+    // This thread runs the case: make it worker 0 of a pool of
+    // RAYON_NUM_THREADS threads, as `residual` does, so that its kernels
+    // split across the workers from here instead of being handed to rayon's
+    // pool and waited for.
+    let _pool = match residual_tensor::cpu::kernel_pool(rayon::current_num_threads()) {
+        Ok(p) => p,
+        Err(e) => {
+            eprintln!("bench: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
     let secs = run::run_case(&c, dev);
     let mut out = json!({"secs": secs});
     if !on_gpu {
@@ -157,11 +168,20 @@ fn measure_peaks(threads: usize) -> [(usize, Peaks); 2] {
         let bf16 = peak::measure_bf16(t);
         let mut row = json!({"case": format!("bf16 peak{suffix}"), "device": "cpu", "threads": t});
         match bf16 {
-            Some(g) => row["gflops"] = round(g).into(),
+            Some((g, instruction)) => {
+                row["gflops"] = round(g).into();
+                row["instruction"] = instruction.into();
+            }
             None => row["note"] = "no AVX512-BF16 on this CPU: bf16 cases are taken of the fp32 peak".into(),
         }
         println!("{row}");
-        (t, Peaks { fp32, bf16 })
+        (
+            t,
+            Peaks {
+                fp32,
+                bf16: bf16.map(|(g, _)| g),
+            },
+        )
     })
 }
 

@@ -1,7 +1,8 @@
 //! The machine's measured peaks: fp32 (every thread runs independent FMA
 //! chains on the widest vectors the CPU has, for a fixed number of
-//! iterations) and, where the CPU has AVX512-BF16, bf16 (the same with
-//! `vdpbf16ps`, the instruction of the native bf16 GEMM: 32 bf16 products
+//! iterations) and bf16, on the instruction residual's bf16 GEMM runs here:
+//! AMX's `tdpbf16ps` on tiles (16 x 16 x 32 multiply-adds, 16,384 FLOPs)
+//! where the CPU has AMX, else AVX512-BF16's `vdpbf16ps` (32 bf16 products
 //! summed into 16 f32 lanes, 64 FLOPs).
 
 use std::time::Instant;
@@ -83,10 +84,64 @@ mod x86 {
         _mm512_reduce_add_ps(s)
     }
 
-    /// The bf16 kernel where this CPU has AVX512-BF16.
-    pub fn bf16_kernel() -> Option<super::Kernel> {
-        (is_x86_feature_detected!("avx512f") && is_x86_feature_detected!("avx512bf16"))
-            .then_some(avx512_bf16 as super::Kernel)
+    /// `tdpbf16ps` on AMX tiles: four independent 16 x 16 f32 accumulator
+    /// tiles, each instruction 16 x 16 x 32 multiply-adds (16,384 FLOPs),
+    /// four per iteration.
+    ///
+    /// # Safety
+    /// The process holds AMX's tile data (residual's bf16 GEMM asked for it:
+    /// `residual_tensor::cpu::gemm_bf16::uses_amx()`).
+    pub unsafe fn amx_bf16(iters: usize) -> f32 {
+        // Palette 1, eight tiles of 16 rows by 64 bytes.
+        let mut config = [0u8; 64];
+        config[0] = 1;
+        for t in 0..8 {
+            config[16 + 2 * t] = 64;
+            config[48 + t] = 16;
+        }
+        // SAFETY: the caller holds the tile data; the configuration is valid.
+        unsafe {
+            std::arch::asm!(
+                "ldtilecfg [{cfg}]",
+                "tilezero tmm0",
+                "tilezero tmm1",
+                "tilezero tmm2",
+                "tilezero tmm3",
+                "tilezero tmm4",
+                "tilezero tmm5",
+                "tilezero tmm6",
+                "tilezero tmm7",
+                "2:",
+                "tdpbf16ps tmm0, tmm4, tmm6",
+                "tdpbf16ps tmm1, tmm4, tmm7",
+                "tdpbf16ps tmm2, tmm5, tmm6",
+                "tdpbf16ps tmm3, tmm5, tmm7",
+                "dec {n}",
+                "jnz 2b",
+                "tilerelease",
+                cfg = in(reg) config.as_ptr(),
+                n = inout(reg) iters.max(1) => _,
+                options(nostack),
+            );
+        }
+        0.0
+    }
+
+    /// The bf16 kernel of residual's bf16 GEMM here and its FLOPs per
+    /// iteration: AMX tiles, else AVX512-BF16 vectors, else none.
+    pub fn bf16_kernel() -> Option<(super::Kernel, usize, &'static str)> {
+        if residual_tensor::cpu::gemm_bf16::uses_amx() {
+            return Some((
+                amx_bf16 as super::Kernel,
+                4 * 16 * 16 * 32 * 2,
+                "tdpbf16ps (AMX tiles)",
+            ));
+        }
+        (is_x86_feature_detected!("avx512f") && is_x86_feature_detected!("avx512bf16")).then_some((
+            avx512_bf16 as super::Kernel,
+            super::CHAINS * 64,
+            "vdpbf16ps (AVX512-BF16)",
+        ))
     }
 
     /// (lanes, kernel) of the widest FMA this CPU runs.
@@ -155,13 +210,17 @@ pub fn measure(threads: usize) -> (f64, usize) {
     best
 }
 
-/// Measured bf16 peak in GFLOP/s over `threads` threads (`vdpbf16ps`), or
-/// `None` where the CPU has no native bf16 products.
-pub fn measure_bf16(threads: usize) -> Option<f64> {
+/// Measured bf16 peak in GFLOP/s over `threads` threads, on the instruction
+/// residual's bf16 GEMM runs here (named), or `None` where the CPU has no
+/// native bf16 products.
+pub fn measure_bf16(threads: usize) -> Option<(f64, &'static str)> {
     #[cfg(target_arch = "x86_64")]
     {
-        // 16 lanes x 2 products x 2 FLOPs per instruction.
-        x86::bf16_kernel().map(|k| time_kernel(k, ITERS / 16, threads, CHAINS * 64))
+        x86::bf16_kernel().map(|(k, flops, name)| {
+            // About as many FLOPs per run as the fp32 peak's.
+            let iters = (ITERS * CHAINS * 32 / flops).max(1);
+            (time_kernel(k, iters, threads, flops), name)
+        })
     }
     #[cfg(not(target_arch = "x86_64"))]
     {
