@@ -24,6 +24,7 @@
 //! (`arch_prctl(ARCH_REQ_XCOMP_PERM, XFEATURE_XTILEDATA)`), which
 //! [`available`] does once.
 
+use super::bf16_pairs::{interleave_rows, pair};
 use super::gemm::MatRef;
 use super::spare::Spare;
 use half::bf16;
@@ -55,7 +56,7 @@ pub(super) fn cpu_reports_amx_bf16() -> bool {
     std::fs::read_to_string("/proc/cpuinfo").is_ok_and(|text| {
         ["amx_tile", "amx_bf16"]
             .iter()
-            .all(|f| super::gemm_bf16::cpuinfo_lists(&text, f))
+            .all(|f| super::bf16_pairs::cpuinfo_lists(&text, f))
     })
 }
 
@@ -261,12 +262,6 @@ unsafe fn tile_product(steps: usize, a: &[u32], lda: usize, b: &[u32], out: &mut
     }
 }
 
-/// One word of two bf16 values, `lo` in the low half.
-#[inline(always)]
-fn pair(lo: bf16, hi: bf16) -> u32 {
-    lo.to_bits() as u32 | (hi.to_bits() as u32) << 16
-}
-
 /// Packs rows `i0 .. i0 + mc` and k `k0 .. k0 + kc` of `op(a)` (`[m, k]`)
 /// as `[MR-multiple rows][kp words]`, rows and pairs past the data zero.
 fn pack_a(
@@ -341,9 +336,7 @@ fn pack_b(
                 // SAFETY: AMX CPUs have AVX-512 (checked with `available`
                 // by the caller's gemm); both rows hold NR values, `words`
                 // NR words.
-                unsafe {
-                    super::gemm_bf16::interleave_rows(r0.as_ptr(), r1.as_ptr(), words.as_mut_ptr())
-                };
+                unsafe { interleave_rows(r0.as_ptr(), r1.as_ptr(), words.as_mut_ptr()) };
                 continue;
             }
             for (j, w) in words.iter_mut().enumerate() {

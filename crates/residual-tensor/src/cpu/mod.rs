@@ -2,6 +2,7 @@
 //! GEMM through [`gemm::sgemm`].
 
 mod attention;
+mod bf16_pairs;
 mod conv;
 mod elementwise;
 mod fill;
