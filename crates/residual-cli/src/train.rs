@@ -44,7 +44,8 @@ const DEFAULT_MODEL: &str = "resnet20";
 /// `--epochs` when not given (and not resuming): at least this many ...
 const DEFAULT_MIN_EPOCHS: u64 = 8;
 /// ... and enough for at least this many optimizer steps, so that a small
-/// dataset trains as long as the main job (8 epochs of 124 steps) does.
+/// dataset trains as long as the main job did before 2026-12-06 (8 epochs of
+/// 124 steps; it now has [`MAIN_JOB_MIN_STEPS`]).
 const DEFAULT_MIN_STEPS: u64 = 960;
 
 /// The main job's steps (ResNet-20 on the bundled digits): 12 epochs of
@@ -382,7 +383,9 @@ fn train(
                 Some((dir, _)) => replicas::Start::Resume(dir.clone(), a.epochs),
                 None => replicas::Start::New(Box::new(run_config.clone())),
             };
-            let group = replicas::start(
+            // Before the other replicas start: a failure leaves none waiting.
+            _kernel_pool = replicas::kernel_pool(n)?;
+            replicas::start(
                 n,
                 timeout,
                 start,
@@ -390,9 +393,7 @@ fn train(
                 test.clone(),
                 &dev,
                 stop.clone(),
-            );
-            _kernel_pool = replicas::kernel_pool(n)?;
-            group
+            )
         }
         None => {
             _kernel_pool = replicas::kernel_pool(1)?;

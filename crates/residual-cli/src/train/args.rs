@@ -15,7 +15,8 @@ pub struct Args {
     pub(super) model: Option<String>,
     #[command(flatten)]
     pub(super) data: DataArgs,
-    /// Epochs [default: 8, or more for a small dataset, enough for 960 optimizer steps; with
+    /// Epochs [default: 8, or more for a small dataset, enough for 960 optimizer steps; the
+    /// main job (resnet20 on the bundled digits): enough for 1,440 (12 epochs); with
     /// --resume, the run's own, and more extend it].
     #[arg(long, allow_negative_numbers = true, value_parser = at_least_one::<u64>)]
     pub(super) epochs: Option<u64>,

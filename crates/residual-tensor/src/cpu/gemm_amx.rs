@@ -42,6 +42,10 @@ const MC: usize = 96;
 /// Columns of B per packed block (a multiple of `NR`).
 const NC: usize = 512;
 
+// The packing and the micro-kernel rely on these.
+const _: () = assert!(MR == 32 && NR == 32 && KC.is_multiple_of(2 * TILE_PAIRS));
+const _: () = assert!(MC.is_multiple_of(MR) && NC.is_multiple_of(NR));
+
 /// Whether this CPU and kernel run the AMX path: the CPU reports AMX-TILE
 /// and AMX-BF16, and Linux granted this process the tile data (asked once).
 pub(super) fn available() -> bool {
@@ -220,7 +224,13 @@ fn add_scaled(dst: &mut [f32], src: &[f32], beta: f32) {
 /// rows of `lda >= steps * 16` words, `b` `steps * 16` pairs of `NR` words;
 /// `steps >= 1`.
 unsafe fn tile_product(steps: usize, a: &[u32], lda: usize, b: &[u32], out: &mut [f32; MR * NR]) {
-    debug_assert!(steps >= 1 && a.len() >= MR * lda && b.len() >= steps * TILE_PAIRS * NR);
+    assert!(
+        steps >= 1
+            && lda >= steps * TILE_PAIRS
+            && a.len() >= MR * lda
+            && b.len() >= steps * TILE_PAIRS * NR,
+        "gemm_amx: the panels do not hold the tiles"
+    );
     // SAFETY: the loads read 16 rows of 64 bytes at the given strides, all
     // inside the panels; the stores write 32 rows of 128 bytes into `out`.
     unsafe {

@@ -36,6 +36,9 @@ const MC: usize = 96;
 /// Columns of B per packed block (a multiple of `NR`).
 const NC: usize = 1024;
 
+// `interleave_rows` packs full panels of exactly 32 columns.
+const _: () = assert!(NR == 32);
+
 /// The native bf16 GEMM as a [`GemmElem`]: callers check [`available`] first.
 impl GemmElem for bf16 {
     fn gemm(
@@ -498,13 +501,14 @@ mod tests {
             (13, 600, 70),
             (70, 300, 1100),
             (33, 1100, 65),
+            (33, 1101, 65),
         ] {
             for (ta, tb) in [(false, false), (true, false), (false, true), (true, true)] {
                 let (a, b) = (values(m * k, 1), values(k * n, 2));
                 let get_a = |i: usize, kk: usize| if ta { a[kk * m + i] } else { a[i * k + kk] };
                 let get_b = |kk: usize, j: usize| if tb { b[j * k + kk] } else { b[kk * n + j] };
                 let c0: Vec<f32> = values(m * n, 3).iter().map(|v| v.to_f32()).collect();
-                for beta in [0.0f32, 0.5] {
+                for beta in [0.0f32, 0.5, 1.0] {
                     let mut c = c0.clone();
                     let (ar, br) = (
                         MatRef {

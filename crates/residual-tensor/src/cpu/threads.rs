@@ -13,9 +13,11 @@ use crate::{Error, Result};
 /// pool: the kernels this thread calls then run on it and on those
 /// workers, without a hand-off to rayon's global pool. With `threads` = 1
 /// they run inline on this thread (one of several replicas each owning a
-/// core). The thread stays the pool's worker while the handle lives (and
-/// rayon keeps it registered with the pool after that): hold the handle for
-/// as long as the thread computes, and call this once per thread.
+/// core). The thread stays the pool's worker while the handle lives, and
+/// rayon keeps it registered with the pool after that: once the handle is
+/// dropped, the thread's kernels run on it alone, and it cannot join another
+/// pool. Hold the handle for as long as the thread computes, and call this
+/// once per thread.
 ///
 /// Errors when the calling thread already is a worker of a rayon pool.
 ///
