@@ -10,6 +10,20 @@ pub(super) fn pair(lo: bf16, hi: bf16) -> u32 {
     lo.to_bits() as u32 | (hi.to_bits() as u32) << 16
 }
 
+/// Writes the k pairs of `src` (one row of A or column of B, k contiguous)
+/// down a column of a panel: word `p` goes to `dst[p * stride + col]`. An odd
+/// last value is paired with zero.
+#[inline]
+pub(super) fn scatter_pairs(src: &[bf16], dst: &mut [u32], col: usize, stride: usize) {
+    let (pairs, odd) = src.as_chunks::<2>();
+    for (p, &[lo, hi]) in pairs.iter().enumerate() {
+        dst[p * stride + col] = pair(lo, hi);
+    }
+    if let [last] = odd {
+        dst[pairs.len() * stride + col] = pair(*last, bf16::ZERO);
+    }
+}
+
 /// Interleaves two rows of 32 bf16 values into 32 words of pairs.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f,avx512bw")]

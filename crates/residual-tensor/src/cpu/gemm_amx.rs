@@ -24,7 +24,7 @@
 //! (`arch_prctl(ARCH_REQ_XCOMP_PERM, XFEATURE_XTILEDATA)`), which
 //! [`available`] does once.
 
-use super::bf16_pairs::{interleave_rows, pair};
+use super::bf16_pairs::{interleave_rows, pair, scatter_pairs};
 use super::gemm::MatRef;
 use super::spare::Spare;
 use half::bf16;
@@ -272,6 +272,18 @@ unsafe fn tile_product(steps: usize, a: &[u32], lda: usize, b: &[u32], out: &mut
     }
 }
 
+/// Pair `p` of a line of `kc` values read with `at(k)`: values past `kc` are
+/// zero (a whole word past the line, or the odd last value's partner).
+#[inline(always)]
+fn pair_at(at: impl Fn(usize) -> bf16, p: usize, kc: usize) -> u32 {
+    let (e, o) = (2 * p, 2 * p + 1);
+    match (e < kc, o < kc) {
+        (true, true) => pair(at(e), at(o)),
+        (true, false) => pair(at(e), bf16::ZERO),
+        _ => 0,
+    }
+}
+
 /// Packs rows `i0 .. i0 + mc` and k `k0 .. k0 + kc` of `op(a)` (`[m, k]`)
 /// as `[MR-multiple rows][kp words]`, rows and pairs past the data zero.
 fn pack_a(
@@ -295,26 +307,12 @@ fn pack_a(
             // Stored [k, m]: row r's values lie a column apart.
             let at = |kk: usize| a.data[(k0 + kk) * m + r];
             for (p, w) in row.iter_mut().enumerate() {
-                let (e, o) = (2 * p, 2 * p + 1);
-                *w = match (e < kc, o < kc) {
-                    (true, true) => pair(at(e), at(o)),
-                    (true, false) => pair(at(e), bf16::ZERO),
-                    _ => 0,
-                };
+                *w = pair_at(at, p, kc);
             }
         } else {
             // Stored [m, k]: the row's values are contiguous, pairs in order.
-            let src = &a.data[r * k + k0..][..kc];
-            let (pairs, odd) = src.as_chunks::<2>();
-            for (w, &[lo, hi]) in row.iter_mut().zip(pairs) {
-                *w = pair(lo, hi);
-            }
-            let mut p = pairs.len();
-            if let [last] = odd {
-                row[p] = pair(*last, bf16::ZERO);
-                p += 1;
-            }
-            row[p..].fill(0);
+            scatter_pairs(&a.data[r * k + k0..][..kc], row, 0, 1);
+            row[kc.div_ceil(2)..].fill(0);
         }
     }
 }
@@ -359,7 +357,7 @@ fn pack_b(
                     false => b.data[(k0 + kk) * n + jb + j],
                     true => b.data[(jb + j) * k + k0 + kk],
                 };
-                *w = pair(at(e), if o < kc { at(o) } else { bf16::ZERO });
+                *w = pair_at(at, p, kc);
             }
         }
     }

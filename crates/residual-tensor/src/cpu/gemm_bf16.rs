@@ -20,7 +20,7 @@
 
 #[cfg(test)]
 use super::bf16_pairs::cpuinfo_lists;
-use super::bf16_pairs::{interleave_rows, pair};
+use super::bf16_pairs::{interleave_rows, pair, scatter_pairs};
 use super::gemm::{degenerate, for_each_block, GemmElem, MatRef};
 use super::spare::Spare;
 use half::bf16;
@@ -242,20 +242,6 @@ unsafe fn block(
     }
     u32::give(apack);
     u32::give(bpack);
-}
-
-/// Writes the k pairs of `src` (one row of A or column of B, k contiguous)
-/// down a column of a panel: word `p` goes to `dst[p * stride + col]`. An odd
-/// last value is paired with zero.
-#[inline]
-fn scatter_pairs(src: &[bf16], dst: &mut [u32], col: usize, stride: usize) {
-    let (pairs, odd) = src.as_chunks::<2>();
-    for (p, &[lo, hi]) in pairs.iter().enumerate() {
-        dst[p * stride + col] = pair(lo, hi);
-    }
-    if let [last] = odd {
-        dst[pairs.len() * stride + col] = pair(*last, bf16::ZERO);
-    }
 }
 
 /// Packs rows `i0 .. i0 + mc` and k `k0 .. k0 + kc` of `op(a)` (`[m, k]`)
