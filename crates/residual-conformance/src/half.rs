@@ -1,4 +1,4 @@
-//! Half precision: casts, GEMM ops on f16 / bf16 operands, batch norm of a
+//! Half precision: casts, GEMM ops on f16 / bf16 operands, norms of a
 //! half input, and autocast against PyTorch's.
 
 use crate::fixtures::{check, fixture, grads_for, load};
@@ -112,64 +112,69 @@ pub fn half_gemm_ops(dev: &Device) {
     }
 }
 
-/// Training-mode batch norm takes a half input as it is (as a convolution's
-/// output under autocast): its output, statistics and affine gradients equal
-/// those of the upcast input, and the input's gradient is that one rounded
-/// once to the input's dtype.
-pub fn batch_norm_half_input(dev: &Device) {
-    for dtype in [DType::BF16, DType::F16] {
-        let x = randn(dev, &[3, 4, 5, 6], 21).cast(dtype).unwrap();
-        let xw = x.cast(DType::F32).unwrap();
-        let gamma = randn(dev, &[4], 22).requires_grad_();
-        let beta = randn(dev, &[4], 23).requires_grad_();
-        let dy = randn(dev, &[3, 4, 5, 6], 24);
-        let run = |input: &Tensor| {
-            let input = input.clone().requires_grad_();
-            let out = input
-                .batch_norm_train(Some(&gamma), Some(&beta), 1e-5)
-                .unwrap();
-            let g = out
-                .y
-                .mul(&dy)
-                .unwrap()
-                .sum_all()
-                .unwrap()
-                .backward()
-                .unwrap();
-            let grads = [&input, &gamma, &beta].map(|t| g.get(t).unwrap().clone());
-            (out, grads)
-        };
-        let (half, [dx, dgamma, dbeta]) = run(&x);
-        let (wide, [dxw, dgammaw, dbetaw]) = run(&xw);
-        assert_eq!(
-            half.y.dtype(),
-            DType::F32,
-            "batch norm of {dtype} returns f32"
-        );
-        for (what, got, want) in [
-            ("y", &half.y, &wide.y),
-            ("mean", &half.mean, &wide.mean),
-            ("var", &half.var_unbiased, &wide.var_unbiased),
-            ("dgamma", &dgamma, &dgammaw),
-            ("dbeta", &dbeta, &dbetaw),
-        ] {
+/// Training-mode batch norm, group norm and layer norm take a half input as
+/// it is (as a convolution's or a linear layer's output under autocast):
+/// their output (f32), batch statistics and affine gradients equal those of
+/// the upcast input, and the input's gradient is that one rounded once to
+/// the input's dtype.
+pub fn norms_take_half_inputs(dev: &Device) {
+    type Norm = fn(&Tensor, &Tensor, &Tensor) -> (Tensor, Vec<Tensor>);
+    let norms: [(&str, [usize; 4], usize, Norm); 3] = [
+        ("batch_norm", [3, 4, 5, 6], 4, |x, g, b| {
+            let out = x.batch_norm_train(Some(g), Some(b), 1e-5).unwrap();
+            (out.y, vec![out.mean, out.var_unbiased])
+        }),
+        ("group_norm", [3, 4, 5, 6], 4, |x, g, b| {
+            (x.group_norm(2, Some(g), Some(b), 1e-5).unwrap(), vec![])
+        }),
+        ("layer_norm", [3, 4, 5, 6], 6, |x, g, b| {
+            (x.layer_norm(&[6], Some(g), Some(b), 1e-6).unwrap(), vec![])
+        }),
+    ];
+    for (name, dims, params, norm) in norms {
+        for dtype in [DType::BF16, DType::F16] {
+            let x = randn(dev, &dims, 21).cast(dtype).unwrap();
+            let xw = x.cast(DType::F32).unwrap();
+            let gamma = randn(dev, &[params], 22).requires_grad_();
+            let beta = randn(dev, &[params], 23).requires_grad_();
+            let dy = randn(dev, &dims, 24);
+            let run = |input: &Tensor| {
+                let input = input.clone().requires_grad_();
+                let (y, stats) = norm(&input, &gamma, &beta);
+                let g = y.mul(&dy).unwrap().sum_all().unwrap().backward().unwrap();
+                let grads = [&input, &gamma, &beta].map(|t| g.get(t).unwrap().clone());
+                (y, stats, grads)
+            };
+            let (y, stats, [dx, dgamma, dbeta]) = run(&x);
+            let (yw, statsw, [dxw, dgammaw, dbetaw]) = run(&xw);
+            assert_eq!(y.dtype(), DType::F32, "{name} of {dtype} returns f32");
+            let pairs = [("y", &y, &yw), ("dgamma", &dgamma, &dgammaw)]
+                .into_iter()
+                .chain([("dbeta", &dbeta, &dbetaw)])
+                .chain(stats.iter().zip(&statsw).map(|(a, b)| ("statistic", a, b)));
+            for (what, got, want) in pairs {
+                assert_eq!(
+                    got.to_vec().unwrap(),
+                    want.to_vec().unwrap(),
+                    "{name} {what} {dtype}"
+                );
+            }
             assert_eq!(
-                got.to_vec().unwrap(),
-                want.to_vec().unwrap(),
-                "{what} {dtype}"
+                dx.dtype(),
+                dtype,
+                "{name}: the gradient has the input's dtype"
+            );
+            assert_eq!(
+                dx.cast(DType::F32).unwrap().to_vec().unwrap(),
+                dxw.cast(dtype)
+                    .unwrap()
+                    .cast(DType::F32)
+                    .unwrap()
+                    .to_vec()
+                    .unwrap(),
+                "{name} dx {dtype}"
             );
         }
-        assert_eq!(dx.dtype(), dtype, "the gradient has the input's dtype");
-        assert_eq!(
-            dx.cast(DType::F32).unwrap().to_vec().unwrap(),
-            dxw.cast(dtype)
-                .unwrap()
-                .cast(DType::F32)
-                .unwrap()
-                .to_vec()
-                .unwrap(),
-            "dx {dtype}"
-        );
     }
 }
 

@@ -247,7 +247,8 @@ impl Backend for WgpuBackend {
         beta: &Storage,
         eps: f32,
     ) -> Result<(Storage, NormStats)> {
-        kernels::norm::row_norm(&self.gpu, x, rows, cols, affine, gamma, beta, eps)
+        let x = residual_tensor::backend::widened(self, x)?;
+        kernels::norm::row_norm(&self.gpu, &x, rows, cols, affine, gamma, beta, eps)
     }
 
     fn row_norm_backward(
@@ -260,7 +261,14 @@ impl Backend for WgpuBackend {
         gamma: &Storage,
         stats: &NormStats,
     ) -> Result<NormGrads> {
-        kernels::norm::row_norm_backward(&self.gpu, x, dy, rows, cols, affine, gamma, stats)
+        let wide = residual_tensor::backend::widened(self, x)?;
+        let mut g = kernels::norm::row_norm_backward(
+            &self.gpu, &wide, dy, rows, cols, affine, gamma, stats,
+        )?;
+        if x.dtype() != DType::F32 {
+            g.dx = self.cast(&g.dx, x.dtype())?;
+        }
+        Ok(g)
     }
 
     fn softmax(&self, x: &Storage, view: AxisView, log: bool) -> Result<Storage> {

@@ -7,10 +7,12 @@
 //! stages); a 1x1 / stride 1 / unpadded convolution of one sample multiplies
 //! the input directly, without im2col.
 
+use super::fill::{assume_init_vec, uninit_vec};
 use super::gemm::{GemmElem, MatRef};
 use super::spare::Spare;
 use crate::backend::Conv2dGeometry;
 use rayon::prelude::*;
+use std::mem::MaybeUninit;
 
 /// GEMM columns to aim for per chunk: enough for the GEMM's panels to be efficient.
 const TARGET_COLUMNS: usize = 4096;
@@ -260,7 +262,8 @@ fn gather_out<T: GemmElem>(
         });
 }
 
-/// Scatters `[opg, nb * P]` into group `grp` of `y: [n, c_out, P]`.
+/// Scatters `[opg, nb * P]` into group `grp` of `y: [n, c_out, P]` (not
+/// yet written), writing each of its elements there.
 fn scatter_out(
     buf: &[f32],
     g: &Conv2dGeometry,
@@ -268,12 +271,15 @@ fn scatter_out(
     n0: usize,
     nb: usize,
     grp: usize,
-    y: &mut [f32],
+    y: &mut [MaybeUninit<f32>],
 ) {
     for s in 0..nb {
         let dst = &mut y[((n0 + s) * g.c_out + grp * d.opg) * d.p..][..d.opg * d.p];
         dst.par_chunks_mut(d.p).enumerate().for_each(|(m, out)| {
-            out.copy_from_slice(&buf[m * nb * d.p + s * d.p..][..d.p]);
+            let src = &buf[m * nb * d.p + s * d.p..][..d.p];
+            for (o, &v) in out.iter_mut().zip(src) {
+                o.write(v);
+            }
         });
     }
 }
@@ -374,7 +380,9 @@ fn output_matrix<'a, T: GemmElem>(
 /// Forward: `y[chunk, grp] = w[grp] @ im2col(x[chunk, grp])`.
 pub fn forward<T: GemmElem + Spare>(x: &[T], w: &[T], g: &Conv2dGeometry) -> Vec<f32> {
     let d = dims(g);
-    let mut y = vec![0.0; g.n * g.c_out * d.p];
+    // Every element is written below: by the GEMM of its chunk and group,
+    // or by the scatter of that GEMM's block.
+    let mut y = uninit_vec::<f32>(g.n * g.c_out * d.p);
     let mut s = Scratch::<T, f32>::new(g, d);
     for (n0, nb) in chunks(g.n, d.nb) {
         for grp in 0..g.p.groups {
@@ -388,21 +396,26 @@ pub fn forward<T: GemmElem + Spare>(x: &[T], w: &[T], g: &Conv2dGeometry) -> Vec
             };
             if nb == 1 {
                 let ys = &mut y[(n0 * g.c_out + grp * d.opg) * d.p..][..d.opg * d.p];
-                T::gemm(d.opg, d.k, d.p, ws, b, 0.0, ys);
+                T::gemm_uninit(d.opg, d.k, d.p, ws, b, ys);
             } else {
                 T::gemm(d.opg, d.k, nb * d.p, ws, b, 0.0, &mut s.block);
                 scatter_out(&s.block, g, d, n0, nb, grp, &mut y);
             }
         }
     }
-    y
+    // SAFETY: the chunks and groups cover every sample and output channel,
+    // and each of their planes was written in full.
+    unsafe { assume_init_vec(y) }
 }
 
 /// Input gradient: `dx[chunk, grp] = col2im(w[grp]^T @ dy[chunk, grp])`.
 pub fn backward_input<T: GemmElem + Spare>(dy: &[T], w: &[T], g: &Conv2dGeometry) -> Vec<f32> {
     let d = dims(g);
-    let mut dx = vec![0.0; g.n * g.c_in * d.x_plane];
+    if is_pointwise(g) && d.nb == 1 {
+        return pointwise_backward_input(dy, w, g, d);
+    }
     let mut s = Scratch::<f32, T>::new(g, d);
+    let mut dx = vec![0.0; g.n * g.c_in * d.x_plane];
     for (n0, nb) in chunks(g.n, d.nb) {
         for grp in 0..g.p.groups {
             let wt = MatRef {
@@ -413,16 +426,40 @@ pub fn backward_input<T: GemmElem + Spare>(dy: &[T], w: &[T], g: &Conv2dGeometry
                 data: output_matrix(dy, &mut s.block, g, d, n0, nb, grp),
                 trans: false,
             };
-            if s.direct {
-                let dxs = &mut dx[(n0 * g.c_in + grp * d.cpg) * d.x_plane..][..d.cpg * d.x_plane];
-                T::gemm(d.k, d.opg, d.p, wt, dys, 0.0, dxs);
-            } else {
-                T::gemm(d.k, d.opg, nb * d.p, wt, dys, 0.0, &mut s.cols);
-                col2im(&s.cols, g, d, n0, nb, grp, &mut dx);
-            }
+            T::gemm(d.k, d.opg, nb * d.p, wt, dys, 0.0, &mut s.cols);
+            col2im(&s.cols, g, d, n0, nb, grp, &mut dx);
         }
     }
     dx
+}
+
+/// [`backward_input`] of a 1x1 / stride 1 / unpadded convolution one sample
+/// at a time: `dx[n, grp] = w[grp]^T @ dy[n, grp]`, written straight into
+/// the (not zeroed) result.
+fn pointwise_backward_input<T: GemmElem>(
+    dy: &[T],
+    w: &[T],
+    g: &Conv2dGeometry,
+    d: Dims,
+) -> Vec<f32> {
+    let mut dx = uninit_vec::<f32>(g.n * g.c_in * d.x_plane);
+    for n0 in 0..g.n {
+        for grp in 0..g.p.groups {
+            let wt = MatRef {
+                data: group_weight(w, d, grp),
+                trans: true,
+            };
+            let dys = MatRef {
+                data: &dy[(n0 * g.c_out + grp * d.opg) * d.p..][..d.opg * d.p],
+                trans: false,
+            };
+            let dxs = &mut dx[(n0 * g.c_in + grp * d.cpg) * d.x_plane..][..d.cpg * d.x_plane];
+            T::gemm_uninit(d.k, d.opg, d.p, wt, dys, dxs);
+        }
+    }
+    // SAFETY: the samples and groups cover every input channel plane, and
+    // `gemm_uninit` wrote each in full (`k = cpg` and `P = x_plane` here).
+    unsafe { assume_init_vec(dx) }
 }
 
 /// Weight gradient: `dw[grp] = sum over chunks of dy[chunk, grp] @ im2col(x[chunk, grp])^T`.

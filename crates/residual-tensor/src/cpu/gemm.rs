@@ -2,8 +2,10 @@
 //! matrices (matmul, convolution) calls [`sgemm`], so the kernel behind it
 //! (today single-threaded `matrixmultiply` blocks on rayon's threads; [`path`] names its micro-kernel) can be swapped in one place.
 
+use super::fill::{assume_init_vec, uninit_vec};
 use crate::backend::MatmulSpec;
 use rayon::prelude::*;
+use std::mem::MaybeUninit;
 
 /// A dense row-major matrix operand, possibly read transposed.
 #[derive(Clone, Copy)]
@@ -164,6 +166,26 @@ pub trait GemmElem: Copy + Default + Send + Sync {
         beta: f32,
         c: &mut [f32],
     );
+
+    /// `c[m, n] = op(a)[m, k] @ op(b)[k, n]` into memory not yet written, so
+    /// that an output needs no zeroing pass first; every element of `c` is
+    /// written.
+    fn gemm_uninit(
+        m: usize,
+        k: usize,
+        n: usize,
+        a: MatRef<Self>,
+        b: MatRef<Self>,
+        c: &mut [MaybeUninit<f32>],
+    ) {
+        // SAFETY: with beta == 0 both GEMMs write every element of C and read
+        // none: `matrixmultiply` documents that C need not be initialised
+        // when beta is zero, the bf16 kernels store their tiles without
+        // reading C (`add_scaled` / the micro-kernel's `beta == 0` arm), and
+        // `degenerate` writes zeros. `MaybeUninit<f32>` has f32's layout.
+        let c = unsafe { std::slice::from_raw_parts_mut(c.as_mut_ptr().cast::<f32>(), c.len()) };
+        Self::gemm(m, k, n, a, b, 0.0, c);
+    }
 }
 
 impl GemmElem for f32 {
@@ -182,15 +204,15 @@ impl GemmElem for f32 {
 
 /// Batched product for the `matmul` kernel: `[batch, m, n]`.
 pub fn batched<T: GemmElem>(a: &[T], b: &[T], s: MatmulSpec) -> Vec<f32> {
-    let mut c = vec![0.0; s.batch * s.m * s.n];
     let (sa, sb, sc) = (s.m * s.k, s.k * s.n, s.m * s.n);
-    if sc == 0 {
-        return c;
+    if sc == 0 || s.batch == 0 {
+        return vec![0.0; s.batch * sc];
     }
-    let one = |i: usize, c: &mut [f32]| {
+    let mut c = uninit_vec::<f32>(s.batch * sc);
+    let one = |i: usize, c: &mut [MaybeUninit<f32>]| {
         let ai = if s.a_shared { 0 } else { i * sa };
         let bi = if s.b_shared { 0 } else { i * sb };
-        T::gemm(
+        T::gemm_uninit(
             s.m,
             s.k,
             s.n,
@@ -202,7 +224,6 @@ pub fn batched<T: GemmElem>(a: &[T], b: &[T], s: MatmulSpec) -> Vec<f32> {
                 data: &b[bi..bi + sb],
                 trans: s.trans_b,
             },
-            0.0,
             c,
         );
     };
@@ -214,5 +235,7 @@ pub fn batched<T: GemmElem>(a: &[T], b: &[T], s: MatmulSpec) -> Vec<f32> {
     } else {
         c.chunks_mut(sc).enumerate().for_each(|(i, c)| one(i, c));
     }
-    c
+    // SAFETY: the batch's chunks of `sc` elements cover `c`, and
+    // `gemm_uninit` writes every element of each.
+    unsafe { assume_init_vec(c) }
 }

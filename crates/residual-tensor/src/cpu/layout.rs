@@ -1,9 +1,8 @@
 //! Layout kernels: strided gather, concat, index_select and its backward.
 
-use super::fill::PAR_CHUNK;
+use super::fill::{par_fill, PAR_CHUNK};
 use crate::backend::{coalesce, AxisView};
 use crate::Shape;
-use rayon::prelude::*;
 
 /// `out[i] = x[offset + sum_d i_d * strides[d]]` over every index of `out`.
 pub fn strided_copy(x: &[f32], out: &Shape, strides: &[usize], offset: usize) -> Vec<f32> {
@@ -12,22 +11,21 @@ pub fn strided_copy(x: &[f32], out: &Shape, strides: &[usize], offset: usize) ->
     let out = &Shape::new(dims);
     let strides = &st[0][..];
     let n = out.numel();
-    let mut y = vec![0.0; n];
     if n == 0 {
-        return y;
+        return Vec::new();
     }
     let dims = out.dims();
     if dims.is_empty() {
-        y[0] = x[offset];
-        return y;
+        return vec![x[offset]];
     }
     let r = dims.len();
     let last = dims[r - 1];
     let ls = strides[r - 1];
     let rows_per_task = (PAR_CHUNK / last).max(1);
-    y.par_chunks_mut(last * rows_per_task)
-        .enumerate()
-        .for_each(|(task, chunk)| {
+    // SAFETY: each task's run is whole rows of `last` elements, and every
+    // element of every row is written.
+    unsafe {
+        par_fill(n, last * rows_per_task, |task, chunk| {
             for (j, row) in chunk.chunks_mut(last).enumerate() {
                 let mut rest = task * rows_per_task + j;
                 let mut o = offset;
@@ -36,15 +34,17 @@ pub fn strided_copy(x: &[f32], out: &Shape, strides: &[usize], offset: usize) ->
                     rest /= dims[d];
                 }
                 if ls == 1 {
-                    row.copy_from_slice(&x[o..o + last]);
+                    for (y, &v) in row.iter_mut().zip(&x[o..o + last]) {
+                        y.write(v);
+                    }
                 } else {
                     for (k, y) in row.iter_mut().enumerate() {
-                        *y = x[o + k * ls];
+                        y.write(x[o + k * ls]);
                     }
                 }
             }
-        });
-    y
+        })
+    }
 }
 
 /// Concatenation of `[outer, len_p, inner]` parts along the middle axis.

@@ -362,8 +362,12 @@ impl Backend for CpuBackend {
         beta: &Storage,
         eps: f32,
     ) -> Result<(Storage, NormStats)> {
-        let (y, mean, rstd) =
-            norm::row_forward(f32s(x)?, rows, cols, affine, f32s(gamma)?, f32s(beta)?, eps);
+        let (gamma, beta) = (f32s(gamma)?, f32s(beta)?);
+        let (y, mean, rstd) = match host(x)? {
+            CpuStorage::F32(x) => norm::row_forward(x, rows, cols, affine, gamma, beta, eps),
+            CpuStorage::BF16(x) => norm::row_forward(x, rows, cols, affine, gamma, beta, eps),
+            CpuStorage::F16(x) => norm::row_forward(x, rows, cols, affine, gamma, beta, eps),
+        };
         Ok((
             store(y),
             NormStats {
@@ -382,18 +386,16 @@ impl Backend for CpuBackend {
         gamma: &Storage,
         stats: &NormStats,
     ) -> Result<NormGrads> {
-        let (dx, dg, db) = norm::row_backward(
-            f32s(x)?,
-            f32s(dy)?,
-            rows,
-            cols,
-            affine,
-            f32s(gamma)?,
-            f32s(&stats.mean)?,
-            f32s(&stats.rstd)?,
-        );
+        let (dy, gamma) = (f32s(dy)?, f32s(gamma)?);
+        let (mean, rstd) = (f32s(&stats.mean)?, f32s(&stats.rstd)?);
+        same_len("row_norm_backward", x.len(), &[("dy", dy.len())])?;
+        let (dx, dg, db) = match host(x)? {
+            CpuStorage::F32(x) => norm::row_backward(x, dy, rows, cols, affine, gamma, mean, rstd),
+            CpuStorage::BF16(x) => norm::row_backward(x, dy, rows, cols, affine, gamma, mean, rstd),
+            CpuStorage::F16(x) => norm::row_backward(x, dy, rows, cols, affine, gamma, mean, rstd),
+        };
         Ok(NormGrads {
-            dx: store(dx),
+            dx,
             dgamma: store(dg),
             dbeta: store(db),
         })

@@ -1,12 +1,12 @@
 //! Fused normalisation kernels. Statistics accumulate in vectorised f32 lanes
 //! over blocks of 4096 elements, carried into f64 (a layer norm's per-column
-//! parameter sums: in f64 directly).
+//! parameter sums: in f32 over chunks of 16 rows, carried into f64).
 //!
 //! Batch norm sees `x: [outer=N, C, inner=HW]` and normalises per channel;
 //! row norm sees `x: [rows, cols]` and normalises per row (layer norm: rows are
 //! samples; group norm: rows are (sample, group) pairs).
 
-use super::fill::{par_fill, PAR_CHUNK};
+use super::fill::{assume_init_vec, par_fill, uninit_vec, PAR_CHUNK};
 use super::storage::Float;
 use crate::backend::Storage;
 use crate::backend::{AxisView, RowAffine};
@@ -46,6 +46,45 @@ fn lane_sums<const S: usize, A: Float, B: Float>(
         }
         for (a, b) in xr.iter().zip(yr) {
             let terms = f(a.to_f32(), b.to_f32());
+            for (a, t) in acc.iter_mut().zip(terms) {
+                a[0] += t;
+            }
+        }
+        for (s, a) in sums.iter_mut().zip(&acc) {
+            *s += a.iter().map(|&v| v as f64).sum::<f64>();
+        }
+    }
+    sums
+}
+
+/// [`lane_sums`] over three equal-length slices (a layer norm's rows with
+/// their per-column parameters).
+#[inline]
+fn lane_sums3<A: Float, B: Float>(
+    x: &[A],
+    y: &[B],
+    z: &[f32],
+    f: impl Fn(f32, f32, f32) -> [f32; 2],
+) -> [f64; 2] {
+    let mut sums = [0.0f64; 2];
+    for ((xb, yb), zb) in x.chunks(BLOCK).zip(y.chunks(BLOCK)).zip(z.chunks(BLOCK)) {
+        let mut acc = [[0.0f32; LANES]; 2];
+        let (xc, yc, zc) = (
+            xb.chunks_exact(LANES),
+            yb.chunks_exact(LANES),
+            zb.chunks_exact(LANES),
+        );
+        let (xr, yr, zr) = (xc.remainder(), yc.remainder(), zc.remainder());
+        for ((xl, yl), zl) in xc.zip(yc).zip(zc) {
+            for l in 0..LANES {
+                let terms = f(xl[l].to_f32(), yl[l].to_f32(), zl[l]);
+                for (a, t) in acc.iter_mut().zip(terms) {
+                    a[l] += t;
+                }
+            }
+        }
+        for ((&a, &b), &c) in xr.iter().zip(yr).zip(zr) {
+            let terms = f(a.to_f32(), b.to_f32(), c);
             for (a, t) in acc.iter_mut().zip(terms) {
                 a[0] += t;
             }
@@ -180,9 +219,10 @@ fn affine_runs(
 
 /// Row norm forward: returns `(y, mean[rows], rstd[rows])`. Statistics in
 /// two passes (the mean, then the variance around it), each summed in f32
-/// lanes carried into f64.
-pub fn row_forward(
-    x: &[f32],
+/// lanes carried into f64. `x` may be a half type (a convolution's output
+/// under mixed precision); the arithmetic and `y` are f32.
+pub fn row_forward<X: Float>(
+    x: &[X],
     rows: usize,
     cols: usize,
     a: RowAffine,
@@ -190,7 +230,7 @@ pub fn row_forward(
     beta: &[f32],
     eps: f32,
 ) -> (Vec<f32>, Vec<f32>, Vec<f32>) {
-    let mut y = vec![0.0; x.len()];
+    let mut y = uninit_vec::<f32>(x.len());
     let mut mean = vec![0.0; rows];
     let mut rstd = vec![0.0; rows];
     y.par_chunks_mut(cols)
@@ -208,26 +248,33 @@ pub fn row_forward(
                 if per_column {
                     let (g, b) = (&gamma[p..p + run.len()], &beta[p..p + run.len()]);
                     for (((o, &v), &g), &b) in o.iter_mut().zip(v).zip(g).zip(b) {
-                        *o = (v - m) * inv * g + b;
+                        o.write((v.to_f32() - m) * inv * g + b);
                     }
                 } else {
                     let (g, b) = (gamma[p], beta[p]);
                     for (o, &v) in o.iter_mut().zip(v) {
-                        *o = (v - m) * inv * g + b;
+                        o.write((v.to_f32() - m) * inv * g + b);
                     }
                 }
             });
             *mu = m;
             *rs = inv;
         });
-    (y, mean, rstd)
+    // SAFETY: `affine_runs` covers every column of every row, and each
+    // column of a run is written.
+    (unsafe { assume_init_vec(y) }, mean, rstd)
 }
 
 /// Row norm backward: `(dx, dgamma, dbeta)` with, per row,
 /// `dx = rstd * (g - mean(g) - xhat * mean(g * xhat))`, `g = dy * gamma`.
+/// `dx` has the type of `x` (rounded once from f32); `dy` is f32.
+///
+/// Group norm's parameter gradients are the per-channel sums of the first
+/// pass over each row, so it reads `x` and `dy` twice; a layer norm's are
+/// sums down the columns, a third pass in chunks of rows.
 #[allow(clippy::too_many_arguments)]
-pub fn row_backward(
-    x: &[f32],
+pub fn row_backward<X: Float>(
+    x: &[X],
     dy: &[f32],
     rows: usize,
     cols: usize,
@@ -235,69 +282,111 @@ pub fn row_backward(
     gamma: &[f32],
     mean: &[f32],
     rstd: &[f32],
-) -> (Vec<f32>, Vec<f32>, Vec<f32>) {
-    let params = gamma.len();
-    let mut dx = vec![0.0; x.len()];
-    dx.par_chunks_mut(cols).enumerate().for_each(|(r, out)| {
-        let (xs, ds) = (&x[r * cols..(r + 1) * cols], &dy[r * cols..(r + 1) * cols]);
-        let (mu, rs) = (mean[r], rstd[r]);
-        let (mut sg, mut sgx) = (0.0f64, 0.0f64);
-        affine_runs(&a, r, cols, |run, p, per_column| {
-            let (xv, dv) = (&xs[run.clone()], &ds[run.clone()]);
-            let [s0, s1] = if per_column {
-                // g = dy * gamma per column: sums of g and g * xhat (a short
-                // row: a layer norm's width).
-                let mut sums = [0.0f64; 2];
-                for ((&d, &x), &g) in dv.iter().zip(xv).zip(&gamma[p..p + run.len()]) {
-                    let g = d * g;
-                    sums[0] += g as f64;
-                    sums[1] += (g * (x - mu) * rs) as f64;
+) -> (Storage, Vec<f32>, Vec<f32>) {
+    let per_column = a.per_channel == 1;
+    // Group norm: each row's `[sum dy, sum dy * xhat]` per channel run.
+    let runs = if per_column {
+        1
+    } else {
+        cols.div_ceil(a.per_channel.max(1))
+    };
+    let mut run_sums = vec![[0.0f64; 2]; rows * runs];
+    let mut dx = uninit_vec::<X>(x.len());
+    dx.par_chunks_mut(cols)
+        .zip(run_sums.par_chunks_mut(runs))
+        .enumerate()
+        .for_each(|(r, (out, sums))| {
+            let (xs, ds) = (&x[r * cols..(r + 1) * cols], &dy[r * cols..(r + 1) * cols]);
+            let (mu, rs) = (mean[r], rstd[r]);
+            let (mut sg, mut sgx) = (0.0f64, 0.0f64);
+            affine_runs(&a, r, cols, |run, p, per_column| {
+                let (xv, dv) = (&xs[run.clone()], &ds[run.clone()]);
+                if per_column {
+                    // g = dy * gamma per column: sums of g and g * xhat.
+                    let gs = &gamma[p..p + run.len()];
+                    let [s0, s1] = lane_sums3(dv, xv, gs, |d, x, g| [d * g, d * g * (x - mu) * rs]);
+                    sg += s0;
+                    sgx += s1;
+                } else {
+                    let [sd, sdx] = lane_sums(dv, xv, |d, x| [d, d * (x - mu) * rs]);
+                    sums[run.start / a.per_channel] = [sd, sdx];
+                    let gp = gamma[p] as f64;
+                    sg += gp * sd;
+                    sgx += gp * sdx;
                 }
-                sums
-            } else {
-                let gp = gamma[p];
-                lane_sums(dv, xv, |d, x| [d * gp, d * gp * (x - mu) * rs])
-            };
-            sg += s0;
-            sgx += s1;
+            });
+            let (mg, mgx) = ((sg / cols as f64) as f32, (sgx / cols as f64) as f32);
+            affine_runs(&a, r, cols, |run, p, per_column| {
+                let (o, xv, dv) = (&mut out[run.clone()], &xs[run.clone()], &ds[run.clone()]);
+                if per_column {
+                    let g = &gamma[p..p + run.len()];
+                    for (((o, &x), &d), &g) in o.iter_mut().zip(xv).zip(dv).zip(g) {
+                        let xhat = (x.to_f32() - mu) * rs;
+                        o.write(X::from_f32(rs * (d * g - mg - xhat * mgx)));
+                    }
+                } else {
+                    let g = gamma[p];
+                    for ((o, &x), &d) in o.iter_mut().zip(xv).zip(dv) {
+                        let xhat = (x.to_f32() - mu) * rs;
+                        o.write(X::from_f32(rs * (d * g - mg - xhat * mgx)));
+                    }
+                }
+            });
         });
-        let (mg, mgx) = ((sg / cols as f64) as f32, (sgx / cols as f64) as f32);
-        affine_runs(&a, r, cols, |run, p, per_column| {
-            let (o, xv, dv) = (&mut out[run.clone()], &xs[run.clone()], &ds[run.clone()]);
-            if per_column {
-                let g = &gamma[p..p + run.len()];
-                for (((o, &x), &d), &g) in o.iter_mut().zip(xv).zip(dv).zip(g) {
-                    *o = rs * (d * g - mg - (x - mu) * rs * mgx);
-                }
-            } else {
-                let g = gamma[p];
-                for ((o, &x), &d) in o.iter_mut().zip(xv).zip(dv) {
-                    *o = rs * (d * g - mg - (x - mu) * rs * mgx);
-                }
+    // SAFETY: `affine_runs` covers every column of every row, and each
+    // column of a run is written.
+    let dx = X::into_storage(unsafe { assume_init_vec(dx) });
+    let (dg, db) = if per_column {
+        column_param_grads(x, dy, rows, cols, a, gamma.len(), mean, rstd)
+    } else {
+        // Rows in order, so the floating-point sum is the same on every run.
+        let (mut dg, mut db) = (vec![0.0f64; gamma.len()], vec![0.0f64; gamma.len()]);
+        for (r, sums) in run_sums.chunks(runs).enumerate() {
+            let first = (r % a.groups) * a.channels_per_group;
+            for (k, [sd, sdx]) in sums.iter().enumerate() {
+                dg[first + k] += sdx;
+                db[first + k] += sd;
             }
-        });
-    });
-    // Parameter gradients: fixed chunks of rows in parallel, combined in chunk
-    // order, so the floating-point sum is the same on every run.
+        }
+        (dg, db)
+    };
+    (
+        dx,
+        dg.into_iter().map(|v| v as f32).collect(),
+        db.into_iter().map(|v| v as f32).collect(),
+    )
+}
+
+/// A layer norm's parameter gradients `(dgamma, dbeta)` in f64, one per
+/// column: `sum over rows of dy * xhat` and `sum of dy`. Fixed chunks of rows
+/// in parallel, each summed in f32 (a loop over the columns, which
+/// vectorises) and combined in chunk order, so the floating-point sum is the
+/// same on every run.
+#[allow(clippy::too_many_arguments)]
+fn column_param_grads<X: Float>(
+    x: &[X],
+    dy: &[f32],
+    rows: usize,
+    cols: usize,
+    a: RowAffine,
+    params: usize,
+    mean: &[f32],
+    rstd: &[f32],
+) -> (Vec<f64>, Vec<f64>) {
     const ROWS_PER_CHUNK: usize = 16;
-    let partials: Vec<(Vec<f64>, Vec<f64>)> = (0..rows.div_ceil(ROWS_PER_CHUNK))
+    let partials: Vec<(Vec<f32>, Vec<f32>)> = (0..rows.div_ceil(ROWS_PER_CHUNK))
         .into_par_iter()
         .map(|chunk| {
-            let (mut dg, mut db) = (vec![0.0f64; params], vec![0.0f64; params]);
+            let (mut dg, mut db) = (vec![0.0f32; params], vec![0.0f32; params]);
             for r in chunk * ROWS_PER_CHUNK..((chunk + 1) * ROWS_PER_CHUNK).min(rows) {
                 let (mu, rs) = (mean[r], rstd[r]);
                 let (xs, ds) = (&x[r * cols..(r + 1) * cols], &dy[r * cols..(r + 1) * cols]);
-                affine_runs(&a, r, cols, |run, p, per_column| {
-                    let (xv, dv) = (&xs[run.clone()], &ds[run.clone()]);
-                    if per_column {
-                        for (j, (&x, &d)) in xv.iter().zip(dv).enumerate() {
-                            dg[p + j] += (d * (x - mu) * rs) as f64;
-                            db[p + j] += d as f64;
-                        }
-                    } else {
-                        let [sd, sdx] = lane_sums(dv, xv, |d, x| [d, d * (x - mu) * rs]);
-                        dg[p] += sdx;
-                        db[p] += sd;
+                affine_runs(&a, r, cols, |run, p, _| {
+                    let (g, b) = (&mut dg[p..p + run.len()], &mut db[p..p + run.len()]);
+                    let (xv, dv) = (&xs[run.clone()], &ds[run]);
+                    for (((g, b), &x), &d) in g.iter_mut().zip(b).zip(xv).zip(dv) {
+                        *g += d * (x.to_f32() - mu) * rs;
+                        *b += d;
                     }
                 });
             }
@@ -306,12 +395,8 @@ pub fn row_backward(
         .collect();
     let (mut dg, mut db) = (vec![0.0f64; params], vec![0.0f64; params]);
     for (pg, pb) in partials {
-        dg.iter_mut().zip(pg).for_each(|(a, b)| *a += b);
-        db.iter_mut().zip(pb).for_each(|(a, b)| *a += b);
+        dg.iter_mut().zip(pg).for_each(|(a, b)| *a += b as f64);
+        db.iter_mut().zip(pb).for_each(|(a, b)| *a += b as f64);
     }
-    (
-        dx,
-        dg.into_iter().map(|v| v as f32).collect(),
-        db.into_iter().map(|v| v as f32).collect(),
-    )
+    (dg, db)
 }

@@ -212,9 +212,6 @@ impl Tensor {
         eps: f32,
     ) -> Result<Tensor> {
         const OP: &str = "group_norm";
-        if self.is_half() {
-            return self.to_f32()?.group_norm(groups, weight, bias, eps);
-        }
         if self.rank() < 2 {
             return Err(Error::shape(
                 OP,
@@ -258,11 +255,6 @@ impl Tensor {
         eps: f32,
     ) -> Result<Tensor> {
         const OP: &str = "layer_norm";
-        if self.is_half() {
-            return self
-                .to_f32()?
-                .layer_norm(normalized_shape, weight, bias, eps);
-        }
         let r = normalized_shape.len();
         if r == 0 || r > self.rank() || self.dims()[self.rank() - r..] != *normalized_shape {
             return Err(Error::shape(OP, format!("normalized_shape {normalized_shape:?} must be the trailing dimensions of input {}", self.shape())));
@@ -306,6 +298,9 @@ impl Tensor {
                 format!("nothing to normalise in input {}", self.shape()),
             ));
         }
+        // A half input (a convolution's or a linear layer's output under
+        // autocast) goes to the kernel as it is, as for batch norm: no f32
+        // copy of it is made or kept for the backward pass.
         let gamma = affine_param(op, "weight", weight, self, params, 1.0)?;
         let beta = affine_param(op, "bias", bias, self, params, 0.0)?;
         let be = self.device().backend();
