@@ -3,6 +3,7 @@
 
 use crate::fixtures::{check, fixture, grads_for, load};
 use crate::inputs::{randn, t};
+use residual_tensor::backend::{AxisView, RowAffine};
 use residual_tensor::{Conv2dParams, DType, Device, Tensor};
 
 /// f32 -> f16 / bf16 -> f32 round trips and ops refusing half storage.
@@ -114,30 +115,37 @@ pub fn half_gemm_ops(dev: &Device) {
 
 /// Training-mode batch norm, group norm and layer norm take a half input as
 /// it is (as a convolution's or a linear layer's output under autocast):
-/// their output (f32), batch statistics and affine gradients equal those of
-/// the upcast input, and the input's gradient is that one rounded once to
-/// the input's dtype.
+/// the backend's kernels read the half storage and write its gradient in the
+/// half dtype (no f32 copy is made first), and through the ops their output
+/// (f32), batch statistics and affine gradients equal those of the upcast
+/// input, and the input's gradient is that one rounded once to the input's
+/// dtype. Layer norm over 40 columns runs the kernels' vector lanes and
+/// their tail; group norm of 1x1 planes their one-parameter-per-column path.
 pub fn norms_take_half_inputs(dev: &Device) {
+    kernels_read_half_storage(dev);
     type Norm = fn(&Tensor, &Tensor, &Tensor) -> (Tensor, Vec<Tensor>);
-    let norms: [(&str, [usize; 4], usize, Norm); 3] = [
-        ("batch_norm", [3, 4, 5, 6], 4, |x, g, b| {
+    let norms: [(&str, &[usize], usize, Norm); 4] = [
+        ("batch_norm", &[3, 4, 5, 6], 4, |x, g, b| {
             let out = x.batch_norm_train(Some(g), Some(b), 1e-5).unwrap();
             (out.y, vec![out.mean, out.var_unbiased])
         }),
-        ("group_norm", [3, 4, 5, 6], 4, |x, g, b| {
+        ("group_norm", &[3, 4, 5, 6], 4, |x, g, b| {
             (x.group_norm(2, Some(g), Some(b), 1e-5).unwrap(), vec![])
         }),
-        ("layer_norm", [3, 4, 5, 6], 6, |x, g, b| {
-            (x.layer_norm(&[6], Some(g), Some(b), 1e-6).unwrap(), vec![])
+        ("group_norm of 1x1 planes", &[3, 4, 1, 1], 4, |x, g, b| {
+            (x.group_norm(2, Some(g), Some(b), 1e-5).unwrap(), vec![])
+        }),
+        ("layer_norm", &[3, 4, 40], 40, |x, g, b| {
+            (x.layer_norm(&[40], Some(g), Some(b), 1e-6).unwrap(), vec![])
         }),
     ];
     for (name, dims, params, norm) in norms {
         for dtype in [DType::BF16, DType::F16] {
-            let x = randn(dev, &dims, 21).cast(dtype).unwrap();
+            let x = randn(dev, dims, 21).cast(dtype).unwrap();
             let xw = x.cast(DType::F32).unwrap();
             let gamma = randn(dev, &[params], 22).requires_grad_();
             let beta = randn(dev, &[params], 23).requires_grad_();
-            let dy = randn(dev, &dims, 24);
+            let dy = randn(dev, dims, 24);
             let run = |input: &Tensor| {
                 let input = input.clone().requires_grad_();
                 let (y, stats) = norm(&input, &gamma, &beta);
@@ -175,6 +183,57 @@ pub fn norms_take_half_inputs(dev: &Device) {
                 "{name} dx {dtype}"
             );
         }
+    }
+}
+
+/// The norm kernels of `dev`'s backend called on half storage directly:
+/// they return f32 and the input's gradient in the half dtype.
+fn kernels_read_half_storage(dev: &Device) {
+    let be = dev.backend();
+    let (rows, cols) = (6, 40);
+    for dtype in [DType::BF16, DType::F16] {
+        let x = randn(dev, &[rows, cols], 25).cast(dtype).unwrap();
+        let dy = randn(dev, &[rows, cols], 26);
+        let (gamma, beta) = (randn(dev, &[cols], 27), randn(dev, &[cols], 28));
+        let affine = RowAffine {
+            groups: 1,
+            channels_per_group: cols,
+            per_channel: 1,
+        };
+        let (y, stats) = be
+            .row_norm(
+                x.storage(),
+                rows,
+                cols,
+                affine,
+                gamma.storage(),
+                beta.storage(),
+                1e-6,
+            )
+            .unwrap_or_else(|e| panic!("row_norm of {dtype} storage: {e}"));
+        assert_eq!(y.dtype(), DType::F32, "row_norm of {dtype} returns f32");
+        let g = be
+            .row_norm_backward(
+                x.storage(),
+                dy.storage(),
+                rows,
+                cols,
+                affine,
+                gamma.storage(),
+                &stats,
+            )
+            .unwrap_or_else(|e| panic!("row_norm_backward of {dtype} storage: {e}"));
+        assert_eq!(g.dx.dtype(), dtype, "row_norm_backward's dx of {dtype}");
+        let view = AxisView::new(x.shape(), 1);
+        let (gamma, beta) = (randn(dev, &[cols], 29), randn(dev, &[cols], 30));
+        let (y, stats) = be
+            .batch_norm(x.storage(), view, gamma.storage(), beta.storage(), 1e-5)
+            .unwrap_or_else(|e| panic!("batch_norm of {dtype} storage: {e}"));
+        assert_eq!(y.dtype(), DType::F32, "batch_norm of {dtype} returns f32");
+        let g = be
+            .batch_norm_backward(x.storage(), dy.storage(), view, gamma.storage(), &stats)
+            .unwrap_or_else(|e| panic!("batch_norm_backward of {dtype} storage: {e}"));
+        assert_eq!(g.dx.dtype(), dtype, "batch_norm_backward's dx of {dtype}");
     }
 }
 

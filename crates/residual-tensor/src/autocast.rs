@@ -6,9 +6,10 @@
 //! master weights in f32) and compute on half-precision operands with f32
 //! accumulation; their result keeps the half dtype. Every other op computes in
 //! f32: it upcasts a half-precision input (see [`crate::Tensor::cast`]), so
-//! norms, softmax, losses, activations and pooling run in f32 whether or not
-//! autocast is on. This is PyTorch's autocast with its lists reduced to two:
-//! the GEMM ops in half precision, everything else in f32.
+//! softmax, losses, activations and pooling run in f32 whether or not
+//! autocast is on; the norms read a half input as it is (no f32 copy), compute
+//! in f32 and return f32. This is PyTorch's autocast with its lists reduced to
+//! two: the GEMM ops in half precision, everything else in f32.
 //!
 //! The dtype follows PyTorch: bf16 on the CPU, f16 on a GPU that can do f16
 //! arithmetic; [`crate::Backend::autocast_dtype`] says which for a device.

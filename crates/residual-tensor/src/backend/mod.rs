@@ -3,7 +3,9 @@
 //! A backend owns its storage (host vectors for the CPU, buffers for a GPU). The
 //! tensor core checks shapes, dtypes and devices before it calls a kernel, so a
 //! kernel may assume valid arguments; every storage it receives is dense
-//! row-major, and every float kernel reads and writes `f32`.
+//! row-major, and every float kernel reads and writes `f32`, except the GEMM
+//! kernels on half operands (mixed precision) and the norms, which read a
+//! half input and write its gradient in the input's dtype.
 //!
 //! The module is split by job: `kernels` holds the trait, `attention` the
 //! attention kernels' sizes (`AttentionSpec`), `params` the types

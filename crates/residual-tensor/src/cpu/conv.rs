@@ -380,6 +380,8 @@ fn output_matrix<'a, T: GemmElem>(
 /// Forward: `y[chunk, grp] = w[grp] @ im2col(x[chunk, grp])`.
 pub fn forward<T: GemmElem + Spare>(x: &[T], w: &[T], g: &Conv2dGeometry) -> Vec<f32> {
     let d = dims(g);
+    // The groups' planes cover `y` only when the groups divide the channels.
+    assert!(d.opg * g.p.groups == g.c_out && d.cpg * g.p.groups == g.c_in);
     // Every element is written below: by the GEMM of its chunk and group,
     // or by the scatter of that GEMM's block.
     let mut y = uninit_vec::<f32>(g.n * g.c_out * d.p);
@@ -442,6 +444,10 @@ fn pointwise_backward_input<T: GemmElem>(
     g: &Conv2dGeometry,
     d: Dims,
 ) -> Vec<f32> {
+    // Each GEMM writes a `[cpg, P]` block: the planes cover `dx` only when
+    // the groups divide the channels and the output plane is the input's.
+    assert!(d.cpg * g.p.groups == g.c_in && d.opg * g.p.groups == g.c_out);
+    assert_eq!(d.p, d.x_plane, "a pointwise convolution keeps the plane");
     let mut dx = uninit_vec::<f32>(g.n * g.c_in * d.x_plane);
     for n0 in 0..g.n {
         for grp in 0..g.p.groups {

@@ -154,7 +154,11 @@ pub(crate) fn for_each_block(
 /// result: f32 ([`sgemm`], here) and bf16 ([`super::gemm_bf16::gemm`], only
 /// where [`super::gemm_bf16::available`] holds; its impl lives in `gemm_bf16`
 /// so that this file does not import the file that imports it).
-pub trait GemmElem: Copy + Default + Send + Sync {
+///
+/// Sealed: [`GemmElem::gemm_uninit`] relies on every implementation writing
+/// all of C and reading none of it when `beta == 0`, which holds for these
+/// two and is not something another crate's implementation could promise.
+pub trait GemmElem: sealed::Sealed + Copy + Default + Send + Sync {
     /// `c[m, n] = op(a)[m, k] @ op(b)[k, n] + beta * c`.
     #[allow(clippy::too_many_arguments)]
     fn gemm(
@@ -168,8 +172,8 @@ pub trait GemmElem: Copy + Default + Send + Sync {
     );
 
     /// `c[m, n] = op(a)[m, k] @ op(b)[k, n]` into memory not yet written, so
-    /// that an output needs no zeroing pass first; every element of `c` is
-    /// written.
+    /// that an output needs no zeroing pass first; every element of `c`
+    /// (which must hold exactly `m * n`) is written.
     fn gemm_uninit(
         m: usize,
         k: usize,
@@ -178,6 +182,8 @@ pub trait GemmElem: Copy + Default + Send + Sync {
         b: MatRef<Self>,
         c: &mut [MaybeUninit<f32>],
     ) {
+        // The GEMMs cover only `m * n` elements, so `c` must be no longer.
+        assert_eq!(c.len(), m * n, "gemm_uninit: c must hold m * n elements");
         // SAFETY: with beta == 0 both GEMMs write every element of C and read
         // none: `matrixmultiply` documents that C need not be initialised
         // when beta is zero, the bf16 kernels store their tiles without
@@ -186,6 +192,15 @@ pub trait GemmElem: Copy + Default + Send + Sync {
         let c = unsafe { std::slice::from_raw_parts_mut(c.as_mut_ptr().cast::<f32>(), c.len()) };
         Self::gemm(m, k, n, a, b, 0.0, c);
     }
+}
+
+/// The seal of [`GemmElem`]: implemented for f32 here and for bf16 in
+/// `gemm_bf16`, and nameable only inside this crate.
+pub(crate) mod sealed {
+    /// A type this crate's GEMMs multiply.
+    pub trait Sealed {}
+    impl Sealed for f32 {}
+    impl Sealed for half::bf16 {}
 }
 
 impl GemmElem for f32 {

@@ -363,6 +363,7 @@ impl Backend for CpuBackend {
         eps: f32,
     ) -> Result<(Storage, NormStats)> {
         let (gamma, beta) = (f32s(gamma)?, f32s(beta)?);
+        same_len("row_norm", rows * cols, &[("x", x.len())])?;
         let (y, mean, rstd) = match host(x)? {
             CpuStorage::F32(x) => norm::row_forward(x, rows, cols, affine, gamma, beta, eps),
             CpuStorage::BF16(x) => norm::row_forward(x, rows, cols, affine, gamma, beta, eps),
@@ -388,7 +389,15 @@ impl Backend for CpuBackend {
     ) -> Result<NormGrads> {
         let (dy, gamma) = (f32s(dy)?, f32s(gamma)?);
         let (mean, rstd) = (f32s(&stats.mean)?, f32s(&stats.rstd)?);
-        same_len("row_norm_backward", x.len(), &[("dy", dy.len())])?;
+        same_len(
+            "row_norm_backward",
+            rows * cols,
+            &[
+                ("x", x.len()),
+                ("dy", dy.len()),
+                ("mean", mean.len() * cols),
+            ],
+        )?;
         let (dx, dg, db) = match host(x)? {
             CpuStorage::F32(x) => norm::row_backward(x, dy, rows, cols, affine, gamma, mean, rstd),
             CpuStorage::BF16(x) => norm::row_backward(x, dy, rows, cols, affine, gamma, mean, rstd),

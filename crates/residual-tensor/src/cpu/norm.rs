@@ -230,6 +230,8 @@ pub fn row_forward<X: Float>(
     beta: &[f32],
     eps: f32,
 ) -> (Vec<f32>, Vec<f32>, Vec<f32>) {
+    // The rows below cover `y` only when it holds exactly `rows` of them.
+    assert_eq!(x.len(), rows * cols, "row_forward: x is not [rows, cols]");
     let mut y = uninit_vec::<f32>(x.len());
     let mut mean = vec![0.0; rows];
     let mut rstd = vec![0.0; rows];
@@ -270,7 +272,8 @@ pub fn row_forward<X: Float>(
 /// `dx` has the type of `x` (rounded once from f32); `dy` is f32.
 ///
 /// Group norm's parameter gradients are the per-channel sums of the first
-/// pass over each row, so it reads `x` and `dy` twice; a layer norm's are
+/// pass over each row, so it reads `x` and `dy` twice; with one parameter per
+/// column (a layer norm, or a group norm of 1x1 planes) they are
 /// sums down the columns, a third pass in chunks of rows.
 #[allow(clippy::too_many_arguments)]
 pub fn row_backward<X: Float>(
@@ -283,6 +286,9 @@ pub fn row_backward<X: Float>(
     mean: &[f32],
     rstd: &[f32],
 ) -> (Storage, Vec<f32>, Vec<f32>) {
+    // The rows below cover `dx` only when it holds exactly `rows` of them.
+    assert_eq!(x.len(), rows * cols, "row_backward: x is not [rows, cols]");
+    assert!(dy.len() == x.len() && mean.len() >= rows && rstd.len() >= rows);
     let per_column = a.per_channel == 1;
     // Group norm: each row's `[sum dy, sum dy * xhat]` per channel run.
     let runs = if per_column {
