@@ -323,6 +323,19 @@ impl Tensor {
     pub fn to_vec(&self) -> Result<Vec<f32>> {
         Ok(self.device().backend().download(self.storage())?.into_f32())
     }
+    /// Calls `f` with the elements as f32 in row-major order: the storage
+    /// itself for an f32 tensor on the CPU (no copy), a host copy otherwise.
+    /// For reads over a whole tensor (norms, finiteness checks) on a hot path.
+    pub fn with_f32s<T>(&self, f: impl FnOnce(&[f32]) -> T) -> Result<T> {
+        let host = self
+            .storage()
+            .as_any()
+            .downcast_ref::<crate::cpu::CpuStorage>();
+        if let Some(crate::cpu::CpuStorage::F32(v)) = host {
+            return Ok(f(v));
+        }
+        Ok(f(&self.to_vec()?))
+    }
     /// The elements in their own dtype.
     pub fn to_host(&self) -> Result<HostData> {
         self.device().backend().download(self.storage())

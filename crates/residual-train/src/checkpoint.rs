@@ -179,7 +179,7 @@ fn write_stamped_weights(
 /// infinity, if any.
 pub fn first_non_finite(model: &dyn Module) -> Result<Option<String>> {
     for (name, p) in named_tensors(model) {
-        if p.get().to_vec()?.iter().any(|v| !v.is_finite()) {
+        if crate::scaler::has_non_finite(&p.get())? {
             return Ok(Some(name));
         }
     }

@@ -1,8 +1,7 @@
 //! Gradient clipping, as `torch.nn.utils.clip_grad_norm_` / `clip_grad_value_`.
 
 use rayon::prelude::*;
-use residual_tensor::cpu::CpuStorage;
-use residual_tensor::{Gradients, Result, Tensor};
+use residual_tensor::{Gradients, Result};
 
 /// Elements per chunk of the parallel sum of squares.
 const CHUNK: usize = 1 << 15;
@@ -16,15 +15,6 @@ fn sum_of_squares(v: &[f32]) -> f64 {
     chunks.iter().sum()
 }
 
-/// `sum(g^2)` of one gradient: read where it lies when it is f32 on the CPU
-/// (no copy of the model's gradients each step), else from a host copy.
-fn gradient_sum_of_squares(g: &Tensor) -> Result<f64> {
-    match g.storage().as_any().downcast_ref::<CpuStorage>() {
-        Some(CpuStorage::F32(v)) => Ok(sum_of_squares(v)),
-        _ => Ok(sum_of_squares(&g.to_vec()?)),
-    }
-}
-
 /// Scales all gradients so that their global L2 norm is at most `max_norm`
 /// (factor `max_norm / (norm + 1e-6)`, applied only when it is below 1).
 /// Returns the norm before clipping.
@@ -34,7 +24,8 @@ pub fn clip_grad_norm(grads: &mut Gradients, max_norm: f32) -> Result<f32> {
     // the run, is reproducible to the bit whatever the thread count.
     let mut squares = Vec::with_capacity(grads.len());
     for (id, g) in grads.iter() {
-        squares.push((*id, gradient_sum_of_squares(g)?));
+        // Read where it lies (no copy of the model's gradients each step).
+        squares.push((*id, g.with_f32s(sum_of_squares)?));
     }
     squares.sort_by_key(|(id, _)| *id);
     let total: f64 = squares.iter().map(|(_, s)| s).sum();

@@ -121,7 +121,7 @@ pub fn layer_grad_norms(optimizer: &Optimizer, grads: &Gradients) -> Result<Vec<
             continue;
         };
         let layer = layer_of(name);
-        let sq: f64 = g.to_vec()?.iter().map(|&v| (v as f64) * (v as f64)).sum();
+        let sq: f64 = g.with_f32s(|v| v.iter().map(|&v| (v as f64) * (v as f64)).sum())?;
         let weight = t.rank() >= 2;
         match out.last_mut() {
             Some((l, s, w)) if *l == layer => {

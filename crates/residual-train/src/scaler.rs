@@ -40,7 +40,7 @@ impl GradScaler {
         for g in grads.values_mut() {
             *g = g.mul_scalar(inv)?;
             if !found_inf {
-                found_inf = g.to_vec()?.iter().any(|v| !v.is_finite());
+                found_inf = has_non_finite(g)?;
             }
         }
         Ok(found_inf)
@@ -62,10 +62,15 @@ impl GradScaler {
     }
 }
 
+/// Whether `t` holds an inf or a NaN (read in place on the CPU).
+pub fn has_non_finite(t: &Tensor) -> Result<bool> {
+    t.with_f32s(|v| v.iter().any(|v| !v.is_finite()))
+}
+
 /// Whether any gradient holds an inf or a NaN.
 pub fn any_non_finite(grads: &Gradients) -> Result<bool> {
     for (_, g) in grads.iter() {
-        if g.to_vec()?.iter().any(|v| !v.is_finite()) {
+        if has_non_finite(g)? {
             return Ok(true);
         }
     }

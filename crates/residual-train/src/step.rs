@@ -76,7 +76,7 @@ fn first_non_finite_gradient(
 ) -> Result<Option<String>> {
     for (name, p) in optimizer.params().iter().rev() {
         if let Some(g) = grads.get(&p.get()) {
-            if g.to_vec()?.iter().any(|v| !v.is_finite()) {
+            if scaler::has_non_finite(g)? {
                 return Ok(Some(name.clone()));
             }
         }

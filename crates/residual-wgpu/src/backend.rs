@@ -21,6 +21,22 @@ impl WgpuBackend {
     pub fn new(ctx: Arc<Context>) -> Self {
         WgpuBackend { gpu: Gpu::new(ctx) }
     }
+
+    /// A norm's backward on an input `x` of any dtype: `kernel` runs on `x`
+    /// widened to f32 (the WGSL norm kernels read f32), and `dx` comes back
+    /// in `x`'s dtype, rounded once, as [`Backend::batch_norm_backward`] and
+    /// [`Backend::row_norm_backward`] promise.
+    fn norm_backward_of(
+        &self,
+        x: &Storage,
+        kernel: impl FnOnce(&Storage) -> Result<NormGrads>,
+    ) -> Result<NormGrads> {
+        let mut g = kernel(&widened(self, x)?)?;
+        if x.dtype() != DType::F32 {
+            g.dx = self.cast(&g.dx, x.dtype())?;
+        }
+        Ok(g)
+    }
 }
 
 impl Backend for WgpuBackend {
@@ -229,12 +245,9 @@ impl Backend for WgpuBackend {
         gamma: &Storage,
         stats: &NormStats,
     ) -> Result<NormGrads> {
-        let wide = residual_tensor::backend::widened(self, x)?;
-        let mut g = kernels::norm::batch_norm_backward(&self.gpu, &wide, dy, view, gamma, stats)?;
-        if x.dtype() != DType::F32 {
-            g.dx = self.cast(&g.dx, x.dtype())?;
-        }
-        Ok(g)
+        self.norm_backward_of(x, |wide| {
+            kernels::norm::batch_norm_backward(&self.gpu, wide, dy, view, gamma, stats)
+        })
     }
 
     fn row_norm(
@@ -261,14 +274,9 @@ impl Backend for WgpuBackend {
         gamma: &Storage,
         stats: &NormStats,
     ) -> Result<NormGrads> {
-        let wide = residual_tensor::backend::widened(self, x)?;
-        let mut g = kernels::norm::row_norm_backward(
-            &self.gpu, &wide, dy, rows, cols, affine, gamma, stats,
-        )?;
-        if x.dtype() != DType::F32 {
-            g.dx = self.cast(&g.dx, x.dtype())?;
-        }
-        Ok(g)
+        self.norm_backward_of(x, |wide| {
+            kernels::norm::row_norm_backward(&self.gpu, wide, dy, rows, cols, affine, gamma, stats)
+        })
     }
 
     fn softmax(&self, x: &Storage, view: AxisView, log: bool) -> Result<Storage> {

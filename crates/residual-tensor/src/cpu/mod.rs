@@ -26,7 +26,7 @@ use fill::PAR_CHUNK;
 use half::{bf16, f16, slice::HalfFloatSliceExt};
 use rayon::prelude::*;
 use std::sync::Arc;
-use storage::{f32s, host, store, Float};
+use storage::{f32s, host, on_float_slice, store, Float};
 
 pub use storage::CpuStorage;
 pub use threads::kernel_pool;
@@ -317,11 +317,8 @@ impl Backend for CpuBackend {
         eps: f32,
     ) -> Result<(Storage, NormStats)> {
         let (gamma, beta) = (f32s(gamma)?, f32s(beta)?);
-        let (y, mean, rstd) = match host(x)? {
-            CpuStorage::F32(x) => norm::batch_forward(x, view, gamma, beta, eps),
-            CpuStorage::BF16(x) => norm::batch_forward(x, view, gamma, beta, eps),
-            CpuStorage::F16(x) => norm::batch_forward(x, view, gamma, beta, eps),
-        };
+        let (y, mean, rstd) =
+            on_float_slice!(host(x)?, x => norm::batch_forward(x, view, gamma, beta, eps));
         Ok((
             store(y),
             NormStats {
@@ -341,11 +338,8 @@ impl Backend for CpuBackend {
         let (dy, gamma) = (f32s(dy)?, f32s(gamma)?);
         let (mean, rstd) = (f32s(&stats.mean)?, f32s(&stats.rstd)?);
         same_len("batch_norm_backward", x.len(), &[("dy", dy.len())])?;
-        let (dx, dg, db) = match host(x)? {
-            CpuStorage::F32(x) => norm::batch_backward(x, dy, view, gamma, mean, rstd),
-            CpuStorage::BF16(x) => norm::batch_backward(x, dy, view, gamma, mean, rstd),
-            CpuStorage::F16(x) => norm::batch_backward(x, dy, view, gamma, mean, rstd),
-        };
+        let (dx, dg, db) =
+            on_float_slice!(host(x)?, x => norm::batch_backward(x, dy, view, gamma, mean, rstd));
         Ok(NormGrads {
             dx,
             dgamma: store(dg),
@@ -364,11 +358,9 @@ impl Backend for CpuBackend {
     ) -> Result<(Storage, NormStats)> {
         let (gamma, beta) = (f32s(gamma)?, f32s(beta)?);
         same_len("row_norm", rows * cols, &[("x", x.len())])?;
-        let (y, mean, rstd) = match host(x)? {
-            CpuStorage::F32(x) => norm::row_forward(x, rows, cols, affine, gamma, beta, eps),
-            CpuStorage::BF16(x) => norm::row_forward(x, rows, cols, affine, gamma, beta, eps),
-            CpuStorage::F16(x) => norm::row_forward(x, rows, cols, affine, gamma, beta, eps),
-        };
+        let (y, mean, rstd) = on_float_slice!(host(x)?, x => {
+            norm::row_forward(x, rows, cols, affine, gamma, beta, eps)
+        });
         Ok((
             store(y),
             NormStats {
@@ -398,11 +390,9 @@ impl Backend for CpuBackend {
                 ("mean", mean.len() * cols),
             ],
         )?;
-        let (dx, dg, db) = match host(x)? {
-            CpuStorage::F32(x) => norm::row_backward(x, dy, rows, cols, affine, gamma, mean, rstd),
-            CpuStorage::BF16(x) => norm::row_backward(x, dy, rows, cols, affine, gamma, mean, rstd),
-            CpuStorage::F16(x) => norm::row_backward(x, dy, rows, cols, affine, gamma, mean, rstd),
-        };
+        let (dx, dg, db) = on_float_slice!(host(x)?, x => {
+            norm::row_backward(x, dy, rows, cols, affine, gamma, mean, rstd)
+        });
         Ok(NormGrads {
             dx,
             dgamma: store(dg),

@@ -23,52 +23,30 @@ const LANES: usize = 16;
 const BLOCK: usize = 4096;
 
 /// The `S` sums of the terms `f(x, y)` over the pairs of `x` and `y` (equal
-/// lengths), each in f32 lanes that the compiler vectorises, carried into f64
-/// every [`BLOCK`] elements.
+/// lengths): [`lane_sums3`] with `x` as its unread third slice.
 #[inline]
 fn lane_sums<const S: usize, A: Float, B: Float>(
     x: &[A],
     y: &[B],
     f: impl Fn(f32, f32) -> [f32; S],
 ) -> [f64; S] {
-    let mut sums = [0.0f64; S];
-    for (xb, yb) in x.chunks(BLOCK).zip(y.chunks(BLOCK)) {
-        let mut acc = [[0.0f32; LANES]; S];
-        let (xc, yc) = (xb.chunks_exact(LANES), yb.chunks_exact(LANES));
-        let (xr, yr) = (xc.remainder(), yc.remainder());
-        for (xl, yl) in xc.zip(yc) {
-            for l in 0..LANES {
-                let terms = f(xl[l].to_f32(), yl[l].to_f32());
-                for (a, t) in acc.iter_mut().zip(terms) {
-                    a[l] += t;
-                }
-            }
-        }
-        for (a, b) in xr.iter().zip(yr) {
-            let terms = f(a.to_f32(), b.to_f32());
-            for (a, t) in acc.iter_mut().zip(terms) {
-                a[0] += t;
-            }
-        }
-        for (s, a) in sums.iter_mut().zip(&acc) {
-            *s += a.iter().map(|&v| v as f64).sum::<f64>();
-        }
-    }
-    sums
+    lane_sums3(x, y, x, |a, b, _| f(a, b))
 }
 
-/// [`lane_sums`] over three equal-length slices (a layer norm's rows with
-/// their per-column parameters).
+/// The `S` sums of the terms `f(x, y, z)` over the triples of `x`, `y` and
+/// `z` (equal lengths; a layer norm's rows with their per-column parameters),
+/// each in f32 lanes that the compiler vectorises, carried into f64 every
+/// [`BLOCK`] elements.
 #[inline]
-fn lane_sums3<A: Float, B: Float>(
+fn lane_sums3<const S: usize, A: Float, B: Float, C: Float>(
     x: &[A],
     y: &[B],
-    z: &[f32],
-    f: impl Fn(f32, f32, f32) -> [f32; 2],
-) -> [f64; 2] {
-    let mut sums = [0.0f64; 2];
+    z: &[C],
+    f: impl Fn(f32, f32, f32) -> [f32; S],
+) -> [f64; S] {
+    let mut sums = [0.0f64; S];
     for ((xb, yb), zb) in x.chunks(BLOCK).zip(y.chunks(BLOCK)).zip(z.chunks(BLOCK)) {
-        let mut acc = [[0.0f32; LANES]; 2];
+        let mut acc = [[0.0f32; LANES]; S];
         let (xc, yc, zc) = (
             xb.chunks_exact(LANES),
             yb.chunks_exact(LANES),
@@ -77,14 +55,14 @@ fn lane_sums3<A: Float, B: Float>(
         let (xr, yr, zr) = (xc.remainder(), yc.remainder(), zc.remainder());
         for ((xl, yl), zl) in xc.zip(yc).zip(zc) {
             for l in 0..LANES {
-                let terms = f(xl[l].to_f32(), yl[l].to_f32(), zl[l]);
+                let terms = f(xl[l].to_f32(), yl[l].to_f32(), zl[l].to_f32());
                 for (a, t) in acc.iter_mut().zip(terms) {
                     a[l] += t;
                 }
             }
         }
-        for ((&a, &b), &c) in xr.iter().zip(yr).zip(zr) {
-            let terms = f(a.to_f32(), b.to_f32(), c);
+        for ((a, b), c) in xr.iter().zip(yr).zip(zr) {
+            let terms = f(a.to_f32(), b.to_f32(), c.to_f32());
             for (a, t) in acc.iter_mut().zip(terms) {
                 a[0] += t;
             }

@@ -113,6 +113,20 @@ pub(crate) fn bf16_bits(v: f32) -> u16 {
     (if is_nan { quiet_nan } else { rounded }) as u16
 }
 
+/// Evaluates `$body` with `$x` bound to the elements of the `&CpuStorage`
+/// `$s`, whichever float type it holds: one generic kernel call (over
+/// [`Float`]) instead of a `match` arm per dtype at each call site.
+macro_rules! on_float_slice {
+    ($s:expr, $x:ident => $body:expr) => {
+        match $s {
+            $crate::cpu::CpuStorage::F32($x) => $body,
+            $crate::cpu::CpuStorage::BF16($x) => $body,
+            $crate::cpu::CpuStorage::F16($x) => $body,
+        }
+    };
+}
+pub(crate) use on_float_slice;
+
 /// The CPU storage behind `s`; an error for another backend's storage.
 pub(crate) fn host(s: &Storage) -> Result<&CpuStorage> {
     s.as_any()
