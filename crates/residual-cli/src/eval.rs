@@ -2,8 +2,9 @@
 
 use crate::data::DataArgs;
 use residual_tensor::Error;
-use residual_train::trainer::evaluate;
-use residual_zoo::{create, ModelOptions};
+use residual_train::precision::compare_precision;
+use residual_train::trainer::{evaluate, EvalStats};
+use residual_zoo::{create, ModelOptions, Precision};
 use std::path::PathBuf;
 
 /// Arguments of `residual eval`.
@@ -20,6 +21,10 @@ pub struct Args {
     data: DataArgs,
     #[command(flatten)]
     device: crate::device::DeviceArg,
+    // With --precision bf16 the f32 pass runs too, and a second line says
+    // how often their top-1 classes agree and how far the logits moved.
+    #[command(flatten)]
+    precision: crate::precision::PrecisionArg,
     /// Samples per batch.
     #[arg(long, default_value_t = 256)]
     batch_size: usize,
@@ -46,14 +51,38 @@ pub fn run(a: Args) -> Result<(), Error> {
     let input = format!("the {} data", a.data.spec());
     crate::load::load_for_input(&*model, &a.weights, c, &input)?;
     let n = test.len();
-    let ev = evaluate(&*model, test, &[a.data.normalize()], a.batch_size, &dev)?;
+    let transforms = [a.data.normalize()];
+    let precision = a.precision.resolve(&dev)?;
+    let report = |ev: &EvalStats, what: &str| {
+        println!(
+            "{} on {} ({n} {} samples){what}: accuracy {:.2}%, loss {:.4}",
+            a.model,
+            a.data.spec(),
+            splits.test_name,
+            ev.acc * 100.0,
+            ev.loss
+        )
+    };
+    if precision == Precision::F32 {
+        report(
+            &evaluate(&*model, test, &transforms, a.batch_size, &dev)?,
+            "",
+        );
+        return Ok(());
+    }
+    let c = compare_precision(&*model, precision, test, &transforms, a.batch_size, &dev)?;
+    report(&c.reduced, &format!(" at {}", precision.name()));
     println!(
-        "{} on {} ({n} {} samples): accuracy {:.2}%, loss {:.4}",
-        a.model,
-        a.data.spec(),
-        splits.test_name,
-        ev.acc * 100.0,
-        ev.loss
+        "against f32 (accuracy {:.2}%, loss {:.4}): top-1 agrees on {} of {} samples ({:.2}%), \
+         max |logit difference| {:.3e} ({:.2}% of max |logit| {:.3e})",
+        c.f32.acc * 100.0,
+        c.f32.loss,
+        c.agree,
+        c.samples,
+        c.agreement() * 100.0,
+        c.max_logit_diff,
+        100.0 * c.max_logit_diff / c.max_logit.max(f32::MIN_POSITIVE),
+        c.max_logit
     );
     Ok(())
 }

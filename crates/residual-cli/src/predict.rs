@@ -10,7 +10,7 @@ use residual_nn::weights::{read_tensors, write_tensors};
 use residual_nn::{Mode, Module};
 use residual_tensor::{Device, Error, Tensor};
 use residual_train::data::{image_header, load_image_with, ImageRecipe, Transform};
-use residual_zoo::{create, eval_preprocess, inference, ModelOptions, Preprocess};
+use residual_zoo::{create, eval_preprocess, inference_at, ModelOptions, Preprocess};
 use std::path::Path;
 use std::path::PathBuf;
 
@@ -48,6 +48,8 @@ pub struct Args {
     image_size: Option<u32>,
     #[command(flatten)]
     device: crate::device::DeviceArg,
+    #[command(flatten)]
+    precision: crate::precision::PrecisionArg,
     /// Number of classes of the weights (the preset's default otherwise).
     #[arg(long)]
     classes: Option<usize>,
@@ -103,7 +105,7 @@ pub fn run(a: Args) -> Result<(), Error> {
     };
     let model = create(&a.model, &opts, 0, &dev)?;
     load_for_input(&*model, &a.weights, x.dims()[1], "the input tensor")?;
-    let model = inference(&*model)?;
+    let model = inference_at(&*model, a.precision.resolve(&dev)?)?;
     let y = residual_tensor::no_grad(|| model.forward(x, Mode::Eval))?;
     write_tensors(&output, &[("output".to_string(), y.clone())])?;
     eprintln!("wrote output {} to {}", y.shape(), output.display());
@@ -174,7 +176,7 @@ fn classify_images(a: &Args, dev: &Device) -> Result<(), Error> {
     };
     let model = create(&a.model, &opts, 0, dev)?;
     load_for_input(&*model, &a.weights, 3, "an RGB image")?;
-    let model = inference(&*model)?;
+    let model = inference_at(&*model, a.precision.resolve(dev)?)?;
     let logits = residual_tensor::no_grad(|| model.forward(&x, Mode::Eval))?;
     let classes = logits.dims()[1];
     let labels = a

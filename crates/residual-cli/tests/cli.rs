@@ -105,6 +105,19 @@ fn predict_matches_the_library_and_reports_bad_input() {
         diff <= 1e-5 * scale,
         "folded and plain forwards differ by {diff}"
     );
+    // --precision bf16 runs the library's bf16 pass, and writes f32 logits.
+    let o = predict(
+        &weights,
+        &input,
+        &output,
+        &["--classes", "5", "--precision", "bf16"],
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    let y16 = &read_tensors(&output, &dev).unwrap()["output"];
+    assert_eq!(y16.dtype(), residual_tensor::DType::F32);
+    let bf16 = residual_zoo::inference_at(&*model, residual_zoo::Precision::Bf16).unwrap();
+    let want = residual_tensor::no_grad(|| bf16.forward(&x, Mode::Eval)).unwrap();
+    assert_eq!(y16.to_vec().unwrap(), want.to_vec().unwrap());
     // An output path that is the weights or the input file is refused, and
     // the file is left as it was.
     for victim in [&weights, &input] {
@@ -467,6 +480,33 @@ fn eval_reports_accuracy_and_rejects_foreign_weights() {
         err.contains("the mnist data has 1 channel(s)") && err.contains("3-channel"),
         "{err}"
     );
+}
+
+#[test]
+fn eval_at_bf16_reports_its_agreement_with_f32() {
+    let dir = scratch();
+    let opts = ModelOptions {
+        in_channels: Some(1),
+        ..Default::default()
+    };
+    let model = create("resnet20", &opts, 1, &Device::cpu()).unwrap();
+    let weights = dir.path().join("r20.safetensors");
+    save_safetensors(&*model, &weights).unwrap();
+    let w = weights.to_str().unwrap();
+    let args = ["eval", "--model", "resnet20", "--weights", w, "--precision"];
+    let o = residual(&[&args[..], &["bf16"]].concat());
+    assert!(o.status.success(), "{}", stderr(&o));
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        out.contains("(2004 test samples) at bf16: accuracy")
+            && out.contains("against f32 (accuracy")
+            && out.contains("of 2004 samples")
+            && out.contains("max |logit difference|"),
+        "{out}"
+    );
+    let o = residual(&[&args[..], &["fp16"]].concat());
+    assert!(!o.status.success());
+    assert!(stderr(&o).contains("f32, bf16"), "{}", stderr(&o));
 }
 
 /// Writes `dir/images/{red,blue}/k.png`, `per_class` images of varied sizes

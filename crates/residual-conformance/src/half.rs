@@ -113,6 +113,71 @@ pub fn half_gemm_ops(dev: &Device) {
     }
 }
 
+/// The fused inference convolution on an input and weight of one half dtype
+/// (the bf16 inference path): the result keeps that dtype and is the f32
+/// fused convolution of the upcast operands (f32 bias, residual upcast,
+/// ReLU), rounded once. The kernels may add the same exact products in
+/// another order than the f32 path, so a value may round to the neighbour of
+/// the reference's half value: one unit in the last place of the half dtype,
+/// plus 1e-5 of the largest value for sums that cancel. With a gradient to
+/// compute the separate ops run instead: the half convolution (rounded), then
+/// bias, residual and ReLU in f32, the result rounded again to the dtype.
+pub fn half_conv2d_fused(dev: &Device) {
+    use residual_tensor::backend::UnaryOp;
+    let p = Conv2dParams {
+        padding: [1; 4],
+        ..Default::default()
+    };
+    for (dtype, ulp) in [(DType::BF16, 1.0 / 128.0), (DType::F16, 1.0 / 1024.0)] {
+        let x = randn(dev, &[2, 3, 5, 5], 21).cast(dtype).unwrap();
+        let w = randn(dev, &[4, 3, 3, 3], 22).cast(dtype).unwrap();
+        let bias = randn(dev, &[4], 23);
+        let res = randn(dev, &[2, 4, 5, 5], 24).cast(dtype).unwrap();
+        let wide = |t: &Tensor| t.cast(DType::F32).unwrap();
+        let fused = |x: &Tensor, w: &Tensor, r: &Tensor| {
+            x.conv2d_fused(w, Some(&bias), Some(r), Some(UnaryOp::Relu), p)
+                .unwrap()
+        };
+        let want = residual_tensor::no_grad(|| fused(&wide(&x), &wide(&w), &wide(&res)))
+            .cast(dtype)
+            .unwrap();
+        let want = wide(&want).to_vec().unwrap();
+        let scale = want.iter().fold(0f32, |m, v| m.max(v.abs()));
+        let close = |what: &str, y: &Tensor| {
+            assert_eq!(y.dtype(), dtype, "{what} {dtype}: the input's dtype");
+            for (i, (g, r)) in wide(y).to_vec().unwrap().iter().zip(&want).enumerate() {
+                let tol = ulp * r.abs() + 1e-5 * scale;
+                assert!(
+                    (g - r).abs() <= tol,
+                    "{what} {dtype}: element {i} is {g}, the rounded f32 result {r}"
+                );
+            }
+        };
+        close(
+            "fused kernel",
+            &residual_tensor::no_grad(|| fused(&x, &w, &res)),
+        );
+        let separate = fused(&x.requires_grad_(), &w, &res);
+        assert_eq!(separate.dtype(), dtype, "separate ops {dtype}");
+        let composed = x
+            .conv2d(&w, None, p)
+            .unwrap()
+            .add(&bias.reshape(&[1, 4, 1, 1]).unwrap())
+            .unwrap()
+            .add(&res)
+            .unwrap()
+            .relu()
+            .unwrap()
+            .cast(dtype)
+            .unwrap();
+        assert_eq!(
+            wide(&separate).to_vec().unwrap(),
+            wide(&composed).to_vec().unwrap(),
+            "separate ops {dtype}"
+        );
+    }
+}
+
 /// Training-mode batch norm, group norm and layer norm take a half input as
 /// it is (as a convolution's or a linear layer's output under autocast):
 /// the backend's kernels read the half storage and write its gradient in the

@@ -14,11 +14,93 @@
 //! The dtype follows PyTorch: bf16 on the CPU, f16 on a GPU that can do f16
 //! arithmetic; [`crate::Backend::autocast_dtype`] says which for a device.
 
-use crate::{DType, Error, Result};
-use std::cell::Cell;
+use crate::{DType, Error, Result, Tensor, TensorId};
+use std::cell::{Cell, RefCell};
+use std::collections::HashMap;
+use std::sync::Arc;
 
 thread_local! {
     static AUTOCAST: Cell<Option<DType>> = const { Cell::new(None) };
+    static CAST_CACHE: RefCell<Option<CastCache>> = const { RefCell::new(None) };
+}
+
+/// Half-precision copies of tensors made once (a model's weights) that the
+/// GEMM ops reuse under [`autocast_cached`] instead of casting the tensors at
+/// every call: PyTorch's autocast weight cache, kept across forwards. Keyed
+/// by [`Tensor::id`], which no other tensor ever gets, so a tensor that
+/// replaces a cached one (a weight load) is cast anew, never mistaken for it.
+#[derive(Clone, Default)]
+pub struct CastCache {
+    dtype: Option<DType>,
+    copies: Arc<HashMap<TensorId, Tensor>>,
+}
+
+impl CastCache {
+    /// `tensors` cast to `dtype` (a half-precision type), without gradients.
+    pub fn new<'a>(tensors: impl IntoIterator<Item = &'a Tensor>, dtype: DType) -> Result<Self> {
+        check_half(dtype)?;
+        let copies = crate::no_grad(|| {
+            tensors
+                .into_iter()
+                .map(|t| Ok((t.id(), t.detach().cast(dtype)?)))
+                .collect::<Result<HashMap<_, _>>>()
+        })?;
+        Ok(CastCache {
+            dtype: Some(dtype),
+            copies: Arc::new(copies),
+        })
+    }
+
+    /// How many tensors it holds.
+    pub fn len(&self) -> usize {
+        self.copies.len()
+    }
+
+    /// Whether it holds none.
+    pub fn is_empty(&self) -> bool {
+        self.copies.is_empty()
+    }
+
+    /// The copy of `t` in `dtype`, when there is one.
+    fn get(&self, t: &Tensor, dtype: DType) -> Option<Tensor> {
+        (self.dtype == Some(dtype))
+            .then(|| self.copies.get(&t.id()).cloned())
+            .flatten()
+    }
+}
+
+/// `t` cast to `dtype` for a GEMM op: the [`CastCache`] copy when the cache
+/// of [`autocast_cached`] holds one and no gradient has to reach `t` (the
+/// copy is not linked to `t` in the graph), else a (differentiable) cast.
+pub(crate) fn cast_for_gemm(t: &Tensor, dtype: DType) -> Result<Tensor> {
+    if t.dtype() != dtype && !(crate::is_grad_enabled() && t.requires_grad()) {
+        let hit = CAST_CACHE.with(|c| c.borrow().as_ref().and_then(|c| c.get(t, dtype)));
+        if let Some(copy) = hit {
+            return Ok(copy);
+        }
+    }
+    t.cast(dtype)
+}
+
+/// Runs `f` with autocast to `dtype` on this thread, the GEMM ops taking
+/// their operands' half copies from `cache` where it has them.
+pub fn autocast_cached<T>(dtype: DType, cache: &CastCache, f: impl FnOnce() -> T) -> Result<T> {
+    let _guard = AutocastGuard::new(dtype)?;
+    let prev = CAST_CACHE.with(|c| c.replace(Some(cache.clone())));
+    let restore = RestoreCache(prev);
+    let out = f();
+    drop(restore);
+    Ok(out)
+}
+
+/// Puts the previous cache back on drop (also when `f` panics).
+struct RestoreCache(Option<CastCache>);
+
+impl Drop for RestoreCache {
+    fn drop(&mut self) {
+        let prev = self.0.take();
+        CAST_CACHE.with(|c| *c.borrow_mut() = prev);
+    }
 }
 
 /// The dtype GEMM ops of this thread compute in, or `None` outside autocast.
@@ -32,6 +114,18 @@ pub fn autocast<T>(dtype: DType, f: impl FnOnce() -> T) -> Result<T> {
     Ok(f())
 }
 
+/// An error unless `dtype` is a half-precision type.
+fn check_half(dtype: DType) -> Result<()> {
+    if dtype == DType::F32 {
+        return Err(Error::DType {
+            op: "autocast",
+            got: dtype,
+            expected: "f16 or bf16 (f32 is what runs without autocast)".into(),
+        });
+    }
+    Ok(())
+}
+
 /// Turns autocast on for this thread until dropped; the previous state returns on drop.
 pub struct AutocastGuard {
     prev: Option<DType>,
@@ -40,13 +134,7 @@ pub struct AutocastGuard {
 impl AutocastGuard {
     /// Autocast to `dtype`, which must be a half-precision type.
     pub fn new(dtype: DType) -> Result<Self> {
-        if dtype == DType::F32 {
-            return Err(Error::DType {
-                op: "autocast",
-                got: dtype,
-                expected: "f16 or bf16 (f32 is what runs without autocast)".into(),
-            });
-        }
+        check_half(dtype)?;
         let prev = AUTOCAST.with(|a| a.replace(Some(dtype)));
         Ok(AutocastGuard { prev })
     }
@@ -67,6 +155,56 @@ impl Drop for AutocastGuard {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::Device;
+
+    /// `x @ w` under `autocast_cached` with a cache whose copy of `w` is
+    /// `2 w`: the products show whether the copy was taken.
+    fn product_with_doubled_copy(x: &Tensor, w: &Tensor, key: &Tensor) -> Vec<f32> {
+        let doubled = crate::no_grad(|| w.mul_scalar(2.0).unwrap().cast(DType::BF16).unwrap());
+        let cache = CastCache {
+            dtype: Some(DType::BF16),
+            copies: Arc::new(HashMap::from([(key.id(), doubled)])),
+        };
+        autocast_cached(DType::BF16, &cache, || x.matmul(w).unwrap())
+            .unwrap()
+            .to_vec()
+            .unwrap()
+    }
+
+    #[test]
+    fn cast_cache_serves_gemm_operands_only_where_no_gradient_is_lost() {
+        let dev = Device::cpu();
+        let x = Tensor::from_vec(vec![1.0, 2.0], [1, 2], &dev).unwrap();
+        let w = Tensor::from_vec(vec![0.5, 0.25], [2, 1], &dev).unwrap();
+        // Without gradients the GEMM takes the cached copy: 2 * (0.5 + 0.5).
+        assert_eq!(
+            crate::no_grad(|| product_with_doubled_copy(&x, &w, &w)),
+            [2.0]
+        );
+        // A tensor the cache does not hold is cast as usual.
+        let other = w.detach();
+        assert_eq!(
+            crate::no_grad(|| product_with_doubled_copy(&x, &other, &w)),
+            [1.0]
+        );
+        // A weight that needs its gradient is cast differentiably, not taken
+        // from the cache.
+        let wg = w.requires_grad_();
+        assert_eq!(product_with_doubled_copy(&x, &wg, &wg), [1.0]);
+        // Outside `autocast_cached` the cache is gone.
+        assert_eq!(
+            crate::no_grad(|| autocast(DType::BF16, || x.matmul(&w).unwrap()))
+                .unwrap()
+                .to_vec()
+                .unwrap(),
+            [1.0]
+        );
+        assert!(CastCache::new([&w], DType::F32).is_err());
+        let cache = CastCache::new([&w, &x], DType::BF16).unwrap();
+        assert_eq!(cache.len(), 2);
+        assert_eq!(cache.get(&w, DType::BF16).unwrap().dtype(), DType::BF16);
+        assert!(cache.get(&w, DType::F16).is_none());
+    }
 
     #[test]
     fn guards_nest_and_restore() {

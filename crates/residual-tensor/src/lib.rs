@@ -36,7 +36,7 @@ mod tally;
 mod tensor;
 pub mod test_skip;
 
-pub use autocast::{autocast, autocast_dtype, AutocastGuard};
+pub use autocast::{autocast, autocast_cached, autocast_dtype, AutocastGuard, CastCache};
 pub use autograd::{is_grad_enabled, no_grad, Gradients, NoGradGuard, TensorId};
 pub use backend::{AdamWHyper, Backend, Conv2dParams, HostData, Pool2dParams, SgdHyper, Storage};
 pub use device::Device;

@@ -28,6 +28,7 @@ pub mod monitor;
 pub mod optim;
 pub mod plots;
 pub mod precise_bn;
+pub mod precision;
 pub mod runlog;
 pub mod scaler;
 pub mod schedule;

@@ -12,8 +12,8 @@ use crate::scaler::GradScaler;
 use crate::step::{train_step, NonFinite, StepSettings};
 use residual_nn::sync_bn::SyncBatchNormGuard;
 use residual_nn::{named_tensors, Mode, Module};
-use residual_tensor::{no_grad, Device, Error, Result};
-use residual_zoo::{inference, Model, ModelOptions};
+use residual_tensor::{no_grad, Device, Error, Result, Tensor};
+use residual_zoo::{inference_at, Model, ModelOptions, Precision};
 use serde::Serialize;
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -611,6 +611,49 @@ pub fn evaluate_sharded(
     dev: &Device,
     c: &dyn Collective,
 ) -> Result<EvalStats> {
+    evaluate_at(model, Precision::F32, data, transforms, batch_size, dev, c)
+}
+
+/// [`evaluate_sharded`] through the inference pass at `precision`
+/// ([`residual_zoo::inference_at`]).
+pub fn evaluate_at(
+    model: &dyn Model,
+    precision: Precision,
+    data: Arc<dyn Dataset>,
+    transforms: &[Transform],
+    batch_size: usize,
+    dev: &Device,
+    c: &dyn Collective,
+) -> Result<EvalStats> {
+    let model = inference_at(model, precision)?;
+    let mut sums = EvalSums::default();
+    for_each_eval_batch(data, transforms, batch_size, dev, c, |batch| {
+        let logits = no_grad(|| model.forward(&batch.images, Mode::Eval))?;
+        sums.add(&logits, &batch.labels)?;
+        Ok(())
+    })?;
+    if c.world_size() > 1 {
+        let mut v = [sums.loss_sum as f32, sums.correct as f32, sums.n as f32];
+        c.all_reduce_sum(&mut v)?;
+        let [loss_sum, correct, count] = v;
+        return Ok(EvalStats {
+            loss: loss_sum / count.max(1.0),
+            acc: correct / count.max(1.0),
+        });
+    }
+    Ok(sums.stats())
+}
+
+/// Runs `f` on every batch of this rank's shard of `data` in order, as the
+/// evaluation reads it: no shuffling, no augmentation, `transforms` applied.
+pub(crate) fn for_each_eval_batch(
+    data: Arc<dyn Dataset>,
+    transforms: &[Transform],
+    batch_size: usize,
+    dev: &Device,
+    c: &dyn Collective,
+    mut f: impl FnMut(&crate::data::Batch) -> Result<()>,
+) -> Result<()> {
     if data.is_empty() {
         return Err(Error::arg(
             "evaluate",
@@ -626,33 +669,41 @@ pub fn evaluate_sharded(
         pad: false,
     })?;
     let order = loader.order(0);
-    let model = inference(model)?;
-    let (mut loss_sum, mut correct, mut n) = (0.0f64, 0usize, 0usize);
     for b in 0..loader.batches() {
-        let batch = loader.batch(&order, 0, b, dev)?;
-        let logits = no_grad(|| model.forward(&batch.images, Mode::Eval))?;
-        let loss = no_grad(|| logits.cross_entropy(&batch.labels, 0.0))?.to_scalar()?;
-        let k = batch.labels.len();
-        loss_sum += loss as f64 * k as f64;
-        correct += logits
+        f(&loader.batch(&order, 0, b, dev)?)?;
+    }
+    Ok(())
+}
+
+/// Running sums of an evaluation: cross-entropy, correct predictions, samples.
+#[derive(Default)]
+pub(crate) struct EvalSums {
+    loss_sum: f64,
+    correct: usize,
+    n: usize,
+}
+
+impl EvalSums {
+    /// Adds a batch's logits `[B, classes]` against its labels.
+    pub(crate) fn add(&mut self, logits: &Tensor, labels: &[usize]) -> Result<()> {
+        let loss = no_grad(|| logits.cross_entropy(labels, 0.0))?.to_scalar()?;
+        let k = labels.len();
+        self.loss_sum += loss as f64 * k as f64;
+        self.correct += logits
             .argmax(1)?
             .iter()
-            .zip(&batch.labels)
+            .zip(labels)
             .filter(|(p, l)| p == l)
             .count();
-        n += k;
+        self.n += k;
+        Ok(())
     }
-    if c.world_size() > 1 {
-        let mut sums = [loss_sum as f32, correct as f32, n as f32];
-        c.all_reduce_sum(&mut sums)?;
-        let [loss_sum, correct, count] = sums;
-        return Ok(EvalStats {
-            loss: loss_sum / count.max(1.0),
-            acc: correct / count.max(1.0),
-        });
+
+    /// Mean loss and accuracy so far.
+    pub(crate) fn stats(&self) -> EvalStats {
+        EvalStats {
+            loss: (self.loss_sum / self.n.max(1) as f64) as f32,
+            acc: self.correct as f32 / self.n.max(1) as f32,
+        }
     }
-    Ok(EvalStats {
-        loss: (loss_sum / n.max(1) as f64) as f32,
-        acc: correct as f32 / n.max(1) as f32,
-    })
 }

@@ -186,6 +186,9 @@ impl Backend for WgpuBackend {
         g: &Conv2dGeometry,
         epi: &ConvEpilogue<'_>,
     ) -> Result<Storage> {
+        if x.dtype() != DType::F32 {
+            return fused_conv_through_f32(self, x, w, g, epi);
+        }
         match epi.act {
             None | Some(UnaryOp::Relu) => kernels::gemm::conv2d(&self.gpu, x, w, g, epi),
             Some(act) => {

@@ -17,7 +17,7 @@ use crate::conv_norm::{check_input, ConvNorm};
 use crate::norm::Norm;
 use residual_nn::{Activation, AdaptiveAvgPool2d, Linear, MaxPool2d, Mode, Module, Param, Visitor};
 use residual_tensor::backend::UnaryOp;
-use residual_tensor::{no_grad, Conv2dParams, Result, Tensor};
+use residual_tensor::{no_grad, Conv2dParams, DType, Result, Tensor};
 
 /// A convolution with its norm folded in: `conv(x, weight) + bias`.
 pub struct FoldedConv {
@@ -27,8 +27,10 @@ pub struct FoldedConv {
 }
 
 impl FoldedConv {
-    /// Folds `unit`'s batch norm into its convolution; `None` for group norm.
-    pub fn fold(unit: &ConvNorm) -> Result<Option<Self>> {
+    /// Folds `unit`'s batch norm into its convolution, the folded weight cast
+    /// once to `dtype` (f32, or bf16 for the bf16 inference path; the bias
+    /// stays f32); `None` for group norm.
+    pub fn fold(unit: &ConvNorm, dtype: DType) -> Result<Option<Self>> {
         let Norm::Batch(bn) = &unit.norm else {
             return Ok(None);
         };
@@ -47,20 +49,22 @@ impl FoldedConv {
             };
             let bias = centred.mul(&scale)?.add(&bn.bias.get())?;
             Ok(Some(FoldedConv {
-                weight,
+                weight: weight.cast(dtype)?,
                 bias,
                 params: unit.conv.params,
             }))
         })
     }
 
-    /// `act(conv(x) + bias + residual)` in one kernel.
+    /// `act(conv(x) + bias + residual)` in one kernel, in the weight's dtype
+    /// (`x` is cast to it first when it differs: the network's f32 input).
     pub fn run(
         &self,
         x: &Tensor,
         residual: Option<&Tensor>,
         act: Option<UnaryOp>,
     ) -> Result<Tensor> {
+        let x = x.cast(self.weight.dtype())?;
         x.conv2d_fused(&self.weight, Some(&self.bias), residual, act, self.params)
     }
 }
@@ -75,17 +79,18 @@ pub struct FusedBlock {
 }
 
 impl FusedBlock {
-    /// Folds every norm of `b`; `None` when one of them does not fold.
-    pub fn fold(b: &Block) -> Result<Option<Self>> {
+    /// Folds every norm of `b`, the weights in `dtype` (see
+    /// [`FoldedConv::fold`]); `None` when one of them does not fold.
+    pub fn fold(b: &Block, dtype: DType) -> Result<Option<Self>> {
         let mut layers = Vec::new();
         for unit in &b.layers {
-            let Some(f) = FoldedConv::fold(unit)? else {
+            let Some(f) = FoldedConv::fold(unit, dtype)? else {
                 return Ok(None);
             };
             layers.push(f);
         }
         let downsample = match &b.downsample {
-            Some(unit) => match FoldedConv::fold(unit)? {
+            Some(unit) => match FoldedConv::fold(unit, dtype)? {
                 Some(f) => Some(f),
                 None => return Ok(None),
             },
@@ -129,8 +134,11 @@ pub struct FusedConvNet {
 }
 
 impl FusedConvNet {
-    /// Folds a network of these parts; `None` when a norm does not fold. The
-    /// classifier's tensors are copied, like the folded ones.
+    /// Folds a network of these parts, the convolutions' weights in `dtype`
+    /// (f32, or bf16: the activations between the convolutions are then bf16,
+    /// the pooled features and the classifier f32); `None` when a norm does
+    /// not fold. The classifier's tensors are copied, like the folded ones.
+    #[allow(clippy::too_many_arguments)]
     pub fn fold(
         in_channels: usize,
         stem: &ConvNorm,
@@ -139,13 +147,14 @@ impl FusedConvNet {
         blocks: &[&Block],
         avgpool: AdaptiveAvgPool2d,
         fc: &Linear,
+        dtype: DType,
     ) -> Result<Option<Self>> {
-        let Some(stem) = FoldedConv::fold(stem)? else {
+        let Some(stem) = FoldedConv::fold(stem, dtype)? else {
             return Ok(None);
         };
         let mut fused = Vec::new();
         for b in blocks {
-            let Some(f) = FusedBlock::fold(b)? else {
+            let Some(f) = FusedBlock::fold(b, dtype)? else {
                 return Ok(None);
             };
             fused.push(f);

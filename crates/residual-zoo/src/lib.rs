@@ -31,7 +31,7 @@ pub use config::{ActKind, BlockKind, NormKind, ResNetConfig, StemKind};
 pub use conv_norm::{conv_output_shape, ConvNorm};
 pub use hybrid::{Backbone, HybridEmbed, HybridVit, TokenEmbed};
 pub use hybrid_config::{BackboneConfig, GlobalPool, HybridConfig};
-pub use model::{inference, InferenceModel, Intermediates, Model};
+pub use model::{inference, inference_at, InferenceModel, Intermediates, Model, Precision};
 pub use model_config::{ModelConfig, ModelOptions};
 pub use norm::{activation, Norm};
 pub use preprocess::{Interpolation, Preprocess};

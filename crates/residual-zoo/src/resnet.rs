@@ -9,7 +9,7 @@ use crate::model_config::ModelConfig;
 use crate::norm::{activation, Norm};
 use residual_nn::init::SeedSequence;
 use residual_nn::*;
-use residual_tensor::{Pool2dParams, Result, Tensor};
+use residual_tensor::{DType, Pool2dParams, Result, Tensor};
 
 /// A ResNet built from a [`ResNetConfig`]; parameter names are torchvision's
 /// (`conv1.weight`, `layer1.0.bn1.running_mean`, `fc.bias`, ...).
@@ -174,7 +174,7 @@ impl Model for ResNet {
 
     /// Batch norm folded into the convolutions, bias + residual + activation
     /// in their epilogues (`None` with group norm, which does not fold).
-    fn fused_for_inference(&self) -> Result<Option<Box<dyn Module>>> {
+    fn fused_for_inference(&self, dtype: DType) -> Result<Option<Box<dyn Module>>> {
         let blocks: Vec<&Block> = self.named_blocks().map(|(_, b)| b).collect();
         let fused = FusedConvNet::fold(
             self.config.in_channels,
@@ -184,6 +184,7 @@ impl Model for ResNet {
             &blocks,
             self.avgpool,
             &self.fc,
+            dtype,
         )?;
         Ok(fused.map(|f| Box::new(f) as Box<dyn Module>))
     }

@@ -6,7 +6,7 @@ use super::params::{
     Pool2dGeometry, ReduceOp, RowAffine, SgdHyper, UnaryOp,
 };
 use super::storage::{HostData, Storage};
-use crate::{DType, Result, Shape};
+use crate::{DType, Error, Result, Shape};
 use std::fmt::Debug;
 
 /// A compute backend. Implemented by the CPU backend in this crate and by
@@ -178,8 +178,13 @@ pub trait Backend: Send + Sync + Debug {
 
     /// Inference convolution with a fused epilogue:
     /// `y = act(conv(x, w) + bias[c] + residual)`, each part optional (see
-    /// [`ConvEpilogue`]). The default composes the other kernels; a backend
+    /// [`ConvEpilogue`]). `x` and `w` are of one dtype, f32 or half
+    /// precision; the bias is f32 and the residual of `x`'s dtype; the result
+    /// has `x`'s dtype, the epilogue computed in f32 and rounded once (the
+    /// half-precision inference path). The default composes the other
+    /// kernels (half operands through [`fused_conv_through_f32`]); a backend
     /// overrides it to apply the epilogue in one pass.
+    ///
     fn conv2d_fused(
         &self,
         x: &Storage,
@@ -187,6 +192,9 @@ pub trait Backend: Send + Sync + Debug {
         g: &Conv2dGeometry,
         epi: &ConvEpilogue<'_>,
     ) -> Result<Storage> {
+        if x.dtype() != DType::F32 {
+            return fused_conv_through_f32(self, x, w, g, epi);
+        }
         let out = Shape::new([g.n, g.c_out, g.oh, g.ow]);
         let mut y = self.conv2d(x, w, g)?;
         if let Some(b) = epi.bias {
@@ -340,4 +348,39 @@ pub trait Backend: Send + Sync + Debug {
     /// `y = x * keep / (1 - p)` with `keep = uniform32_at(seed, i) >= p`; the
     /// backward is the same kernel applied to `dy`.
     fn dropout(&self, x: &Storage, p: f32, seed: u64) -> Result<Storage>;
+}
+
+/// A fused inference convolution ([`Backend::conv2d_fused`]) on half
+/// operands through the backend's f32 kernel: `x`, `w` and the residual
+/// widened (exactly), the bias f32, the result cast back to `x`'s dtype
+/// (rounded once). For backends without a native half kernel.
+pub fn fused_conv_through_f32<B: Backend + ?Sized>(
+    be: &B,
+    x: &Storage,
+    w: &Storage,
+    g: &Conv2dGeometry,
+    epi: &ConvEpilogue<'_>,
+) -> Result<Storage> {
+    let dtype = x.dtype();
+    if w.dtype() != dtype {
+        return Err(Error::DType {
+            op: "conv2d (fused)",
+            got: w.dtype(),
+            expected: format!("{dtype}, the input's dtype, for the weight"),
+        });
+    }
+    // Upcasts are exact; an f32 operand is used as it is.
+    let widened = |s: &Storage| match s.dtype() {
+        DType::F32 => Ok(s.clone()),
+        _ => be.cast(s, DType::F32),
+    };
+    let (x, w) = (widened(x)?, widened(w)?);
+    let bias = epi.bias.map(widened).transpose()?;
+    let residual = epi.residual.map(widened).transpose()?;
+    let wide = ConvEpilogue {
+        bias: bias.as_ref(),
+        residual: residual.as_ref(),
+        act: epi.act,
+    };
+    be.cast(&be.conv2d_fused(&x, &w, g, &wide)?, dtype)
 }

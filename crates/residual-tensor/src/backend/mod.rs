@@ -22,7 +22,7 @@ mod storage;
 
 pub use attention::AttentionSpec;
 pub use helpers::{coalesce, half_through_f32, widened};
-pub use kernels::Backend;
+pub use kernels::{fused_conv_through_f32, Backend};
 pub use params::{
     AdamWHyper, AxisView, BinaryOp, Conv2dGeometry, Conv2dParams, ConvEpilogue, MatmulSpec,
     NormGrads, NormStats, Pool2dGeometry, Pool2dParams, ReduceOp, RowAffine, SgdHyper, UnaryOp,

@@ -2,6 +2,7 @@
 //! binary ops, dropout.
 
 use super::fill::{par_fill, PAR_CHUNK};
+use super::storage::Float;
 use crate::backend::{BinaryOp, UnaryOp};
 use crate::Shape;
 use rayon::prelude::*;
@@ -267,6 +268,84 @@ pub fn conv_epilogue(
     match act {
         Some(op) => with_apply(op, epilogue),
         None => epilogue.call(|z| z),
+    }
+}
+
+/// Over `y: [n, c, plane]` (a convolution's f32 accumulators), a new
+/// `[n, c, plane]` of `O`: `act(y + bias[c] + residual)` rounded once to `O`,
+/// with `residual` of `O` (a half-precision inference convolution's output).
+pub(crate) fn conv_epilogue_to<O: Float>(
+    y: &[f32],
+    c: usize,
+    plane: usize,
+    bias: Option<&[f32]>,
+    residual: Option<&[O]>,
+    act: Option<UnaryOp>,
+) -> Vec<O> {
+    if plane == 0 {
+        return Vec::new();
+    }
+    let epilogue = EpilogueTo {
+        y,
+        c,
+        plane,
+        bias,
+        residual,
+    };
+    match act {
+        Some(op) => with_apply(op, epilogue),
+        None => epilogue.call(|z| z),
+    }
+}
+
+/// The loop of [`conv_epilogue_to`], with the activation as its function.
+struct EpilogueTo<'a, O> {
+    y: &'a [f32],
+    c: usize,
+    plane: usize,
+    bias: Option<&'a [f32]>,
+    residual: Option<&'a [O]>,
+}
+
+impl<O: Float> WithFn for EpilogueTo<'_, O> {
+    type Out = Vec<O>;
+    fn call<F: Fn(f32) -> f32 + Sync + Send>(self, act: F) -> Vec<O> {
+        let EpilogueTo {
+            y,
+            c,
+            plane,
+            bias,
+            residual,
+        } = self;
+        // Whole planes per task, about PAR_CHUNK elements: late layers have
+        // planes of 49 values, too few to be a task each.
+        let rows = PAR_CHUNK.div_ceil(plane);
+        // SAFETY: each run is `rows` whole `[plane]` rows of the output (the
+        // last run fewer), each written in full from the row of `y` (and of
+        // `residual`) at the same offset.
+        unsafe {
+            par_fill(y.len(), rows * plane, |task, out| {
+                let first = task * rows;
+                for (j, out) in out.chunks_mut(plane).enumerate() {
+                    let row = first + j;
+                    let b = bias.map_or(0.0, |b| b[row % c]);
+                    let ys = &y[row * plane..][..plane];
+                    match residual {
+                        Some(r) => {
+                            let r = &r[row * plane..][..plane];
+                            for ((o, &v), &r) in out.iter_mut().zip(ys).zip(r) {
+                                o.write(O::from_f32(act(v + b + r.to_f32())));
+                            }
+                        }
+                        None => {
+                            for (o, &v) in out.iter_mut().zip(ys) {
+                                o.write(O::from_f32(act(v + b)));
+                            }
+                        }
+                    }
+                }
+            })
+        }
     }
 }
 

@@ -251,6 +251,29 @@ impl Backend for CpuBackend {
         g: &Conv2dGeometry,
         epi: &ConvEpilogue<'_>,
     ) -> Result<Storage> {
+        if let Some([x, w]) = native_bf16([x, w]) {
+            // bf16 products accumulated in f32, the epilogue in f32, the
+            // result rounded once to bf16.
+            let residual = match epi.residual.map(host).transpose()? {
+                None => None,
+                Some(CpuStorage::BF16(r)) => Some(&r[..]),
+                Some(other) => {
+                    return Err(Error::DType {
+                        op: "conv2d (fused)",
+                        got: other.dtype(),
+                        expected: "bf16, the input's dtype, for the residual".into(),
+                    })
+                }
+            };
+            let y = conv::forward(x, w, g);
+            let bias = epi.bias.map(f32s).transpose()?;
+            let out =
+                elementwise::conv_epilogue_to(&y, g.c_out, g.oh * g.ow, bias, residual, epi.act);
+            return Ok(Arc::new(CpuStorage::BF16(out)));
+        }
+        if x.dtype() != DType::F32 {
+            return fused_conv_through_f32(self, x, w, g, epi);
+        }
         let mut y = conv::forward(f32s(x)?, f32s(w)?, g);
         let bias = epi.bias.map(f32s).transpose()?;
         let residual = epi.residual.map(f32s).transpose()?;

@@ -1,7 +1,7 @@
 //! 2-D convolution (NCHW, PyTorch's weight layout `[c_out, c_in/groups, kh, kw]`).
 
 use crate::backend::{Conv2dGeometry, Conv2dParams, ConvEpilogue, UnaryOp};
-use crate::{Error, Result, Shape, Tensor};
+use crate::{DType, Error, Result, Shape, Tensor};
 
 /// Checks a convolution call and resolves its geometry.
 pub(crate) fn conv_geometry(x: &Shape, w: &Shape, p: &Conv2dParams) -> Result<Conv2dGeometry> {
@@ -141,6 +141,13 @@ impl Tensor {
     /// input needs gradients (inference); with gradients it runs the same
     /// computation as separate differentiable ops. `residual` must have the
     /// output's shape (it is never broadcast); `act` is any elementwise op.
+    ///
+    /// An input and weight of one half-precision dtype (bf16 inference)
+    /// compute in f32 (products of half operands, f32 accumulation, bias,
+    /// residual and activation in f32) and return that dtype, rounded once;
+    /// outside autocast the separate ops give the same dtype. Under autocast,
+    /// or with operands of different dtypes, the separate ops apply the
+    /// mixed-precision rules (see [`crate::autocast`]).
     pub fn conv2d_fused(
         &self,
         weight: &Tensor,
@@ -178,24 +185,34 @@ impl Tensor {
         let operands = [Some(self), Some(weight), bias, residual];
         let needs_grad =
             crate::is_grad_enabled() && operands.into_iter().flatten().any(Tensor::requires_grad);
-        // The fused kernel is f32 only: half operands and autocast run the
-        // separate ops, which apply the mixed-precision rules.
-        let mixed = crate::autocast::autocast_dtype().is_some()
-            || operands.into_iter().flatten().any(Tensor::is_half);
-        if needs_grad || mixed {
+        // An input and weight of one dtype run the fused kernel in that dtype
+        // (the half-precision inference path: f32 accumulation and epilogue,
+        // the result in the input's dtype). Autocast and mixed operand
+        // dtypes run the separate ops, which apply the mixed-precision rules.
+        let one_dtype = self.dtype() == weight.dtype();
+        let autocast = crate::autocast::autocast_dtype().is_some();
+        if needs_grad || autocast || !one_dtype {
             let mut y = self.conv2d(weight, bias, p)?;
             if let Some(r) = residual {
                 y = y.add(r)?;
             }
-            return match act {
-                Some(op) => y.unary_op(op),
-                None => Ok(y),
+            y = match act {
+                Some(op) => y.unary_op(op)?,
+                None => y,
+            };
+            // Half operands of one dtype give that dtype either way.
+            return if one_dtype && !autocast {
+                y.cast(self.dtype())
+            } else {
+                Ok(y)
             };
         }
         crate::macs::add(g.macs());
+        let bias = bias.map(|b| b.cast(DType::F32)).transpose()?;
+        let residual = residual.map(|r| r.cast(self.dtype())).transpose()?;
         let epi = ConvEpilogue {
-            bias: bias.map(Tensor::storage),
-            residual: residual.map(Tensor::storage),
+            bias: bias.as_ref().map(Tensor::storage),
+            residual: residual.as_ref().map(Tensor::storage),
             act,
         };
         let s = self

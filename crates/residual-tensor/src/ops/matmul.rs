@@ -88,7 +88,10 @@ impl Tensor {
         };
         let (a, a_shared) = prepare(self, &ba, ra)?;
         let (b, b_shared) = prepare(rhs, &bb, rb)?;
-        let (a, b) = (a.cast(dtype)?, b.cast(dtype)?);
+        let (a, b) = (
+            crate::autocast::cast_for_gemm(&a, dtype)?,
+            crate::autocast::cast_for_gemm(&b, dtype)?,
+        );
         let nb = batch.numel();
         let spec = MatmulSpec {
             batch: nb,

@@ -5,6 +5,7 @@ mod attention;
 mod conv;
 mod dropout;
 mod elementwise;
+mod gemm_operands;
 mod layout;
 mod loss;
 mod matmul;

@@ -19,8 +19,12 @@ pub enum Kind {
     ConvFwd(Conv2dGeometry),
     /// A convolution's backward (input and weight gradients), of this geometry.
     ConvBwd(Conv2dGeometry),
-    /// Evaluation-mode forward of a zoo model: (name, batch, input size).
-    Infer(&'static str, usize, usize),
+    /// Evaluation-mode forward of a zoo model: (name, batch, input size,
+    /// bf16). With bf16 the inference pass is `Precision::Bf16` (weights cast
+    /// once, bf16 products with f32 accumulation) and PyTorch runs under bf16
+    /// autocast; ONNX Runtime stays fp32 (its CPU provider has no bf16
+    /// convolutions), the yardstick of the f32 rows.
+    Infer(&'static str, usize, usize, bool),
     /// One training step (forward, cross-entropy, backward, AdamW) of a zoo
     /// model with 10 classes: (name, batch, input size, mixed precision).
     /// Mixed precision runs forward and loss under autocast to the device's
@@ -176,10 +180,25 @@ fn cases_where(selected: &dyn Fn(&str) -> bool, count_flops: bool) -> Vec<Case> 
         ("vit_base_r50_s16_224", 1, 224, None),
     ];
     infer.extend([1, 8, 32].map(|b| ("resnet50", b, 224, Some(1))));
-    for (model, batch, size, threads) in infer {
+    let mut infer: Vec<_> = infer
+        .into_iter()
+        .map(|(m, b, s, t)| (m, b, s, t, false))
+        .collect();
+    // The bf16 inference path (`--precision bf16`).
+    infer.extend(
+        [
+            ("resnet50", 1, 224),
+            ("resnet50", 8, 224),
+            ("resnet18", 8, 224),
+            ("vit_small_r26_s32_224", 8, 224),
+        ]
+        .map(|(m, b, s)| (m, b, s, None, true)),
+    );
+    for (model, batch, size, threads, bf16) in infer {
         let name = format!(
-            "infer {model} b{batch} {size}{}",
-            threads.map_or(String::new(), |t| format!(" t{t}"))
+            "infer {model} b{batch} {size}{}{}",
+            threads.map_or(String::new(), |t| format!(" t{t}")),
+            if bf16 { " bf16" } else { "" }
         );
         if !selected(&name) {
             continue;
@@ -187,7 +206,7 @@ fn cases_where(selected: &dyn Fn(&str) -> bool, count_flops: bool) -> Vec<Case> 
         let macs = macs_of(model, &residual_zoo::ModelOptions::default(), size);
         v.push(Case {
             name,
-            kind: Kind::Infer(model, batch, size),
+            kind: Kind::Infer(model, batch, size, bf16),
             flops: 2.0 * macs as f64 * batch as f64,
             threads,
         });
@@ -221,7 +240,7 @@ fn cases_where(selected: &dyn Fn(&str) -> bool, count_flops: bool) -> Vec<Case> 
 /// Images per case run (for img/s), 0 for kernel cases.
 pub fn images(k: &Kind) -> usize {
     match k {
-        Kind::Infer(_, b, _) | Kind::Train(_, b, _, _) => *b,
+        Kind::Infer(_, b, _, _) | Kind::Train(_, b, _, _) => *b,
         _ => 0,
     }
 }
@@ -230,7 +249,10 @@ impl Kind {
     /// Whether the case computes in half precision (its `peak_share` is
     /// taken of the bf16 peak where the CPU has native bf16 products).
     pub fn is_half(&self) -> bool {
-        matches!(self, Kind::HalfGemm(_) | Kind::Train(_, _, _, true))
+        matches!(
+            self,
+            Kind::HalfGemm(_) | Kind::Train(_, _, _, true) | Kind::Infer(_, _, _, true)
+        )
     }
 }
 
@@ -247,8 +269,8 @@ impl Case {
             Kind::Train(model, batch, size, amp) => json!({
                 "kind": "train", "model": model, "batch": batch, "size": size, "amp": amp,
             }),
-            Kind::Infer(model, batch, size) => json!({
-                "kind": "infer", "model": model, "batch": batch, "size": size,
+            Kind::Infer(model, batch, size, bf16) => json!({
+                "kind": "infer", "model": model, "batch": batch, "size": size, "bf16": bf16,
             }),
             Kind::ConvFwd(g) | Kind::ConvBwd(g) => json!({
                 "kind": if matches!(self.kind, Kind::ConvFwd(_)) { "conv_fwd" } else { "conv_bwd" },

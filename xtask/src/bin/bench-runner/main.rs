@@ -319,7 +319,7 @@ fn row(
         row["ort_img_per_s"] = per_s(o).into();
         row["ratio_vs_ort"] = ratio(o).into();
     }
-    for note in ["ort_note", "torch_frozen_note"] {
+    for note in ["ort_note", "torch_frozen_note", "ort_precision"] {
         if let Some(n) = v[note].as_str() {
             row[note] = n.into();
         }

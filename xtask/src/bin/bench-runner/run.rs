@@ -108,14 +108,19 @@ pub fn run_case(c: &Case, dev: &Device) -> f64 {
                 std::hint::black_box(x.conv2d(&w, None, g.p).unwrap());
             })
         }
-        Kind::Infer(model, batch, size) => {
+        Kind::Infer(model, batch, size, bf16) => {
             use residual_nn::Module;
             let m = residual_zoo::create(model, &residual_zoo::ModelOptions::default(), 0, dev)
                 .unwrap();
             let x = Tensor::randn([*batch, 3, *size, *size], 0.0, 1.0, 6, dev).unwrap();
             // Inference as a user runs it: the inference pass (batch norm
             // folded once, fused epilogues), evaluation mode, no graph recording.
-            let m = residual_zoo::inference(&*m).unwrap();
+            let precision = if *bf16 {
+                residual_zoo::Precision::Bf16
+            } else {
+                residual_zoo::Precision::F32
+            };
+            let m = residual_zoo::inference_at(&*m, precision).unwrap();
             residual_tensor::no_grad(|| {
                 timed(dev, || {
                     std::hint::black_box(m.forward(&x, residual_nn::Mode::Eval).unwrap());

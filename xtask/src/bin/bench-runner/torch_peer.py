@@ -138,11 +138,19 @@ def main(case):
     if k == "infer":
         model = zoo_model(case["model"], num_classes=1000).eval().to(DEVICE)
         x = torch.randn(case["batch"], 3, case["size"], case["size"], device=DEVICE)
-        with torch.inference_mode():
+        # bf16 rows: PyTorch's bf16 inference as it recommends it on the CPU,
+        # autocast (its weight cast cache lives for one autocast region, so
+        # each forward casts the weights). No frozen path for them (tracing
+        # under autocast is not a supported path); ONNX Runtime stays fp32.
+        bf16 = bool(case.get("bf16"))
+        with torch.inference_mode(), torch.autocast(DEVICE, dtype=torch.bfloat16, enabled=bf16):
             secs = timed(lambda: model(x))
         extra["torch_peak_mem_mb"] = peak_mem_mb()
+        if bf16:
+            extra["torch_frozen_note"] = "no frozen path for bf16 rows"
+            extra["ort_precision"] = "fp32"
         if DEVICE == "cpu":
-            frozen_secs, how = frozen_infer(model, x)
+            frozen_secs, how = (None, extra["torch_frozen_note"]) if bf16 else frozen_infer(model, x)
             if frozen_secs:
                 extra["torch_frozen_gflops"] = case["flops"] / frozen_secs / 1e9
                 extra["torch_frozen_path"] = how

@@ -1,0 +1,130 @@
+//! The bf16 inference path (`inference_at(model, Precision::Bf16)`) on the
+//! parity cases: how far its logits move from PyTorch's f32 logits, and
+//! whether its top-1 classes stay PyTorch's.
+//!
+//! bf16 keeps 8 significant bits: each rounding moves a value by at most
+//! 2^-9 of it. The weights and the convolutions' inputs and outputs are
+//! rounded (accumulation is f32), dozens of times along a ResNet-50, and the
+//! errors add up as a random walk, so the logits move by about 1% of their
+//! largest magnitude; the bound below is 4% of it (one bf16 unit, 2^-8, per
+//! ~10 layers in the worst case of errors that all point the same way on a
+//! 50-layer network), far from f32's 1e-4 and from a broken kernel's O(1).
+
+mod common;
+
+use common::{fill_formula, max_abs, max_diff, unit};
+use residual_nn::weights::read_tensors;
+use residual_nn::{Mode, Module};
+use residual_tensor::{autocast, no_grad, DType, Device, Tensor};
+use residual_zoo::{
+    create, inference_at, BackboneConfig, GlobalPool, HybridConfig, ModelConfig, ModelOptions,
+    Precision,
+};
+
+/// The largest logit difference allowed, as a share of the largest |logit|.
+const BF16_LOGIT_SHARE: f32 = 0.04;
+
+/// Checks bf16 logits against PyTorch's f32 ones, printing the figures.
+fn check(what: &str, got: &Tensor, want: &Tensor) {
+    assert_eq!(got.dtype(), DType::F32, "{what}: logits are f32");
+    assert_eq!(got.dims(), want.dims(), "{what}: shape");
+    let (g, w) = (got.to_vec().unwrap(), want.to_vec().unwrap());
+    let (d, scale) = (max_diff(&g, &w), max_abs(&w));
+    let classes = want.dims()[1];
+    let top = |v: &[f32]| -> Vec<usize> {
+        v.chunks(classes)
+            .map(|r| (0..classes).max_by(|&a, &b| r[a].total_cmp(&r[b])).unwrap())
+            .collect()
+    };
+    let (tg, tw) = (top(&g), top(&w));
+    let agree = tg.iter().zip(&tw).filter(|(a, b)| a == b).count();
+    println!(
+        "{what} bf16: max |diff| {d:.3e} = {:.2}% of max |ref| {scale:.3e}; top-1 agrees on {agree} of {}",
+        100.0 * d / scale,
+        tw.len()
+    );
+    assert!(
+        d <= BF16_LOGIT_SHARE * scale,
+        "{what}: bf16 logits differ by {d:.3e}, more than {BF16_LOGIT_SHARE} of max |ref| {scale:.3e}"
+    );
+}
+
+#[test]
+fn bf16_resnets_stay_near_torchvision() {
+    let dev = Device::cpu();
+    let refs = read_tensors(
+        concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/fixtures/parity_small.safetensors"
+        ),
+        &dev,
+    )
+    .unwrap();
+    let x = Tensor::from_vec(
+        unit(12345, 2 * 3 * 64 * 64)
+            .iter()
+            .map(|&v| v as f32)
+            .collect(),
+        [2, 3, 64, 64],
+        &dev,
+    )
+    .unwrap();
+    for name in ["resnet18", "resnet50"] {
+        let m = create(name, &ModelOptions::classes(10), 0, &dev).unwrap();
+        fill_formula(&*m, &dev);
+        let bf16 = inference_at(&*m, Precision::Bf16).unwrap();
+        assert!(bf16.is_fused(), "{name}: batch norm folds at bf16 too");
+        let y = no_grad(|| bf16.forward(&x, Mode::Eval)).unwrap();
+        check(name, &y, &refs[&format!("{name}.logits")]);
+    }
+}
+
+/// The parity script's small hybrid (GroupNorm, std-conv, ViT blocks): no
+/// rewrite, so bf16 runs the model under autocast with its weights' bf16
+/// copies made once.
+#[test]
+fn bf16_hybrid_stays_near_timm_and_equals_autocast() {
+    let dev = Device::cpu();
+    let refs = read_tensors(
+        concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/fixtures/hybrid_small.safetensors"
+        ),
+        &dev,
+    )
+    .unwrap();
+    let config = HybridConfig {
+        backbone: BackboneConfig::Resnetv2 {
+            layers: vec![1, 1],
+            channels: vec![64, 128],
+            stem_width: 32,
+            groups: 8,
+        },
+        embed_dim: 48,
+        depth: 2,
+        num_heads: 3,
+        mlp_ratio: 4.0,
+        qkv_bias: true,
+        img_size: 32,
+        in_channels: 3,
+        num_classes: 10,
+        drop_path_rate: 0.0,
+        global_pool: GlobalPool::Token,
+    };
+    let m = ModelConfig::Hybrid(config).build(0, &dev).unwrap();
+    fill_formula(&*m, &dev);
+    let bf16 = inference_at(&*m, Precision::Bf16).unwrap();
+    assert!(!bf16.is_fused());
+    for case in ["eval", "resized"] {
+        let x = &refs[&format!("{case}.input")];
+        let y = no_grad(|| bf16.forward(x, Mode::Eval)).unwrap();
+        check(case, &y, &refs[&format!("{case}.output")]);
+        // The copies made once are the casts autocast makes at each call.
+        let per_call = no_grad(|| autocast(DType::BF16, || m.forward(x, Mode::Eval)))
+            .unwrap()
+            .unwrap()
+            .cast(DType::F32)
+            .unwrap();
+        assert_eq!(y.to_vec().unwrap(), per_call.to_vec().unwrap(), "{case}");
+    }
+}
