@@ -21,8 +21,6 @@ pub struct Args {
     data: DataArgs,
     #[command(flatten)]
     device: crate::device::DeviceArg,
-    // With --precision bf16 the f32 pass runs too, and a second line says
-    // how often their top-1 classes agree and how far the logits moved.
     #[command(flatten)]
     precision: crate::precision::PrecisionArg,
     /// Samples per batch.
@@ -84,5 +82,12 @@ pub fn run(a: Args) -> Result<(), Error> {
         100.0 * c.max_logit_diff / c.max_logit.max(f32::MIN_POSITIVE),
         c.max_logit
     );
+    if c.non_finite > 0 {
+        println!(
+            "warning: {} logits are NaN or infinite at {} but finite in f32",
+            c.non_finite,
+            precision.name()
+        );
+    }
     Ok(())
 }

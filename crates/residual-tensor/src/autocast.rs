@@ -16,8 +16,8 @@
 
 use crate::{DType, Error, Result, Tensor, TensorId};
 use std::cell::{Cell, RefCell};
-use std::collections::HashMap;
-use std::sync::Arc;
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Mutex};
 
 thread_local! {
     static AUTOCAST: Cell<Option<DType>> = const { Cell::new(None) };
@@ -26,46 +26,53 @@ thread_local! {
 
 /// Half-precision copies of tensors made once (a model's weights) that the
 /// GEMM ops reuse under [`autocast_cached`] instead of casting the tensors at
-/// every call: PyTorch's autocast weight cache, kept across forwards. Keyed
-/// by [`Tensor::id`], which no other tensor ever gets, so a tensor that
-/// replaces a cached one (a weight load) is cast anew, never mistaken for it.
-#[derive(Clone, Default)]
+/// every call: PyTorch's autocast weight cache, kept across forwards. It
+/// holds the identities of the tensors it may copy; a copy is made the first
+/// time a GEMM op multiplies one of them (so tensors that never reach a GEMM
+/// cost nothing) and kept. Keyed by [`Tensor::id`], which no other tensor
+/// ever gets, so a tensor that replaces a listed one (a weight load) is cast
+/// anew, never mistaken for it.
+#[derive(Clone)]
 pub struct CastCache {
-    dtype: Option<DType>,
-    copies: Arc<HashMap<TensorId, Tensor>>,
+    dtype: DType,
+    listed: Arc<HashSet<TensorId>>,
+    copies: Arc<Mutex<HashMap<TensorId, Tensor>>>,
 }
 
 impl CastCache {
-    /// `tensors` cast to `dtype` (a half-precision type), without gradients.
+    /// A cache of `tensors`' copies in `dtype` (a half-precision type).
     pub fn new<'a>(tensors: impl IntoIterator<Item = &'a Tensor>, dtype: DType) -> Result<Self> {
         check_half(dtype)?;
-        let copies = crate::no_grad(|| {
-            tensors
-                .into_iter()
-                .map(|t| Ok((t.id(), t.detach().cast(dtype)?)))
-                .collect::<Result<HashMap<_, _>>>()
-        })?;
         Ok(CastCache {
-            dtype: Some(dtype),
-            copies: Arc::new(copies),
+            dtype,
+            listed: Arc::new(tensors.into_iter().map(Tensor::id).collect()),
+            copies: Arc::default(),
         })
     }
 
-    /// How many tensors it holds.
+    /// How many copies it has made so far.
     pub fn len(&self) -> usize {
-        self.copies.len()
+        self.copies.lock().unwrap_or_else(|e| e.into_inner()).len()
     }
 
-    /// Whether it holds none.
+    /// Whether it has made none yet.
     pub fn is_empty(&self) -> bool {
-        self.copies.is_empty()
+        self.len() == 0
     }
 
-    /// The copy of `t` in `dtype`, when there is one.
-    fn get(&self, t: &Tensor, dtype: DType) -> Option<Tensor> {
-        (self.dtype == Some(dtype))
-            .then(|| self.copies.get(&t.id()).cloned())
-            .flatten()
+    /// The copy of `t` in `dtype`, made now if it is the first request;
+    /// `None` for a tensor it does not list or another dtype.
+    fn get(&self, t: &Tensor, dtype: DType) -> Result<Option<Tensor>> {
+        if self.dtype != dtype || !self.listed.contains(&t.id()) {
+            return Ok(None);
+        }
+        let mut copies = self.copies.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(c) = copies.get(&t.id()) {
+            return Ok(Some(c.clone()));
+        }
+        let copy = crate::no_grad(|| t.detach().cast(dtype))?;
+        copies.insert(t.id(), copy.clone());
+        Ok(Some(copy))
     }
 }
 
@@ -74,8 +81,8 @@ impl CastCache {
 /// copy is not linked to `t` in the graph), else a (differentiable) cast.
 pub(crate) fn cast_for_gemm(t: &Tensor, dtype: DType) -> Result<Tensor> {
     if t.dtype() != dtype && !(crate::is_grad_enabled() && t.requires_grad()) {
-        let hit = CAST_CACHE.with(|c| c.borrow().as_ref().and_then(|c| c.get(t, dtype)));
-        if let Some(copy) = hit {
+        let cache = CAST_CACHE.with(|c| c.borrow().clone());
+        if let Some(copy) = cache.map(|c| c.get(t, dtype)).transpose()?.flatten() {
             return Ok(copy);
         }
     }
@@ -162,8 +169,9 @@ mod tests {
     fn product_with_doubled_copy(x: &Tensor, w: &Tensor, key: &Tensor) -> Vec<f32> {
         let doubled = crate::no_grad(|| w.mul_scalar(2.0).unwrap().cast(DType::BF16).unwrap());
         let cache = CastCache {
-            dtype: Some(DType::BF16),
-            copies: Arc::new(HashMap::from([(key.id(), doubled)])),
+            dtype: DType::BF16,
+            listed: Arc::new(HashSet::from([key.id()])),
+            copies: Arc::new(Mutex::new(HashMap::from([(key.id(), doubled)]))),
         };
         autocast_cached(DType::BF16, &cache, || x.matmul(w).unwrap())
             .unwrap()
@@ -200,10 +208,16 @@ mod tests {
             [1.0]
         );
         assert!(CastCache::new([&w], DType::F32).is_err());
+        // Copies are made on first use, once.
         let cache = CastCache::new([&w, &x], DType::BF16).unwrap();
-        assert_eq!(cache.len(), 2);
-        assert_eq!(cache.get(&w, DType::BF16).unwrap().dtype(), DType::BF16);
-        assert!(cache.get(&w, DType::F16).is_none());
+        assert!(cache.is_empty());
+        let first = cache.get(&w, DType::BF16).unwrap().unwrap();
+        assert_eq!(first.dtype(), DType::BF16);
+        assert_eq!(cache.len(), 1);
+        let again = cache.get(&w, DType::BF16).unwrap().unwrap();
+        assert_eq!(again.id(), first.id());
+        assert!(cache.get(&w, DType::F16).unwrap().is_none());
+        assert!(cache.get(&other, DType::BF16).unwrap().is_none());
     }
 
     #[test]

@@ -27,6 +27,9 @@ pub struct PrecisionComparison {
     pub max_logit_diff: f32,
     /// The largest |logit| of the f32 pass (the scale of `max_logit_diff`).
     pub max_logit: f32,
+    /// Logits that are NaN or infinite in the reduced pass but finite in the
+    /// f32 one (left out of `max_logit_diff`, which they would make NaN).
+    pub non_finite: usize,
 }
 
 impl PrecisionComparison {
@@ -50,7 +53,7 @@ pub fn compare_precision(
     let reduced = inference_at(model, precision)?;
     let (mut f32_sums, mut reduced_sums) = (EvalSums::default(), EvalSums::default());
     let (mut agree, mut samples) = (0, 0);
-    let (mut max_logit_diff, mut max_logit) = (0f32, 0f32);
+    let (mut max_logit_diff, mut max_logit, mut non_finite) = (0f32, 0f32, 0);
     for_each_eval_batch(data, transforms, batch_size, dev, &Solo, |batch| {
         let a = no_grad(|| reference.forward(&batch.images, Mode::Eval))?;
         let b = no_grad(|| reduced.forward(&batch.images, Mode::Eval))?;
@@ -61,6 +64,10 @@ pub fn compare_precision(
         samples += ta.len();
         let (va, vb) = (a.to_vec()?, b.to_vec()?);
         for (x, y) in va.iter().zip(&vb) {
+            if x.is_finite() && !y.is_finite() {
+                non_finite += 1;
+                continue;
+            }
             max_logit_diff = max_logit_diff.max((x - y).abs());
             max_logit = max_logit.max(x.abs());
         }
@@ -74,5 +81,6 @@ pub fn compare_precision(
         samples,
         max_logit_diff,
         max_logit,
+        non_finite,
     })
 }

@@ -44,7 +44,8 @@ pub trait Model: Module + Any {
     /// [`crate::fuse`]), a snapshot of the current weights with its
     /// convolutions' weights cast once to `dtype` (f32, or bf16 for
     /// [`Precision::Bf16`]); `None` (the default) runs the model itself.
-    /// Callers use [`inference`] or [`inference_at`].
+    /// Callers use [`inference`] or [`inference_at`]. A rewrite must compute
+    /// in `dtype` or return `None`: [`InferenceModel::precision`] reports it.
     fn fused_for_inference(&self, dtype: DType) -> Result<Option<Box<dyn Module>>> {
         let _ = dtype;
         Ok(None)
@@ -183,10 +184,12 @@ pub fn inference(model: &dyn Model) -> Result<InferenceModel<'_>> {
 /// a model with a rewrite (a ResNet with batch norm) folds its norms in f32
 /// and casts the folded weights to bf16 once, and its activations stay bf16
 /// from convolution to convolution; any other model (group norm, the ViT
-/// hybrids) runs under bf16 autocast with a bf16 copy of each of its weights
-/// (tensors of rank >= 2) made once here (see [`residual_tensor::CastCache`]), so its GEMMs do not
-/// cast their weights at every forward. Like the f32 rewrite it is a snapshot
-/// of the weights.
+/// hybrids) runs under bf16 autocast with a [`residual_tensor::CastCache`]
+/// of its weights (tensors of rank >= 2): each is cast to bf16 the first time
+/// a GEMM multiplies it and kept, so its GEMMs do not cast their weights at
+/// every forward (a weight-standardised convolution caches its standardised
+/// weight in bf16 itself). Like the f32 rewrite it is a snapshot of the
+/// weights.
 pub fn inference_at(model: &dyn Model, precision: Precision) -> Result<InferenceModel<'_>> {
     let dtype = match precision {
         Precision::F32 => DType::F32,

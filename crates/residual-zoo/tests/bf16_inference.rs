@@ -29,6 +29,7 @@ fn check(what: &str, got: &Tensor, want: &Tensor) {
     assert_eq!(got.dtype(), DType::F32, "{what}: logits are f32");
     assert_eq!(got.dims(), want.dims(), "{what}: shape");
     let (g, w) = (got.to_vec().unwrap(), want.to_vec().unwrap());
+    assert!(g.iter().all(|v| v.is_finite()), "{what}: non-finite logits");
     let (d, scale) = (max_diff(&g, &w), max_abs(&w));
     let classes = want.dims()[1];
     let top = |v: &[f32]| -> Vec<usize> {
@@ -46,6 +47,12 @@ fn check(what: &str, got: &Tensor, want: &Tensor) {
     assert!(
         d <= BF16_LOGIT_SHARE * scale,
         "{what}: bf16 logits differ by {d:.3e}, more than {BF16_LOGIT_SHARE} of max |ref| {scale:.3e}"
+    );
+    // The f32 passes are within 1e-4 of the reference (tests/parity.rs):
+    // a difference this small would mean no bf16 rounding took place.
+    assert!(
+        d > 1e-3 * scale,
+        "{what}: bf16 logits within {d:.3e} of f32's: the pass did not compute in bf16"
     );
 }
 

@@ -6,12 +6,16 @@ use super::padding::{is_static_same, same_padding_2d};
 use crate::init;
 use crate::module::{Mode, Module, Visitor};
 use crate::Param;
-use residual_tensor::{is_grad_enabled, Conv2dParams, Device, Error, Result, Tensor, TensorId};
+use residual_tensor::{
+    autocast_dtype, is_grad_enabled, Conv2dParams, DType, Device, Error, Result, Tensor, TensorId,
+};
 use std::sync::{Arc, Mutex};
 
 /// What a cached standardised weight was computed from: the weight's
-/// identity and the bits of `eps`.
-type CacheKey = (TensorId, u32);
+/// identity, the bits of `eps`, and the autocast dtype it was cast to (the
+/// bf16 inference pass multiplies the standardised weight in bf16: cast once
+/// too).
+type CacheKey = (TensorId, u32, Option<DType>);
 
 /// A convolution whose weight is standardised per output channel before
 /// every use: `w_hat = (w - mean) / sqrt(var + eps)` over `[in/groups, kh, kw]`
@@ -92,7 +96,8 @@ impl StdConv2dSame {
     }
 
     /// [`StdConv2dSame::standardized_weight`], computed once per weight (and
-    /// `eps`) while no graph is recorded (evaluation under `no_grad`), and
+    /// `eps`, and cast once to the autocast dtype under autocast) while no
+    /// graph is recorded (evaluation under `no_grad`), and
     /// afresh, with the cache dropped, whenever gradients may flow to the
     /// weight.
     fn weight_for_forward(&self) -> Result<Tensor> {
@@ -102,13 +107,17 @@ impl StdConv2dSame {
             *cache = None;
             return self.standardize(&w);
         }
-        let key = (w.id(), self.eps.to_bits());
+        let half = autocast_dtype();
+        let key = (w.id(), self.eps.to_bits(), half);
         if let Some((k, hat)) = cache.as_ref() {
             if *k == key {
                 return Ok(hat.clone());
             }
         }
-        let hat = self.standardize(&w)?;
+        let mut hat = self.standardize(&w)?;
+        if let Some(dtype) = half {
+            hat = hat.cast(dtype)?;
+        }
         *cache = Some((key, hat.clone()));
         Ok(hat)
     }
@@ -169,7 +178,12 @@ mod tests {
             .unwrap()
             .to_vec()
             .unwrap();
-        let cached = conv.cache.lock().unwrap().as_ref().map(|((id, _), _)| *id);
+        let cached = conv
+            .cache
+            .lock()
+            .unwrap()
+            .as_ref()
+            .map(|((id, _, _), _)| *id);
         assert_eq!(cached, Some(conv.weight.get().id()));
         assert_eq!(
             no_grad(|| conv.forward(&x, Mode::Eval))

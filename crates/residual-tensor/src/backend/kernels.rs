@@ -184,7 +184,6 @@ pub trait Backend: Send + Sync + Debug {
     /// half-precision inference path). The default composes the other
     /// kernels (half operands through [`fused_conv_through_f32`]); a backend
     /// overrides it to apply the epilogue in one pass.
-    ///
     fn conv2d_fused(
         &self,
         x: &Storage,

@@ -386,3 +386,45 @@ impl WithFn for Epilogue<'_> {
         });
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use half::bf16;
+
+    /// The bf16 epilogue against a scalar loop, on planes that do not divide
+    /// the task size (49, 3) and on more rows than one task holds, with and
+    /// without bias and residual: every element written, each from its row.
+    #[test]
+    fn conv_epilogue_to_bf16_matches_a_scalar_loop() {
+        for (n, c, plane) in [(3, 5, 49), (2, 7000, 3), (1, 1, 1)] {
+            let len = n * c * plane;
+            let y: Vec<f32> = (0..len)
+                .map(|i| ((i * 37 % 101) as f32 - 50.0) / 8.0)
+                .collect();
+            let bias: Vec<f32> = (0..c).map(|i| i as f32 / 4.0 - 1.0).collect();
+            let res: Vec<bf16> = (0..len)
+                .map(|i| bf16::from_f32((i % 13) as f32 / 3.0 - 2.0))
+                .collect();
+            for (b, r) in [
+                (None, None),
+                (Some(&bias[..]), None),
+                (Some(&bias[..]), Some(&res[..])),
+            ] {
+                let got = conv_epilogue_to(&y, c, plane, b, r, Some(UnaryOp::Relu));
+                assert_eq!(got.len(), len);
+                for (i, g) in got.iter().enumerate() {
+                    let z = y[i]
+                        + b.map_or(0.0, |b| b[(i / plane) % c])
+                        + r.map_or(0.0, |r| r[i].to_f32());
+                    let want = bf16::from_f32(if z < 0.0 { 0.0 } else { z });
+                    assert_eq!(
+                        g.to_bits(),
+                        want.to_bits(),
+                        "n{n} c{c} plane{plane}: element {i}"
+                    );
+                }
+            }
+        }
+    }
+}

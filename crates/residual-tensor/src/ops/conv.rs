@@ -143,8 +143,9 @@ impl Tensor {
     /// output's shape (it is never broadcast); `act` is any elementwise op.
     ///
     /// An input and weight of one half-precision dtype (bf16 inference)
-    /// compute in f32 (products of half operands, f32 accumulation, bias,
-    /// residual and activation in f32) and return that dtype, rounded once;
+    /// compute in f32 (products of half operands, f32 accumulation; bias,
+    /// residual, cast to the input's dtype first, and activation in f32) and
+    /// return that dtype, rounded once;
     /// outside autocast the separate ops give the same dtype. Under autocast,
     /// or with operands of different dtypes, the separate ops apply the
     /// mixed-precision rules (see [`crate::autocast`]).
