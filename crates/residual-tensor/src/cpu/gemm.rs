@@ -1,30 +1,25 @@
 //! The one GEMM entry point of the CPU backend. Everything that multiplies
 //! matrices (matmul, convolution) calls [`sgemm`], so the kernel behind it
-//! (today single-threaded `matrixmultiply` blocks on rayon's threads; [`path`] names its micro-kernel) can be swapped in one place.
+//! can be swapped in one place: our own AVX-512F kernel
+//! ([`super::gemm_avx512`]) where the CPU has AVX-512F, else single-threaded
+//! `matrixmultiply` blocks on rayon's threads; [`path`] names the kernel.
 
 use super::fill::{assume_init_vec, uninit_vec};
+pub use super::gemm_parts::MatRef;
+pub(crate) use super::gemm_parts::{degenerate, for_each_block};
 use crate::backend::MatmulSpec;
 use rayon::prelude::*;
 use std::mem::MaybeUninit;
 
-/// A dense row-major matrix operand, possibly read transposed.
-#[derive(Clone, Copy)]
-pub struct MatRef<'a, T = f32> {
-    /// The elements, row-major as stored.
-    pub data: &'a [T],
-    /// Read the stored matrix transposed.
-    pub trans: bool,
-}
-
-/// The micro-kernel `matrixmultiply` dispatches to on this CPU (its own
-/// run-time choice, repeated here to name it: AVX-512F, else AVX2 + FMA,
-/// else AVX, else portable code).
+/// The kernel [`sgemm`] runs on this CPU: ours on AVX-512F, else the
+/// micro-kernel `matrixmultiply` dispatches to (its own run-time choice,
+/// repeated here to name it: AVX2 + FMA, else AVX, else portable code).
 pub fn path() -> &'static str {
+    if super::gemm_avx512::available() {
+        return "avx512f (residual's 12x32 FMA kernel)";
+    }
     #[cfg(target_arch = "x86_64")]
     {
-        if std::arch::is_x86_feature_detected!("avx512f") {
-            return "matrixmultiply avx512f";
-        }
         if std::arch::is_x86_feature_detected!("fma") && std::arch::is_x86_feature_detected!("avx2")
         {
             return "matrixmultiply avx2+fma";
@@ -42,14 +37,12 @@ pub fn path() -> &'static str {
     "matrixmultiply portable"
 }
 
-/// Products below this many multiply-adds run on one thread.
-const PARALLEL_MIN_MACS: usize = 1 << 18;
-
 /// `c[m, n] = alpha * op(a)[m, k] @ op(b)[k, n] + beta * c`, all dense row-major
 /// (`a` stored `[m, k]`, or `[k, m]` when transposed; likewise `b`).
 ///
 /// Large products are split into one block of C per rayon thread (along the
-/// longer side of C), each computed by single-threaded `matrixmultiply`. Using
+/// longer side of C), each computed on one thread by [`super::gemm_avx512`]
+/// where the CPU has AVX-512F, else by `matrixmultiply`. Using
 /// rayon's threads rather than a second pool keeps the two cores from being
 /// fought over by two schedulers, and a conv already inside a rayon task
 /// simply runs its GEMM there.
@@ -68,6 +61,9 @@ pub fn sgemm(
         a.data.len() >= m * k && b.data.len() >= k * n && c.len() >= m * n,
         "sgemm: operand too small"
     );
+    if super::gemm_avx512::available() {
+        return super::gemm_avx512::gemm(m, k, n, alpha, a, b, beta, c);
+    }
     if degenerate(m, k, n, beta, c) {
         return;
     }
@@ -107,49 +103,6 @@ pub fn sgemm(
     for_each_block(m, k, n, block);
 }
 
-/// Finishes a product with nothing to multiply: C is empty (`m` or `n` is
-/// 0), or `k` is 0 and C becomes `beta * C` (0 when `beta` is 0, whatever C
-/// held, as in BLAS). Returns whether the product was one of these.
-pub(crate) fn degenerate(m: usize, k: usize, n: usize, beta: f32, c: &mut [f32]) -> bool {
-    if m == 0 || n == 0 {
-        return true;
-    }
-    if k > 0 {
-        return false;
-    }
-    c[..m * n]
-        .iter_mut()
-        .for_each(|v| *v = if beta == 0.0 { 0.0 } else { *v * beta });
-    true
-}
-
-/// Calls `block(r0, rows, c0, cols)` for blocks of an `m x n` product with
-/// inner size `k` that together cover C: one per rayon thread, along the
-/// longer side of C, or the whole of C when the product is small.
-pub(crate) fn for_each_block(
-    m: usize,
-    k: usize,
-    n: usize,
-    block: impl Fn(usize, usize, usize, usize) + Sync,
-) {
-    let threads = rayon::current_num_threads();
-    if threads <= 1 || m * n * k < PARALLEL_MIN_MACS {
-        block(0, m, 0, n);
-        return;
-    }
-    let long = m.max(n);
-    let step = long.div_ceil(threads).next_multiple_of(16).min(long);
-    let parts = long.div_ceil(step);
-    (0..parts).into_par_iter().for_each(|j| {
-        let (start, len) = (j * step, step.min(long - j * step));
-        if n >= m {
-            block(0, m, start, len);
-        } else {
-            block(start, len, 0, n);
-        }
-    });
-}
-
 /// An element type the CPU GEMM multiplies, with f32 accumulation and an f32
 /// result: f32 ([`sgemm`], here) and bf16 ([`super::gemm_bf16::gemm`], only
 /// where [`super::gemm_bf16::available`] holds; its impl lives in `gemm_bf16`
@@ -184,9 +137,10 @@ pub trait GemmElem: sealed::Sealed + Copy + Default + Send + Sync {
     ) {
         // The GEMMs cover only `m * n` elements, so `c` must be no longer.
         assert_eq!(c.len(), m * n, "gemm_uninit: c must hold m * n elements");
-        // SAFETY: with beta == 0 both GEMMs write every element of C and read
+        // SAFETY: with beta == 0 the GEMMs write every element of C and read
         // none: `matrixmultiply` documents that C need not be initialised
-        // when beta is zero, the bf16 kernels store their tiles without
+        // when beta is zero, the AVX-512 f32 kernel and the bf16 kernels
+        // store their tiles without
         // reading C (`add_scaled` / the micro-kernel's `beta == 0` arm), and
         // `degenerate` writes zeros. `MaybeUninit<f32>` has f32's layout.
         let c = unsafe { std::slice::from_raw_parts_mut(c.as_mut_ptr().cast::<f32>(), c.len()) };

@@ -9,7 +9,9 @@ mod fill;
 pub mod gemm;
 #[cfg(target_arch = "x86_64")]
 mod gemm_amx;
+mod gemm_avx512;
 pub mod gemm_bf16;
+mod gemm_parts;
 mod layout;
 mod norm;
 mod optim;

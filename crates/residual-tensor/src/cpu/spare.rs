@@ -1,5 +1,5 @@
 //! Scratch buffers kept per thread between kernel calls: the convolutions'
-//! im2col columns and gathered blocks, the bf16 GEMM's packed panels.
+//! im2col columns and gathered blocks, the GEMMs' packed panels.
 //! Consecutive layers reuse them instead of allocating and zeroing anew.
 
 use half::bf16;
@@ -54,9 +54,9 @@ pub(crate) trait Spare: Copy + Default + 'static {
     }
 }
 
-/// Spare buffers kept per thread and element type: a convolution, like the
-/// bf16 GEMM, uses at most two.
-const MAX_SPARES: usize = 2;
+/// Spare buffers kept per thread and element type: a convolution uses at
+/// most two, and the GEMM it calls two more (the f32 GEMM's packed panels).
+const MAX_SPARES: usize = 4;
 
 impl Spare for f32 {
     fn spares() -> &'static std::thread::LocalKey<SpareList<Self>> {

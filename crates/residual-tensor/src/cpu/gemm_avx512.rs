@@ -1,0 +1,369 @@
+//! The f32 GEMM of the CPU backend on AVX-512F: `c[m, n] = alpha *
+//! op(a)[m, k] @ op(b)[k, n] + beta * c`.
+//!
+//! Blocking as in GotoBLAS, like the bf16 GEMM ([`super::gemm_bf16`]): C is
+//! split into one block per rayon thread (`gemm::for_each_block`); within a
+//! block, `NC` columns by `KC` of k of B are packed (L2), then `MC` rows by
+//! `KC` of A, and a `MR x NR` micro-kernel keeps its tile of C in 24 of the
+//! 32 vector registers: per k, two 16-lane loads of B and `MR` broadcasts of
+//! A feed 24 FMAs, so the two FMA ports, not the loads, set the pace. Packed
+//! layouts, k-major so that the micro-kernel reads both panels in order:
+//! - an A panel: `MR` rows; for each k, `MR` values, row by row;
+//! - a B panel: `NR` columns; for each k, `NR` values, column by column.
+//!
+//! Partial panels are padded with zeros. Sums run in k order within a k
+//! block (FMA: one rounding per multiply-add), so results can differ from
+//! another GEMM's in the last bits.
+//!
+//! Use [`available`] first: [`gemm`] requires AVX512F.
+
+use super::gemm_parts::{degenerate, for_each_block, MatRef};
+use super::spare::Spare;
+
+/// Rows of C per micro-tile.
+const MR: usize = 12;
+/// Columns of C per micro-tile (two 16-lane vectors).
+const NR: usize = 32;
+/// Inner size per packed block: a B panel (`KC x NR`, 32 KiB) stays in L1.
+const KC: usize = 256;
+/// Rows of A per packed block (a multiple of `MR`).
+const MC: usize = 96;
+/// Columns of B per packed block (a multiple of `NR`).
+const NC: usize = 1024;
+
+const _: () = assert!(MC.is_multiple_of(MR) && NC.is_multiple_of(NR));
+
+/// Whether this CPU runs [`gemm`].
+pub fn available() -> bool {
+    #[cfg(target_arch = "x86_64")]
+    {
+        std::arch::is_x86_feature_detected!("avx512f")
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        false
+    }
+}
+
+/// `c[m, n] = alpha * op(a)[m, k] @ op(b)[k, n] + beta * c` (with `beta ==
+/// 0`, `c` is only written). Operands are dense row-major as stored (`a`
+/// `[m, k]`, or `[k, m]` when transposed; likewise `b`).
+///
+/// # Panics
+/// When the CPU lacks AVX512F ([`available`] is false) or an operand is
+/// shorter than its shape.
+#[allow(clippy::too_many_arguments)]
+pub fn gemm(
+    m: usize,
+    k: usize,
+    n: usize,
+    alpha: f32,
+    a: MatRef<f32>,
+    b: MatRef<f32>,
+    beta: f32,
+    c: &mut [f32],
+) {
+    assert!(available(), "gemm_avx512: this CPU lacks AVX512F");
+    assert!(
+        a.data.len() >= m * k && b.data.len() >= k * n && c.len() >= m * n,
+        "gemm_avx512: operand too small"
+    );
+    if degenerate(m, k, n, beta, c) {
+        return;
+    }
+    let pc = c.as_mut_ptr() as usize;
+    for_each_block(m, k, n, |r0, rows, c0, cols| {
+        // SAFETY: blocks of concurrent tasks are disjoint parts of c, whose
+        // length was asserted; `block` writes only rows r0..r0+rows and
+        // columns c0..c0+cols.
+        unsafe {
+            block(
+                (m, k, n),
+                alpha,
+                a,
+                b,
+                beta,
+                pc as *mut f32,
+                (r0, rows),
+                (c0, cols),
+            )
+        }
+    });
+}
+
+/// The blocked product for rows `r0 .. r0 + rows` and columns `c0 .. c0 +
+/// cols` of C.
+///
+/// # Safety
+/// `c` points to the `m x n` result; no other thread writes this block;
+/// [`available`] holds.
+#[allow(clippy::too_many_arguments)]
+unsafe fn block(
+    (m, k, n): (usize, usize, usize),
+    alpha: f32,
+    a: MatRef<f32>,
+    b: MatRef<f32>,
+    beta: f32,
+    c: *mut f32,
+    (r0, rows): (usize, usize),
+    (c0, cols): (usize, usize),
+) {
+    // This thread's spare buffers; packing overwrites what the micro-kernel reads.
+    // Sized to this block: a small product packs (and touches) little.
+    let kc_max = KC.min(k);
+    let (mut apack, mut bpack) = (
+        f32::take(MC.min(rows.next_multiple_of(MR)) * kc_max),
+        f32::take(NC.min(cols.next_multiple_of(NR)) * kc_max),
+    );
+    {
+        let (apack, bpack) = (&mut apack[..], &mut bpack[..]);
+        for jc in (c0..c0 + cols).step_by(NC) {
+            let nc = NC.min(c0 + cols - jc);
+            for pc in (0..k).step_by(KC) {
+                let kc = KC.min(k - pc);
+                let ldb = if b.trans { k } else { n };
+                pack::<NR>(b.data, !b.trans, ldb, (jc, nc), (pc, kc), bpack);
+                // The first k block applies beta; the others add to it.
+                let beta_k = if pc == 0 { beta } else { 1.0 };
+                for ic in (r0..r0 + rows).step_by(MC) {
+                    let mc = MC.min(r0 + rows - ic);
+                    let lda = if a.trans { m } else { k };
+                    pack::<MR>(a.data, a.trans, lda, (ic, mc), (pc, kc), apack);
+                    for jr in (0..nc).step_by(NR) {
+                        let bp = &bpack[jr / NR * kc * NR..][..kc * NR];
+                        for ir in (0..mc).step_by(MR) {
+                            let ap = &apack[ir / MR * kc * MR..][..kc * MR];
+                            let tile = Tile {
+                                // SAFETY: the tile's first element lies in
+                                // this block of C.
+                                at: unsafe { c.add((ic + ir) * n + jc + jr) },
+                                ldc: n,
+                                rows: MR.min(mc - ir),
+                                cols: NR.min(nc - jr),
+                            };
+                            // SAFETY: the panels hold kc values of MR / NR
+                            // lines; the tile lies inside this block of C;
+                            // `available` holds (the caller's contract).
+                            unsafe { kernel(kc, ap, bp, tile, alpha, beta_k) };
+                        }
+                    }
+                }
+            }
+        }
+    }
+    f32::give(apack);
+    f32::give(bpack);
+}
+
+/// Packs lines `i0 .. i0 + len` (rows of A, or columns of B) over k `k0 ..
+/// k0 + kc` into `W`-line panels: for each k, `W` values, line by line;
+/// lines past `len` are zero.
+///
+/// `k_major`: the operand is stored `[k, ld]`, so a panel's lines are
+/// adjacent in each row of memory (one copy per k). Otherwise it is stored
+/// `[lines, ld]` with k contiguous: each line is read in order and written
+/// down the panel at a stride of `W`.
+fn pack<const W: usize>(
+    data: &[f32],
+    k_major: bool,
+    ld: usize,
+    (i0, len): (usize, usize),
+    (k0, kc): (usize, usize),
+    out: &mut [f32],
+) {
+    for (pi, panel) in out.chunks_mut(kc * W).take(len.div_ceil(W)).enumerate() {
+        let ib = i0 + pi * W;
+        let lines = W.min(i0 + len - ib);
+        if k_major {
+            for (p, dst) in panel.chunks_exact_mut(W).enumerate() {
+                let src = &data[(k0 + p) * ld + ib..];
+                if lines == W {
+                    // A copy of constant length: vector moves, no call.
+                    dst.copy_from_slice(&src[..W]);
+                } else {
+                    dst[..lines].copy_from_slice(&src[..lines]);
+                    dst[lines..].fill(0.0);
+                }
+            }
+            continue;
+        }
+        // k contiguous per line: gather each k's values from the lines and
+        // write the panel in order (a scatter down the panel at a stride of
+        // W costs more than reading W streams).
+        if lines == W {
+            // Whole panels (almost all of them): W rows of kc values each,
+            // checked once, then read without per-element checks.
+            let rows: [&[f32]; W] = std::array::from_fn(|j| &data[(ib + j) * ld + k0..][..kc]);
+            for (p, dst) in panel.chunks_exact_mut(W).enumerate() {
+                for (d, row) in dst.iter_mut().zip(&rows) {
+                    // SAFETY: p < kc, the length of every row.
+                    *d = unsafe { *row.get_unchecked(p) };
+                }
+            }
+            continue;
+        }
+        for (p, dst) in panel.chunks_exact_mut(W).enumerate() {
+            for (j, d) in dst.iter_mut().enumerate() {
+                *d = if j < lines {
+                    data[(ib + j) * ld + k0 + p]
+                } else {
+                    0.0
+                };
+            }
+        }
+    }
+}
+
+/// Where a micro-kernel writes: `rows x cols` elements of C from `at`, at a
+/// row stride of `ldc`.
+struct Tile {
+    at: *mut f32,
+    ldc: usize,
+    rows: usize,
+    cols: usize,
+}
+
+/// The micro-kernel: `tile = alpha * a_panel @ b_panel + beta * tile` over
+/// `kc` values of k (`beta == 0`: the tile is only written).
+///
+/// # Safety
+/// AVX512F is available; the panels hold `kc` values of `MR` / `NR` lines;
+/// the tile's elements lie in C.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+unsafe fn kernel(kc: usize, a: &[f32], b: &[f32], tile: Tile, alpha: f32, beta: f32) {
+    use std::arch::x86_64::*;
+    assert!(a.len() >= kc * MR && b.len() >= kc * NR);
+    // SAFETY: the loads stay inside the asserted panels; the stores inside
+    // the tile (the caller's contract).
+    unsafe {
+        let mut acc = [[_mm512_setzero_ps(); 2]; MR];
+        let (pa, pb) = (a.as_ptr(), b.as_ptr());
+        for p in 0..kc {
+            let b0 = _mm512_loadu_ps(pb.add(p * NR));
+            let b1 = _mm512_loadu_ps(pb.add(p * NR + 16));
+            for (r, acc_r) in acc.iter_mut().enumerate() {
+                let av = _mm512_set1_ps(*pa.add(p * MR + r));
+                acc_r[0] = _mm512_fmadd_ps(av, b0, acc_r[0]);
+                acc_r[1] = _mm512_fmadd_ps(av, b1, acc_r[1]);
+            }
+        }
+        let (va, vb) = (_mm512_set1_ps(alpha), _mm512_set1_ps(beta));
+        let Tile {
+            at,
+            ldc,
+            rows,
+            cols,
+        } = tile;
+        if rows == MR && cols == NR {
+            for (r, acc_r) in acc.iter().enumerate() {
+                for (h, v) in acc_r.iter().enumerate() {
+                    let dst = at.add(r * ldc + h * 16);
+                    let v = _mm512_mul_ps(va, *v);
+                    let out = if beta == 0.0 {
+                        v
+                    } else {
+                        _mm512_fmadd_ps(vb, _mm512_loadu_ps(dst), v)
+                    };
+                    _mm512_storeu_ps(dst, out);
+                }
+            }
+            return;
+        }
+        // A partial tile: its rows, each with the lanes of its columns.
+        for (r, acc_r) in acc.iter().enumerate().take(rows) {
+            for (h, v) in acc_r.iter().enumerate() {
+                let lanes = cols.saturating_sub(h * 16).min(16);
+                if lanes == 0 {
+                    break;
+                }
+                let mask: __mmask16 = (((1u32 << lanes) - 1) & 0xffff) as u16;
+                let dst = at.add(r * ldc + h * 16);
+                let v = _mm512_mul_ps(va, *v);
+                let out = if beta == 0.0 {
+                    v
+                } else {
+                    _mm512_fmadd_ps(vb, _mm512_maskz_loadu_ps(mask, dst), v)
+                };
+                _mm512_mask_storeu_ps(dst, mask, out);
+            }
+        }
+    }
+}
+
+#[cfg(not(target_arch = "x86_64"))]
+unsafe fn kernel(_: usize, _: &[f32], _: &[f32], _: Tile, _: f32, _: f32) {
+    unreachable!("gemm_avx512 runs only where available() holds")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Deterministic values in [-2, 2).
+    fn values(len: usize, seed: u32) -> Vec<f32> {
+        let mut s = seed.wrapping_mul(2654435761).wrapping_add(1);
+        (0..len)
+            .map(|_| {
+                s ^= s << 13;
+                s ^= s >> 17;
+                s ^= s << 5;
+                (s % 4096) as f32 / 1024.0 - 2.0
+            })
+            .collect()
+    }
+
+    #[test]
+    fn matches_a_float64_product_for_every_shape_transpose_alpha_and_beta() {
+        if !crate::test_skip::run_or_skip("AVX512F", available(), available()) {
+            return;
+        }
+        // Partial panels in both directions, several k blocks (k > KC),
+        // sizes split across threads, and a single row / column.
+        for &(m, k, n) in &[
+            (1, 1, 1),
+            (7, 13, 45),
+            (12, 32, 32),
+            (13, 600, 70),
+            (70, 300, 1100),
+            (33, 1100, 65),
+            (1, 257, 200),
+            (200, 257, 1),
+        ] {
+            for (ta, tb) in [(false, false), (true, false), (false, true), (true, true)] {
+                let (a, b) = (values(m * k, 1), values(k * n, 2));
+                let get_a = |i: usize, kk: usize| if ta { a[kk * m + i] } else { a[i * k + kk] };
+                let get_b = |kk: usize, j: usize| if tb { b[j * k + kk] } else { b[kk * n + j] };
+                let c0 = values(m * n, 3);
+                for (alpha, beta) in [(1.0f32, 0.0f32), (1.0, 1.0), (0.25, 0.5)] {
+                    let mut c = c0.clone();
+                    let ar = MatRef {
+                        data: &a[..],
+                        trans: ta,
+                    };
+                    let br = MatRef {
+                        data: &b[..],
+                        trans: tb,
+                    };
+                    gemm(m, k, n, alpha, ar, br, beta, &mut c);
+                    for i in 0..m {
+                        for j in 0..n {
+                            let (mut dot, mut mag) = (0.0f64, 0.0f64);
+                            for kk in 0..k {
+                                let t = get_a(i, kk) as f64 * get_b(kk, j) as f64;
+                                dot += t;
+                                mag += t.abs();
+                            }
+                            let want = alpha as f64 * dot + beta as f64 * c0[i * n + j] as f64;
+                            let got = c[i * n + j] as f64;
+                            assert!(
+                                (got - want).abs() <= 1e-6 * (mag + 1.0) * (k as f64).sqrt(),
+                                "m{m} k{k} n{n} ta{ta} tb{tb} alpha{alpha} beta{beta} [{i},{j}]: {got} vs {want}"
+                            );
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
