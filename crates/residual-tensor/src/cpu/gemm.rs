@@ -5,8 +5,8 @@
 //! `matrixmultiply` blocks on rayon's threads; [`path`] names the kernel.
 
 use super::fill::{assume_init_vec, uninit_vec};
+use super::gemm_parts::for_each_block_of_c;
 pub use super::gemm_parts::MatRef;
-pub(crate) use super::gemm_parts::{degenerate, for_each_block};
 use crate::backend::MatmulSpec;
 use rayon::prelude::*;
 use std::mem::MaybeUninit;
@@ -57,50 +57,45 @@ pub fn sgemm(
     beta: f32,
     c: &mut [f32],
 ) {
-    assert!(
-        a.data.len() >= m * k && b.data.len() >= k * n && c.len() >= m * n,
-        "sgemm: operand too small"
-    );
     if super::gemm_avx512::available() {
         return super::gemm_avx512::gemm(m, k, n, alpha, a, b, beta, c);
     }
-    if degenerate(m, k, n, beta, c) {
-        return;
-    }
     let (rsa, csa) = if a.trans { (1, m) } else { (k, 1) };
     let (rsb, csb) = if b.trans { (1, k) } else { (n, 1) };
-    // Addresses as integers so that tasks can share them; every task writes a
-    // disjoint block of C.
-    let (pa, pb, pc) = (
-        a.data.as_ptr() as usize,
-        b.data.as_ptr() as usize,
-        c.as_mut_ptr() as usize,
+    // Addresses as integers so that tasks can share them.
+    let (pa, pb) = (a.data.as_ptr() as usize, b.data.as_ptr() as usize);
+    let dims = (m, k, n);
+    for_each_block_of_c(
+        "sgemm",
+        dims,
+        a.data,
+        b.data,
+        beta,
+        c,
+        |pc, (r0, rows), (c0, cols)| {
+            // SAFETY: the checked lengths cover every element the strides reach
+            // for rows r0..r0+rows of op(a), columns c0..c0+cols of op(b) and that
+            // block of c; blocks of concurrent tasks do not overlap.
+            unsafe {
+                matrixmultiply::sgemm(
+                    rows,
+                    k,
+                    cols,
+                    alpha,
+                    (pa as *const f32).add(r0 * rsa),
+                    rsa as isize,
+                    csa as isize,
+                    (pb as *const f32).add(c0 * csb),
+                    rsb as isize,
+                    csb as isize,
+                    beta,
+                    pc.add(r0 * n + c0),
+                    n as isize,
+                    1,
+                );
+            }
+        },
     );
-    // One block: rows r0..r0+rows and columns c0..c0+cols of C.
-    let block = |r0: usize, rows: usize, c0: usize, cols: usize| {
-        // SAFETY: the asserted lengths cover every element the strides reach
-        // for rows r0..r0+rows of op(a), columns c0..c0+cols of op(b) and that
-        // block of c; blocks of concurrent tasks do not overlap.
-        unsafe {
-            matrixmultiply::sgemm(
-                rows,
-                k,
-                cols,
-                alpha,
-                (pa as *const f32).add(r0 * rsa),
-                rsa as isize,
-                csa as isize,
-                (pb as *const f32).add(c0 * csb),
-                rsb as isize,
-                csb as isize,
-                beta,
-                (pc as *mut f32).add(r0 * n + c0),
-                n as isize,
-                1,
-            );
-        }
-    };
-    for_each_block(m, k, n, block);
 }
 
 /// An element type the CPU GEMM multiplies, with f32 accumulation and an f32

@@ -2,7 +2,7 @@
 //! op(a)[m, k] @ op(b)[k, n] + beta * c`.
 //!
 //! Blocking as in GotoBLAS, like the bf16 GEMM ([`super::gemm_bf16`]): C is
-//! split into one block per rayon thread (`gemm::for_each_block`); within a
+//! split into one block per rayon thread (`gemm_parts::for_each_block`); within a
 //! block, `NC` columns by `KC` of k of B are packed (L2), then `MC` rows by
 //! `KC` of A, and a `MR x NR` micro-kernel keeps its tile of C in 24 of the
 //! 32 vector registers: per k, two 16-lane loads of B and `MR` broadcasts of
@@ -17,7 +17,7 @@
 //!
 //! Use [`available`] first: [`gemm`] requires AVX512F.
 
-use super::gemm_parts::{degenerate, for_each_block, MatRef};
+use super::gemm_parts::{for_each_block_of_c, MatRef};
 use super::spare::Spare;
 
 /// Rows of C per micro-tile.
@@ -64,31 +64,20 @@ pub fn gemm(
     c: &mut [f32],
 ) {
     assert!(available(), "gemm_avx512: this CPU lacks AVX512F");
-    assert!(
-        a.data.len() >= m * k && b.data.len() >= k * n && c.len() >= m * n,
-        "gemm_avx512: operand too small"
+    let dims = (m, k, n);
+    for_each_block_of_c(
+        "gemm_avx512",
+        dims,
+        a.data,
+        b.data,
+        beta,
+        c,
+        |c, rows, cols| {
+            // SAFETY: blocks of concurrent tasks are disjoint parts of c, whose
+            // length was checked; `block` writes only its rows and columns.
+            unsafe { block(dims, alpha, a, b, beta, c, rows, cols) }
+        },
     );
-    if degenerate(m, k, n, beta, c) {
-        return;
-    }
-    let pc = c.as_mut_ptr() as usize;
-    for_each_block(m, k, n, |r0, rows, c0, cols| {
-        // SAFETY: blocks of concurrent tasks are disjoint parts of c, whose
-        // length was asserted; `block` writes only rows r0..r0+rows and
-        // columns c0..c0+cols.
-        unsafe {
-            block(
-                (m, k, n),
-                alpha,
-                a,
-                b,
-                beta,
-                pc as *mut f32,
-                (r0, rows),
-                (c0, cols),
-            )
-        }
-    });
 }
 
 /// The blocked product for rows `r0 .. r0 + rows` and columns `c0 .. c0 +

@@ -4,7 +4,7 @@
 //! to an f32 lane: twice the multiply-adds per instruction of an f32 FMA.
 //!
 //! Blocking as in GotoBLAS: C is split into one block per rayon thread
-//! (`gemm::for_each_block`); within a block, `NC` columns by `KC` of k of B are
+//! (`gemm_parts::for_each_block`); within a block, `NC` columns by `KC` of k of B are
 //! packed, then `MC` rows by `KC` of A, and an `MR x NR` micro-kernel keeps
 //! its tile of C in 12 registers. Packed layouts take k in pairs, as
 //! `vdpbf16ps` does (one u32 word holds `x[.., 2p]` in its low half and
@@ -21,7 +21,8 @@
 #[cfg(test)]
 use super::bf16_pairs::cpuinfo_lists;
 use super::bf16_pairs::{interleave_rows, pair, scatter_pairs};
-use super::gemm::{degenerate, for_each_block, GemmElem, MatRef};
+use super::gemm::{GemmElem, MatRef};
+use super::gemm_parts::for_each_block_of_c;
 use super::spare::Spare;
 use half::bf16;
 
@@ -158,30 +159,28 @@ pub(crate) fn gemm_on(
     c: &mut [f32],
 ) {
     assert!(available(), "gemm_bf16: this CPU lacks AVX512-BF16");
-    assert!(
-        a.data.len() >= m * k && b.data.len() >= k * n && c.len() >= m * n,
-        "gemm_bf16: operand too small"
-    );
-    if degenerate(m, k, n, beta, c) {
-        return;
-    }
-    let pc = c.as_mut_ptr() as usize;
-    for_each_block(m, k, n, |r0, rows, c0, cols| {
-        let (c, rows, cols) = (pc as *mut f32, (r0, rows), (c0, cols));
-        // SAFETY: blocks of concurrent tasks are disjoint parts of c, whose
-        // length was asserted; `block` writes only rows r0..r0+rows and
-        // columns c0..c0+cols.
-        match path {
-            Path::Avx512Bf16 => unsafe { block(m, k, n, a, b, beta, c, rows, cols) },
-            #[cfg(target_arch = "x86_64")]
-            Path::Amx => {
-                assert!(super::gemm_amx::available(), "gemm_bf16: no AMX here");
-                unsafe { super::gemm_amx::block(m, k, n, a, b, beta, c, rows, cols) }
+    for_each_block_of_c(
+        "gemm_bf16",
+        (m, k, n),
+        a.data,
+        b.data,
+        beta,
+        c,
+        |c, rows, cols| {
+            // SAFETY: blocks of concurrent tasks are disjoint parts of c, whose
+            // length was checked; `block` writes only its rows and columns.
+            match path {
+                Path::Avx512Bf16 => unsafe { block(m, k, n, a, b, beta, c, rows, cols) },
+                #[cfg(target_arch = "x86_64")]
+                Path::Amx => {
+                    assert!(super::gemm_amx::available(), "gemm_bf16: no AMX here");
+                    unsafe { super::gemm_amx::block(m, k, n, a, b, beta, c, rows, cols) }
+                }
+                #[cfg(not(target_arch = "x86_64"))]
+                Path::Amx => unreachable!("AMX is x86_64's"),
             }
-            #[cfg(not(target_arch = "x86_64"))]
-            Path::Amx => unreachable!("AMX is x86_64's"),
-        }
-    });
+        },
+    );
 }
 
 /// The blocked product for rows `r0 .. r0 + rows` and columns `c0 .. c0 + cols` of C.

@@ -20,7 +20,7 @@ const PARALLEL_MIN_MACS: usize = 1 << 18;
 /// Finishes a product with nothing to multiply: C is empty (`m` or `n` is
 /// 0), or `k` is 0 and C becomes `beta * C` (0 when `beta` is 0, whatever C
 /// held, as in BLAS). Returns whether the product was one of these.
-pub(crate) fn degenerate(m: usize, k: usize, n: usize, beta: f32, c: &mut [f32]) -> bool {
+fn degenerate(m: usize, k: usize, n: usize, beta: f32, c: &mut [f32]) -> bool {
     if m == 0 || n == 0 {
         return true;
     }
@@ -36,12 +36,7 @@ pub(crate) fn degenerate(m: usize, k: usize, n: usize, beta: f32, c: &mut [f32])
 /// Calls `block(r0, rows, c0, cols)` for blocks of an `m x n` product with
 /// inner size `k` that together cover C: one per rayon thread, along the
 /// longer side of C, or the whole of C when the product is small.
-pub(crate) fn for_each_block(
-    m: usize,
-    k: usize,
-    n: usize,
-    block: impl Fn(usize, usize, usize, usize) + Sync,
-) {
+fn for_each_block(m: usize, k: usize, n: usize, block: impl Fn(usize, usize, usize, usize) + Sync) {
     let threads = rayon::current_num_threads();
     if threads <= 1 || m * n * k < PARALLEL_MIN_MACS {
         block(0, m, 0, n);
@@ -57,5 +52,35 @@ pub(crate) fn for_each_block(
         } else {
             block(start, len, 0, n);
         }
+    });
+}
+
+/// The driver of a blocked GEMM: checks that the operands hold `m x k`,
+/// `k x n` and `m x n` elements (panicking with `what` otherwise), finishes a
+/// product with nothing to multiply ([`degenerate`]), and otherwise calls
+/// `block(c, (r0, rows), (c0, cols))` for the blocks of [`for_each_block`],
+/// on rayon's threads, `c` pointing at C's first element. Each call may
+/// write rows `r0 .. r0 + rows` and columns `c0 .. c0 + cols` of C: blocks
+/// of concurrent calls are disjoint.
+pub(crate) fn for_each_block_of_c<A, B>(
+    what: &str,
+    (m, k, n): (usize, usize, usize),
+    a: &[A],
+    b: &[B],
+    beta: f32,
+    c: &mut [f32],
+    block: impl Fn(*mut f32, (usize, usize), (usize, usize)) + Sync,
+) {
+    assert!(
+        a.len() >= m * k && b.len() >= k * n && c.len() >= m * n,
+        "{what}: operand too small"
+    );
+    if degenerate(m, k, n, beta, c) {
+        return;
+    }
+    // The address as an integer so that tasks can share it.
+    let pc = c.as_mut_ptr() as usize;
+    for_each_block(m, k, n, |r0, rows, c0, cols| {
+        block(pc as *mut f32, (r0, rows), (c0, cols))
     });
 }
