@@ -12,14 +12,13 @@
 
 mod common;
 
-use common::{fill_formula, max_abs, max_diff, unit};
-use residual_nn::weights::read_tensors;
+use common::{
+    fill_formula, hybrid_fixtures, max_abs, max_diff, parity_fixtures, parity_input,
+    small_hybrid_config,
+};
 use residual_nn::{Mode, Module};
 use residual_tensor::{autocast, no_grad, DType, Device, Tensor};
-use residual_zoo::{
-    create, inference_at, BackboneConfig, GlobalPool, HybridConfig, ModelConfig, ModelOptions,
-    Precision,
-};
+use residual_zoo::{create, inference_at, ModelConfig, ModelOptions, Precision};
 
 /// The largest logit difference allowed, as a share of the largest |logit|.
 const BF16_LOGIT_SHARE: f32 = 0.04;
@@ -59,23 +58,8 @@ fn check(what: &str, got: &Tensor, want: &Tensor) {
 #[test]
 fn bf16_resnets_stay_near_torchvision() {
     let dev = Device::cpu();
-    let refs = read_tensors(
-        concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/fixtures/parity_small.safetensors"
-        ),
-        &dev,
-    )
-    .unwrap();
-    let x = Tensor::from_vec(
-        unit(12345, 2 * 3 * 64 * 64)
-            .iter()
-            .map(|&v| v as f32)
-            .collect(),
-        [2, 3, 64, 64],
-        &dev,
-    )
-    .unwrap();
+    let refs = parity_fixtures(&dev);
+    let x = parity_input(&dev);
     for name in ["resnet18", "resnet50"] {
         let m = create(name, &ModelOptions::classes(10), 0, &dev).unwrap();
         fill_formula(&*m, &dev);
@@ -92,33 +76,10 @@ fn bf16_resnets_stay_near_torchvision() {
 #[test]
 fn bf16_hybrid_stays_near_timm_and_equals_autocast() {
     let dev = Device::cpu();
-    let refs = read_tensors(
-        concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/fixtures/hybrid_small.safetensors"
-        ),
-        &dev,
-    )
-    .unwrap();
-    let config = HybridConfig {
-        backbone: BackboneConfig::Resnetv2 {
-            layers: vec![1, 1],
-            channels: vec![64, 128],
-            stem_width: 32,
-            groups: 8,
-        },
-        embed_dim: 48,
-        depth: 2,
-        num_heads: 3,
-        mlp_ratio: 4.0,
-        qkv_bias: true,
-        img_size: 32,
-        in_channels: 3,
-        num_classes: 10,
-        drop_path_rate: 0.0,
-        global_pool: GlobalPool::Token,
-    };
-    let m = ModelConfig::Hybrid(config).build(0, &dev).unwrap();
+    let refs = hybrid_fixtures(&dev);
+    let m = ModelConfig::Hybrid(small_hybrid_config())
+        .build(0, &dev)
+        .unwrap();
     fill_formula(&*m, &dev);
     let bf16 = inference_at(&*m, Precision::Bf16).unwrap();
     assert!(!bf16.is_fused());

@@ -13,45 +13,13 @@
 
 mod common;
 
-use common::{fill_formula, full_size_check, max_abs, max_diff};
-use residual_nn::weights::read_tensors;
+use common::{
+    fill_formula, full_size_check, hybrid_fixtures as fixtures, max_abs, max_diff,
+    small_hybrid_config as small_config,
+};
 use residual_nn::{named_tensors, parameter_count, Mode, Module};
 use residual_tensor::{no_grad, Device, Tensor};
-use residual_zoo::{create, BackboneConfig, GlobalPool, HybridConfig, ModelConfig, ModelOptions};
-use std::collections::BTreeMap;
-
-/// The script's `small_model`: the same architecture as our config.
-fn small_config() -> HybridConfig {
-    HybridConfig {
-        backbone: BackboneConfig::Resnetv2 {
-            layers: vec![1, 1],
-            channels: vec![64, 128],
-            stem_width: 32,
-            groups: 8,
-        },
-        embed_dim: 48,
-        depth: 2,
-        num_heads: 3,
-        mlp_ratio: 4.0,
-        qkv_bias: true,
-        img_size: 32,
-        in_channels: 3,
-        num_classes: 10,
-        drop_path_rate: 0.0,
-        global_pool: GlobalPool::Token,
-    }
-}
-
-fn fixtures(dev: &Device) -> BTreeMap<String, Tensor> {
-    read_tensors(
-        concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/fixtures/hybrid_small.safetensors"
-        ),
-        dev,
-    )
-    .unwrap()
-}
+use residual_zoo::{create, GlobalPool, HybridConfig, ModelConfig, ModelOptions};
 
 /// Asserts `got` within `1e-4 * max |want|` of `want`, naming `what`.
 fn assert_close(what: &str, got: &Tensor, want: &Tensor) {

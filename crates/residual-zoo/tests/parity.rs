@@ -7,35 +7,19 @@
 //!   weights and randomised BN statistics, from checkpoints the script writes
 //!   to `target/parity/` with `--full`.
 
-use residual_nn::weights::read_tensors;
 use residual_nn::{Mode, Module};
-use residual_tensor::{no_grad, Device, Tensor};
+use residual_tensor::{no_grad, Device};
 use residual_zoo::{create, inference, ModelOptions};
 
 mod common;
 
-use common::{fill_formula, full_size_check, max_abs, max_diff, unit};
+use common::{fill_formula, full_size_check, max_abs, max_diff, parity_fixtures, parity_input};
 
 #[test]
 fn formula_weights_match_torchvision() {
     let dev = Device::cpu();
-    let refs = read_tensors(
-        concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/fixtures/parity_small.safetensors"
-        ),
-        &dev,
-    )
-    .unwrap();
-    let x = Tensor::from_vec(
-        unit(12345, 2 * 3 * 64 * 64)
-            .iter()
-            .map(|&v| v as f32)
-            .collect(),
-        [2, 3, 64, 64],
-        &dev,
-    )
-    .unwrap();
+    let refs = parity_fixtures(&dev);
+    let x = parity_input(&dev);
     for name in ["resnet18", "resnet50"] {
         let m = create(name, &ModelOptions::classes(10), 0, &dev).unwrap();
         fill_formula(&*m, &dev);

@@ -118,3 +118,65 @@ pub fn full_size_check(names: &[&str], script: &str) {
         );
     }
 }
+
+/// `make_parity.py`'s small references (`<model>.logits` of resnet18 and
+/// resnet50 with formula weights on [`parity_input`]).
+pub fn parity_fixtures(
+    dev: &residual_tensor::Device,
+) -> std::collections::BTreeMap<String, residual_tensor::Tensor> {
+    residual_nn::weights::read_tensors(
+        concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/fixtures/parity_small.safetensors"
+        ),
+        dev,
+    )
+    .unwrap()
+}
+
+/// The input of `make_parity.py`'s small references: `[2, 3, 64, 64]` of
+/// [`unit`] values.
+pub fn parity_input(dev: &residual_tensor::Device) -> residual_tensor::Tensor {
+    let values = unit(12345, 2 * 3 * 64 * 64)
+        .iter()
+        .map(|&v| v as f32)
+        .collect();
+    residual_tensor::Tensor::from_vec(values, [2, 3, 64, 64], dev).unwrap()
+}
+
+/// `make_hybrid_parity.py`'s references (inputs, outputs, gradients).
+pub fn hybrid_fixtures(
+    dev: &residual_tensor::Device,
+) -> std::collections::BTreeMap<String, residual_tensor::Tensor> {
+    residual_nn::weights::read_tensors(
+        concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/fixtures/hybrid_small.safetensors"
+        ),
+        dev,
+    )
+    .unwrap()
+}
+
+/// `make_hybrid_parity.py`'s `small_model`: the same architecture as this config.
+pub fn small_hybrid_config() -> residual_zoo::HybridConfig {
+    use residual_zoo::{BackboneConfig, GlobalPool, HybridConfig};
+    HybridConfig {
+        backbone: BackboneConfig::Resnetv2 {
+            layers: vec![1, 1],
+            channels: vec![64, 128],
+            stem_width: 32,
+            groups: 8,
+        },
+        embed_dim: 48,
+        depth: 2,
+        num_heads: 3,
+        mlp_ratio: 4.0,
+        qkv_bias: true,
+        img_size: 32,
+        in_channels: 3,
+        num_classes: 10,
+        drop_path_rate: 0.0,
+        global_pool: GlobalPool::Token,
+    }
+}
