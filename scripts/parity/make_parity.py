@@ -115,7 +115,10 @@ def full():
             randomise(model, 2000 + k)
         sd = {key: v.contiguous() for key, v in model.state_dict().items()}
         save_file(sd, os.path.join(FULL_DIR, f"{name}.safetensors"))
-        x = torch.randn(2, 3, 224, 224, generator=torch.Generator().manual_seed(3000 + k))
+        # Eight samples: enough 4x4 output tiles that residual's Winograd
+        # convolutions (cpu/winograd.rs) run in the first three stages, as
+        # at batch 8 in deployment, not only in the first.
+        x = torch.randn(8, 3, 224, 224, generator=torch.Generator().manual_seed(3000 + k))
         with torch.no_grad():
             y = model.double()(x.double()).float()
         save_file({"input": x, "output": y}, os.path.join(FULL_DIR, f"{name}_io.safetensors"))

@@ -17,8 +17,10 @@
 //!
 //! Use [`available`] first: [`gemm`] requires AVX512F.
 
+use super::fill::{assume_init_vec, uninit_vec};
 use super::gemm_parts::{for_each_block_of_c, MatRef};
 use super::spare::Spare;
+use std::mem::MaybeUninit;
 
 /// Rows of C per micro-tile.
 const MR: usize = 12;
@@ -142,6 +144,82 @@ unsafe fn block(
     }
     f32::give(apack);
     f32::give(bpack);
+}
+
+/// Columns of the one B panel [`gemm_panel`] multiplies.
+pub const PANEL_COLUMNS: usize = NR;
+
+/// An A operand `[m, k]` packed once into the micro-kernel's panels, for
+/// products that multiply it many times ([`gemm_panel`]): for each k block
+/// of `KC`, `m` rounded up to `MR` rows as panels of `MR` rows.
+pub struct PackedA {
+    m: usize,
+    k: usize,
+    data: Vec<f32>,
+}
+
+impl PackedA {
+    /// Packs the row-major `a: [m, k]`.
+    ///
+    /// # Panics
+    /// When the CPU lacks AVX512F or `a` holds fewer than `m * k` values.
+    pub fn new(m: usize, k: usize, a: &[f32]) -> Self {
+        assert!(available(), "gemm_avx512: this CPU lacks AVX512F");
+        assert!(a.len() >= m * k, "PackedA: operand too small");
+        let m_pad = m.next_multiple_of(MR);
+        let mut data = uninit_vec::<f32>(m_pad * k);
+        // SAFETY: only written before it is read: `pack` writes every
+        // value of each k block's `m_pad / MR` panels (zeros past row m).
+        let out = unsafe { &mut *(&mut data[..] as *mut [MaybeUninit<f32>] as *mut [f32]) };
+        for pc in (0..k).step_by(KC) {
+            let kc = KC.min(k - pc);
+            pack::<MR>(
+                a,
+                false,
+                k,
+                (0, m),
+                (pc, kc),
+                &mut out[pc * m_pad..][..m_pad * kc],
+            );
+        }
+        // SAFETY: the k blocks cover all of data, each written in full.
+        let data = unsafe { assume_init_vec(data) };
+        PackedA { m, k, data }
+    }
+}
+
+/// `c[m, NR] = a @ b` on this thread, for one B panel already in the packed
+/// layout: `b` holds, for each of `a`'s `k` columns, [`PANEL_COLUMNS`]
+/// values. `c` is row-major with row stride `ldc` and is only written.
+///
+/// # Panics
+/// When `b` or `c` is shorter than that.
+pub fn gemm_panel(a: &PackedA, b: &[f32], c: &mut [f32], ldc: usize) {
+    let (m, k) = (a.m, a.k);
+    assert!(
+        b.len() >= k * NR && ldc >= NR && (m == 0 || c.len() >= (m - 1) * ldc + NR),
+        "gemm_panel: operand too small"
+    );
+    let m_pad = m.next_multiple_of(MR);
+    let at = c.as_mut_ptr();
+    for pc in (0..k).step_by(KC) {
+        let kc = KC.min(k - pc);
+        let bp = &b[pc * NR..][..kc * NR];
+        let block = &a.data[pc * m_pad..][..m_pad * kc];
+        for (i, ap) in block.chunks_exact(kc * MR).enumerate() {
+            let tile = Tile {
+                // SAFETY: row i * MR < m lies in c (checked above).
+                at: unsafe { at.add(i * MR * ldc) },
+                ldc,
+                rows: MR.min(m - i * MR),
+                cols: NR,
+            };
+            let beta = if pc == 0 { 0.0 } else { 1.0 };
+            // SAFETY: the panels hold kc values of MR / NR lines; the tile's
+            // rows and NR columns lie in c; AVX512F holds (PackedA::new).
+            unsafe { kernel(kc, ap, bp, tile, 1.0, beta) };
+        }
+    }
 }
 
 /// Packs lines `i0 .. i0 + len` (rows of A, or columns of B) over k `k0 ..

@@ -21,6 +21,7 @@ mod softmax;
 mod spare;
 mod storage;
 mod threads;
+mod winograd;
 
 use crate::backend::*;
 use crate::{DType, Error, Result, Shape};
@@ -47,7 +48,78 @@ pub fn kernel_paths() -> Vec<(&'static str, &'static str)> {
                 "upcast to f32, then the f32 gemm"
             },
         ),
+        (
+            "f32 conv 3x3 stride 1",
+            if winograd_enabled() && gemm_avx512::available() {
+                "winograd F(4x4,3x3) on avx512f where it pays, else im2col + f32 gemm"
+            } else {
+                "im2col + f32 gemm"
+            },
+        ),
     ]
+}
+
+/// The environment variable that turns the Winograd convolutions off
+/// (`RESIDUAL_WINOGRAD=0`): every f32 convolution then runs as im2col + GEMM,
+/// whose rounding is closer to a direct product's.
+pub const WINOGRAD_ENV: &str = "RESIDUAL_WINOGRAD";
+
+/// Whether the f32 forward may use [`winograd`] (read once per process from
+/// [`WINOGRAD_ENV`]; on unless it is `0`).
+fn winograd_enabled() -> bool {
+    static ON: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *ON.get_or_init(|| std::env::var(WINOGRAD_ENV).map_or(true, |v| v.trim() != "0"))
+}
+
+/// An f32 convolution's input gradient: for a 3x3 stride-1 convolution, the
+/// forward convolution of `dy` with the kernels turned by 180 degrees and
+/// their channels swapped, padded by `2 - pad`, on Winograd where that
+/// applies and pays; else the transposed GEMM + col2im.
+fn conv_backward_input_f32(dy: &[f32], w: &[f32], g: &Conv2dGeometry) -> Vec<f32> {
+    if winograd_enabled() && g.p.padding.iter().all(|&p| p <= 2) {
+        let [top, bottom, left, right] = g.p.padding.map(|p| 2 - p);
+        let t = Conv2dGeometry {
+            n: g.n,
+            c_in: g.c_out,
+            h: g.oh,
+            w: g.ow,
+            c_out: g.c_in,
+            kh: g.kh,
+            kw: g.kw,
+            oh: g.h,
+            ow: g.w,
+            p: Conv2dParams {
+                padding: [top, bottom, left, right],
+                ..g.p
+            },
+        };
+        if winograd::applies(&t) && g.oh + top + bottom == g.h + 2 && g.ow + left + right == g.w + 2
+        {
+            // w: [o, c, 3, 3] -> turned: [c, o, 3, 3], tap (a, b) from (2 - a, 2 - b).
+            let (o, c) = (g.c_out, g.c_in);
+            let mut turned = vec![0.0f32; o * c * 9];
+            for oc in 0..o {
+                for ic in 0..c {
+                    let src = &w[(oc * c + ic) * 9..][..9];
+                    let dst = &mut turned[(ic * o + oc) * 9..][..9];
+                    for (d, s) in dst.iter_mut().zip(src.iter().rev()) {
+                        *d = *s;
+                    }
+                }
+            }
+            return winograd::forward(dy, &turned, &t, winograd::Epilogue::default());
+        }
+    }
+    conv::backward_input(dy, w, g)
+}
+
+/// An f32 convolution's forward: Winograd where it applies and pays, else
+/// im2col + GEMM.
+fn conv_forward_f32(x: &[f32], w: &[f32], g: &Conv2dGeometry) -> Vec<f32> {
+    if winograd_enabled() && winograd::applies(g) {
+        return winograd::forward(x, w, g, winograd::Epilogue::default());
+    }
+    conv::forward(x, w, g)
 }
 
 /// The bf16 slices of GEMM operands when every one is bf16 and this CPU has
@@ -243,7 +315,7 @@ impl Backend for CpuBackend {
             return Ok(store_bf16(conv::forward(x, w, g)));
         }
         half_through_f32(self, "conv2d", &[x, w], |s| {
-            Ok(store(conv::forward(f32s(s[0])?, f32s(s[1])?, g)))
+            Ok(store(conv_forward_f32(f32s(s[0])?, f32s(s[1])?, g)))
         })
     }
     fn conv2d_fused(
@@ -276,9 +348,18 @@ impl Backend for CpuBackend {
         if x.dtype() != DType::F32 {
             return fused_conv_through_f32(self, x, w, g, epi);
         }
-        let mut y = conv::forward(f32s(x)?, f32s(w)?, g);
         let bias = epi.bias.map(f32s).transpose()?;
         let residual = epi.residual.map(f32s).transpose()?;
+        let relu = epi.act == Some(UnaryOp::Relu);
+        if winograd_enabled() && winograd::applies(g) && (relu || epi.act.is_none()) {
+            let epi = winograd::Epilogue {
+                bias,
+                residual,
+                relu,
+            };
+            return Ok(store(winograd::forward(f32s(x)?, f32s(w)?, g, epi)));
+        }
+        let mut y = conv_forward_f32(f32s(x)?, f32s(w)?, g);
         elementwise::conv_epilogue(&mut y, g.c_out, g.oh * g.ow, bias, residual, epi.act);
         Ok(store(y))
     }
@@ -292,7 +373,7 @@ impl Backend for CpuBackend {
             return Ok(store_bf16(conv::backward_input(dy, w, g)));
         }
         half_through_f32(self, "conv2d backward (input)", &[dy, w], |s| {
-            Ok(store(conv::backward_input(f32s(s[0])?, f32s(s[1])?, g)))
+            Ok(store(conv_backward_input_f32(f32s(s[0])?, f32s(s[1])?, g)))
         })
     }
     fn conv2d_backward_weight(
