@@ -64,11 +64,35 @@ pub fn kernel_paths() -> Vec<(&'static str, &'static str)> {
 /// whose rounding is closer to a direct product's.
 pub const WINOGRAD_ENV: &str = "RESIDUAL_WINOGRAD";
 
-/// Whether the f32 forward may use [`winograd`] (read once per process from
-/// [`WINOGRAD_ENV`]; on unless it is `0`).
+/// Whether the f32 convolutions may use Winograd: 0 not yet decided, 1 on, 2 off.
+static WINOGRAD: std::sync::atomic::AtomicU8 = std::sync::atomic::AtomicU8::new(0);
+
+/// Turns the Winograd convolutions ([`winograd`]) on or off for the rest of
+/// the process, whatever [`WINOGRAD_ENV`] says.
+///
+/// Winograd's rounding (about 1e-5 of a layer's largest output, against
+/// im2col + GEMM's 3e-7) is re-drawn by any change of the inputs' last bits,
+/// so two runs whose weights differ by rounding (a batch summed in another
+/// order, on another number of ranks) differ by that much after a step, not
+/// by the change itself. Turn it off where runs must agree more closely.
+pub fn set_winograd(on: bool) {
+    WINOGRAD.store(if on { 1 } else { 2 }, std::sync::atomic::Ordering::Relaxed);
+}
+
+/// Whether the f32 convolutions may use [`winograd`]: as [`set_winograd`]
+/// said, else on unless [`WINOGRAD_ENV`] is `0` (read once).
 fn winograd_enabled() -> bool {
-    static ON: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
-    *ON.get_or_init(|| std::env::var(WINOGRAD_ENV).map_or(true, |v| v.trim() != "0"))
+    use std::sync::atomic::Ordering::Relaxed;
+    match WINOGRAD.load(Relaxed) {
+        1 => true,
+        2 => false,
+        _ => {
+            let on = std::env::var(WINOGRAD_ENV).map_or(true, |v| v.trim() != "0");
+            // A concurrent set_winograd wins.
+            let _ = WINOGRAD.compare_exchange(0, if on { 1 } else { 2 }, Relaxed, Relaxed);
+            WINOGRAD.load(Relaxed) == 1
+        }
+    }
 }
 
 /// An f32 convolution's input gradient: for a 3x3 stride-1 convolution, the

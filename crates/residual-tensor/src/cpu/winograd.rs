@@ -36,16 +36,16 @@ const _: () = assert!(TB.is_multiple_of(LANES));
 
 /// Whether [`forward`] computes this convolution, and pays: [`supports`]
 /// holds, with at least 16 input and output channels (below that the
-/// transforms cost more than the products they save), at least two chunks of
-/// tiles per thread, and no more than a quarter of the last chunk's tiles
-/// padding.
+/// transforms cost more than the products they save) and at least one
+/// chunk of tiles per sample (planes of 4x8 tiles, 13x29 outputs or so: on
+/// smaller ones most of a chunk would be padding, and a batch of one would
+/// leave threads idle).
+///
+/// It depends on one sample's shape only, not on the batch size: a batch
+/// split across data-parallel ranks computes each sample as one process
+/// does, with the same rounding.
 pub fn applies(g: &Conv2dGeometry) -> bool {
-    let tiles = g.n * g.oh.div_ceil(4) * g.ow.div_ceil(4);
-    supports(g)
-        && g.c_in >= 16
-        && g.c_out >= 16
-        && tiles >= 2 * TB * rayon::current_num_threads()
-        && tiles.next_multiple_of(TB) * 4 <= tiles * 5
+    supports(g) && g.c_in >= 16 && g.c_out >= 16 && g.oh.div_ceil(4) * g.ow.div_ceil(4) >= TB
 }
 
 /// Whether [`forward`] can compute this convolution: 3x3, stride 1,
