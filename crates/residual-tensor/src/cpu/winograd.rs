@@ -450,7 +450,9 @@ unsafe fn output_transform(m: &[f32], tiles: &Tiles, t0: usize, epi: Epilogue<'_
                         });
                     }
                     if epi.relu {
-                        val = _mm512_max_ps(val, _mm512_setzero_ps());
+                        // max returns its second operand when one is NaN:
+                        // NaN passes, as through the ReLU op.
+                        val = _mm512_max_ps(_mm512_setzero_ps(), val);
                     }
                     // SAFETY: the masked lanes' offsets lie in y (inside
                     // their tile's sample and channel plane).
@@ -643,6 +645,28 @@ mod tests {
                 assert!(got.iter().all(|&v| v >= 0.0), "ReLU clamps");
             }
         }
+    }
+
+    /// A NaN in the input reaches every output it touches, through the
+    /// fused ReLU too (a max that returned its other operand would hide it).
+    #[test]
+    fn nan_inputs_stay_nan_through_the_fused_relu() {
+        if !crate::test_skip::run_or_skip(
+            "AVX512F",
+            gemm_avx512::available(),
+            gemm_avx512::available(),
+        ) {
+            return;
+        }
+        let g = geometry(1, 16, 16, (13, 11), [1; 4]);
+        let x = vec![f32::NAN; g.n * g.c_in * g.h * g.w];
+        let w = values(g.c_out * g.c_in * 9, 41);
+        let epi = Epilogue {
+            relu: true,
+            ..Epilogue::default()
+        };
+        let y = forward(&x, &w, &g, epi);
+        assert!(y.iter().all(|v| v.is_nan()), "every output is NaN");
     }
 
     /// The CPU backend's input gradient of a 3x3 stride-1 convolution (here
