@@ -58,36 +58,83 @@ fn argmax_in(plane: &[f32], wdt: usize, win: &Window) -> Option<usize> {
     best.map(|b| b.0)
 }
 
-/// Max pooling forward.
+/// The clipped row spans `y0 .. y1` of the windows of each output row, and
+/// the column spans `x0 .. x1` of each output column.
+type Spans = (Vec<(usize, usize)>, Vec<(usize, usize)>);
+
+fn spans(g: &Pool2dGeometry) -> Spans {
+    let rows = (0..g.oh)
+        .map(|oy| {
+            let w = window(g, oy, 0);
+            (w.y0, w.y1)
+        })
+        .collect();
+    let cols = (0..g.ow)
+        .map(|ox| {
+            let w = window(g, 0, ox);
+            (w.x0, w.x1)
+        })
+        .collect();
+    (rows, cols)
+}
+
+/// Max pooling forward: each window's maximum, NaN where the window holds
+/// one (as PyTorch's max_pool2d), -inf for a window outside the input.
+///
+/// The windows' clipped row and column spans are computed once per call;
+/// each output row then takes the running maximum over its window's input
+/// rows, a branch-free select per element.
 pub fn max_forward(x: &[f32], g: &Pool2dGeometry) -> Vec<f32> {
-    let mut y = vec![0.0; g.planes * g.oh * g.ow];
+    let (rows, cols) = spans(g);
+    let mut y = vec![f32::NEG_INFINITY; g.planes * g.oh * g.ow];
+    if g.oh * g.ow == 0 || g.h * g.w == 0 {
+        return y;
+    }
     y.par_chunks_mut(g.oh * g.ow)
         .enumerate()
         .for_each(|(pl, out)| {
             let plane = &x[pl * g.h * g.w..(pl + 1) * g.h * g.w];
-            for oy in 0..g.oh {
-                for ox in 0..g.ow {
-                    let win = window(g, oy, ox);
-                    out[oy * g.ow + ox] =
-                        argmax_in(plane, g.w, &win).map_or(f32::NEG_INFINITY, |i| plane[i]);
+            for (out_row, &(y0, y1)) in out.chunks_exact_mut(g.ow).zip(&rows) {
+                for row in plane.chunks_exact(g.w).take(y1).skip(y0) {
+                    for (m, &(x0, x1)) in out_row.iter_mut().zip(&cols) {
+                        for &v in &row[x0..x1] {
+                            // A NaN, once taken, stays: no value compares above it.
+                            *m = if v > *m || v.is_nan() { v } else { *m };
+                        }
+                    }
                 }
             }
         });
     y
 }
 
-/// Max pooling backward: each window's gradient goes to its maximum (see `argmax_in`).
+/// Max pooling backward: each window's gradient goes to its maximum (see
+/// `argmax_in`), the windows' clipped spans computed once per call.
 pub fn max_backward(x: &[f32], dy: &[f32], g: &Pool2dGeometry) -> Vec<f32> {
+    let (rows, cols) = spans(g);
     let mut dx = vec![0.0; g.planes * g.h * g.w];
+    if g.h * g.w == 0 {
+        return dx;
+    }
     dx.par_chunks_mut(g.h * g.w)
         .enumerate()
         .for_each(|(pl, dplane)| {
             let plane = &x[pl * g.h * g.w..(pl + 1) * g.h * g.w];
             let dout = &dy[pl * g.oh * g.ow..(pl + 1) * g.oh * g.ow];
-            for oy in 0..g.oh {
-                for ox in 0..g.ow {
-                    if let Some(i) = argmax_in(plane, g.w, &window(g, oy, ox)) {
-                        dplane[i] += dout[oy * g.ow + ox];
+            for (&(y0, y1), dout_row) in rows.iter().zip(dout.chunks_exact(g.ow.max(1))) {
+                for (&(x0, x1), &d) in cols.iter().zip(dout_row) {
+                    if y0 == y1 || x0 == x1 {
+                        continue;
+                    }
+                    let win = Window {
+                        y0,
+                        y1,
+                        x0,
+                        x1,
+                        divisor: 1.0,
+                    };
+                    if let Some(i) = argmax_in(plane, g.w, &win) {
+                        dplane[i] += d;
                     }
                 }
             }
