@@ -36,16 +36,15 @@ const _: () = assert!(TB.is_multiple_of(LANES));
 
 /// Whether [`forward`] computes this convolution, and pays: [`supports`]
 /// holds, with at least 16 input and output channels (below that the
-/// transforms cost more than the products they save) and at least one
-/// chunk of tiles per sample (planes of 4x8 tiles, 13x29 outputs or so: on
-/// smaller ones most of a chunk would be padding, and a batch of one would
-/// leave threads idle).
+/// transforms cost more than the products they save) and at least 16 output
+/// tiles (4x4) per sample: planes of 13x13 outputs or so (on smaller ones
+/// most of a chunk of 32 tiles would be padding).
 ///
 /// It depends on one sample's shape only, not on the batch size: a batch
 /// split across data-parallel ranks computes each sample as one process
 /// does, with the same rounding.
 pub fn applies(g: &Conv2dGeometry) -> bool {
-    supports(g) && g.c_in >= 16 && g.c_out >= 16 && g.oh.div_ceil(4) * g.ow.div_ceil(4) >= TB
+    supports(g) && g.c_in >= 16 && g.c_out >= 16 && g.oh.div_ceil(4) * g.ow.div_ceil(4) >= TB / 2
 }
 
 /// Whether [`forward`] can compute this convolution: 3x3, stride 1,
@@ -96,23 +95,35 @@ pub fn forward(x: &[f32], w: &[f32], g: &Conv2dGeometry, epi: Epilogue<'_>) -> V
     let mut y = uninit_vec::<f32>(y_len);
     // The address as an integer so that tasks can share it.
     let py = y.as_mut_ptr() as usize;
-    (0..tiles.total.div_ceil(TB))
-        .into_par_iter()
-        .for_each(|chunk| {
-            let (mut v, mut m) = (f32::take(XI * c * TB), f32::take(XI * o * TB));
-            let t0 = chunk * TB;
-            // SAFETY: AVX512F holds (supports); x, y and the epilogue's
-            // operands hold the geometry's elements (asserted, allocated above);
-            // the chunks' tiles are disjoint, so are the output elements their
-            // tasks store.
-            unsafe { input_transform(x, &tiles, t0, &mut v) };
-            for (xi, u) in u.iter().enumerate() {
-                gemm_avx512::gemm_panel(u, &v[xi * c * TB..][..c * TB], &mut m[xi * o * TB..], TB);
-            }
-            unsafe { output_transform(&m, &tiles, t0, epi, py as *mut f32) };
-            f32::give(v);
-            f32::give(m);
-        });
+    let chunks = tiles.total.div_ceil(TB);
+    // Fewer chunks than threads (a small batch of small planes): the 36
+    // products of each chunk run in parallel instead.
+    let products_in_parallel = chunks < rayon::current_num_threads();
+    let run_chunk = |chunk: usize| {
+        let (mut v, mut m) = (f32::take(XI * c * TB), f32::take(XI * o * TB));
+        let t0 = chunk * TB;
+        // SAFETY: AVX512F holds (supports); x, y and the epilogue's
+        // operands hold the geometry's elements (asserted, allocated above);
+        // the chunks' tiles are disjoint, so are the output elements their
+        // tasks store.
+        unsafe { input_transform(x, &tiles, t0, &mut v) };
+        let product = |(xi, m): (usize, &mut [f32])| {
+            gemm_avx512::gemm_panel(&u[xi], &v[xi * c * TB..][..c * TB], m, TB)
+        };
+        if products_in_parallel {
+            m.par_chunks_mut(o * TB).enumerate().for_each(product);
+        } else {
+            m.chunks_mut(o * TB).enumerate().for_each(product);
+        }
+        unsafe { output_transform(&m, &tiles, t0, epi, py as *mut f32) };
+        f32::give(v);
+        f32::give(m);
+    };
+    if products_in_parallel {
+        (0..chunks).for_each(run_chunk);
+    } else {
+        (0..chunks).into_par_iter().for_each(run_chunk);
+    }
     // SAFETY: the tiles cover every output element of every sample and
     // channel, and each stored its valid ones.
     unsafe { assume_init_vec(y) }
