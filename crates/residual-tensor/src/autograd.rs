@@ -10,6 +10,7 @@
 //! [`Tensor`], which holds them, and the grad mode in `grad_mode`; this module
 //! re-exports both, so it imports `tensor` and `tensor` never imports it.
 
+use crate::tensor::Edge;
 use crate::{Error, Result, Tensor};
 use std::collections::{HashMap, HashSet};
 
@@ -75,20 +76,20 @@ fn sweep(root: &Tensor) -> Result<Gradients> {
                 .into(),
         ));
     }
-    let order = topological_order(root);
+    let order = topological_order(root.edge());
     let _guard = NoGradGuard::new();
     let mut pending: HashMap<TensorId, Tensor> = HashMap::new();
     pending.insert(root.id(), Tensor::ones_like(root)?);
     let mut leaves = Gradients::default();
     for t in order.iter().rev() {
-        let Some(grad) = pending.remove(&t.id()) else {
+        let Some(grad) = pending.remove(&t.id) else {
             continue;
         };
-        let Some(node) = t.node() else {
-            leaves.map.insert(t.id(), grad);
+        let Some(node) = &t.node else {
+            leaves.map.insert(t.id, grad);
             continue;
         };
-        let grads = (node.backward)(&grad)?;
+        let grads = node.run_backward_once(&grad)?;
         debug_assert_eq!(
             grads.len(),
             node.inputs.len(),
@@ -97,45 +98,46 @@ fn sweep(root: &Tensor) -> Result<Gradients> {
         );
         for (input, g) in node.inputs.iter().zip(grads) {
             let Some(g) = g else { continue };
-            if !input.requires_grad() {
+            if !input.requires_grad {
                 continue;
             }
-            if g.shape() != input.shape() {
+            if *g.shape() != input.shape {
                 return Err(Error::Autograd(format!(
                     "internal: backward of {} produced a gradient of shape {} for an input of shape {}",
                     node.op,
                     g.shape(),
-                    input.shape()
+                    input.shape
                 )));
             }
-            let acc = match pending.remove(&input.id()) {
+            let acc = match pending.remove(&input.id) {
                 Some(prev) => prev.add(&g)?,
                 None => g,
             };
-            pending.insert(input.id(), acc);
+            pending.insert(input.id, acc);
         }
     }
     Ok(leaves)
 }
 
 /// Tensors reachable from `root` through recorded nodes, inputs before outputs.
-fn topological_order(root: &Tensor) -> Vec<Tensor> {
+fn topological_order(root: Edge) -> Vec<Edge> {
     let mut order = Vec::new();
     let mut seen = HashSet::new();
     // Iterative post-order DFS: (tensor, children pushed?)
-    let mut stack = vec![(root.clone(), false)];
+    let mut stack = vec![(root, false)];
     while let Some((t, expanded)) = stack.pop() {
         if expanded {
             order.push(t);
             continue;
         }
-        if !seen.insert(t.id()) {
+        if !seen.insert(t.id) {
             continue;
         }
-        stack.push((t.clone(), true));
-        if let Some(node) = t.node() {
+        let node = t.node.clone();
+        stack.push((t, true));
+        if let Some(node) = node {
             for i in &node.inputs {
-                if i.requires_grad() && !seen.contains(&i.id()) {
+                if i.requires_grad && !seen.contains(&i.id) {
                     stack.push((i.clone(), false));
                 }
             }

@@ -40,9 +40,10 @@ impl Counter {
         }
     }
 
-    /// The amount added since this counter started.
+    /// The amount added since this counter started, less what was
+    /// subtracted (at least zero).
     pub(crate) fn count(&self) -> u64 {
-        self.tally.with(|t| t.total.get()) - self.base
+        self.tally.with(|t| t.total.get()).saturating_sub(self.base)
     }
 }
 
@@ -53,11 +54,24 @@ impl Drop for Counter {
     }
 }
 
-/// Adds `amount` to `tally` while a counter on it is alive.
-pub(crate) fn add(tally: &'static LocalKey<Tally>, amount: u64) {
+/// Adds `amount` to `tally` while a counter on it is alive; whether it did.
+pub(crate) fn add(tally: &'static LocalKey<Tally>, amount: u64) -> bool {
     tally.with(|t| {
-        if t.active.get() > 0 {
+        let counting = t.active.get() > 0;
+        if counting {
             t.total.set(t.total.get().saturating_add(amount));
+        }
+        counting
+    })
+}
+
+/// Takes `amount` back from `tally` (an amount [`add`] counted) while a
+/// counter on it is alive.
+pub(crate) fn subtract(tally: &'static LocalKey<Tally>, amount: u64) {
+    // A thread being torn down has no tally left to correct.
+    let _ = tally.try_with(|t| {
+        if t.active.get() > 0 {
+            t.total.set(t.total.get().saturating_sub(amount));
         }
     });
 }

@@ -20,8 +20,62 @@ pub type BackwardFn = Box<dyn Fn(&Tensor) -> Result<Vec<Option<Tensor>>> + Send 
 /// A recorded op in the graph.
 pub struct Node {
     pub(crate) op: &'static str,
-    pub(crate) inputs: Vec<Tensor>,
-    pub(crate) backward: BackwardFn,
+    pub(crate) inputs: Vec<Edge>,
+    /// Taken (and with it what it keeps, freed) when the backward sweep has
+    /// run it, as PyTorch frees a graph's saved tensors during `backward`.
+    backward: std::sync::Mutex<Option<BackwardFn>>,
+    /// The bytes of the output that `backward` keeps, counted in
+    /// [`crate::saved`] (0 if it keeps none or they were not counted).
+    kept_bytes: AtomicU64,
+}
+
+impl Node {
+    /// Runs the backward rule once, then frees it and what it keeps.
+    pub(crate) fn run_backward_once(&self, grad: &Tensor) -> Result<Vec<Option<Tensor>>> {
+        let rule = self
+            .backward
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .take()
+            .ok_or_else(|| {
+                Error::Autograd(format!(
+                    "backward through the graph of {} a second time: its saved tensors \
+                     were freed by the first backward (run the forward again)",
+                    self.op
+                ))
+            })?;
+        let grads = rule(grad);
+        drop(rule);
+        // The rule kept the output; the output's handles do not count it.
+        let kept = self.kept_bytes.swap(0, Ordering::Relaxed);
+        if kept > 0 {
+            crate::saved::remove(kept);
+        }
+        grads
+    }
+}
+
+impl Drop for Node {
+    fn drop(&mut self) {
+        let kept = *self.kept_bytes.get_mut();
+        if kept > 0 {
+            crate::saved::remove(kept);
+        }
+    }
+}
+
+/// The graph's link from a [`Node`] to one of its inputs: what the backward
+/// sweep needs of the input (its identity, shape, and the node that made it),
+/// not its elements. An op's output is freed as soon as no handle and no
+/// backward rule (which captures what it uses) holds it, as in PyTorch: a
+/// batch norm's output that only a ReLU reads lives until the ReLU has run,
+/// not until backward.
+#[derive(Clone)]
+pub(crate) struct Edge {
+    pub(crate) id: TensorId,
+    pub(crate) shape: Shape,
+    pub(crate) requires_grad: bool,
+    pub(crate) node: Option<Arc<Node>>,
 }
 
 /// An n-dimensional array on a [`Device`]: a cheap-to-clone handle to immutable,
@@ -35,7 +89,18 @@ struct Inner {
     shape: Shape,
     device: Device,
     requires_grad: bool,
-    node: Option<Node>,
+    node: Option<Arc<Node>>,
+    /// The bytes this output added to [`crate::saved`]'s tally (0 if none),
+    /// taken back when it is freed.
+    saved_bytes: u64,
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        if self.saved_bytes > 0 {
+            crate::saved::remove(self.saved_bytes);
+        }
+    }
 }
 
 impl Tensor {
@@ -69,6 +134,7 @@ impl Tensor {
             device,
             requires_grad,
             node: None,
+            saved_bytes: 0,
         }))
     }
 
@@ -81,15 +147,49 @@ impl Tensor {
         inputs: &[&Tensor],
         backward: impl Fn(&Tensor) -> Result<Vec<Option<Tensor>>> + Send + Sync + 'static,
     ) -> Self {
+        Self::recorded(
+            storage,
+            shape,
+            device,
+            op,
+            inputs,
+            Box::new(backward),
+            false,
+        )
+    }
+
+    /// [`Tensor::from_op`], saying whether `backward` keeps (a handle to)
+    /// the output's storage: its bytes are then counted as saved while the
+    /// node lives, not while the output's handles do.
+    pub(crate) fn recorded(
+        storage: Storage,
+        shape: Shape,
+        device: &Device,
+        op: &'static str,
+        inputs: &[&Tensor],
+        backward: BackwardFn,
+        backward_keeps_output: bool,
+    ) -> Self {
         debug_assert_eq!(storage.len(), shape.numel(), "{op}: kernel output size");
         let track = grad_mode::is_grad_enabled() && inputs.iter().any(|t| t.requires_grad());
-        if track {
-            crate::saved::add((storage.len() * storage.dtype().size_in_bytes()) as u64);
-        }
-        let node = track.then(|| Node {
-            op,
-            inputs: inputs.iter().map(|t| (*t).clone()).collect(),
-            backward: Box::new(backward) as BackwardFn,
+        let bytes = (storage.len() * storage.dtype().size_in_bytes()) as u64;
+        let counted = if track && crate::saved::add(bytes) {
+            bytes
+        } else {
+            0
+        };
+        let (saved_bytes, kept_bytes) = if backward_keeps_output {
+            (0, counted)
+        } else {
+            (counted, 0)
+        };
+        let node = track.then(|| {
+            Arc::new(Node {
+                op,
+                inputs: inputs.iter().map(|t| t.edge()).collect(),
+                backward: std::sync::Mutex::new(Some(backward)),
+                kept_bytes: AtomicU64::new(kept_bytes),
+            })
         });
         Tensor(Arc::new(Inner {
             id: TensorId(NEXT_TENSOR_ID.fetch_add(1, Ordering::Relaxed)),
@@ -98,6 +198,7 @@ impl Tensor {
             device: device.clone(),
             requires_grad: track,
             node,
+            saved_bytes,
         }))
     }
 
@@ -125,7 +226,17 @@ impl Tensor {
     }
 
     pub(crate) fn node(&self) -> Option<&Node> {
-        self.0.node.as_ref()
+        self.0.node.as_deref()
+    }
+
+    /// This tensor as the input of a recorded op (see [`Edge`]).
+    pub(crate) fn edge(&self) -> Edge {
+        Edge {
+            id: self.id(),
+            shape: self.shape().clone(),
+            requires_grad: self.requires_grad(),
+            node: self.0.node.clone(),
+        }
     }
 
     // ---- accessors ----------------------------------------------------

@@ -230,6 +230,18 @@ fn dtype_device_and_autograd_errors() {
         t(&[1]).backward().unwrap_err(),
         &["backward", "does not require grad"],
     );
+    // A backward frees what its graph saved: a second one is refused.
+    let loss = t(&[2, 2])
+        .requires_grad_()
+        .relu()
+        .unwrap()
+        .sum_all()
+        .unwrap();
+    assert!(loss.backward().is_ok());
+    says(
+        loss.backward().unwrap_err(),
+        &["backward", "second time", "freed", "forward again"],
+    );
     says(
         Tensor::arange(0.0, 5.0, -1.0, &Device::cpu()).unwrap_err(),
         &["arange", "step"],

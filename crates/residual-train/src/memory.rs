@@ -2,13 +2,14 @@
 //! so that a batch or image size that cannot fit is refused with the figures
 //! instead of ending in an out-of-memory kill minutes later.
 //!
-//! The activations come from a real forward: a copy of the model runs one
-//! training forward on two samples (at most 64x64, the figure then scaled to
-//! the real image area, which is how a convolutional network's activations
-//! grow) while [`SavedBytesCounter`] adds up every output the autograd graph
-//! keeps for backward. Backward adds gradients of those activations as it
-//! goes (freed layer by layer) and the convolutions' unfold buffers; the
-//! parameters come with their gradients and the optimizer's state.
+//! The activations come from real forwards: a copy of the model runs a
+//! training forward on two and on four samples (at most 64x64, the figure
+//! per sample then scaled to the real image area, which is how a
+//! convolutional network's activations grow) while [`SavedBytesCounter`]
+//! adds up the outputs the autograd graph keeps for backward. Backward frees
+//! those activations layer by layer as it creates their gradients, and adds
+//! the convolutions' unfold buffers; the parameters come with their
+//! gradients and the optimizer's state.
 
 use crate::config::TrainConfig;
 use crate::optim::OptimizerConfig;
@@ -20,10 +21,17 @@ use residual_zoo::ModelOptions;
 /// The side the activation probe runs at, at most.
 const PROBE_SIDE: usize = 64;
 
-/// Backward's peak over the forward's saved activations: the activations
-/// stay until their layer's backward, while gradients of the same sizes are
-/// created layer by layer (measured: see docs/reliability.md).
-const BACKWARD_FACTOR: f64 = 1.5;
+/// Backward's peak over the forward's saved activations: each layer's
+/// activations are freed as its backward runs, while gradients of the same
+/// sizes are created layer by layer, so the peak stays close to the
+/// activations at the start of backward (measured: see docs/reliability.md).
+const BACKWARD_FACTOR: f64 = 1.1;
+
+/// The two batch sizes of the probe: their difference gives the bytes per
+/// sample, the rest (the weights' half copies under autocast) does not grow
+/// with the batch or the image. Two samples, not one, so that batch norm has
+/// more than one value per channel even where a stage is 1x1.
+const PROBE_BATCHES: [usize; 2] = [2, 4];
 
 /// What a run holds besides the model and the batch: the code, thread
 /// stacks, the loaded dataset's index or images, the convolutions' bounded
@@ -41,7 +49,9 @@ pub struct MemoryEstimate {
     /// backward's peak over them) and the sample's input copies.
     pub per_sample: u64,
     /// Bytes that do not grow with the batch: parameters, their gradients,
-    /// the optimizer's state and a working copy, and the runtime's own.
+    /// the optimizer's state and a working copy, the runtime's own, and
+    /// what the graph keeps once per step (the weights' half copies under
+    /// autocast).
     pub fixed: u64,
     /// Samples per batch.
     pub batch: usize,
@@ -130,9 +140,8 @@ pub fn estimate_training(
     // gradient-norm and update temporaries, half copies under autocast).
     let fixed = params * 4 * (3 + states) + RUNTIME_BYTES;
     let (ph, pw) = (h.min(PROBE_SIDE), w.min(PROBE_SIDE));
-    let probe = 2usize;
-    let x = Tensor::zeros([probe, c, ph, pw], dev)?;
-    let saved = {
+    let saved = |probe: usize| -> Result<u64> {
+        let x = Tensor::zeros([probe, c, ph, pw], dev)?;
         let _autocast = config
             .amp
             .map(|a| AutocastGuard::new(a.dtype()))
@@ -140,14 +149,18 @@ pub fn estimate_training(
         let counter = SavedBytesCounter::start();
         let logits = model.forward(&x, Mode::Train)?;
         let _loss = logits.cross_entropy(&vec![0; probe], 0.0)?;
-        counter.count()
+        Ok(counter.count())
     };
+    let [small, large] = PROBE_BATCHES;
+    let (saved_small, saved_large) = (saved(small)?, saved(large)?);
+    let probe_per_sample = saved_large.saturating_sub(saved_small) as f64 / (large - small) as f64;
+    let per_batch = (saved_small as f64 - probe_per_sample * small as f64).max(0.0);
     let area = (h * w) as f64 / (ph * pw) as f64;
-    let activations = saved as f64 / probe as f64 * area * BACKWARD_FACTOR;
+    let activations = probe_per_sample * area * BACKWARD_FACTOR;
     let input = INPUT_BATCHES * (c * h * w * 4) as u64;
     Ok(MemoryEstimate {
         per_sample: (activations as u64).saturating_add(input),
-        fixed,
+        fixed: fixed.saturating_add(per_batch as u64),
         batch: config.batch_size,
     })
 }

@@ -160,19 +160,23 @@ fn forced_overflow_skips_the_step_and_halves_the_scale() {
 #[test]
 fn scaled_backward_gives_the_plain_gradients_after_unscaling() {
     let (t, batch) = trainer_and_batch(tiny_config(1));
-    let logits = t
-        .model
-        .forward(&batch.images, residual_nn::Mode::Train)
-        .unwrap();
-    let loss = logits.cross_entropy(&batch.labels, 0.1).unwrap();
-    let (plain, overflow) = scaler::backward(&loss, None).unwrap();
+    // A backward frees its graph: each one gets its own forward (the same
+    // values: batch statistics, deterministic kernels).
+    let loss = || {
+        let logits = t
+            .model
+            .forward(&batch.images, residual_nn::Mode::Train)
+            .unwrap();
+        logits.cross_entropy(&batch.labels, 0.1).unwrap()
+    };
+    let (plain, overflow) = scaler::backward(&loss(), None).unwrap();
     assert!(!overflow);
     for k in [1, 12, 24] {
         let s = GradScaler {
             scale: (1u32 << k) as f32,
             ..GradScaler::default()
         };
-        let (scaled, overflow) = scaler::backward(&loss, Some(&s)).unwrap();
+        let (scaled, overflow) = scaler::backward(&loss(), Some(&s)).unwrap();
         assert!(!overflow, "2^{k} does not overflow f32");
         assert_eq!(scaled.len(), plain.len());
         for (name, p) in t.optimizer.params() {

@@ -1,6 +1,6 @@
 //! Elementwise arithmetic with broadcasting, unary math and activations.
 
-use crate::backend::{BinaryOp, UnaryOp};
+use crate::backend::{BinaryOp, Storage, UnaryOp};
 use crate::{Result, Shape, Tensor};
 
 impl Tensor {
@@ -82,28 +82,41 @@ impl Tensor {
     }
 
     fn unary(&self, op: UnaryOp, name: &'static str) -> Result<Tensor> {
+        /// What a unary op's backward reads `f'` off.
+        enum Kept {
+            Input(Tensor),
+            Output(Storage),
+        }
         if self.is_half() {
             return self.to_f32()?.unary(op, name);
         }
         let s = self.device().backend().unary(op, self.storage())?;
-        let x = self.clone();
-        Ok(Tensor::from_op(
+        // ReLU's derivative reads as well off its output (y <= 0 exactly
+        // where x <= 0, NaN where x is NaN), which the next op keeps anyway:
+        // its input (often a batch norm's output) is then freed after the
+        // forward, as PyTorch's in-place ReLU does.
+        let keeps_output = op == UnaryOp::Relu;
+        let kept = if keeps_output {
+            Kept::Output(s.clone())
+        } else {
+            Kept::Input(self.clone())
+        };
+        let (shape, dev) = (self.shape().clone(), self.device().clone());
+        Ok(Tensor::recorded(
             s,
             self.shape().clone(),
             self.device(),
             name,
             &[self],
-            move |g| {
-                let dx = x
-                    .device()
-                    .backend()
-                    .unary_backward(op, x.storage(), g.storage())?;
-                Ok(vec![Some(Tensor::from_storage(
-                    dx,
-                    x.shape().clone(),
-                    x.device(),
-                )?)])
-            },
+            Box::new(move |g| {
+                let read = match &kept {
+                    Kept::Output(y) => y,
+                    Kept::Input(x) => x.storage(),
+                };
+                let dx = dev.backend().unary_backward(op, read, g.storage())?;
+                Ok(vec![Some(Tensor::from_storage(dx, shape.clone(), &dev)?)])
+            }),
+            keeps_output,
         ))
     }
 
