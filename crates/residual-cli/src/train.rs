@@ -511,7 +511,7 @@ fn train(
         );
     }
     eprintln!(
-        "memory: about {} at the peak (estimate: {} per sample x batch {}, {} for parameters, gradients, optimizer state and runtime)",
+        "memory: about {} at the peak (estimate: {} per sample x batch {}, {} for parameters, gradients, optimizer state, runtime and per-step copies)",
         human(memory.total()),
         human(memory.per_sample),
         memory.batch,

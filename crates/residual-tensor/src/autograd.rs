@@ -1,7 +1,8 @@
 //! Define-by-run automatic differentiation.
 //!
-//! Every op that has an input requiring gradients records a [`Node`]: its
-//! inputs and a closure mapping the output's gradient to the inputs'.
+//! Every op that has an input requiring gradients records a [`Node`]: edges
+//! to its inputs and a closure mapping the output's gradient to the inputs'
+//! (which captures the values it reads, and is dropped once it has run).
 //! [`Tensor::backward`] walks the nodes in reverse topological order, adds
 //! up the gradients of tensors used more than once, and returns the gradients
 //! of the leaves.

@@ -81,6 +81,11 @@ mod tests {
         );
         drop(_s);
         assert_eq!(counter.count(), 4, "the sum's graph is freed, y with it");
+        let e = w.exp().unwrap();
+        let _sum = e.add(&w).unwrap();
+        assert_eq!(counter.count(), 4 + 2 * 128);
+        drop(e);
+        assert_eq!(counter.count(), 4 + 128, "add keeps neither operand");
         drop(counter);
         let fresh = super::SavedBytesCounter::start();
         assert_eq!(fresh.count(), 0);

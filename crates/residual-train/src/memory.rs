@@ -86,7 +86,7 @@ impl MemoryEstimate {
             "train",
             format!(
                 "{what} needs about {} to train (activations {} per sample x batch {}, \
-                 parameters, gradients, optimizer state and runtime {}), and this machine has {} \
+                 parameters, gradients, optimizer state, runtime and per-step copies {}), and this machine has {} \
                  available: {advice}, or use smaller images",
                 human(self.total()),
                 human(self.per_sample),
@@ -137,7 +137,8 @@ pub fn estimate_training(
         OptimizerConfig::AdamW { .. } => 2,
     };
     // Weights, gradients, optimizer state, and one working copy (the
-    // gradient-norm and update temporaries, half copies under autocast).
+    // gradient-norm and update temporaries; the weights' half copies under
+    // autocast, which the graph keeps, are counted by the probes below).
     let fixed = params * 4 * (3 + states) + RUNTIME_BYTES;
     let (ph, pw) = (h.min(PROBE_SIDE), w.min(PROBE_SIDE));
     let saved = |probe: usize| -> Result<u64> {

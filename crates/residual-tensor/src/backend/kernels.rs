@@ -36,7 +36,8 @@ pub trait Backend: Send + Sync + Debug {
     // ---- elementwise --------------------------------------------------
     /// `y = f(x)`.
     fn unary(&self, op: UnaryOp, x: &Storage) -> Result<Storage>;
-    /// `dx = dy * f'(x)`.
+    /// `dx = dy * f'(x)`. For [`UnaryOp::Relu`], `x` may be the forward's
+    /// output instead (autograd passes it: `y <= 0` exactly where `x <= 0`).
     fn unary_backward(&self, op: UnaryOp, x: &Storage, dy: &Storage) -> Result<Storage>;
     /// `out = a op b`, both read broadcast to `out` (a NumPy broadcast of both shapes).
     fn binary(

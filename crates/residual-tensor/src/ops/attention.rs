@@ -86,13 +86,13 @@ impl Tensor {
         out[r - 1] = spec.dv;
         let o_kept = o.clone();
         let (qs, ks, vs) = (q.clone(), k.clone(), v.clone());
-        Ok(Tensor::from_op(
+        Ok(Tensor::recorded(
             o,
             Shape::new(out),
             q.device(),
             OP,
             &[&q, &k, &v],
-            move |g| {
+            Box::new(move |g| {
                 let g = g.cast(DType::F32)?;
                 let be = qs.device().backend();
                 let grads = be.attention_backward(
@@ -113,7 +113,8 @@ impl Tensor {
                     )?));
                 }
                 Ok(out)
-            },
+            }),
+            true,
         ))
     }
 }

@@ -16,7 +16,13 @@ impl Tensor {
             (rhs.storage(), rhs.shape()),
             &out,
         )?;
-        let (a, b) = (self.clone(), rhs.clone());
+        // Add and Sub need only the operands' shapes: their values (a
+        // residual block's last batch-norm output) are freed after the
+        // forward, as in PyTorch.
+        let operands =
+            matches!(op, BinaryOp::Mul | BinaryOp::Div).then(|| (self.clone(), rhs.clone()));
+        let (a_shape, b_shape) = (self.shape().clone(), rhs.shape().clone());
+        let (a_grad, b_grad) = (self.requires_grad(), rhs.requires_grad());
         Ok(Tensor::from_op(
             s,
             out,
@@ -27,20 +33,20 @@ impl Tensor {
                 let (ga, gb) = match op {
                     BinaryOp::Add => (g.clone(), g.clone()),
                     BinaryOp::Sub => (g.clone(), g.neg()?),
-                    BinaryOp::Mul => (g.mul(&b)?, g.mul(&a)?),
-                    BinaryOp::Div => {
-                        // d(a/b)/db = -a / b^2
-                        let gb = g.mul(&a)?.div(&b.mul(&b)?)?.neg()?;
-                        (g.div(&b)?, gb)
+                    BinaryOp::Mul | BinaryOp::Div => {
+                        let (a, b) = operands.as_ref().expect("Mul and Div keep their operands");
+                        if op == BinaryOp::Mul {
+                            (g.mul(b)?, g.mul(a)?)
+                        } else {
+                            // d(a/b)/db = -a / b^2
+                            let gb = g.mul(a)?.div(&b.mul(b)?)?.neg()?;
+                            (g.div(b)?, gb)
+                        }
                     }
                 };
                 Ok(vec![
-                    a.requires_grad()
-                        .then(|| ga.sum_to(a.shape()))
-                        .transpose()?,
-                    b.requires_grad()
-                        .then(|| gb.sum_to(b.shape()))
-                        .transpose()?,
+                    a_grad.then(|| ga.sum_to(&a_shape)).transpose()?,
+                    b_grad.then(|| gb.sum_to(&b_shape)).transpose()?,
                 ])
             },
         ))

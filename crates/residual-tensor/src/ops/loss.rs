@@ -13,13 +13,13 @@ impl Tensor {
         let view = AxisView::new(self.shape(), a);
         let s = self.device().backend().softmax(self.storage(), view, log)?;
         let y = Tensor::from_storage(s.clone(), self.shape().clone(), self.device())?;
-        Ok(Tensor::from_op(
+        Ok(Tensor::recorded(
             s,
             self.shape().clone(),
             self.device(),
             op,
             &[self],
-            move |dy| {
+            Box::new(move |dy| {
                 let dx =
                     dy.device()
                         .backend()
@@ -29,7 +29,8 @@ impl Tensor {
                     y.shape().clone(),
                     y.device(),
                 )?)])
-            },
+            }),
+            true,
         ))
     }
 

@@ -93,18 +93,19 @@ impl Tensor {
         let x = self.clone();
         let y = Tensor::from_storage(s.clone(), kept.clone(), self.device())?;
         let axes_i: Vec<isize> = ax.iter().map(|&a| a as isize).collect();
-        Ok(Tensor::from_op(
+        Ok(Tensor::recorded(
             s,
             out,
             self.device(),
             "max",
             &[self],
-            move |g| {
+            Box::new(move |g| {
                 let mask = x.eq_mask(&y)?;
                 let count = mask.sum(&axes_i, true)?;
                 let g = g.reshape(kept.dims())?;
                 Ok(vec![Some(mask.mul(&g.div(&count)?)?)])
-            },
+            }),
+            true,
         ))
     }
 
