@@ -46,21 +46,23 @@ impl Node {
             })?;
         let grads = rule(grad);
         drop(rule);
-        // The rule kept the output; the output's handles do not count it.
+        self.release_kept_bytes();
+        grads
+    }
+
+    /// Takes the kept output's bytes back from [`crate::saved`] (once: the
+    /// rule that kept the output is gone, or the node is).
+    fn release_kept_bytes(&self) {
         let kept = self.kept_bytes.swap(0, Ordering::Relaxed);
         if kept > 0 {
             crate::saved::remove(kept);
         }
-        grads
     }
 }
 
 impl Drop for Node {
     fn drop(&mut self) {
-        let kept = *self.kept_bytes.get_mut();
-        if kept > 0 {
-            crate::saved::remove(kept);
-        }
+        self.release_kept_bytes();
     }
 }
 
