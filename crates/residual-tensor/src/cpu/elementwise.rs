@@ -3,6 +3,7 @@
 
 use super::fill::{par_fill, PAR_CHUNK};
 use super::storage::Float;
+use super::wide::wide;
 use crate::backend::{BinaryOp, UnaryOp};
 use crate::Shape;
 use rayon::prelude::*;
@@ -119,9 +120,11 @@ impl WithFn for Map<'_> {
         unsafe {
             par_fill(x.len(), PAR_CHUNK, |i, y| {
                 let x = &x[i * PAR_CHUNK..i * PAR_CHUNK + y.len()];
-                for (y, &x) in y.iter_mut().zip(x) {
-                    y.write(f(x));
-                }
+                wide(|| {
+                    for (y, &x) in y.iter_mut().zip(x) {
+                        y.write(f(x));
+                    }
+                })
             })
         }
     }
@@ -142,9 +145,11 @@ impl WithFn for ChainRule<'_> {
         unsafe {
             par_fill(x.len(), PAR_CHUNK, |i, dx| {
                 let run = i * PAR_CHUNK..i * PAR_CHUNK + dx.len();
-                for ((d, &x), &g) in dx.iter_mut().zip(&x[run.clone()]).zip(&dy[run]) {
-                    d.write(g * df(x));
-                }
+                wide(|| {
+                    for ((d, &x), &g) in dx.iter_mut().zip(&x[run.clone()]).zip(&dy[run]) {
+                        d.write(g * df(x));
+                    }
+                })
             })
         }
     }
@@ -188,9 +193,11 @@ fn broadcast_with(
         return unsafe {
             par_fill(n, PAR_CHUNK, |i, y| {
                 let run = i * PAR_CHUNK..i * PAR_CHUNK + y.len();
-                for ((y, &a), &b) in y.iter_mut().zip(&a.0[run.clone()]).zip(&b.0[run]) {
-                    y.write(f(a, b));
-                }
+                wide(|| {
+                    for ((y, &a), &b) in y.iter_mut().zip(&a.0[run.clone()]).zip(&b.0[run]) {
+                        y.write(f(a, b));
+                    }
+                })
             })
         };
     }
@@ -223,9 +230,11 @@ fn broadcast_with(
                     oa += i * sa[d];
                     ob += i * sb[d];
                 }
-                for (k, y) in row.iter_mut().enumerate() {
-                    y.write(f(a.0[oa + k * la], b.0[ob + k * lb]));
-                }
+                wide(|| {
+                    for (k, y) in row.iter_mut().enumerate() {
+                        y.write(f(a.0[oa + k * la], b.0[ob + k * lb]));
+                    }
+                })
             }
         })
     }

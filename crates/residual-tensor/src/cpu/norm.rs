@@ -8,6 +8,7 @@
 
 use super::fill::{assume_init_vec, par_fill, uninit_vec, PAR_CHUNK};
 use super::storage::Float;
+use super::wide::wide;
 use crate::backend::Storage;
 use crate::backend::{AxisView, RowAffine};
 use rayon::prelude::*;
@@ -39,6 +40,17 @@ fn lane_sums<const S: usize, A: Float, B: Float>(
 /// [`BLOCK`] elements.
 #[inline]
 fn lane_sums3<const S: usize, A: Float, B: Float, C: Float>(
+    x: &[A],
+    y: &[B],
+    z: &[C],
+    f: impl Fn(f32, f32, f32) -> [f32; S],
+) -> [f64; S] {
+    wide(|| lane_sums3_loop(x, y, z, f))
+}
+
+/// The loop of [`lane_sums3`].
+#[inline(always)]
+fn lane_sums3_loop<const S: usize, A: Float, B: Float, C: Float>(
     x: &[A],
     y: &[B],
     z: &[C],
@@ -115,9 +127,11 @@ pub fn batch_forward<X: Float>(
                 let (mean, rstd) = stats[c];
                 let (s, b) = (gamma[c] * rstd, beta[c] - mean * gamma[c] * rstd);
                 let src = &x[plane * v.inner..(plane + 1) * v.inner];
-                for (o, &xv) in out.iter_mut().zip(src) {
-                    o.write(xv.to_f32() * s + b);
-                }
+                wide(|| {
+                    for (o, &xv) in out.iter_mut().zip(src) {
+                        o.write(xv.to_f32() * s + b);
+                    }
+                })
             }
         })
     };
@@ -160,10 +174,12 @@ pub fn batch_backward<X: Float>(
                 let (sdy, sdyx) = (sums[c].0 as f32, sums[c].1 as f32);
                 let xs = &x[plane * v.inner..(plane + 1) * v.inner];
                 let ds = &dy[plane * v.inner..(plane + 1) * v.inner];
-                for ((o, &xv), &d) in out.iter_mut().zip(xs).zip(ds) {
-                    let xhat = (xv.to_f32() - mu) * r;
-                    o.write(X::from_f32(k * (m as f32 * d - sdy - xhat * sdyx)));
-                }
+                wide(|| {
+                    for ((o, &xv), &d) in out.iter_mut().zip(xs).zip(ds) {
+                        let xhat = (xv.to_f32() - mu) * r;
+                        o.write(X::from_f32(k * (m as f32 * d - sdy - xhat * sdyx)));
+                    }
+                })
             }
         })
     };
@@ -227,14 +243,18 @@ pub fn row_forward<X: Float>(
                 let (o, v) = (&mut out[run.clone()], &src[run.clone()]);
                 if per_column {
                     let (g, b) = (&gamma[p..p + run.len()], &beta[p..p + run.len()]);
-                    for (((o, &v), &g), &b) in o.iter_mut().zip(v).zip(g).zip(b) {
-                        o.write((v.to_f32() - m) * inv * g + b);
-                    }
+                    wide(|| {
+                        for (((o, &v), &g), &b) in o.iter_mut().zip(v).zip(g).zip(b) {
+                            o.write((v.to_f32() - m) * inv * g + b);
+                        }
+                    });
                 } else {
                     let (g, b) = (gamma[p], beta[p]);
-                    for (o, &v) in o.iter_mut().zip(v) {
-                        o.write((v.to_f32() - m) * inv * g + b);
-                    }
+                    wide(|| {
+                        for (o, &v) in o.iter_mut().zip(v) {
+                            o.write((v.to_f32() - m) * inv * g + b);
+                        }
+                    });
                 }
             });
             *mu = m;
@@ -304,16 +324,20 @@ pub fn row_backward<X: Float>(
                 let (o, xv, dv) = (&mut out[run.clone()], &xs[run.clone()], &ds[run.clone()]);
                 if per_column {
                     let g = &gamma[p..p + run.len()];
-                    for (((o, &x), &d), &g) in o.iter_mut().zip(xv).zip(dv).zip(g) {
-                        let xhat = (x.to_f32() - mu) * rs;
-                        o.write(X::from_f32(rs * (d * g - mg - xhat * mgx)));
-                    }
+                    wide(|| {
+                        for (((o, &x), &d), &g) in o.iter_mut().zip(xv).zip(dv).zip(g) {
+                            let xhat = (x.to_f32() - mu) * rs;
+                            o.write(X::from_f32(rs * (d * g - mg - xhat * mgx)));
+                        }
+                    });
                 } else {
                     let g = gamma[p];
-                    for ((o, &x), &d) in o.iter_mut().zip(xv).zip(dv) {
-                        let xhat = (x.to_f32() - mu) * rs;
-                        o.write(X::from_f32(rs * (d * g - mg - xhat * mgx)));
-                    }
+                    wide(|| {
+                        for ((o, &x), &d) in o.iter_mut().zip(xv).zip(dv) {
+                            let xhat = (x.to_f32() - mu) * rs;
+                            o.write(X::from_f32(rs * (d * g - mg - xhat * mgx)));
+                        }
+                    });
                 }
             });
         });
@@ -368,10 +392,12 @@ fn column_param_grads<X: Float>(
                 affine_runs(&a, r, cols, |run, p, _| {
                     let (g, b) = (&mut dg[p..p + run.len()], &mut db[p..p + run.len()]);
                     let (xv, dv) = (&xs[run.clone()], &ds[run]);
-                    for (((g, b), &x), &d) in g.iter_mut().zip(b).zip(xv).zip(dv) {
-                        *g += d * (x.to_f32() - mu) * rs;
-                        *b += d;
-                    }
+                    wide(|| {
+                        for (((g, b), &x), &d) in g.iter_mut().zip(b).zip(xv).zip(dv) {
+                            *g += d * (x.to_f32() - mu) * rs;
+                            *b += d;
+                        }
+                    });
                 });
             }
             (dg, db)

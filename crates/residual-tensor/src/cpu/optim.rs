@@ -2,6 +2,7 @@
 //! in PyTorch's order of operations).
 
 use super::fill::{assume_init_vec, uninit_vec};
+use super::wide::wide;
 use crate::backend::{AdamWHyper, SgdHyper};
 use rayon::prelude::*;
 
@@ -75,15 +76,17 @@ pub fn adamw(
         .for_each(|(((np, (nm, nv)), (p, g)), (m, v))| {
             let outs = np.iter_mut().zip(nm).zip(nv);
             let ins = p.iter().zip(g).zip(m).zip(v);
-            for (((np, nm), nv), (((&p, &g), &m), &v)) in outs.zip(ins) {
-                let p = p * (1.0 - h.lr * h.weight_decay);
-                let m = h.beta1 * m + (1.0 - h.beta1) * g;
-                let v = h.beta2 * v + (1.0 - h.beta2) * g * g;
-                let denom = v.sqrt() / bc2_sqrt + h.eps;
-                np.write(p - step_size * m / denom);
-                nm.write(m);
-                nv.write(v);
-            }
+            wide(|| {
+                for (((np, nm), nv), (((&p, &g), &m), &v)) in outs.zip(ins) {
+                    let p = p * (1.0 - h.lr * h.weight_decay);
+                    let m = h.beta1 * m + (1.0 - h.beta1) * g;
+                    let v = h.beta2 * v + (1.0 - h.beta2) * g * g;
+                    let denom = v.sqrt() / bc2_sqrt + h.eps;
+                    np.write(p - step_size * m / denom);
+                    nm.write(m);
+                    nv.write(v);
+                }
+            })
         });
     // SAFETY: the chunks of the outputs and of `p` match one to one and every
     // element was written.
