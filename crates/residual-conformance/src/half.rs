@@ -181,11 +181,15 @@ pub fn half_conv2d_fused(dev: &Device) {
 /// Training-mode batch norm, group norm and layer norm take a half input as
 /// it is (as a convolution's or a linear layer's output under autocast):
 /// the backend's kernels read the half storage and write its gradient in the
-/// half dtype (no f32 copy is made first), and through the ops their output
-/// (f32), batch statistics and affine gradients equal those of the upcast
-/// input, and the input's gradient is that one rounded once to the input's
-/// dtype. Layer norm over 40 columns runs the kernels' vector lanes and
-/// their tail; group norm of 1x1 planes their one-parameter-per-column path.
+/// half dtype (no f32 copy is made first). Through the ops, batch norm's
+/// output has the input's dtype (as PyTorch's) and is the upcast input's
+/// output rounded once; group and layer norm return f32, equal to the upcast
+/// input's. Their batch statistics and affine gradients equal those of the
+/// upcast input, and the input's gradient is that one rounded once to the
+/// input's dtype (`dy` is drawn in the half dtype, so that a half output's
+/// gradient, taken in its dtype, carries the same values). Layer norm over
+/// 40 columns runs the kernels' vector lanes and their tail; group norm of
+/// 1x1 planes their one-parameter-per-column path.
 pub fn norms_take_half_inputs(dev: &Device) {
     kernels_read_half_storage(dev);
     type Norm = fn(&Tensor, &Tensor, &Tensor) -> (Tensor, Vec<Tensor>);
@@ -210,7 +214,11 @@ pub fn norms_take_half_inputs(dev: &Device) {
             let xw = x.cast(DType::F32).unwrap();
             let gamma = randn(dev, &[params], 22).requires_grad_();
             let beta = randn(dev, &[params], 23).requires_grad_();
-            let dy = randn(dev, dims, 24);
+            let dy = randn(dev, dims, 24)
+                .cast(dtype)
+                .unwrap()
+                .cast(DType::F32)
+                .unwrap();
             let run = |input: &Tensor| {
                 let input = input.clone().requires_grad_();
                 let (y, stats) = norm(&input, &gamma, &beta);
@@ -220,7 +228,15 @@ pub fn norms_take_half_inputs(dev: &Device) {
             };
             let (y, stats, [dx, dgamma, dbeta]) = run(&x);
             let (yw, statsw, [dxw, dgammaw, dbetaw]) = run(&xw);
-            assert_eq!(y.dtype(), DType::F32, "{name} of {dtype} returns f32");
+            let (want_dtype, returns) = match name {
+                "batch_norm" => (dtype, "the input's dtype"),
+                _ => (DType::F32, "f32"),
+            };
+            assert_eq!(y.dtype(), want_dtype, "{name} of {dtype} returns {returns}");
+            let (y, yw) = (
+                y.cast(DType::F32).unwrap(),
+                yw.cast(want_dtype).unwrap().cast(DType::F32).unwrap(),
+            );
             let pairs = [("y", &y, &yw), ("dgamma", &dgamma, &dgammaw)]
                 .into_iter()
                 .chain([("dbeta", &dbeta, &dbetaw)])
@@ -251,8 +267,77 @@ pub fn norms_take_half_inputs(dev: &Device) {
     }
 }
 
-/// The norm kernels of `dev`'s backend called on half storage directly:
-/// they return f32 and the input's gradient in the half dtype.
+/// ReLU of a half tensor and the sum of two tensors of one half dtype keep
+/// that dtype (PyTorch's ops between a ResNet's convolutions
+/// under autocast): each equals the f32 op on the upcast operands, rounded
+/// once, and their gradients come back in the half dtype, equal to the f32
+/// gradients rounded once (`dy` drawn in the half dtype). NaN passes ReLU.
+/// Operands of two dtypes, and the other ops, compute in f32.
+pub fn activations_keep_half_dtype(dev: &Device) {
+    for dtype in [DType::BF16, DType::F16] {
+        let half = |seed| {
+            let mut v = randn(dev, &[2, 3, 4, 5], seed).to_vec().unwrap();
+            v[7] = f32::NAN;
+            v[8] = 0.0;
+            t(dev, v, &[2, 3, 4, 5]).cast(dtype).unwrap()
+        };
+        let (a, b) = (half(31), half(32));
+        let dy = randn(dev, &[2, 3, 4, 5], 33).cast(dtype).unwrap();
+        let wide = |t: &Tensor| t.cast(DType::F32).unwrap();
+        let bits = |t: &Tensor| -> Vec<u32> {
+            wide(t)
+                .to_vec()
+                .unwrap()
+                .iter()
+                .map(|v| v.to_bits())
+                .collect()
+        };
+        type Op = fn(&Tensor, &Tensor) -> Tensor;
+        let ops: [(&str, Op); 2] = [
+            ("relu", |a, _| a.relu().unwrap()),
+            ("add", |a, b| a.add(b).unwrap()),
+        ];
+        for (name, op) in ops {
+            let run = |a: &Tensor, b: &Tensor, dy: &Tensor| {
+                let (a, b) = (a.clone().requires_grad_(), b.clone().requires_grad_());
+                let y = op(&a, &b);
+                let g = y.mul(dy).unwrap().sum_all().unwrap().backward().unwrap();
+                let grad = |t: &Tensor| g.get(t).cloned();
+                (y, grad(&a), grad(&b))
+            };
+            let (y, ga, gb) = run(&a, &b, &dy);
+            let (yw, gaw, gbw) = run(&wide(&a), &wide(&b), &wide(&dy));
+            assert_eq!(y.dtype(), dtype, "{name} of {dtype} keeps {dtype}");
+            assert_eq!(bits(&y), bits(&yw.cast(dtype).unwrap()), "{name} {dtype}");
+            for (which, g, gw) in [("a", ga, gaw), ("b", gb, gbw)] {
+                let (Some(g), Some(gw)) = (g, gw) else {
+                    assert_eq!(name, "relu", "{name}: a gradient for {which}");
+                    continue;
+                };
+                assert_eq!(g.dtype(), dtype, "{name} d{which}: {dtype}");
+                assert_eq!(
+                    bits(&g),
+                    bits(&gw.cast(dtype).unwrap()),
+                    "{name} d{which} {dtype}"
+                );
+            }
+        }
+        // Two dtypes, or another op: f32.
+        assert_eq!(
+            a.add(&wide(&b)).unwrap().dtype(),
+            DType::F32,
+            "{dtype} + f32"
+        );
+        assert_eq!(a.mul(&b).unwrap().dtype(), DType::F32, "{dtype} * {dtype}");
+        assert_eq!(a.sub(&b).unwrap().dtype(), DType::F32, "{dtype} - {dtype}");
+        assert_eq!(a.gelu().unwrap().dtype(), DType::F32, "gelu of {dtype}");
+    }
+}
+
+/// The norm kernels of `dev`'s backend called on half storage directly: row
+/// norm returns f32, batch norm the input's dtype, and both the input's
+/// gradient in the half dtype; batch norm's backward takes `dy` in f32 or in
+/// the input's dtype.
 fn kernels_read_half_storage(dev: &Device) {
     let be = dev.backend();
     let (rows, cols) = (6, 40);
@@ -294,11 +379,13 @@ fn kernels_read_half_storage(dev: &Device) {
         let (y, stats) = be
             .batch_norm(x.storage(), view, gamma.storage(), beta.storage(), 1e-5)
             .unwrap_or_else(|e| panic!("batch_norm of {dtype} storage: {e}"));
-        assert_eq!(y.dtype(), DType::F32, "batch_norm of {dtype} returns f32");
-        let g = be
-            .batch_norm_backward(x.storage(), dy.storage(), view, gamma.storage(), &stats)
-            .unwrap_or_else(|e| panic!("batch_norm_backward of {dtype} storage: {e}"));
-        assert_eq!(g.dx.dtype(), dtype, "batch_norm_backward's dx of {dtype}");
+        assert_eq!(y.dtype(), dtype, "batch_norm of {dtype} returns {dtype}");
+        for dy in [dy.clone(), dy.cast(dtype).unwrap()] {
+            let g = be
+                .batch_norm_backward(x.storage(), dy.storage(), view, gamma.storage(), &stats)
+                .unwrap_or_else(|e| panic!("batch_norm_backward of {dtype} storage: {e}"));
+            assert_eq!(g.dx.dtype(), dtype, "batch_norm_backward's dx of {dtype}");
+        }
     }
 }
 

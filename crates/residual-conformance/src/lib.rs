@@ -79,6 +79,7 @@ macro_rules! conformance_tests {
             conv2d_finite_differences, conv2d_fused_epilogue, conv2d_non_contiguous_input, pool_finite_differences,
             norm_finite_differences, softmax_cross_entropy_finite_differences, dropout_mask,
             residual_add_accumulates, no_grad_and_detach, casts_round_trip, half_gemm_ops, half_conv2d_fused, norms_take_half_inputs,
+            activations_keep_half_dtype,
             torch_conv2d, torch_batch_norm_train, torch_batch_norm_eval, torch_group_norm,
             torch_layer_norm, torch_cross_entropy, torch_pooling, torch_activations,
             torch_basic_block, torch_autocast,

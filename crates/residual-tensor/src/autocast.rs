@@ -4,12 +4,19 @@
 //! this thread, `conv2d`, `matmul` and `linear`, cast their f32 operands to the
 //! autocast dtype (a differentiable cast, so gradients come back to the f32
 //! master weights in f32) and compute on half-precision operands with f32
-//! accumulation; their result keeps the half dtype. Every other op computes in
-//! f32: it upcasts a half-precision input (see [`crate::Tensor::cast`]), so
-//! softmax, losses, activations and pooling run in f32 whether or not
-//! autocast is on; the norms read a half input as it is (no f32 copy), compute
-//! in f32 and return f32. This is PyTorch's autocast with its lists reduced to
-//! two: the GEMM ops in half precision, everything else in f32.
+//! accumulation; their result keeps the half dtype. Like PyTorch, the ops
+//! that a ResNet applies between its convolutions keep a half input's dtype:
+//! training-mode batch norm (read as it is, computed in f32, its output
+//! rounded once), ReLU, and the sum of two tensors of one half dtype (the
+//! residual add); their gradients come back in that dtype,
+//! so the activations between convolutions are stored at half the bytes and
+//! never cast. Every other op computes in f32: it upcasts a half-precision
+//! input (see [`crate::Tensor::cast`]), so softmax, losses, the other
+//! activations and pooling run in f32 whether or not autocast is on; group
+//! and layer norm read a half input as it is, compute in f32 and return f32.
+//! This is PyTorch's autocast with its lists reduced: the GEMM ops in half
+//! precision, batch norm, ReLU and the residual add in their input's dtype,
+//! everything else in f32.
 //!
 //! The dtype follows PyTorch: bf16 on the CPU, f16 on a GPU that can do f16
 //! arithmetic; [`crate::Backend::autocast_dtype`] says which for a device.

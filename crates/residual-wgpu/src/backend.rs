@@ -97,12 +97,18 @@ impl Backend for WgpuBackend {
         kernels::elementwise::cast(&self.gpu, s, to)
     }
 
+    // The elementwise kernels are f32: half operands go through f32 copies
+    // and the result is rounded back to their dtype.
     fn unary(&self, op: UnaryOp, x: &Storage) -> Result<Storage> {
-        kernels::elementwise::unary(&self.gpu, op, x)
+        half_through_f32(self, "unary", &[x], |s| {
+            kernels::elementwise::unary(&self.gpu, op, s[0])
+        })
     }
 
     fn unary_backward(&self, op: UnaryOp, x: &Storage, dy: &Storage) -> Result<Storage> {
-        kernels::elementwise::unary_backward(&self.gpu, op, x, dy)
+        half_through_f32(self, "unary_backward", &[x, dy], |s| {
+            kernels::elementwise::unary_backward(&self.gpu, op, s[0], s[1])
+        })
     }
 
     fn binary(
@@ -112,7 +118,9 @@ impl Backend for WgpuBackend {
         b: (&Storage, &Shape),
         out: &Shape,
     ) -> Result<Storage> {
-        kernels::elementwise::binary(&self.gpu, op, a, b, out)
+        half_through_f32(self, "binary", &[a.0, b.0], |s| {
+            kernels::elementwise::binary(&self.gpu, op, (s[0], a.1), (s[1], b.1), out)
+        })
     }
 
     fn reduce(&self, op: ReduceOp, x: &Storage, shape: &Shape, axes: &[usize]) -> Result<Storage> {
@@ -236,8 +244,12 @@ impl Backend for WgpuBackend {
         beta: &Storage,
         eps: f32,
     ) -> Result<(Storage, NormStats)> {
-        let x = residual_tensor::backend::widened(self, x)?;
-        kernels::norm::batch_norm(&self.gpu, &x, view, gamma, beta, eps)
+        let wide = widened(self, x)?;
+        let (y, stats) = kernels::norm::batch_norm(&self.gpu, &wide, view, gamma, beta, eps)?;
+        match x.dtype() {
+            DType::F32 => Ok((y, stats)),
+            half => Ok((self.cast(&y, half)?, stats)),
+        }
     }
 
     fn batch_norm_backward(
@@ -248,8 +260,9 @@ impl Backend for WgpuBackend {
         gamma: &Storage,
         stats: &NormStats,
     ) -> Result<NormGrads> {
+        let dy = widened(self, dy)?;
         self.norm_backward_of(x, |wide| {
-            kernels::norm::batch_norm_backward(&self.gpu, wide, dy, view, gamma, stats)
+            kernels::norm::batch_norm_backward(&self.gpu, wide, &dy, view, gamma, stats)
         })
     }
 

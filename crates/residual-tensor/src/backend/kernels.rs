@@ -34,12 +34,17 @@ pub trait Backend: Send + Sync + Debug {
     fn cast(&self, s: &Storage, to: DType) -> Result<Storage>;
 
     // ---- elementwise --------------------------------------------------
-    /// `y = f(x)`.
+    /// `y = f(x)`, in `x`'s dtype: a half `x` is computed in f32 and the
+    /// result rounded once (a backend may do so through an f32 copy).
     fn unary(&self, op: UnaryOp, x: &Storage) -> Result<Storage>;
     /// `dx = dy * f'(x)`. For [`UnaryOp::Relu`], `x` may be the forward's
     /// output instead (autograd passes it: `y <= 0` exactly where `x <= 0`).
+    /// `x` and `dy` have one dtype, which `dx` has (half: f32 arithmetic,
+    /// rounded once); two dtypes are an error.
     fn unary_backward(&self, op: UnaryOp, x: &Storage, dy: &Storage) -> Result<Storage>;
-    /// `out = a op b`, both read broadcast to `out` (a NumPy broadcast of both shapes).
+    /// `out = a op b`, both read broadcast to `out` (a NumPy broadcast of both
+    /// shapes). `a` and `b` have one dtype, which `out` has (half: f32
+    /// arithmetic, rounded once); two dtypes are an error.
     fn binary(
         &self,
         op: BinaryOp,
@@ -235,7 +240,8 @@ pub trait Backend: Send + Sync + Debug {
     /// `groups` (batch norm: `[n, c, h*w]`), then `y = xhat * gamma[g] + beta[g]`.
     /// Returns `y` and the per-group statistics (biased variance). `x` may be
     /// of any dtype (mixed precision feeds it a half convolution output); the
-    /// arithmetic, the statistics and `y` are f32.
+    /// arithmetic and the statistics are f32, and `y` has `x`'s dtype (rounded
+    /// once), as PyTorch's batch norm of a bf16 input.
     fn batch_norm(
         &self,
         x: &Storage,
@@ -244,8 +250,9 @@ pub trait Backend: Send + Sync + Debug {
         beta: &Storage,
         eps: f32,
     ) -> Result<(Storage, NormStats)>;
-    /// Fused backward of [`Backend::batch_norm`]: `dy` is f32, `dx` has the
-    /// dtype of `x` (rounded once), `dgamma` and `dbeta` are f32.
+    /// Fused backward of [`Backend::batch_norm`]: `dy` is f32 or of `x`'s
+    /// dtype, `dx` has the dtype of `x` (rounded once), `dgamma` and `dbeta`
+    /// are f32.
     fn batch_norm_backward(
         &self,
         x: &Storage,

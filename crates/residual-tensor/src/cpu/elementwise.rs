@@ -108,12 +108,12 @@ fn with_derivative<W: WithFn>(op: UnaryOp, w: W) -> W::Out {
     }
 }
 
-/// The loop of [`unary`]: `y = f(x)`.
-struct Map<'a>(&'a [f32]);
+/// The loop of [`unary`]: `y = f(x)`, computed in f32 and stored as `X`.
+struct Map<'a, X>(&'a [X]);
 
-impl WithFn for Map<'_> {
-    type Out = Vec<f32>;
-    fn call<F: Fn(f32) -> f32 + Sync + Send>(self, f: F) -> Vec<f32> {
+impl<X: Float> WithFn for Map<'_, X> {
+    type Out = Vec<X>;
+    fn call<F: Fn(f32) -> f32 + Sync + Send>(self, f: F) -> Vec<X> {
         let x = self.0;
         // SAFETY: every output run is written in full, from the input run at
         // the same offset.
@@ -122,7 +122,7 @@ impl WithFn for Map<'_> {
                 let x = &x[i * PAR_CHUNK..i * PAR_CHUNK + y.len()];
                 wide(|| {
                     for (y, &x) in y.iter_mut().zip(x) {
-                        y.write(f(x));
+                        y.write(X::from_f32(f(x.to_f32())));
                     }
                 })
             })
@@ -130,15 +130,16 @@ impl WithFn for Map<'_> {
     }
 }
 
-/// The loop of [`unary_backward`]: `dx = dy * f'(x)`.
-struct ChainRule<'a> {
-    x: &'a [f32],
-    dy: &'a [f32],
+/// The loop of [`unary_backward`]: `dx = dy * f'(x)`, computed in f32 and
+/// stored as `X`.
+struct ChainRule<'a, X> {
+    x: &'a [X],
+    dy: &'a [X],
 }
 
-impl WithFn for ChainRule<'_> {
-    type Out = Vec<f32>;
-    fn call<F: Fn(f32) -> f32 + Sync + Send>(self, df: F) -> Vec<f32> {
+impl<X: Float> WithFn for ChainRule<'_, X> {
+    type Out = Vec<X>;
+    fn call<F: Fn(f32) -> f32 + Sync + Send>(self, df: F) -> Vec<X> {
         let (x, dy) = (self.x, self.dy);
         // SAFETY: every output run is written in full, from the input runs at
         // the same offset.
@@ -147,7 +148,7 @@ impl WithFn for ChainRule<'_> {
                 let run = i * PAR_CHUNK..i * PAR_CHUNK + dx.len();
                 wide(|| {
                     for ((d, &x), &g) in dx.iter_mut().zip(&x[run.clone()]).zip(&dy[run]) {
-                        d.write(g * df(x));
+                        d.write(X::from_f32(g.to_f32() * df(x.to_f32())));
                     }
                 })
             })
@@ -155,18 +156,19 @@ impl WithFn for ChainRule<'_> {
     }
 }
 
-/// `y = f(x)`.
-pub fn unary(op: UnaryOp, x: &[f32]) -> Vec<f32> {
+/// `y = f(x)`, in f32 arithmetic, rounded once to `X`.
+pub fn unary<X: Float>(op: UnaryOp, x: &[X]) -> Vec<X> {
     with_apply(op, Map(x))
 }
 
-/// `dx = dy * f'(x)`.
-pub fn unary_backward(op: UnaryOp, x: &[f32], dy: &[f32]) -> Vec<f32> {
+/// `dx = dy * f'(x)`, in f32 arithmetic, rounded once to `X`.
+pub fn unary_backward<X: Float>(op: UnaryOp, x: &[X], dy: &[X]) -> Vec<X> {
     with_derivative(op, ChainRule { x, dy })
 }
 
-/// `out = a op b` with both operands broadcast to `out`.
-pub fn binary(op: BinaryOp, a: (&[f32], &Shape), b: (&[f32], &Shape), out: &Shape) -> Vec<f32> {
+/// `out = a op b` with both operands broadcast to `out`, in f32 arithmetic,
+/// rounded once to `X`.
+pub fn binary<X: Float>(op: BinaryOp, a: (&[X], &Shape), b: (&[X], &Shape), out: &Shape) -> Vec<X> {
     // One compiled loop per op, as for the unary ops.
     match op {
         BinaryOp::Add => broadcast_with(a, b, out, |a, b| a + b),
@@ -177,12 +179,12 @@ pub fn binary(op: BinaryOp, a: (&[f32], &Shape), b: (&[f32], &Shape), out: &Shap
 }
 
 /// `out = f(a, b)` with both operands broadcast to `out`.
-fn broadcast_with(
-    a: (&[f32], &Shape),
-    b: (&[f32], &Shape),
+fn broadcast_with<X: Float>(
+    a: (&[X], &Shape),
+    b: (&[X], &Shape),
     out: &Shape,
     f: impl Fn(f32, f32) -> f32 + Sync + Send,
-) -> Vec<f32> {
+) -> Vec<X> {
     let n = out.numel();
     if n == 0 {
         return Vec::new();
@@ -195,7 +197,7 @@ fn broadcast_with(
                 let run = i * PAR_CHUNK..i * PAR_CHUNK + y.len();
                 wide(|| {
                     for ((y, &a), &b) in y.iter_mut().zip(&a.0[run.clone()]).zip(&b.0[run]) {
-                        y.write(f(a, b));
+                        y.write(X::from_f32(f(a.to_f32(), b.to_f32())));
                     }
                 })
             })
@@ -232,7 +234,8 @@ fn broadcast_with(
                 }
                 wide(|| {
                     for (k, y) in row.iter_mut().enumerate() {
-                        y.write(f(a.0[oa + k * la], b.0[ob + k * lb]));
+                        let (a, b) = (a.0[oa + k * la].to_f32(), b.0[ob + k * lb].to_f32());
+                        y.write(X::from_f32(f(a, b)));
                     }
                 })
             }

@@ -30,7 +30,7 @@ use fill::PAR_CHUNK;
 use half::{bf16, f16, slice::HalfFloatSliceExt};
 use rayon::prelude::*;
 use std::sync::Arc;
-use storage::{f32s, host, on_float_slice, store, Float};
+use storage::{f32s, host, on_float_pair, on_float_slice, store, Float};
 
 pub use storage::CpuStorage;
 pub use threads::kernel_pool;
@@ -276,12 +276,13 @@ impl Backend for CpuBackend {
     }
 
     fn unary(&self, op: UnaryOp, x: &Storage) -> Result<Storage> {
-        Ok(store(elementwise::unary(op, f32s(x)?)))
+        Ok(on_float_slice!(host(x)?, x => Float::into_storage(elementwise::unary(op, x))))
     }
     fn unary_backward(&self, op: UnaryOp, x: &Storage, dy: &Storage) -> Result<Storage> {
-        let (x, dy) = (f32s(x)?, f32s(dy)?);
         same_len("unary_backward", x.len(), &[("dy", dy.len())])?;
-        Ok(store(elementwise::unary_backward(op, x, dy)))
+        on_float_pair!("unary_backward", host(x)?, host(dy)?, (x, dy) => {
+            Float::into_storage(elementwise::unary_backward(op, x, dy))
+        })
     }
     fn binary(
         &self,
@@ -290,12 +291,9 @@ impl Backend for CpuBackend {
         b: (&Storage, &Shape),
         out: &Shape,
     ) -> Result<Storage> {
-        Ok(store(elementwise::binary(
-            op,
-            (f32s(a.0)?, a.1),
-            (f32s(b.0)?, b.1),
-            out,
-        )))
+        on_float_pair!("binary", host(a.0)?, host(b.0)?, (x, y) => {
+            Float::into_storage(elementwise::binary(op, (x, a.1), (y, b.1), out))
+        })
     }
 
     fn reduce(&self, op: ReduceOp, x: &Storage, shape: &Shape, axes: &[usize]) -> Result<Storage> {
@@ -450,10 +448,12 @@ impl Backend for CpuBackend {
         eps: f32,
     ) -> Result<(Storage, NormStats)> {
         let (gamma, beta) = (f32s(gamma)?, f32s(beta)?);
-        let (y, mean, rstd) =
-            on_float_slice!(host(x)?, x => norm::batch_forward(x, view, gamma, beta, eps));
+        let (y, mean, rstd) = on_float_slice!(host(x)?, x => {
+            let (y, mean, rstd) = norm::batch_forward(x, view, gamma, beta, eps);
+            (Float::into_storage(y), mean, rstd)
+        });
         Ok((
-            store(y),
+            y,
             NormStats {
                 mean: store(mean),
                 rstd: store(rstd),
@@ -468,11 +468,18 @@ impl Backend for CpuBackend {
         gamma: &Storage,
         stats: &NormStats,
     ) -> Result<NormGrads> {
-        let (dy, gamma) = (f32s(dy)?, f32s(gamma)?);
+        let gamma = f32s(gamma)?;
         let (mean, rstd) = (f32s(&stats.mean)?, f32s(&stats.rstd)?);
         same_len("batch_norm_backward", x.len(), &[("dy", dy.len())])?;
-        let (dx, dg, db) =
-            on_float_slice!(host(x)?, x => norm::batch_backward(x, dy, view, gamma, mean, rstd));
+        // dy is f32, or of x's dtype (the gradient of a half output).
+        let (dx, dg, db) = match host(dy)? {
+            CpuStorage::F32(dy) => {
+                on_float_slice!(host(x)?, x => norm::batch_backward(x, dy, view, gamma, mean, rstd))
+            }
+            _ => on_float_pair!("batch_norm_backward", host(x)?, host(dy)?, (x, dy) => {
+                norm::batch_backward(x, dy, view, gamma, mean, rstd)
+            })?,
+        };
         Ok(NormGrads {
             dx,
             dgamma: store(dg),

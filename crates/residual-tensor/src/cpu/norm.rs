@@ -92,14 +92,15 @@ fn planes_per_task(inner: usize) -> usize {
 }
 
 /// Batch norm forward: returns `(y, mean[C], rstd[C])`. `x` may be a half
-/// type (mixed precision); the arithmetic and `y` are f32.
+/// type (mixed precision, as PyTorch's batch norm takes a bf16 input): the
+/// arithmetic is f32 and `y` is rounded once to `x`'s type.
 pub fn batch_forward<X: Float>(
     x: &[X],
     v: AxisView,
     gamma: &[f32],
     beta: &[f32],
     eps: f32,
-) -> (Vec<f32>, Vec<f32>, Vec<f32>) {
+) -> (Vec<X>, Vec<f32>, Vec<f32>) {
     let m = (v.outer * v.inner) as f64;
     let stats: Vec<(f32, f32)> = (0..v.len)
         .into_par_iter()
@@ -129,7 +130,7 @@ pub fn batch_forward<X: Float>(
                 let src = &x[plane * v.inner..(plane + 1) * v.inner];
                 wide(|| {
                     for (o, &xv) in out.iter_mut().zip(src) {
-                        o.write(xv.to_f32() * s + b);
+                        o.write(X::from_f32(xv.to_f32() * s + b));
                     }
                 })
             }
@@ -141,10 +142,11 @@ pub fn batch_forward<X: Float>(
 
 /// Batch norm backward: `(dx, dgamma, dbeta)`, with
 /// `dx = gamma * rstd / M * (M * dy - sum(dy) - xhat * sum(dy * xhat))`.
-/// `dx` has the type of `x` (rounded once from f32); `dy` is f32.
-pub fn batch_backward<X: Float>(
+/// `dx` has the type of `x` (rounded once from f32); `dy` is f32 or `x`'s
+/// type.
+pub fn batch_backward<X: Float, D: Float>(
     x: &[X],
-    dy: &[f32],
+    dy: &[D],
     v: AxisView,
     gamma: &[f32],
     mean: &[f32],
@@ -177,7 +179,7 @@ pub fn batch_backward<X: Float>(
                 wide(|| {
                     for ((o, &xv), &d) in out.iter_mut().zip(xs).zip(ds) {
                         let xhat = (xv.to_f32() - mu) * r;
-                        o.write(X::from_f32(k * (m as f32 * d - sdy - xhat * sdyx)));
+                        o.write(X::from_f32(k * (m as f32 * d.to_f32() - sdy - xhat * sdyx)));
                     }
                 })
             }

@@ -127,6 +127,25 @@ macro_rules! on_float_slice {
 }
 pub(crate) use on_float_slice;
 
+/// Evaluates `$body` with `$a` and `$b` bound to the elements of two
+/// `&CpuStorage` of one float type; storage of two types is an
+/// [`crate::Error::DType`] for op `$op`, naming `$b`'s type as the wrong one.
+macro_rules! on_float_pair {
+    ($op:expr, $sa:expr, $sb:expr, ($a:ident, $b:ident) => $body:expr) => {
+        match ($sa, $sb) {
+            ($crate::cpu::CpuStorage::F32($a), $crate::cpu::CpuStorage::F32($b)) => Ok($body),
+            ($crate::cpu::CpuStorage::BF16($a), $crate::cpu::CpuStorage::BF16($b)) => Ok($body),
+            ($crate::cpu::CpuStorage::F16($a), $crate::cpu::CpuStorage::F16($b)) => Ok($body),
+            (a, b) => Err($crate::Error::DType {
+                op: $op,
+                got: b.dtype(),
+                expected: format!("{}, the dtype of the first operand", a.dtype()),
+            }),
+        }
+    };
+}
+pub(crate) use on_float_pair;
+
 /// The CPU storage behind `s`; an error for another backend's storage.
 pub(crate) fn host(s: &Storage) -> Result<&CpuStorage> {
     s.as_any()

@@ -3,10 +3,18 @@
 use crate::backend::{BinaryOp, Storage, UnaryOp};
 use crate::{Result, Shape, Tensor};
 
+/// Whether `a op b` runs in the operands' half dtype instead of f32: the
+/// residual additions of a network under mixed precision, as in PyTorch,
+/// where adding two bf16 tensors gives bf16. Other ops, and operands of two
+/// dtypes, compute in f32 (see [`crate::autocast`]).
+fn keeps_half_binary(op: BinaryOp, a: &Tensor, b: &Tensor) -> bool {
+    op == BinaryOp::Add && a.dtype() == b.dtype()
+}
+
 impl Tensor {
     fn binary(&self, op: BinaryOp, name: &'static str, rhs: &Tensor) -> Result<Tensor> {
         self.expect_same_device(name, rhs)?;
-        if self.is_half() || rhs.is_half() {
+        if (self.is_half() || rhs.is_half()) && !keeps_half_binary(op, self, rhs) {
             return self.to_f32()?.binary(op, name, &rhs.to_f32()?);
         }
         let out = Shape::broadcast(name, self.shape(), rhs.shape())?;
@@ -93,10 +101,11 @@ impl Tensor {
             Input(Tensor),
             Output(Storage),
         }
-        if self.is_half() {
+        if self.is_half() && op != UnaryOp::Relu {
             return self.to_f32()?.unary(op, name);
         }
         let s = self.device().backend().unary(op, self.storage())?;
+        let dtype = self.dtype();
         // ReLU's derivative reads as well off its output (y <= 0 exactly
         // where x <= 0, NaN where x is NaN), which the next op keeps anyway:
         // its input (often a batch norm's output) is then freed after the
@@ -119,6 +128,8 @@ impl Tensor {
                     Kept::Output(y) => y,
                     Kept::Input(x) => x.storage(),
                 };
+                // The gradient of a half output is taken in its dtype.
+                let g = g.cast(dtype)?;
                 let dx = dev.backend().unary_backward(op, read, g.storage())?;
                 Ok(vec![Some(Tensor::from_storage(dx, shape.clone(), &dev)?)])
             }),

@@ -117,8 +117,9 @@ impl Tensor {
     ) -> Result<BatchNormOutput> {
         const OP: &str = "batch_norm";
         // A half input (a convolution's output under autocast) goes to the
-        // kernel as it is: it computes in f32 and returns f32, and its
-        // gradient comes back in the input's dtype.
+        // kernel as it is: it computes in f32 and returns the input's dtype,
+        // as PyTorch's batch norm of a bf16 input, and its gradient comes
+        // back in the input's dtype.
         if self.rank() < 2 {
             return Err(Error::shape(
                 OP,
