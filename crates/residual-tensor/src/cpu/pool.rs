@@ -45,17 +45,23 @@ fn adaptive_span(i: usize, len: usize, out: usize) -> (usize, usize) {
 
 /// Position of the maximum in a window: the last NaN if there is one, else
 /// the first maximum (as PyTorch's max_pool2d).
+/// The first element seeds the running best; each later one replaces it
+/// through selects, not branches (the windows are a few elements each).
 fn argmax_in(plane: &[f32], wdt: usize, win: &Window) -> Option<usize> {
-    let mut best: Option<(usize, f32)> = None;
+    if win.y0 >= win.y1 || win.x0 >= win.x1 {
+        return None;
+    }
+    let first = win.y0 * wdt + win.x0;
+    let (mut best_i, mut best_v) = (first, plane[first]);
     for iy in win.y0..win.y1 {
-        for ix in win.x0..win.x1 {
-            let v = plane[iy * wdt + ix];
-            if best.is_none_or(|(_, b)| v > b || v.is_nan()) {
-                best = Some((iy * wdt + ix, v));
-            }
+        let row = &plane[iy * wdt..][..win.x1];
+        for (ix, &v) in row.iter().enumerate().skip(win.x0) {
+            let take = v > best_v || v.is_nan();
+            best_i = if take { iy * wdt + ix } else { best_i };
+            best_v = if take { v } else { best_v };
         }
     }
-    best.map(|b| b.0)
+    Some(best_i)
 }
 
 /// The clipped row spans `y0 .. y1` of the windows of each output row, and
