@@ -181,10 +181,9 @@ pub fn half_conv2d_fused(dev: &Device) {
 /// Training-mode batch norm, group norm and layer norm take a half input as
 /// it is (as a convolution's or a linear layer's output under autocast):
 /// the backend's kernels read the half storage and write its gradient in the
-/// half dtype (no f32 copy is made first). Through the ops, batch norm's
-/// output has the input's dtype (as PyTorch's) and is the upcast input's
-/// output rounded once; group and layer norm return f32, equal to the upcast
-/// input's. Their batch statistics and affine gradients equal those of the
+/// half dtype (no f32 copy is made first). Through the ops, their output
+/// has the input's dtype (as PyTorch's batch norm of a bf16 input) and is
+/// the upcast input's output rounded once. Their batch statistics and affine gradients equal those of the
 /// upcast input, and the input's gradient is that one rounded once to the
 /// input's dtype (`dy` is drawn in the half dtype, so that a half output's
 /// gradient, taken in its dtype, carries the same values). Layer norm over
@@ -228,14 +227,10 @@ pub fn norms_take_half_inputs(dev: &Device) {
             };
             let (y, stats, [dx, dgamma, dbeta]) = run(&x);
             let (yw, statsw, [dxw, dgammaw, dbetaw]) = run(&xw);
-            let (want_dtype, returns) = match name {
-                "batch_norm" => (dtype, "the input's dtype"),
-                _ => (DType::F32, "f32"),
-            };
-            assert_eq!(y.dtype(), want_dtype, "{name} of {dtype} returns {returns}");
+            assert_eq!(y.dtype(), dtype, "{name} of {dtype} returns {dtype}");
             let (y, yw) = (
                 y.cast(DType::F32).unwrap(),
-                yw.cast(want_dtype).unwrap().cast(DType::F32).unwrap(),
+                yw.cast(dtype).unwrap().cast(DType::F32).unwrap(),
             );
             let pairs = [("y", &y, &yw), ("dgamma", &dgamma, &dgammaw)]
                 .into_iter()
@@ -267,8 +262,8 @@ pub fn norms_take_half_inputs(dev: &Device) {
     }
 }
 
-/// ReLU of a half tensor and the sum of two tensors of one half dtype keep
-/// that dtype (PyTorch's ops between a ResNet's convolutions
+/// ReLU and GELU of a half tensor and the sum of two tensors of one half
+/// dtype keep that dtype (PyTorch's ops between a ResNet's convolutions
 /// under autocast): each equals the f32 op on the upcast operands, rounded
 /// once, and their gradients come back in the half dtype, equal to the f32
 /// gradients rounded once (`dy` drawn in the half dtype). NaN passes ReLU.
@@ -293,8 +288,9 @@ pub fn activations_keep_half_dtype(dev: &Device) {
                 .collect()
         };
         type Op = fn(&Tensor, &Tensor) -> Tensor;
-        let ops: [(&str, Op); 2] = [
+        let ops: [(&str, Op); 3] = [
             ("relu", |a, _| a.relu().unwrap()),
+            ("gelu", |a, _| a.gelu().unwrap()),
             ("add", |a, b| a.add(b).unwrap()),
         ];
         for (name, op) in ops {
@@ -311,7 +307,7 @@ pub fn activations_keep_half_dtype(dev: &Device) {
             assert_eq!(bits(&y), bits(&yw.cast(dtype).unwrap()), "{name} {dtype}");
             for (which, g, gw) in [("a", ga, gaw), ("b", gb, gbw)] {
                 let (Some(g), Some(gw)) = (g, gw) else {
-                    assert_eq!(name, "relu", "{name}: a gradient for {which}");
+                    assert_ne!(name, "add", "{name}: a gradient for {which}");
                     continue;
                 };
                 assert_eq!(g.dtype(), dtype, "{name} d{which}: {dtype}");
@@ -330,14 +326,13 @@ pub fn activations_keep_half_dtype(dev: &Device) {
         );
         assert_eq!(a.mul(&b).unwrap().dtype(), DType::F32, "{dtype} * {dtype}");
         assert_eq!(a.sub(&b).unwrap().dtype(), DType::F32, "{dtype} - {dtype}");
-        assert_eq!(a.gelu().unwrap().dtype(), DType::F32, "gelu of {dtype}");
+        assert_eq!(a.silu().unwrap().dtype(), DType::F32, "silu of {dtype}");
     }
 }
 
-/// The norm kernels of `dev`'s backend called on half storage directly: row
-/// norm returns f32, batch norm the input's dtype, and both the input's
-/// gradient in the half dtype; batch norm's backward takes `dy` in f32 or in
-/// the input's dtype.
+/// The norm kernels of `dev`'s backend called on half storage directly:
+/// they return the input's dtype and its gradient in that dtype, and their
+/// backward takes `dy` in f32 or in the input's dtype.
 fn kernels_read_half_storage(dev: &Device) {
     let be = dev.backend();
     let (rows, cols) = (6, 40);
@@ -361,19 +356,21 @@ fn kernels_read_half_storage(dev: &Device) {
                 1e-6,
             )
             .unwrap_or_else(|e| panic!("row_norm of {dtype} storage: {e}"));
-        assert_eq!(y.dtype(), DType::F32, "row_norm of {dtype} returns f32");
-        let g = be
-            .row_norm_backward(
-                x.storage(),
-                dy.storage(),
-                rows,
-                cols,
-                affine,
-                gamma.storage(),
-                &stats,
-            )
-            .unwrap_or_else(|e| panic!("row_norm_backward of {dtype} storage: {e}"));
-        assert_eq!(g.dx.dtype(), dtype, "row_norm_backward's dx of {dtype}");
+        assert_eq!(y.dtype(), dtype, "row_norm of {dtype} returns {dtype}");
+        for dy in [dy.clone(), dy.cast(dtype).unwrap()] {
+            let g = be
+                .row_norm_backward(
+                    x.storage(),
+                    dy.storage(),
+                    rows,
+                    cols,
+                    affine,
+                    gamma.storage(),
+                    &stats,
+                )
+                .unwrap_or_else(|e| panic!("row_norm_backward of {dtype} storage: {e}"));
+            assert_eq!(g.dx.dtype(), dtype, "row_norm_backward's dx of {dtype}");
+        }
         let view = AxisView::new(x.shape(), 1);
         let (gamma, beta) = (randn(dev, &[cols], 29), randn(dev, &[cols], 30));
         let (y, stats) = be

@@ -5,17 +5,17 @@
 //! autocast dtype (a differentiable cast, so gradients come back to the f32
 //! master weights in f32) and compute on half-precision operands with f32
 //! accumulation; their result keeps the half dtype. Like PyTorch, the ops
-//! that a ResNet applies between its convolutions keep a half input's dtype:
-//! training-mode batch norm (read as it is, computed in f32, its output
-//! rounded once), ReLU, and the sum of two tensors of one half dtype (the
-//! residual add); their gradients come back in that dtype,
-//! so the activations between convolutions are stored at half the bytes and
-//! never cast. Every other op computes in f32: it upcasts a half-precision
-//! input (see [`crate::Tensor::cast`]), so softmax, losses, the other
-//! activations and pooling run in f32 whether or not autocast is on; group
-//! and layer norm read a half input as it is, compute in f32 and return f32.
-//! This is PyTorch's autocast with its lists reduced: the GEMM ops in half
-//! precision, batch norm, ReLU and the residual add in their input's dtype,
+//! that the zoo's models apply between their GEMM ops keep a half input's
+//! dtype: the training-mode norms (batch, group and layer norm read a half
+//! input as it is, compute in f32 and round their output once), ReLU and
+//! GELU, and the sum of two tensors of one half dtype (the residual add).
+//! Their gradients come back in that dtype, so the activations between
+//! convolutions are stored at half the bytes and never cast. Every other op
+//! computes in f32: it upcasts a half-precision input (see
+//! [`crate::Tensor::cast`]), so softmax, losses, the other activations and
+//! pooling run in f32 whether or not autocast is on. This is PyTorch's
+//! autocast with its lists reduced: the GEMM ops in half precision; the
+//! norms, ReLU, GELU and the residual add in their input's dtype;
 //! everything else in f32.
 //!
 //! The dtype follows PyTorch: bf16 on the CPU, f16 on a GPU that can do f16

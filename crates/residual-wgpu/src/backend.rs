@@ -22,6 +22,15 @@ impl WgpuBackend {
         WgpuBackend { gpu: Gpu::new(ctx) }
     }
 
+    /// An f32 kernel result `y` in `dtype` (the input's): itself for f32,
+    /// rounded once for a half dtype.
+    fn narrowed_to(&self, y: Storage, dtype: DType) -> Result<Storage> {
+        match dtype {
+            DType::F32 => Ok(y),
+            half => self.cast(&y, half),
+        }
+    }
+
     /// A norm's backward on an input `x` of any dtype: `kernel` runs on `x`
     /// widened to f32 (the WGSL norm kernels read f32), and `dx` comes back
     /// in `x`'s dtype, rounded once, as [`Backend::batch_norm_backward`] and
@@ -246,10 +255,7 @@ impl Backend for WgpuBackend {
     ) -> Result<(Storage, NormStats)> {
         let wide = widened(self, x)?;
         let (y, stats) = kernels::norm::batch_norm(&self.gpu, &wide, view, gamma, beta, eps)?;
-        match x.dtype() {
-            DType::F32 => Ok((y, stats)),
-            half => Ok((self.cast(&y, half)?, stats)),
-        }
+        Ok((self.narrowed_to(y, x.dtype())?, stats))
     }
 
     fn batch_norm_backward(
@@ -276,8 +282,10 @@ impl Backend for WgpuBackend {
         beta: &Storage,
         eps: f32,
     ) -> Result<(Storage, NormStats)> {
-        let x = residual_tensor::backend::widened(self, x)?;
-        kernels::norm::row_norm(&self.gpu, &x, rows, cols, affine, gamma, beta, eps)
+        let wide = widened(self, x)?;
+        let (y, stats) =
+            kernels::norm::row_norm(&self.gpu, &wide, rows, cols, affine, gamma, beta, eps)?;
+        Ok((self.narrowed_to(y, x.dtype())?, stats))
     }
 
     fn row_norm_backward(
@@ -290,8 +298,9 @@ impl Backend for WgpuBackend {
         gamma: &Storage,
         stats: &NormStats,
     ) -> Result<NormGrads> {
+        let dy = widened(self, dy)?;
         self.norm_backward_of(x, |wide| {
-            kernels::norm::row_norm_backward(&self.gpu, wide, dy, rows, cols, affine, gamma, stats)
+            kernels::norm::row_norm_backward(&self.gpu, wide, &dy, rows, cols, affine, gamma, stats)
         })
     }
 

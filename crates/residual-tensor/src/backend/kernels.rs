@@ -265,8 +265,8 @@ pub trait Backend: Send + Sync + Debug {
     /// transform with `gamma`/`beta` indexed by `(col / per_channel) % channels`.
     /// Layer norm: `per_channel = 1, channels = cols`; group norm over `[n, c, hw]`
     /// with `rows = n * groups`: `per_channel = hw`, `channels = c / groups` offset by group.
-    /// `x` may be of any dtype, as for [`Backend::batch_norm`]; the arithmetic,
-    /// the statistics and `y` are f32.
+    /// `x` may be of any dtype, as for [`Backend::batch_norm`]; the arithmetic
+    /// and the statistics are f32, and `y` has `x`'s dtype (rounded once).
     #[allow(clippy::too_many_arguments)]
     fn row_norm(
         &self,
@@ -278,8 +278,9 @@ pub trait Backend: Send + Sync + Debug {
         beta: &Storage,
         eps: f32,
     ) -> Result<(Storage, NormStats)>;
-    /// Fused backward of [`Backend::row_norm`]: `dy` is f32, `dx` has the
-    /// dtype of `x` (rounded once), `dgamma` and `dbeta` are f32.
+    /// Fused backward of [`Backend::row_norm`]: `dy` is f32 or of `x`'s
+    /// dtype, `dx` has the dtype of `x` (rounded once), `dgamma` and `dbeta`
+    /// are f32.
     #[allow(clippy::too_many_arguments)]
     fn row_norm_backward(
         &self,

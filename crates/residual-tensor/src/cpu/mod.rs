@@ -499,10 +499,11 @@ impl Backend for CpuBackend {
         let (gamma, beta) = (f32s(gamma)?, f32s(beta)?);
         same_len("row_norm", rows * cols, &[("x", x.len())])?;
         let (y, mean, rstd) = on_float_slice!(host(x)?, x => {
-            norm::row_forward(x, rows, cols, affine, gamma, beta, eps)
+            let (y, mean, rstd) = norm::row_forward(x, rows, cols, affine, gamma, beta, eps);
+            (Float::into_storage(y), mean, rstd)
         });
         Ok((
-            store(y),
+            y,
             NormStats {
                 mean: store(mean),
                 rstd: store(rstd),
@@ -519,7 +520,7 @@ impl Backend for CpuBackend {
         gamma: &Storage,
         stats: &NormStats,
     ) -> Result<NormGrads> {
-        let (dy, gamma) = (f32s(dy)?, f32s(gamma)?);
+        let gamma = f32s(gamma)?;
         let (mean, rstd) = (f32s(&stats.mean)?, f32s(&stats.rstd)?);
         same_len(
             "row_norm_backward",
@@ -530,9 +531,15 @@ impl Backend for CpuBackend {
                 ("mean", mean.len() * cols),
             ],
         )?;
-        let (dx, dg, db) = on_float_slice!(host(x)?, x => {
-            norm::row_backward(x, dy, rows, cols, affine, gamma, mean, rstd)
-        });
+        // dy is f32, or of x's dtype (the gradient of a half output).
+        let (dx, dg, db) = match host(dy)? {
+            CpuStorage::F32(dy) => on_float_slice!(host(x)?, x => {
+                norm::row_backward(x, dy, rows, cols, affine, gamma, mean, rstd)
+            }),
+            _ => on_float_pair!("row_norm_backward", host(x)?, host(dy)?, (x, dy) => {
+                norm::row_backward(x, dy, rows, cols, affine, gamma, mean, rstd)
+            })?,
+        };
         Ok(NormGrads {
             dx,
             dgamma: store(dg),

@@ -216,7 +216,8 @@ fn affine_runs(
 /// Row norm forward: returns `(y, mean[rows], rstd[rows])`. Statistics in
 /// two passes (the mean, then the variance around it), each summed in f32
 /// lanes carried into f64. `x` may be a half type (a convolution's output
-/// under mixed precision); the arithmetic and `y` are f32.
+/// under mixed precision); the arithmetic is f32 and `y` is rounded once to
+/// `x`'s type.
 pub fn row_forward<X: Float>(
     x: &[X],
     rows: usize,
@@ -225,10 +226,10 @@ pub fn row_forward<X: Float>(
     gamma: &[f32],
     beta: &[f32],
     eps: f32,
-) -> (Vec<f32>, Vec<f32>, Vec<f32>) {
+) -> (Vec<X>, Vec<f32>, Vec<f32>) {
     // The rows below cover `y` only when it holds exactly `rows` of them.
     assert_eq!(x.len(), rows * cols, "row_forward: x is not [rows, cols]");
-    let mut y = uninit_vec::<f32>(x.len());
+    let mut y = uninit_vec::<X>(x.len());
     let mut mean = vec![0.0; rows];
     let mut rstd = vec![0.0; rows];
     y.par_chunks_mut(cols)
@@ -247,14 +248,14 @@ pub fn row_forward<X: Float>(
                     let (g, b) = (&gamma[p..p + run.len()], &beta[p..p + run.len()]);
                     wide(|| {
                         for (((o, &v), &g), &b) in o.iter_mut().zip(v).zip(g).zip(b) {
-                            o.write((v.to_f32() - m) * inv * g + b);
+                            o.write(X::from_f32((v.to_f32() - m) * inv * g + b));
                         }
                     });
                 } else {
                     let (g, b) = (gamma[p], beta[p]);
                     wide(|| {
                         for (o, &v) in o.iter_mut().zip(v) {
-                            o.write((v.to_f32() - m) * inv * g + b);
+                            o.write(X::from_f32((v.to_f32() - m) * inv * g + b));
                         }
                     });
                 }
@@ -269,16 +270,17 @@ pub fn row_forward<X: Float>(
 
 /// Row norm backward: `(dx, dgamma, dbeta)` with, per row,
 /// `dx = rstd * (g - mean(g) - xhat * mean(g * xhat))`, `g = dy * gamma`.
-/// `dx` has the type of `x` (rounded once from f32); `dy` is f32.
+/// `dx` has the type of `x` (rounded once from f32); `dy` is f32 or `x`'s
+/// type.
 ///
 /// Group norm's parameter gradients are the per-channel sums of the first
 /// pass over each row, so it reads `x` and `dy` twice; with one parameter per
 /// column (a layer norm, or a group norm of 1x1 planes) they are
 /// sums down the columns, a third pass in chunks of rows.
 #[allow(clippy::too_many_arguments)]
-pub fn row_backward<X: Float>(
+pub fn row_backward<X: Float, D: Float>(
     x: &[X],
-    dy: &[f32],
+    dy: &[D],
     rows: usize,
     cols: usize,
     a: RowAffine,
@@ -329,7 +331,7 @@ pub fn row_backward<X: Float>(
                     wide(|| {
                         for (((o, &x), &d), &g) in o.iter_mut().zip(xv).zip(dv).zip(g) {
                             let xhat = (x.to_f32() - mu) * rs;
-                            o.write(X::from_f32(rs * (d * g - mg - xhat * mgx)));
+                            o.write(X::from_f32(rs * (d.to_f32() * g - mg - xhat * mgx)));
                         }
                     });
                 } else {
@@ -337,7 +339,7 @@ pub fn row_backward<X: Float>(
                     wide(|| {
                         for ((o, &x), &d) in o.iter_mut().zip(xv).zip(dv) {
                             let xhat = (x.to_f32() - mu) * rs;
-                            o.write(X::from_f32(rs * (d * g - mg - xhat * mgx)));
+                            o.write(X::from_f32(rs * (d.to_f32() * g - mg - xhat * mgx)));
                         }
                     });
                 }
@@ -373,9 +375,9 @@ pub fn row_backward<X: Float>(
 /// vectorises) and combined in chunk order, so the floating-point sum is the
 /// same on every run.
 #[allow(clippy::too_many_arguments)]
-fn column_param_grads<X: Float>(
+fn column_param_grads<X: Float, D: Float>(
     x: &[X],
-    dy: &[f32],
+    dy: &[D],
     rows: usize,
     cols: usize,
     a: RowAffine,
@@ -396,6 +398,7 @@ fn column_param_grads<X: Float>(
                     let (xv, dv) = (&xs[run.clone()], &ds[run]);
                     wide(|| {
                         for (((g, b), &x), &d) in g.iter_mut().zip(b).zip(xv).zip(dv) {
+                            let d = d.to_f32();
                             *g += d * (x.to_f32() - mu) * rs;
                             *b += d;
                         }

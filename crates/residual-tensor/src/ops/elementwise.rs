@@ -101,7 +101,9 @@ impl Tensor {
             Input(Tensor),
             Output(Storage),
         }
-        if self.is_half() && op != UnaryOp::Relu {
+        // The activations of the zoo's models keep a half input's dtype (as
+        // PyTorch's under autocast); the other unary ops compute in f32.
+        if self.is_half() && !matches!(op, UnaryOp::Relu | UnaryOp::Gelu) {
             return self.to_f32()?.unary(op, name);
         }
         let s = self.device().backend().unary(op, self.storage())?;
