@@ -172,10 +172,24 @@ pub(super) unsafe fn block(
                         let bp = &bpack[jr / NR * kp * NR..][..kp * NR];
                         for ir in (0..mc).step_by(MR) {
                             let ap = &apack[ir * kp..][..MR * kp];
-                            // SAFETY: the panels hold MR rows / NR columns
-                            // of kp pairs; tiles are configured.
-                            unsafe { tile_product(kp / TILE_PAIRS, ap, kp, bp, &mut out.0) };
                             let (mr, nr) = (MR.min(mc - ir), NR.min(nc - jr));
+                            let steps = kp / TILE_PAIRS;
+                            if mr == MR && nr == NR && (beta_k == 0.0 || beta_k == 1.0) {
+                                // A whole tile of C: the tiles start from C
+                                // (beta 1) or zero and are stored into C.
+                                // SAFETY: the panels hold MR rows / NR
+                                // columns of kp pairs; tiles are configured;
+                                // the 32 x 32 block lies inside this block of C.
+                                unsafe {
+                                    let c = c.add((ic + ir) * n + jc + jr);
+                                    tile_product(steps, ap, kp, bp, (c, n), beta_k == 1.0);
+                                }
+                                continue;
+                            }
+                            // SAFETY: as above, into the 32 x 32 `out`.
+                            unsafe {
+                                tile_product(steps, ap, kp, bp, (out.0.as_mut_ptr(), NR), false)
+                            };
                             for (i, row) in out.0.chunks_exact(NR).take(mr).enumerate() {
                                 // SAFETY: the tile lies inside this block of C.
                                 let dst = unsafe {
@@ -216,14 +230,25 @@ fn add_scaled(dst: &mut [f32], src: &[f32], beta: f32) {
     }
 }
 
-/// `out[32, 32] = a[32 rows, steps * 16 pairs] @ b[steps * 16 pairs, 32]`:
-/// `a` rows at a stride of `lda` words, `b` a panel of `NR` words per pair.
+/// `c[32, 32] = (c if accumulate, else 0) + a[32 rows, steps * 16 pairs] @
+/// b[steps * 16 pairs, 32]`: `a` rows at a stride of `lda` words, `b` a
+/// panel of `NR` words per pair, `c` rows at a stride of `ldc` f32 (`c`,
+/// `ldc`). With `accumulate`, the f32 tiles start from `c` and add the
+/// products to it in their own order.
 ///
 /// # Safety
 /// Tiles are configured ([`TileConfig::all_16_by_64`]); `a` holds `MR`
 /// rows of `lda >= steps * 16` words, `b` `steps * 16` pairs of `NR` words;
-/// `steps >= 1`.
-unsafe fn tile_product(steps: usize, a: &[u32], lda: usize, b: &[u32], out: &mut [f32; MR * NR]) {
+/// `steps >= 1`; `c` points at 32 rows of 32 f32 at a stride of `ldc`, which
+/// no other thread reads or writes.
+unsafe fn tile_product(
+    steps: usize,
+    a: &[u32],
+    lda: usize,
+    b: &[u32],
+    (c, ldc): (*mut f32, usize),
+    accumulate: bool,
+) {
     assert!(
         steps >= 1
             && lda >= steps * TILE_PAIRS
@@ -232,9 +257,18 @@ unsafe fn tile_product(steps: usize, a: &[u32], lda: usize, b: &[u32], out: &mut
         "gemm_amx: the panels do not hold the tiles"
     );
     // SAFETY: the loads read 16 rows of 64 bytes at the given strides, all
-    // inside the panels; the stores write 32 rows of 128 bytes into `out`.
+    // inside the panels (and, accumulating, of c); the stores write 32 rows
+    // of 128 bytes into c.
     unsafe {
         std::arch::asm!(
+            "test {acc}, {acc}",
+            "jz 3f",
+            "tileloadd tmm0, [{c0} + {ldc}*1]",
+            "tileloadd tmm1, [{c0} + {ldc}*1 + 64]",
+            "tileloadd tmm2, [{c1} + {ldc}*1]",
+            "tileloadd tmm3, [{c1} + {ldc}*1 + 64]",
+            "jmp 2f",
+            "3:",
             "tilezero tmm0",
             "tilezero tmm1",
             "tilezero tmm2",
@@ -264,9 +298,10 @@ unsafe fn tile_product(steps: usize, a: &[u32], lda: usize, b: &[u32], out: &mut
             lda = in(reg) lda * 4,
             ldb = in(reg) NR * 4,
             bstep = in(reg) TILE_PAIRS * NR * 4,
-            c0 = in(reg) out.as_mut_ptr(),
-            c1 = in(reg) out.as_mut_ptr().add(16 * NR),
-            ldc = in(reg) NR * 4,
+            acc = in(reg) accumulate as usize,
+            c0 = in(reg) c,
+            c1 = in(reg) c.add(16 * ldc),
+            ldc = in(reg) ldc * 4,
             options(nostack),
         );
     }
