@@ -193,8 +193,11 @@ impl Optimizer {
                         weight_decay: weight_decay * self.decay[i],
                         step: self.step,
                     };
-                    let (np, nm, nv) =
-                        be.adamw_step(p.storage(), g.storage(), m.storage(), v.storage(), &h)?;
+                    // The moments' buffers leave their tensors, so that the
+                    // backend may update them in place (no tensor holds them).
+                    let (ms, vs) = (m.storage().clone(), v.storage().clone());
+                    drop((m, v));
+                    let (np, nm, nv) = be.adamw_step(p.storage(), g.storage(), ms, vs, &h)?;
                     param.set(Tensor::from_storage(np, p.shape().clone(), p.device())?);
                     st.m = Some(Tensor::from_storage(nm, p.shape().clone(), p.device())?);
                     st.v = Some(Tensor::from_storage(nv, p.shape().clone(), p.device())?);

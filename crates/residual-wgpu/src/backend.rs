@@ -355,11 +355,11 @@ impl Backend for WgpuBackend {
         &self,
         p: &Storage,
         g: &Storage,
-        m: &Storage,
-        v: &Storage,
+        m: Storage,
+        v: Storage,
         h: &AdamWHyper,
     ) -> Result<(Storage, Storage, Storage)> {
-        kernels::optim::adamw(&self.gpu, p, g, m, v, h)
+        kernels::optim::adamw(&self.gpu, p, g, &m, &v, h)
     }
 
     fn dropout(&self, x: &Storage, p: f32, seed: u64) -> Result<Storage> {

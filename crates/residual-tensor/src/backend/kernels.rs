@@ -342,13 +342,15 @@ pub trait Backend: Send + Sync + Debug {
     /// One AdamW step as `torch.optim.AdamW`: `p = p * (1 - lr * wd)`,
     /// `m = b1 m + (1 - b1) g`, `v = b2 v + (1 - b2) g^2`,
     /// `p = p - lr * (m / (1 - b1^t)) / (sqrt(v / (1 - b2^t)) + eps)`.
-    /// Returns `(p, m, v)`.
+    /// Returns `(p, m, v)`. The moments come by value: a backend may update
+    /// a moment buffer in place when the handle it is given is the only one
+    /// (no tensor holds it), and return it, instead of filling a new one.
     fn adamw_step(
         &self,
         p: &Storage,
         g: &Storage,
-        m: &Storage,
-        v: &Storage,
+        m: Storage,
+        v: Storage,
         h: &AdamWHyper,
     ) -> Result<(Storage, Storage, Storage)>;
 

@@ -30,7 +30,7 @@ use fill::PAR_CHUNK;
 use half::{bf16, f16, slice::HalfFloatSliceExt};
 use rayon::prelude::*;
 use std::sync::Arc;
-use storage::{f32s, host, on_float_pair, on_float_slice, store, Float};
+use storage::{f32s, host, on_float_pair, on_float_slice, sole_f32s, store, Float};
 
 pub use storage::CpuStorage;
 pub use threads::kernel_pool;
@@ -653,17 +653,23 @@ impl Backend for CpuBackend {
         &self,
         p: &Storage,
         g: &Storage,
-        m: &Storage,
-        v: &Storage,
+        mut m: Storage,
+        mut v: Storage,
         h: &AdamWHyper,
     ) -> Result<(Storage, Storage, Storage)> {
-        let (p, g, m, v) = (f32s(p)?, f32s(g)?, f32s(m)?, f32s(v)?);
+        let (p, g) = (f32s(p)?, f32s(g)?);
         same_len(
             "adamw_step",
             p.len(),
             &[("grad", g.len()), ("m", m.len()), ("v", v.len())],
         )?;
-        let (p, m, v) = optim::adamw(p, g, m, v, h);
+        // Moments that no tensor holds are updated where they lie: no new
+        // buffers (and no fresh pages for the kernel to zero) each step.
+        if let (Some(ms), Some(vs)) = (sole_f32s(&mut m), sole_f32s(&mut v)) {
+            let p = optim::adamw_in_place(p, g, ms, vs, h);
+            return Ok((store(p), m, v));
+        }
+        let (p, m, v) = optim::adamw(p, g, f32s(&m)?, f32s(&v)?, h);
         Ok((store(p), store(m), store(v)))
     }
     fn dropout(&self, x: &Storage, p: f32, seed: u64) -> Result<Storage> {

@@ -168,6 +168,17 @@ pub(crate) fn f32s(s: &Storage) -> Result<&[f32]> {
     }
 }
 
+/// The f32 elements of a CPU storage to write in place, when `s` is the only
+/// handle to it (no tensor holds it); `None` otherwise, or for another
+/// backend's or dtype's storage.
+pub(crate) fn sole_f32s(s: &mut Storage) -> Option<&mut [f32]> {
+    let any: &mut dyn std::any::Any = Arc::get_mut(s)?;
+    match any.downcast_mut::<CpuStorage>()? {
+        CpuStorage::F32(v) => Some(v),
+        _ => None,
+    }
+}
+
 /// Wraps a result vector as storage.
 pub(crate) fn store(v: Vec<f32>) -> Storage {
     Arc::new(CpuStorage::F32(v))
