@@ -96,46 +96,80 @@ fn winograd_enabled() -> bool {
     }
 }
 
-/// An f32 convolution's input gradient: for a 3x3 stride-1 convolution, the
-/// forward convolution of `dy` with the kernels turned by 180 degrees and
-/// their channels swapped, padded by `2 - pad`, on Winograd where that
-/// applies and pays; else the transposed GEMM + col2im.
-fn conv_backward_input_f32(dy: &[f32], w: &[f32], g: &Conv2dGeometry) -> Vec<f32> {
-    if winograd_enabled() && g.p.padding.iter().all(|&p| p <= 2) {
-        let [top, bottom, left, right] = g.p.padding.map(|p| 2 - p);
-        let t = Conv2dGeometry {
-            n: g.n,
-            c_in: g.c_out,
-            h: g.oh,
-            w: g.ow,
-            c_out: g.c_in,
-            kh: g.kh,
-            kw: g.kw,
-            oh: g.h,
-            ow: g.w,
-            p: Conv2dParams {
-                padding: [top, bottom, left, right],
-                ..g.p
-            },
-        };
-        if winograd::applies(&t) && g.oh + top + bottom == g.h + 2 && g.ow + left + right == g.w + 2
-        {
-            // w: [o, c, 3, 3] -> turned: [c, o, 3, 3], tap (a, b) from (2 - a, 2 - b).
-            let (o, c) = (g.c_out, g.c_in);
-            let mut turned = vec![0.0f32; o * c * 9];
-            for oc in 0..o {
-                for ic in 0..c {
-                    let src = &w[(oc * c + ic) * 9..][..9];
-                    let dst = &mut turned[(ic * o + oc) * 9..][..9];
-                    for (d, s) in dst.iter_mut().zip(src.iter().rev()) {
-                        *d = *s;
-                    }
-                }
+/// The forward convolution whose output is the input gradient of `g`, for a
+/// 3x3, stride-1, undilated, ungrouped convolution padded by at most 2: the
+/// convolution of `dy` with the kernels turned by 180 degrees and their
+/// channels swapped ([`turned_kernels`]), padded by `2 - pad`. `None` for
+/// other convolutions.
+fn turned_geometry(g: &Conv2dGeometry) -> Option<Conv2dGeometry> {
+    let plain = g.kh == 3
+        && g.kw == 3
+        && g.p.stride == (1, 1)
+        && g.p.dilation == (1, 1)
+        && g.p.groups == 1
+        && g.p.padding.iter().all(|&p| p <= 2);
+    if !plain {
+        return None;
+    }
+    let [top, bottom, left, right] = g.p.padding.map(|p| 2 - p);
+    let t = Conv2dGeometry {
+        n: g.n,
+        c_in: g.c_out,
+        h: g.oh,
+        w: g.ow,
+        c_out: g.c_in,
+        kh: g.kh,
+        kw: g.kw,
+        oh: g.h,
+        ow: g.w,
+        p: Conv2dParams {
+            padding: [top, bottom, left, right],
+            ..g.p
+        },
+    };
+    (g.oh + top + bottom == g.h + 2 && g.ow + left + right == g.w + 2).then_some(t)
+}
+
+/// `w: [o, c, 3, 3]` turned for [`turned_geometry`]: `[c, o, 3, 3]`, tap
+/// `(a, b)` from `(2 - a, 2 - b)`.
+fn turned_kernels<T: Copy + Default>(w: &[T], g: &Conv2dGeometry) -> Vec<T> {
+    let (o, c) = (g.c_out, g.c_in);
+    let mut turned = vec![T::default(); o * c * 9];
+    for oc in 0..o {
+        for ic in 0..c {
+            let src = &w[(oc * c + ic) * 9..][..9];
+            let dst = &mut turned[(ic * o + oc) * 9..][..9];
+            for (d, s) in dst.iter_mut().zip(src.iter().rev()) {
+                *d = *s;
             }
+        }
+    }
+    turned
+}
+
+/// An f32 convolution's input gradient: for a 3x3 stride-1 convolution, the
+/// forward convolution of `dy` with the turned kernels ([`turned_geometry`])
+/// on Winograd where that applies and pays; else the transposed GEMM +
+/// col2im.
+fn conv_backward_input_f32(dy: &[f32], w: &[f32], g: &Conv2dGeometry) -> Vec<f32> {
+    if winograd_enabled() {
+        if let Some(t) = turned_geometry(g).filter(winograd::applies) {
+            let turned = turned_kernels(w, g);
             return winograd::forward(dy, &turned, &t, winograd::Epilogue::default());
         }
     }
     conv::backward_input(dy, w, g)
+}
+
+/// A bf16 convolution's input gradient: for a 3x3 stride-1 convolution, the
+/// forward convolution of `dy` with the turned kernels ([`turned_geometry`]),
+/// im2col of `dy` in bf16 + the bf16 GEMM writing `dx` directly; else the
+/// transposed GEMM + col2im, whose columns are f32 and 9 times `dx`.
+fn conv_backward_input_bf16(dy: &[bf16], w: &[bf16], g: &Conv2dGeometry) -> Vec<f32> {
+    match turned_geometry(g) {
+        Some(t) => conv::forward(dy, &turned_kernels(w, g), &t),
+        None => conv::backward_input(dy, w, g),
+    }
 }
 
 /// An f32 convolution's forward: Winograd where it applies and pays, else
@@ -395,7 +429,7 @@ impl Backend for CpuBackend {
         g: &Conv2dGeometry,
     ) -> Result<Storage> {
         if let Some([dy, w]) = native_bf16([dy, w]) {
-            return Ok(store_bf16(conv::backward_input(dy, w, g)));
+            return Ok(store_bf16(conv_backward_input_bf16(dy, w, g)));
         }
         half_through_f32(self, "conv2d backward (input)", &[dy, w], |s| {
             Ok(store(conv_backward_input_f32(f32s(s[0])?, f32s(s[1])?, g)))
@@ -674,5 +708,52 @@ impl Backend for CpuBackend {
     }
     fn dropout(&self, x: &Storage, p: f32, seed: u64) -> Result<Storage> {
         Ok(store(elementwise::dropout(f32s(x)?, p, seed)))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A bf16 3x3 stride-1 convolution's input gradient through the turned
+    /// kernels (padding 0, 1 and 2 on different sides, more than one sample)
+    /// equals the transposed GEMM + col2im's to f32 rounding: both sum the
+    /// same exact bf16 products in f32, in different orders.
+    #[test]
+    fn bf16_input_gradient_through_the_turned_kernels_matches_col2im() {
+        if !gemm_bf16::test_runs_here() {
+            return;
+        }
+        // 9 x 11 padded by [1, 2] rows and [0, 1] columns: a 10 x 10 output.
+        let g = Conv2dGeometry {
+            n: 3,
+            c_in: 24,
+            h: 9,
+            w: 11,
+            c_out: 16,
+            kh: 3,
+            kw: 3,
+            oh: 10,
+            ow: 10,
+            p: Conv2dParams {
+                padding: [1, 2, 0, 1],
+                ..Default::default()
+            },
+        };
+        assert!(turned_geometry(&g).is_some(), "the test's shape is turned");
+        let half = |seed, len| -> Vec<bf16> {
+            crate::rng::normal(seed, len, 0.0, 1.0)
+                .iter()
+                .map(|&v| bf16::from_f32(v))
+                .collect()
+        };
+        let dy = half(1, g.n * g.c_out * g.oh * g.ow);
+        let w = half(2, g.c_out * g.c_in * 9);
+        let turned = conv_backward_input_bf16(&dy, &w, &g);
+        let col2im = conv::backward_input(&dy, &w, &g);
+        let scale = col2im.iter().fold(0.0f32, |m, v| m.max(v.abs()));
+        for (i, (a, b)) in turned.iter().zip(&col2im).enumerate() {
+            assert!((a - b).abs() <= 1e-5 * scale, "[{i}] {a} vs {b}");
+        }
     }
 }
