@@ -6,11 +6,15 @@
 //! master weights in f32) and compute on half-precision operands with f32
 //! accumulation; their result keeps the half dtype. Like PyTorch, the ops
 //! that the zoo's models apply between their GEMM ops keep a half input's
-//! dtype: the training-mode norms (batch, group and layer norm read a half
-//! input as it is, compute in f32 and round their output once), ReLU and
-//! GELU, and the sum of two tensors of one half dtype (the residual add).
-//! Their gradients come back in that dtype, so the activations between
-//! convolutions are stored at half the bytes and never cast. Every other op
+//! dtype: the norms (training-mode batch norm, and group and layer norm,
+//! read a half input as it is, compute in f32 and round their output once;
+//! evaluation-mode batch norm upcasts, and the synchronised batch norm of
+//! data-parallel runs returns f32), ReLU and GELU, and the sum of two
+//! tensors of one half dtype (the residual add). Their gradients come back
+//! in that dtype, so the activations between convolutions are stored at
+//! half the bytes and never cast; where one activation feeds two ops (a
+//! block's input, to its convolution and its shortcut), its two half
+//! gradients are added in the half dtype, as in PyTorch. Every other op
 //! computes in f32: it upcasts a half-precision input (see
 //! [`crate::Tensor::cast`]), so softmax, losses, the other activations and
 //! pooling run in f32 whether or not autocast is on. This is PyTorch's

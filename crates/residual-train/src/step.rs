@@ -107,7 +107,8 @@ pub fn train_step(
     collective: &dyn Collective,
 ) -> Result<StepOutcome> {
     // Under autocast the convolutions and the classifier compute in half
-    // precision; norms and the loss stay in f32.
+    // precision; the norms, ReLU, GELU and residual adds compute in f32 and
+    // keep the half dtype (see `residual_tensor::autocast`); the loss is f32.
     let autocast = settings
         .amp
         .map(|a| AutocastGuard::new(a.dtype()))

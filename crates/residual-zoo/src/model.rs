@@ -115,8 +115,9 @@ pub enum Precision {
     F32,
     /// The convolutions' and linear layers' products on bf16 operands with
     /// f32 accumulation (`vdpbf16ps` / AMX where the CPU has them), the
-    /// weights cast to bf16 once when the pass is built; norms, softmax and
-    /// the logits in f32. Faster and lighter, at bf16's precision (8
+    /// weights cast to bf16 once when the pass is built; norms computed in f32
+    /// (a norm of a bf16 input stores its output in bf16, as under
+    /// autocast), softmax and the logits in f32. Faster and lighter, at bf16's precision (8
     /// significant bits): the logits move by about 1% of their range.
     Bf16,
 }

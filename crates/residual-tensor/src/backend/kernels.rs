@@ -63,9 +63,11 @@ pub trait Backend: Send + Sync + Debug {
     // ---- linear algebra -----------------------------------------------
     // The GEMM kernels (matmul and the three convolutions) take f32 or
     // half-precision operands, both of one dtype, and return that dtype: the
-    // products accumulate in f32 and the result is rounded once. Every other
+    // products accumulate in f32 and the result is rounded once. Besides
+    // them, the elementwise kernels (`unary`, `unary_backward`, `binary`) and
+    // the norm kernels take half storage too (see their docs); every other
     // kernel takes f32. [`half_through_f32`] implements the half case for a
-    // backend without native half GEMMs.
+    // backend without native half kernels.
 
     /// Batched matrix product, see [`MatmulSpec`]. Result `[batch, m, n]`.
     fn matmul(&self, a: &Storage, b: &Storage, spec: MatmulSpec) -> Result<Storage>;

@@ -186,19 +186,41 @@ pub(super) unsafe fn block(
                                 }
                                 continue;
                             }
-                            // SAFETY: as above, into the 32 x 32 `out`.
-                            unsafe {
-                                tile_product(steps, ap, kp, bp, (out.0.as_mut_ptr(), NR), false)
-                            };
-                            for (i, row) in out.0.chunks_exact(NR).take(mr).enumerate() {
-                                // SAFETY: the tile lies inside this block of C.
-                                let dst = unsafe {
+                            // A partial tile (or another beta) goes through
+                            // the 32 x 32 `out`; with beta 1 it starts from
+                            // C's block there, so that every element of C
+                            // sums in the same order whatever the tile's
+                            // place (and so whatever the thread count).
+                            let row_of_c = |i: usize| {
+                                // SAFETY: row i of the tile lies inside this
+                                // block of C, nr elements long.
+                                unsafe {
                                     std::slice::from_raw_parts_mut(
                                         c.add((ic + ir + i) * n + jc + jr),
                                         nr,
                                     )
-                                };
-                                add_scaled(dst, &row[..nr], beta_k);
+                                }
+                            };
+                            let accumulate = beta_k == 1.0;
+                            if accumulate {
+                                for (i, row) in out.0.chunks_exact_mut(NR).take(mr).enumerate() {
+                                    row[..nr].copy_from_slice(row_of_c(i));
+                                }
+                            }
+                            // SAFETY: as above, into the 32 x 32 `out`.
+                            unsafe {
+                                tile_product(
+                                    steps,
+                                    ap,
+                                    kp,
+                                    bp,
+                                    (out.0.as_mut_ptr(), NR),
+                                    accumulate,
+                                )
+                            };
+                            let beta_left = if accumulate { 0.0 } else { beta_k };
+                            for (i, row) in out.0.chunks_exact(NR).take(mr).enumerate() {
+                                add_scaled(row_of_c(i), &row[..nr], beta_left);
                             }
                         }
                     }

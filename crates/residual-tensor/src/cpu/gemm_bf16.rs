@@ -474,6 +474,54 @@ mod tests {
         });
     }
 
+    /// The AMX product gives the same bits on 1 to 4 threads, whose splits
+    /// cut C at multiples of 16 rows (so a 32-row tile is whole on some and
+    /// partial on others), over several k blocks (beta 1 after the first)
+    /// and with beta 1 from the start.
+    #[test]
+    fn the_amx_path_gives_the_same_bits_on_any_thread_count() {
+        #[cfg(target_arch = "x86_64")]
+        let (runs, reported) = (
+            available() && super::super::gemm_amx::available(),
+            super::super::gemm_amx::cpu_reports_amx_bf16(),
+        );
+        #[cfg(not(target_arch = "x86_64"))]
+        let (runs, reported) = (false, false);
+        if !crate::test_skip::run_or_skip("AMX-BF16", runs, reported) {
+            return;
+        }
+        let (m, k, n) = (100, 1100, 70);
+        let (a, b) = (values(m * k, 4), values(k * n, 5));
+        let c0: Vec<f32> = values(m * n, 6).iter().map(|v| v.to_f32()).collect();
+        for beta in [0.0f32, 1.0] {
+            let on = |threads: usize| {
+                let mut c = c0.clone();
+                let pool = rayon::ThreadPoolBuilder::new()
+                    .num_threads(threads)
+                    .build()
+                    .unwrap();
+                pool.install(|| {
+                    let (ar, br) = (
+                        MatRef {
+                            data: &a[..],
+                            trans: false,
+                        },
+                        MatRef {
+                            data: &b[..],
+                            trans: false,
+                        },
+                    );
+                    gemm_on(Path::Amx, m, k, n, ar, br, beta, &mut c)
+                });
+                c.iter().map(|v| v.to_bits()).collect::<Vec<u32>>()
+            };
+            let one = on(1);
+            for threads in 2..=4 {
+                assert!(on(threads) == one, "beta {beta}: {threads} threads");
+            }
+        }
+    }
+
     type GemmFn<'f> = dyn Fn(usize, usize, usize, MatRef<bf16>, MatRef<bf16>, f32, &mut [f32]) + 'f;
 
     fn products_match_float64(path_gemm: &GemmFn) {

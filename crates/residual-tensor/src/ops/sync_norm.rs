@@ -82,7 +82,8 @@ impl Tensor {
     /// the input's gradient; the weight and bias gradients are this
     /// replica's own, to be averaged with the other parameter gradients.
     ///
-    /// With a single replica this is [`Tensor::batch_norm_train`].
+    /// With a single replica this is [`Tensor::batch_norm_train`], except
+    /// that a half input's output is f32 here (see [`crate::autocast`]).
     pub fn batch_norm_train_synced(
         &self,
         weight: Option<&Tensor>,
