@@ -457,8 +457,9 @@ mod tests {
         });
     }
 
-    #[test]
-    fn the_amx_path_matches_a_float64_product_for_every_shape_and_transpose() {
+    /// Whether an AMX test runs here ([`crate::test_skip::run_or_skip`]:
+    /// reported skipped where the CPU or Linux grants no AMX-BF16).
+    fn amx_test_runs_here() -> bool {
         #[cfg(target_arch = "x86_64")]
         let (runs, reported) = (
             available() && super::super::gemm_amx::available(),
@@ -466,7 +467,12 @@ mod tests {
         );
         #[cfg(not(target_arch = "x86_64"))]
         let (runs, reported) = (false, false);
-        if !crate::test_skip::run_or_skip("AMX-BF16", runs, reported) {
+        crate::test_skip::run_or_skip("AMX-BF16", runs, reported)
+    }
+
+    #[test]
+    fn the_amx_path_matches_a_float64_product_for_every_shape_and_transpose() {
+        if !amx_test_runs_here() {
             return;
         }
         products_match_float64(&|m, k, n, a, b, beta, c| {
@@ -480,14 +486,7 @@ mod tests {
     /// and with beta 1 from the start.
     #[test]
     fn the_amx_path_gives_the_same_bits_on_any_thread_count() {
-        #[cfg(target_arch = "x86_64")]
-        let (runs, reported) = (
-            available() && super::super::gemm_amx::available(),
-            super::super::gemm_amx::cpu_reports_amx_bf16(),
-        );
-        #[cfg(not(target_arch = "x86_64"))]
-        let (runs, reported) = (false, false);
-        if !crate::test_skip::run_or_skip("AMX-BF16", runs, reported) {
+        if !amx_test_runs_here() {
             return;
         }
         let (m, k, n) = (100, 1100, 70);
