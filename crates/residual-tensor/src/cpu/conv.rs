@@ -7,6 +7,7 @@
 //! stages); a 1x1 / stride 1 / unpadded convolution of one sample multiplies
 //! the input directly, without im2col.
 
+use super::epilogue::Epilogue;
 use super::fill::{assume_init_vec, uninit_vec};
 use super::gemm::{GemmElem, MatRef};
 use super::spare::Spare;
@@ -266,23 +267,21 @@ fn gather_out<T: GemmElem>(
 }
 
 /// Scatters `[opg, nb * P]` into group `grp` of `y: [n, c_out, P]` (not
-/// yet written), writing each of its elements there.
+/// yet written) through the epilogue, writing each of its elements there.
 fn scatter_out(
     buf: &[f32],
     g: &Conv2dGeometry,
     d: Dims,
-    n0: usize,
-    nb: usize,
-    grp: usize,
+    (n0, nb, grp): (usize, usize, usize),
+    epi: &Epilogue<'_>,
     y: &mut [MaybeUninit<f32>],
 ) {
     for s in 0..nb {
-        let dst = &mut y[((n0 + s) * g.c_out + grp * d.opg) * d.p..][..d.opg * d.p];
+        let at = ((n0 + s) * g.c_out + grp * d.opg) * d.p;
+        let dst = &mut y[at..][..d.opg * d.p];
         dst.par_chunks_mut(d.p).enumerate().for_each(|(m, out)| {
             let src = &buf[m * nb * d.p + s * d.p..][..d.p];
-            for (o, &v) in out.iter_mut().zip(src) {
-                o.write(v);
-            }
+            epi.row_into(src, out, grp * d.opg + m, at + m * d.p);
         });
     }
 }
@@ -382,12 +381,34 @@ fn output_matrix<'a, T: GemmElem>(
 
 /// Forward: `y[chunk, grp] = w[grp] @ im2col(x[chunk, grp])`.
 pub fn forward<T: GemmElem + Spare>(x: &[T], w: &[T], g: &Conv2dGeometry) -> Vec<f32> {
+    forward_fused(x, w, g, &Epilogue::default())
+}
+
+/// Forward with an epilogue: `y = epi(conv(x, w))`, the epilogue applied
+/// as each part of `y` is stored (by the GEMM's tiles for one sample, by
+/// the scatter of a chunk of samples), never as a pass of its own.
+///
+/// # Panics
+/// When the epilogue's bias holds fewer than `c_out` values or its residual
+/// fewer than `y`'s.
+pub fn forward_fused<T: GemmElem + Spare>(
+    x: &[T],
+    w: &[T],
+    g: &Conv2dGeometry,
+    epi: &Epilogue<'_>,
+) -> Vec<f32> {
     let d = dims(g);
     // The groups' planes cover `y` only when the groups divide the channels.
     assert!(d.opg * g.p.groups == g.c_out && d.cpg * g.p.groups == g.c_in);
+    let y_len = g.n * g.c_out * d.p;
+    assert!(
+        epi.bias.is_none_or(|b| b.len() >= g.c_out)
+            && epi.residual.is_none_or(|r| r.len() >= y_len),
+        "conv::forward_fused: epilogue shorter than the output"
+    );
     // Every element is written below: by the GEMM of its chunk and group,
     // or by the scatter of that GEMM's block.
-    let mut y = uninit_vec::<f32>(g.n * g.c_out * d.p);
+    let mut y = uninit_vec::<f32>(y_len);
     let mut s = Scratch::<T, f32>::new(g, d);
     for (n0, nb) in chunks(g.n, d.nb) {
         for grp in 0..g.p.groups {
@@ -400,11 +421,13 @@ pub fn forward<T: GemmElem + Spare>(x: &[T], w: &[T], g: &Conv2dGeometry) -> Vec
                 trans: false,
             };
             if nb == 1 {
-                let ys = &mut y[(n0 * g.c_out + grp * d.opg) * d.p..][..d.opg * d.p];
-                T::gemm_uninit(d.opg, d.k, d.p, ws, b, ys);
+                let at = (n0 * g.c_out + grp * d.opg) * d.p;
+                let ys = &mut y[at..][..d.opg * d.p];
+                let part = epi.part(grp * d.opg, d.opg, at, d.opg * d.p);
+                T::gemm_uninit_fused((d.opg, d.k, d.p), ws, b, ys, &part);
             } else {
                 T::gemm(d.opg, d.k, nb * d.p, ws, b, 0.0, &mut s.block);
-                scatter_out(&s.block, g, d, n0, nb, grp, &mut y);
+                scatter_out(&s.block, g, d, (n0, nb, grp), epi, &mut y);
             }
         }
     }
@@ -641,6 +664,58 @@ mod tests {
                 &backward_weight(&x, &dy, &g),
                 &backward_weight(&xf, &dyf, &g),
             );
+        }
+    }
+
+    /// The epilogue stored with the output (by a sample's GEMM tiles, or by
+    /// the scatter of a chunk of samples) gives the bits of the convolution
+    /// followed by the epilogue as a pass of its own, for each combination
+    /// of bias, residual and ReLU: a direct 1x1 convolution with a large
+    /// plane (several k blocks, partial tiles), a padded 3x3 one whose
+    /// small planes are chunked, and a grouped one.
+    #[test]
+    fn the_fused_epilogue_gives_the_bits_of_the_separate_pass() {
+        use crate::backend::UnaryOp;
+        for (x_dims, w_dims, p) in [
+            (
+                [2, 300, 40, 30],
+                [50, 300, 1, 1],
+                Conv2dParams::new(1, 0, 1, 1),
+            ),
+            ([5, 6, 7, 7], [20, 6, 3, 3], Conv2dParams::new(1, 1, 1, 1)),
+            ([3, 6, 11, 10], [8, 3, 3, 3], Conv2dParams::new(2, 1, 1, 2)),
+        ] {
+            let g = Conv2dGeometry::new(&Shape::new(x_dims), &Shape::new(w_dims), &p).unwrap();
+            let f32s = |v: Vec<bf16>| v.iter().map(|h| h.to_f32()).collect::<Vec<f32>>();
+            let x = f32s(values(x_dims.iter().product(), 7));
+            let w = f32s(values(w_dims.iter().product(), 8));
+            let plane = g.oh * g.ow;
+            let bias = f32s(values(g.c_out, 9));
+            let residual = f32s(values(g.n * g.c_out * plane, 10));
+            let plain = forward(&x, &w, &g);
+            for mask in 1..8 {
+                let epi = Epilogue {
+                    bias: (mask & 1 != 0).then_some(&bias[..]),
+                    residual: (mask & 2 != 0).then_some(&residual[..]),
+                    relu: mask & 4 != 0,
+                };
+                let mut want = plain.clone();
+                let act = epi.relu.then_some(UnaryOp::Relu);
+                super::super::elementwise::conv_epilogue(
+                    &mut want,
+                    g.c_out,
+                    plane,
+                    epi.bias,
+                    epi.residual,
+                    act,
+                );
+                let got = forward_fused(&x, &w, &g, &epi);
+                let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+                assert!(
+                    bits(&got) == bits(&want),
+                    "{x_dims:?} {w_dims:?} epilogue {mask:03b}: fused and separate differ"
+                );
+            }
         }
     }
 }

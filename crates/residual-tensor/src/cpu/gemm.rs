@@ -4,6 +4,7 @@
 //! ([`super::gemm_avx512`]) where the CPU has AVX-512F, else single-threaded
 //! `matrixmultiply` blocks on rayon's threads; [`path`] names the kernel.
 
+use super::epilogue::Epilogue;
 use super::fill::{assume_init_vec, uninit_vec};
 use super::gemm_parts::for_each_block_of_c;
 pub use super::gemm_parts::MatRef;
@@ -141,6 +142,24 @@ pub trait GemmElem: sealed::Sealed + Copy + Default + Send + Sync {
         let c = unsafe { std::slice::from_raw_parts_mut(c.as_mut_ptr().cast::<f32>(), c.len()) };
         Self::gemm(m, k, n, a, b, 0.0, c);
     }
+
+    /// `c[m, n] = epi(op(a)[m, k] @ op(b)[k, n])` into memory not yet
+    /// written, rows of C being the epilogue's rows: by default the product
+    /// ([`GemmElem::gemm_uninit`]) and then the epilogue over C; the f32
+    /// AVX-512 GEMM applies it to each tile as it stores it.
+    fn gemm_uninit_fused(
+        (m, k, n): (usize, usize, usize),
+        a: MatRef<Self>,
+        b: MatRef<Self>,
+        c: &mut [MaybeUninit<f32>],
+        epi: &Epilogue<'_>,
+    ) {
+        Self::gemm_uninit(m, k, n, a, b, c);
+        // SAFETY: gemm_uninit wrote every element of c; MaybeUninit<f32>
+        // has f32's layout.
+        let c = unsafe { std::slice::from_raw_parts_mut(c.as_mut_ptr().cast::<f32>(), c.len()) };
+        epi.apply(c, n);
+    }
 }
 
 /// The seal of [`GemmElem`]: implemented for f32 here and for bf16 in
@@ -163,6 +182,29 @@ impl GemmElem for f32 {
         c: &mut [f32],
     ) {
         sgemm(m, k, n, 1.0, a, b, beta, c);
+    }
+
+    fn gemm_uninit_fused(
+        (m, k, n): (usize, usize, usize),
+        a: MatRef<f32>,
+        b: MatRef<f32>,
+        c: &mut [MaybeUninit<f32>],
+        epi: &Epilogue<'_>,
+    ) {
+        assert_eq!(
+            c.len(),
+            m * n,
+            "gemm_uninit_fused: c must hold m * n elements"
+        );
+        // SAFETY: MaybeUninit<f32> has f32's layout; both paths write every
+        // element of C before reading it (beta == 0, as in `gemm_uninit`).
+        let c = unsafe { std::slice::from_raw_parts_mut(c.as_mut_ptr().cast::<f32>(), c.len()) };
+        if super::gemm_avx512::available() {
+            super::gemm_avx512::gemm_fused((m, k, n), a, b, c, epi);
+        } else {
+            sgemm(m, k, n, 1.0, a, b, 0.0, c);
+            epi.apply(c, n);
+        }
     }
 }
 

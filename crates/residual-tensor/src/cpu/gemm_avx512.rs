@@ -11,12 +11,18 @@
 //! - an A panel: `MR` rows; for each k, `MR` values, row by row;
 //! - a B panel: `NR` columns; for each k, `NR` values, column by column.
 //!
+//! A block of few rows ([`DIRECT_B_MAX_ROWS`]) reads a `[k, n]` B where it
+//! lies instead (whole panels; a partial last panel is still packed), and
+//! [`gemm_fused`] applies an epilogue (bias, residual, ReLU) to each tile
+//! of C as its last k block is stored.
+//!
 //! Partial panels are padded with zeros. Sums run in k order within a k
 //! block (FMA: one rounding per multiply-add), so results can differ from
 //! another GEMM's in the last bits.
 //!
 //! Use [`available`] first: [`gemm`] requires AVX512F.
 
+use super::epilogue::Epilogue;
 use super::fill::{assume_init_vec, uninit_vec};
 use super::gemm_parts::{for_each_block_of_c, MatRef};
 use super::spare::Spare;
@@ -34,6 +40,14 @@ const MC: usize = 96;
 const NC: usize = 1024;
 
 const _: () = assert!(MC.is_multiple_of(MR) && NC.is_multiple_of(NR));
+
+/// Blocks of at most this many rows of C read B where it lies instead of
+/// packing it, when B is stored `[k, n]`: each B panel then serves one or
+/// two blocks of A, too few to repay its copy (a 1x1 convolution to 64 or
+/// 128 channels spent a third of its time packing B). Larger blocks pack:
+/// read in place, B's rows (`n` apart, often a power of two) collide in
+/// the caches (a 2048 x 2048 product ran at half speed).
+const DIRECT_B_MAX_ROWS: usize = 128;
 
 /// Whether this CPU runs [`gemm`].
 pub fn available() -> bool {
@@ -65,8 +79,51 @@ pub fn gemm(
     beta: f32,
     c: &mut [f32],
 ) {
+    blocked((m, k, n), alpha, a, b, beta, c, &Epilogue::default());
+}
+
+/// `c[m, n] = epi(op(a)[m, k] @ op(b)[k, n])`: the product with the
+/// epilogue applied to each tile of C right after its last k block is
+/// stored, while the tile is still in L1 (rows of C are the epilogue's
+/// rows; its residual is `[m, n]`). `c` is only written.
+///
+/// # Panics
+/// When the CPU lacks AVX512F ([`available`] is false), an operand is
+/// shorter than its shape, the bias holds fewer than `m` values or the
+/// residual fewer than `m * n`.
+pub fn gemm_fused(
+    (m, k, n): (usize, usize, usize),
+    a: MatRef<f32>,
+    b: MatRef<f32>,
+    c: &mut [f32],
+    epi: &Epilogue<'_>,
+) {
+    assert!(
+        epi.bias.is_none_or(|v| v.len() >= m) && epi.residual.is_none_or(|v| v.len() >= m * n),
+        "gemm_avx512: epilogue shorter than C"
+    );
+    if k == 0 {
+        // No tile is stored: C is zeros, then the epilogue.
+        c[..m * n].fill(0.0);
+        epi.apply(&mut c[..m * n], n);
+        return;
+    }
+    blocked((m, k, n), 1.0, a, b, 0.0, c, epi);
+}
+
+/// [`gemm`] or [`gemm_fused`]: the product split into blocks of C, one per
+/// thread.
+#[allow(clippy::too_many_arguments)]
+fn blocked(
+    dims: (usize, usize, usize),
+    alpha: f32,
+    a: MatRef<f32>,
+    b: MatRef<f32>,
+    beta: f32,
+    c: &mut [f32],
+    epi: &Epilogue<'_>,
+) {
     assert!(available(), "gemm_avx512: this CPU lacks AVX512F");
-    let dims = (m, k, n);
     for_each_block_of_c(
         "gemm_avx512",
         dims,
@@ -76,8 +133,9 @@ pub fn gemm(
         c,
         |c, rows, cols| {
             // SAFETY: blocks of concurrent tasks are disjoint parts of c, whose
-            // length was checked; `block` writes only its rows and columns.
-            unsafe { block(dims, alpha, a, b, beta, c, rows, cols) }
+            // length was checked; `block` writes only its rows and columns;
+            // the epilogue covers C (the callers' checks).
+            unsafe { block(dims, alpha, a, b, beta, c, rows, cols, epi) }
         },
     );
 }
@@ -87,7 +145,8 @@ pub fn gemm(
 ///
 /// # Safety
 /// `c` points to the `m x n` result; no other thread writes this block;
-/// [`available`] holds.
+/// [`available`] holds; the epilogue's bias holds `m` values and its
+/// residual `m * n`.
 #[allow(clippy::too_many_arguments)]
 unsafe fn block(
     (m, k, n): (usize, usize, usize),
@@ -98,13 +157,20 @@ unsafe fn block(
     c: *mut f32,
     (r0, rows): (usize, usize),
     (c0, cols): (usize, usize),
+    epi: &Epilogue<'_>,
 ) {
     // This thread's spare buffers; packing overwrites what the micro-kernel reads.
     // Sized to this block: a small product packs (and touches) little.
     let kc_max = KC.min(k);
+    let direct_b = !b.trans && rows <= DIRECT_B_MAX_ROWS;
+    let b_lines = if direct_b {
+        NR
+    } else {
+        NC.min(cols.next_multiple_of(NR))
+    };
     let (mut apack, mut bpack) = (
         f32::take(MC.min(rows.next_multiple_of(MR)) * kc_max),
-        f32::take(NC.min(cols.next_multiple_of(NR)) * kc_max),
+        f32::take(b_lines * kc_max),
     );
     {
         let (apack, bpack) = (&mut apack[..], &mut bpack[..]);
@@ -113,29 +179,67 @@ unsafe fn block(
             for pc in (0..k).step_by(KC) {
                 let kc = KC.min(k - pc);
                 let ldb = if b.trans { k } else { n };
-                pack::<NR>(b.data, !b.trans, ldb, (jc, nc), (pc, kc), bpack);
+                // B stored `[k, n]`: whole panels are read where they lie
+                // (rows of NR values, ldb apart), and only a partial last
+                // panel is packed (zero-padded), at the start of bpack.
+                let whole = if direct_b { nc / NR * NR } else { 0 };
+                if whole < nc {
+                    pack::<NR>(
+                        b.data,
+                        !b.trans,
+                        ldb,
+                        (jc + whole, nc - whole),
+                        (pc, kc),
+                        bpack,
+                    );
+                }
                 // The first k block applies beta; the others add to it.
                 let beta_k = if pc == 0 { beta } else { 1.0 };
+                let last_k = pc + kc == k;
                 for ic in (r0..r0 + rows).step_by(MC) {
                     let mc = MC.min(r0 + rows - ic);
                     let lda = if a.trans { m } else { k };
                     pack::<MR>(a.data, a.trans, lda, (ic, mc), (pc, kc), apack);
                     for jr in (0..nc).step_by(NR) {
-                        let bp = &bpack[jr / NR * kc * NR..][..kc * NR];
+                        let bp = if jr < whole {
+                            BPanel {
+                                // SAFETY: row pc, column jc + jr of B, whose
+                                // kc rows of NR values lie in b (checked by
+                                // the driver: b holds k x n).
+                                at: unsafe { b.data.as_ptr().add(pc * n + jc + jr) },
+                                ld: n,
+                            }
+                        } else {
+                            let p = &bpack[(jr - whole) / NR * kc * NR..][..kc * NR];
+                            BPanel {
+                                at: p.as_ptr(),
+                                ld: NR,
+                            }
+                        };
                         for ir in (0..mc).step_by(MR) {
                             let ap = &apack[ir / MR * kc * MR..][..kc * MR];
+                            let (row, col) = (ic + ir, jc + jr);
+                            // SAFETY: the tile's first element lies in
+                            // this block of C.
+                            let at = unsafe { c.add(row * n + col) };
+                            let (t_rows, t_cols) = (MR.min(mc - ir), NR.min(nc - jr));
                             let tile = Tile {
-                                // SAFETY: the tile's first element lies in
-                                // this block of C.
-                                at: unsafe { c.add((ic + ir) * n + jc + jr) },
+                                at,
                                 ldc: n,
-                                rows: MR.min(mc - ir),
-                                cols: NR.min(nc - jr),
+                                rows: t_rows,
+                                cols: t_cols,
                             };
                             // SAFETY: the panels hold kc values of MR / NR
                             // lines; the tile lies inside this block of C;
                             // `available` holds (the caller's contract).
                             unsafe { kernel(kc, ap, bp, tile, alpha, beta_k) };
+                            if last_k && !epi.is_identity() {
+                                // SAFETY: as for the kernel; the epilogue
+                                // covers C (the caller's contract).
+                                unsafe {
+                                    epi.apply_tile_avx512(at, n, (row, t_rows), (col, t_cols))
+                                };
+                            }
                         }
                     }
                 }
@@ -215,6 +319,10 @@ pub fn gemm_panel(a: &PackedA, b: &[f32], c: &mut [f32], ldc: usize) {
                 cols: NR,
             };
             let beta = if pc == 0 { 0.0 } else { 1.0 };
+            let bp = BPanel {
+                at: bp.as_ptr(),
+                ld: NR,
+            };
             // SAFETY: the panels hold kc values of MR / NR lines; the tile's
             // rows and NR columns lie in c; AVX512F holds (PackedA::new).
             unsafe { kernel(kc, ap, bp, tile, 1.0, beta) };
@@ -351,6 +459,15 @@ unsafe fn transpose_16(_: &[&[f32]; 16], _: usize, _: &mut [f32], _: usize, _: u
     unreachable!("gemm_avx512 runs only where available() holds")
 }
 
+/// Where a micro-kernel reads its B panel: for each of its `kc` values of
+/// k, `NR` values from `at + p * ld` (a packed panel: `ld == NR`; B as
+/// stored `[k, n]`: `ld == n`).
+#[derive(Clone, Copy)]
+struct BPanel {
+    at: *const f32,
+    ld: usize,
+}
+
 /// Where a micro-kernel writes: `rows x cols` elements of C from `at`, at a
 /// row stride of `ldc`.
 struct Tile {
@@ -368,17 +485,25 @@ struct Tile {
 /// the tile's elements lie in C.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f")]
-unsafe fn kernel(kc: usize, a: &[f32], b: &[f32], tile: Tile, alpha: f32, beta: f32) {
+unsafe fn kernel(kc: usize, a: &[f32], b: BPanel, tile: Tile, alpha: f32, beta: f32) {
     use std::arch::x86_64::*;
-    assert!(a.len() >= kc * MR && b.len() >= kc * NR);
-    // SAFETY: the loads stay inside the asserted panels; the stores inside
-    // the tile (the caller's contract).
+    assert!(a.len() >= kc * MR);
+    // SAFETY: the loads stay inside the asserted A panel and the B panel
+    // (the caller's contract); the stores inside the tile (likewise).
     unsafe {
         let mut acc = [[_mm512_setzero_ps(); 2]; MR];
-        let (pa, pb) = (a.as_ptr(), b.as_ptr());
+        let (pa, pb, ldb) = (a.as_ptr(), b.at, b.ld);
         for p in 0..kc {
-            let b0 = _mm512_loadu_ps(pb.add(p * NR));
-            let b1 = _mm512_loadu_ps(pb.add(p * NR + 16));
+            let row = pb.add(p * ldb);
+            if ldb != NR {
+                // B read where it lies: fetch the next panel's part of
+                // this row while this one is multiplied. A prefetch
+                // never faults, so past B's end it is harmless.
+                _mm_prefetch::<_MM_HINT_T0>(row.wrapping_add(NR).cast());
+                _mm_prefetch::<_MM_HINT_T0>(row.wrapping_add(NR + 16).cast());
+            }
+            let b0 = _mm512_loadu_ps(row);
+            let b1 = _mm512_loadu_ps(row.add(16));
             for (r, acc_r) in acc.iter_mut().enumerate() {
                 let av = _mm512_set1_ps(*pa.add(p * MR + r));
                 acc_r[0] = _mm512_fmadd_ps(av, b0, acc_r[0]);
@@ -429,7 +554,7 @@ unsafe fn kernel(kc: usize, a: &[f32], b: &[f32], tile: Tile, alpha: f32, beta: 
 }
 
 #[cfg(not(target_arch = "x86_64"))]
-unsafe fn kernel(_: usize, _: &[f32], _: &[f32], _: Tile, _: f32, _: f32) {
+unsafe fn kernel(_: usize, _: &[f32], _: BPanel, _: Tile, _: f32, _: f32) {
     unreachable!("gemm_avx512 runs only where available() holds")
 }
 

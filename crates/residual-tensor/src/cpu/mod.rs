@@ -5,6 +5,7 @@ mod attention;
 mod bf16_pairs;
 mod conv;
 mod elementwise;
+mod epilogue;
 mod fill;
 pub mod gemm;
 #[cfg(target_arch = "x86_64")]
@@ -410,13 +411,17 @@ impl Backend for CpuBackend {
         let bias = epi.bias.map(f32s).transpose()?;
         let residual = epi.residual.map(f32s).transpose()?;
         let relu = epi.act == Some(UnaryOp::Relu);
-        if winograd_enabled() && winograd::applies(g) && (relu || epi.act.is_none()) {
-            let epi = winograd::Epilogue {
+        if relu || epi.act.is_none() {
+            let epi = epilogue::Epilogue {
                 bias,
                 residual,
                 relu,
             };
-            return Ok(store(winograd::forward(f32s(x)?, f32s(w)?, g, epi)));
+            let (x, w) = (f32s(x)?, f32s(w)?);
+            if winograd_enabled() && winograd::applies(g) {
+                return Ok(store(winograd::forward(x, w, g, epi)));
+            }
+            return Ok(store(conv::forward_fused(x, w, g, &epi)));
         }
         let mut y = conv_forward_f32(f32s(x)?, f32s(w)?, g);
         elementwise::conv_epilogue(&mut y, g.c_out, g.oh * g.ow, bias, residual, epi.act);

@@ -19,6 +19,7 @@
 //!
 //! Use [`applies`] first: [`forward`] requires AVX512F.
 
+pub use super::epilogue::Epilogue;
 use super::fill::{assume_init_vec, uninit_vec};
 use super::gemm_avx512::{self, PackedA, PANEL_COLUMNS};
 use super::spare::Spare;
@@ -60,18 +61,6 @@ fn supports(g: &Conv2dGeometry) -> bool {
         && fits_i32(g.n * g.c_in * g.h * g.w)
         && fits_i32(g.n * g.c_out * g.oh * g.ow)
         && gemm_avx512::available()
-}
-
-/// What [`forward`] applies to each output element as it stores it, in
-/// order: add `bias: [o]`, add `residual: [n, o, oh, ow]`, clamp at zero.
-#[derive(Clone, Copy, Default)]
-pub struct Epilogue<'a> {
-    /// Per output channel.
-    pub bias: Option<&'a [f32]>,
-    /// Of the output's shape (the residual shortcut).
-    pub residual: Option<&'a [f32]>,
-    /// ReLU last.
-    pub relu: bool,
 }
 
 /// The forward convolution `y = epi(conv(x, w))`.
