@@ -10,6 +10,7 @@
 use super::epilogue::Epilogue;
 use super::fill::{assume_init_vec, uninit_vec};
 use super::gemm::{GemmElem, MatRef};
+use super::gemm_avx512::PackedA;
 use super::spare::Spare;
 use super::wide::wide;
 use crate::backend::Conv2dGeometry;
@@ -381,7 +382,30 @@ fn output_matrix<'a, T: GemmElem>(
 
 /// Forward: `y[chunk, grp] = w[grp] @ im2col(x[chunk, grp])`.
 pub fn forward<T: GemmElem + Spare>(x: &[T], w: &[T], g: &Conv2dGeometry) -> Vec<f32> {
-    forward_fused(x, w, g, &Epilogue::default())
+    forward_fused(x, Weights::Stored(w), g, &Epilogue::default())
+}
+
+/// The weight operand of a forward convolution.
+#[derive(Clone, Copy)]
+pub enum Weights<'a, T: GemmElem> {
+    /// `[c_out, c_in / groups, kh, kw]` as stored.
+    Stored(&'a [T]),
+    /// Packed ahead for the GEMM, one `[opg, K]` per group ([`pack_weights`]).
+    Packed(&'a [T::Packed]),
+}
+
+/// The f32 weights of a convolution packed for its GEMMs, one operand per
+/// group, so that an inference convolution does not pack them on every
+/// call (with few output pixels, as at batch 1, packing was a sixth of the
+/// work).
+///
+/// # Panics
+/// When the CPU lacks AVX-512F or `w` is shorter than its shape.
+pub fn pack_weights(w: &[f32], g: &Conv2dGeometry) -> Vec<PackedA> {
+    let d = dims(g);
+    (0..g.p.groups)
+        .map(|grp| PackedA::new(d.opg, d.k, group_weight(w, d, grp)))
+        .collect()
 }
 
 /// Forward with an epilogue: `y = epi(conv(x, w))`, the epilogue applied
@@ -393,7 +417,7 @@ pub fn forward<T: GemmElem + Spare>(x: &[T], w: &[T], g: &Conv2dGeometry) -> Vec
 /// fewer than `y`'s.
 pub fn forward_fused<T: GemmElem + Spare>(
     x: &[T],
-    w: &[T],
+    w: Weights<'_, T>,
     g: &Conv2dGeometry,
     epi: &Epilogue<'_>,
 ) -> Vec<f32> {
@@ -412,21 +436,36 @@ pub fn forward_fused<T: GemmElem + Spare>(
     let mut s = Scratch::<T, f32>::new(g, d);
     for (n0, nb) in chunks(g.n, d.nb) {
         for grp in 0..g.p.groups {
-            let ws = MatRef {
-                data: group_weight(w, d, grp),
-                trans: false,
-            };
             let b = MatRef {
                 data: input_matrix(x, &mut s.cols, s.direct, g, d, n0, nb, grp),
                 trans: false,
             };
-            if nb == 1 {
+            // One sample: the GEMM stores y's planes through the epilogue.
+            // Several: it stores a block that the scatter sends through it.
+            let (out, part, cols) = if nb == 1 {
                 let at = (n0 * g.c_out + grp * d.opg) * d.p;
-                let ys = &mut y[at..][..d.opg * d.p];
                 let part = epi.part(grp * d.opg, d.opg, at, d.opg * d.p);
-                T::gemm_uninit_fused((d.opg, d.k, d.p), ws, b, ys, &part);
+                (&mut y[at..][..d.opg * d.p], part, d.p)
             } else {
-                T::gemm(d.opg, d.k, nb * d.p, ws, b, 0.0, &mut s.block);
+                let block = &mut s.block[..d.opg * nb * d.p];
+                // SAFETY: MaybeUninit<f32> has f32's layout, and only
+                // values are written through it.
+                let block = unsafe {
+                    std::slice::from_raw_parts_mut(block.as_mut_ptr().cast(), block.len())
+                };
+                (block, Epilogue::default(), nb * d.p)
+            };
+            match w {
+                Weights::Stored(w) => {
+                    let ws = MatRef {
+                        data: group_weight(w, d, grp),
+                        trans: false,
+                    };
+                    T::gemm_uninit_fused((d.opg, d.k, cols), ws, b, out, &part);
+                }
+                Weights::Packed(p) => T::gemm_packed_fused(&p[grp], b, cols, out, &part),
+            }
+            if nb > 1 {
                 scatter_out(&s.block, g, d, (n0, nb, grp), epi, &mut y);
             }
         }
@@ -709,7 +748,7 @@ mod tests {
                     epi.residual,
                     act,
                 );
-                let got = forward_fused(&x, &w, &g, &epi);
+                let got = forward_fused(&x, Weights::Stored(&w), &g, &epi);
                 let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
                 assert!(
                     bits(&got) == bits(&want),

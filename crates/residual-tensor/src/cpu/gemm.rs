@@ -69,6 +69,7 @@ pub fn sgemm(
     for_each_block_of_c(
         "sgemm",
         dims,
+        16,
         a.data,
         b.data,
         beta,
@@ -108,6 +109,21 @@ pub fn sgemm(
 /// all of C and reading none of it when `beta == 0`, which holds for these
 /// two and is not something another crate's implementation could promise.
 pub trait GemmElem: sealed::Sealed + Copy + Default + Send + Sync {
+    /// A weight `[m, k]` packed once for products that multiply it by many
+    /// inputs (f32 on AVX-512F: [`super::gemm_avx512::PackedA`]; none for
+    /// bf16, whose type has no values).
+    type Packed: Send + Sync;
+
+    /// `c[m, n] = epi(a[m, k] @ op(b)[k, n])` into memory not yet written,
+    /// with A packed ahead.
+    fn gemm_packed_fused(
+        a: &Self::Packed,
+        b: MatRef<Self>,
+        n: usize,
+        c: &mut [MaybeUninit<f32>],
+        epi: &Epilogue<'_>,
+    );
+
     /// `c[m, n] = op(a)[m, k] @ op(b)[k, n] + beta * c`.
     #[allow(clippy::too_many_arguments)]
     fn gemm(
@@ -172,6 +188,21 @@ pub(crate) mod sealed {
 }
 
 impl GemmElem for f32 {
+    type Packed = super::gemm_avx512::PackedA;
+
+    fn gemm_packed_fused(
+        a: &Self::Packed,
+        b: MatRef<f32>,
+        n: usize,
+        c: &mut [MaybeUninit<f32>],
+        epi: &Epilogue<'_>,
+    ) {
+        // SAFETY: MaybeUninit<f32> has f32's layout; the product writes
+        // every element of C before reading it (beta == 0).
+        let c = unsafe { std::slice::from_raw_parts_mut(c.as_mut_ptr().cast::<f32>(), c.len()) };
+        super::gemm_avx512::gemm_packed_fused(a, b, n, c, epi);
+    }
+
     fn gemm(
         m: usize,
         k: usize,

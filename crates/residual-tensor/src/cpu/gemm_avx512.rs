@@ -79,7 +79,15 @@ pub fn gemm(
     beta: f32,
     c: &mut [f32],
 ) {
-    blocked((m, k, n), alpha, a, b, beta, c, &Epilogue::default());
+    blocked(
+        (m, k, n),
+        alpha,
+        AOperand::Stored(a),
+        b,
+        beta,
+        c,
+        &Epilogue::default(),
+    );
 }
 
 /// `c[m, n] = epi(op(a)[m, k] @ op(b)[k, n])`: the product with the
@@ -108,26 +116,61 @@ pub fn gemm_fused(
         epi.apply(&mut c[..m * n], n);
         return;
     }
-    blocked((m, k, n), 1.0, a, b, 0.0, c, epi);
+    blocked((m, k, n), 1.0, AOperand::Stored(a), b, 0.0, c, epi);
 }
 
-/// [`gemm`] or [`gemm_fused`]: the product split into blocks of C, one per
-/// thread.
+/// `c[m, n] = epi(a[m, k] @ op(b)[k, n])` with A packed once
+/// ([`PackedA`]): [`gemm_fused`] without packing A, for weights that
+/// multiply many inputs. `c` is only written.
+///
+/// # Panics
+/// As [`gemm_fused`].
+pub fn gemm_packed_fused(a: &PackedA, b: MatRef<f32>, n: usize, c: &mut [f32], epi: &Epilogue<'_>) {
+    let (m, k) = (a.m, a.k);
+    assert!(
+        epi.bias.is_none_or(|v| v.len() >= m) && epi.residual.is_none_or(|v| v.len() >= m * n),
+        "gemm_avx512: epilogue shorter than C"
+    );
+    if k == 0 {
+        c[..m * n].fill(0.0);
+        epi.apply(&mut c[..m * n], n);
+        return;
+    }
+    blocked((m, k, n), 1.0, AOperand::Packed(a), b, 0.0, c, epi);
+}
+
+/// The A operand of a blocked product.
+#[derive(Clone, Copy)]
+enum AOperand<'a> {
+    /// As stored: packed block by block as the product goes.
+    Stored(MatRef<'a, f32>),
+    /// Packed once, whole.
+    Packed(&'a PackedA),
+}
+
+/// [`gemm`], [`gemm_fused`] or [`gemm_packed_fused`]: the product split into
+/// blocks of C, one per thread (rows split at multiples of `MR`, where a
+/// packed A's panels start).
 #[allow(clippy::too_many_arguments)]
 fn blocked(
     dims: (usize, usize, usize),
     alpha: f32,
-    a: MatRef<f32>,
+    a: AOperand<'_>,
     b: MatRef<f32>,
     beta: f32,
     c: &mut [f32],
     epi: &Epilogue<'_>,
 ) {
     assert!(available(), "gemm_avx512: this CPU lacks AVX512F");
+    let a_data = match a {
+        AOperand::Stored(a) => a.data,
+        AOperand::Packed(p) => &p.data[..],
+    };
     for_each_block_of_c(
         "gemm_avx512",
         dims,
-        a.data,
+        MR,
+        a_data,
         b.data,
         beta,
         c,
@@ -151,7 +194,7 @@ fn blocked(
 unsafe fn block(
     (m, k, n): (usize, usize, usize),
     alpha: f32,
-    a: MatRef<f32>,
+    a: AOperand<'_>,
     b: MatRef<f32>,
     beta: f32,
     c: *mut f32,
@@ -168,10 +211,11 @@ unsafe fn block(
     } else {
         NC.min(cols.next_multiple_of(NR))
     };
-    let (mut apack, mut bpack) = (
-        f32::take(MC.min(rows.next_multiple_of(MR)) * kc_max),
-        f32::take(b_lines * kc_max),
-    );
+    let a_lines = match a {
+        AOperand::Stored(_) => MC.min(rows.next_multiple_of(MR)),
+        AOperand::Packed(_) => 0,
+    };
+    let (mut apack, mut bpack) = (f32::take(a_lines * kc_max), f32::take(b_lines * kc_max));
     {
         let (apack, bpack) = (&mut apack[..], &mut bpack[..]);
         for jc in (c0..c0 + cols).step_by(NC) {
@@ -198,8 +242,20 @@ unsafe fn block(
                 let last_k = pc + kc == k;
                 for ic in (r0..r0 + rows).step_by(MC) {
                     let mc = MC.min(r0 + rows - ic);
-                    let lda = if a.trans { m } else { k };
-                    pack::<MR>(a.data, a.trans, lda, (ic, mc), (pc, kc), apack);
+                    let a_block: &[f32] = match a {
+                        AOperand::Stored(a) => {
+                            let lda = if a.trans { m } else { k };
+                            pack::<MR>(a.data, a.trans, lda, (ic, mc), (pc, kc), apack);
+                            apack
+                        }
+                        AOperand::Packed(p) => {
+                            // Blocks split rows at multiples of MR (`blocked`),
+                            // and MC is one: row ic starts a panel.
+                            debug_assert!(ic.is_multiple_of(MR));
+                            let m_pad = m.next_multiple_of(MR);
+                            &p.data[pc * m_pad + ic / MR * kc * MR..]
+                        }
+                    };
                     for jr in (0..nc).step_by(NR) {
                         let bp = if jr < whole {
                             BPanel {
@@ -217,7 +273,7 @@ unsafe fn block(
                             }
                         };
                         for ir in (0..mc).step_by(MR) {
-                            let ap = &apack[ir / MR * kc * MR..][..kc * MR];
+                            let ap = &a_block[ir / MR * kc * MR..][..kc * MR];
                             let (row, col) = (ic + ir, jc + jr);
                             // SAFETY: the tile's first element lies in
                             // this block of C.
@@ -289,6 +345,16 @@ impl PackedA {
         // SAFETY: the k blocks cover all of data, each written in full.
         let data = unsafe { assume_init_vec(data) };
         PackedA { m, k, data }
+    }
+
+    /// Its shape `(m, k)`.
+    pub fn shape(&self) -> (usize, usize) {
+        (self.m, self.k)
+    }
+
+    /// The values it holds (rows padded to `MR`), for accounting.
+    pub fn len(&self) -> usize {
+        self.data.len()
     }
 }
 

@@ -21,10 +21,12 @@
 #[cfg(test)]
 use super::bf16_pairs::cpuinfo_lists;
 use super::bf16_pairs::{interleave_rows, pair, scatter_pairs};
+use super::epilogue::Epilogue;
 use super::gemm::{GemmElem, MatRef};
 use super::gemm_parts::for_each_block_of_c;
 use super::spare::Spare;
 use half::bf16;
+use std::mem::MaybeUninit;
 
 /// Rows of C per micro-tile.
 const MR: usize = 6;
@@ -42,6 +44,19 @@ const _: () = assert!(NR == 32);
 
 /// The native bf16 GEMM as a [`GemmElem`]: callers check [`available`] first.
 impl GemmElem for bf16 {
+    /// bf16 weights are not packed ahead (none can be).
+    type Packed = std::convert::Infallible;
+
+    fn gemm_packed_fused(
+        a: &Self::Packed,
+        _: MatRef<bf16>,
+        _: usize,
+        _: &mut [MaybeUninit<f32>],
+        _: &Epilogue<'_>,
+    ) {
+        match *a {}
+    }
+
     fn gemm(
         m: usize,
         k: usize,
@@ -162,6 +177,7 @@ pub(crate) fn gemm_on(
     for_each_block_of_c(
         "gemm_bf16",
         (m, k, n),
+        16,
         a.data,
         b.data,
         beta,

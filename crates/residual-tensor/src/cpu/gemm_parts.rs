@@ -35,15 +35,21 @@ fn degenerate(m: usize, k: usize, n: usize, beta: f32, c: &mut [f32]) -> bool {
 
 /// Calls `block(r0, rows, c0, cols)` for blocks of an `m x n` product with
 /// inner size `k` that together cover C: one per rayon thread, along the
-/// longer side of C, or the whole of C when the product is small.
-fn for_each_block(m: usize, k: usize, n: usize, block: impl Fn(usize, usize, usize, usize) + Sync) {
+/// longer side of C, or the whole of C when the product is small. Blocks
+/// start at multiples of 16 columns, or of `row_step` rows.
+fn for_each_block(
+    (m, k, n): (usize, usize, usize),
+    row_step: usize,
+    block: impl Fn(usize, usize, usize, usize) + Sync,
+) {
     let threads = rayon::current_num_threads();
     if threads <= 1 || m * n * k < PARALLEL_MIN_MACS {
         block(0, m, 0, n);
         return;
     }
     let long = m.max(n);
-    let step = long.div_ceil(threads).next_multiple_of(16).min(long);
+    let align = if n >= m { 16 } else { row_step };
+    let step = long.div_ceil(threads).next_multiple_of(align).min(long);
     let parts = long.div_ceil(step);
     (0..parts).into_par_iter().for_each(|j| {
         let (start, len) = (j * step, step.min(long - j * step));
@@ -59,12 +65,15 @@ fn for_each_block(m: usize, k: usize, n: usize, block: impl Fn(usize, usize, usi
 /// `k x n` and `m x n` elements (panicking with `what` otherwise), finishes a
 /// product with nothing to multiply ([`degenerate`]), and otherwise calls
 /// `block(c, (r0, rows), (c0, cols))` for the blocks of [`for_each_block`],
-/// on rayon's threads, `c` pointing at C's first element. Each call may
+/// on rayon's threads, `c` pointing at C's first element; a block split
+/// along the rows starts at a multiple of `row_step` rows. Each call may
 /// write rows `r0 .. r0 + rows` and columns `c0 .. c0 + cols` of C: blocks
 /// of concurrent calls are disjoint.
+#[allow(clippy::too_many_arguments)]
 pub(crate) fn for_each_block_of_c<A, B>(
     what: &str,
     (m, k, n): (usize, usize, usize),
+    row_step: usize,
     a: &[A],
     b: &[B],
     beta: f32,
@@ -80,7 +89,7 @@ pub(crate) fn for_each_block_of_c<A, B>(
     }
     // The address as an integer so that tasks can share it.
     let pc = c.as_mut_ptr() as usize;
-    for_each_block(m, k, n, |r0, rows, c0, cols| {
+    for_each_block((m, k, n), row_step, |r0, rows, c0, cols| {
         block(pc as *mut f32, (r0, rows), (c0, cols))
     });
 }

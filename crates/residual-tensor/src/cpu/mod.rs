@@ -17,6 +17,7 @@ mod layout;
 mod norm;
 mod optim;
 mod pool;
+mod prepared;
 mod reduce;
 mod softmax;
 mod spare;
@@ -417,11 +418,27 @@ impl Backend for CpuBackend {
                 residual,
                 relu,
             };
-            let (x, w) = (f32s(x)?, f32s(w)?);
+            let (xs, ws) = (f32s(x)?, f32s(w)?);
+            // Outside gradient recording (inference), the weights are
+            // prepared once and kept while they live ([`prepared`]).
+            let keep = !crate::is_grad_enabled() && gemm_avx512::available();
             if winograd_enabled() && winograd::applies(g) {
-                return Ok(store(winograd::forward(x, w, g, epi)));
+                if keep {
+                    let u = prepared::prepared(w, g, prepared::Use::Winograd, || {
+                        winograd::transform_weights(ws, g)
+                    });
+                    return Ok(store(winograd::forward_transformed(xs, &u, g, epi)));
+                }
+                return Ok(store(winograd::forward(xs, ws, g, epi)));
             }
-            return Ok(store(conv::forward_fused(x, w, g, &epi)));
+            if keep {
+                let p =
+                    prepared::prepared(w, g, prepared::Use::ConvGemm, || conv::pack_weights(ws, g));
+                let packed = conv::Weights::Packed(&p[..]);
+                return Ok(store(conv::forward_fused(xs, packed, g, &epi)));
+            }
+            let stored = conv::Weights::Stored(ws);
+            return Ok(store(conv::forward_fused(xs, stored, g, &epi)));
         }
         let mut y = conv_forward_f32(f32s(x)?, f32s(w)?, g);
         elementwise::conv_epilogue(&mut y, g.c_out, g.oh * g.ow, bias, residual, epi.act);
@@ -759,6 +776,87 @@ mod tests {
         let scale = col2im.iter().fold(0.0f32, |m, v| m.max(v.abs()));
         for (i, (a, b)) in turned.iter().zip(&col2im).enumerate() {
             assert!((a - b).abs() <= 1e-5 * scale, "[{i}] {a} vs {b}");
+        }
+    }
+
+    /// Outside gradient recording the inference convolution packs (or
+    /// Winograd-transforms) its weights once and keeps them while they
+    /// live: the second call reuses them and gives the first call's bits,
+    /// which are the bits of the same convolution under gradient recording
+    /// (weights packed per call) — for a Winograd, two 1x1 and a grouped
+    /// strided convolution. The kept values go with the weights.
+    #[test]
+    fn kept_inference_weights_give_the_bits_of_weights_packed_per_call() {
+        let avx512 = gemm_avx512::available();
+        if !crate::test_skip::run_or_skip("AVX512F", avx512, avx512) {
+            return;
+        }
+        let shapes = [
+            // Winograd (16 channels, 16 x 16 output), 1x1, grouped 3x3 stride 2.
+            (
+                [2, 16, 16, 16],
+                [16, 16, 3, 3],
+                Conv2dParams::new(1, 1, 1, 1),
+            ),
+            ([3, 40, 9, 9], [24, 40, 1, 1], Conv2dParams::new(1, 0, 1, 1)),
+            ([2, 8, 11, 10], [12, 4, 3, 3], Conv2dParams::new(2, 1, 1, 2)),
+            // More rows than columns, large enough to split the rows
+            // between threads (at a panel's start) where there are several.
+            (
+                [1, 64, 7, 7],
+                [300, 64, 1, 1],
+                Conv2dParams::new(1, 0, 1, 1),
+            ),
+        ];
+        for (i, (x_dims, w_dims, p)) in shapes.into_iter().enumerate() {
+            let g = Conv2dGeometry::new(&Shape::new(x_dims), &Shape::new(w_dims), &p).unwrap();
+            let seed = 10 * i as u64;
+            let x = store(crate::rng::normal(seed, x_dims.iter().product(), 0.0, 1.0));
+            let w = store(crate::rng::normal(
+                seed + 1,
+                w_dims.iter().product(),
+                0.0,
+                0.3,
+            ));
+            let bias = store(crate::rng::normal(seed + 2, g.c_out, 0.0, 1.0));
+            let residual = store(crate::rng::normal(
+                seed + 3,
+                g.n * g.c_out * g.oh * g.ow,
+                0.0,
+                1.0,
+            ));
+            let epi = ConvEpilogue {
+                bias: Some(&bias),
+                residual: Some(&residual),
+                act: Some(UnaryOp::Relu),
+            };
+            let run = || {
+                let y = CpuBackend.conv2d_fused(&x, &w, &g, &epi).unwrap();
+                f32s(&y)
+                    .unwrap()
+                    .iter()
+                    .map(|v| v.to_bits())
+                    .collect::<Vec<_>>()
+            };
+            let per_call = run();
+            assert_eq!(prepared::kept_for(&w), 0, "shape {i}: kept under recording");
+            let first = crate::no_grad(run);
+            assert_eq!(prepared::kept_for(&w), 1, "shape {i}: not kept");
+            let second = crate::no_grad(run);
+            assert!(first == per_call, "shape {i}: kept weights change the bits");
+            assert!(second == first, "shape {i}: the second call differs");
+            let weak = Arc::downgrade(&w);
+            drop(w);
+            // Any later lookup drops the entries of weights gone (our weak
+            // keeps the address from being reused meanwhile).
+            let other = store(vec![0.0; 1]);
+            prepared::prepared(&other, &g, prepared::Use::ConvGemm, Vec::new);
+            let at = weak.as_ptr().cast::<()>() as usize;
+            assert_eq!(
+                prepared::kept_at(at),
+                0,
+                "shape {i}: kept after the weights' drop"
+            );
         }
     }
 }

@@ -69,17 +69,50 @@ fn supports(g: &Conv2dGeometry) -> bool {
 /// Where [`supports`] does not hold ([`applies`] implies it), or an operand
 /// is shorter than its shape.
 pub fn forward(x: &[f32], w: &[f32], g: &Conv2dGeometry, epi: Epilogue<'_>) -> Vec<f32> {
+    forward_transformed(x, &transform_weights(w, g), g, epi)
+}
+
+/// The weights of a convolution [`forward`] computes, transformed and
+/// packed for its 36 products: what [`forward_transformed`] takes, made
+/// once for weights that convolve many inputs.
+///
+/// # Panics
+/// Where [`supports`] does not hold, or `w` is shorter than its shape.
+pub fn transform_weights(w: &[f32], g: &Conv2dGeometry) -> Vec<PackedA> {
+    assert!(
+        supports(g),
+        "winograd::transform_weights: convolution not supported"
+    );
+    let (c, o) = (g.c_in, g.c_out);
+    assert!(
+        w.len() >= o * c * 9,
+        "winograd::transform_weights: weights too small"
+    );
+    weight_transform(w, o, c)
+}
+
+/// [`forward`] with the weights already transformed ([`transform_weights`]
+/// of this geometry's weights).
+///
+/// # Panics
+/// As [`forward`], or when `u` is not 36 operands of `c_out x c_in`.
+pub fn forward_transformed(
+    x: &[f32],
+    u: &[PackedA],
+    g: &Conv2dGeometry,
+    epi: Epilogue<'_>,
+) -> Vec<f32> {
     assert!(supports(g), "winograd::forward: convolution not supported");
     let (c, o) = (g.c_in, g.c_out);
     let y_len = g.n * o * g.oh * g.ow;
     assert!(
         x.len() >= g.n * c * g.h * g.w
-            && w.len() >= o * c * 9
+            && u.len() == XI
+            && u.iter().all(|u| u.shape() == (o, c))
             && epi.bias.is_none_or(|b| b.len() >= o)
             && epi.residual.is_none_or(|r| r.len() >= y_len),
         "winograd::forward: operand too small"
     );
-    let u = weight_transform(w, o, c);
     let tiles = Tiles::new(g);
     let mut y = uninit_vec::<f32>(y_len);
     // The address as an integer so that tasks can share it.

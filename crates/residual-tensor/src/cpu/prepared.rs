@@ -1,0 +1,101 @@
+//! Inference weights prepared once: the packed GEMM operands of a
+//! convolution's weights, or their Winograd transform, kept for as long as
+//! the weights live, so that a model run many times (an inference model's
+//! folded weights) packs each weight once instead of on every call.
+//!
+//! Keyed by the weight's storage (the `Arc` itself, not its values): an
+//! entry holds a `Weak` to it, so it neither keeps the weights alive nor
+//! can mistake another storage for them (a live `Weak` keeps the address
+//! from being reused). Entries of dropped weights are removed at the next
+//! lookup. Only for weights no optimizer updates: a `Weak` makes
+//! `Arc::get_mut` fail, so in-place updates of such weights would copy
+//! instead (the backend prepares weights only outside gradient recording).
+
+use super::gemm_avx512::PackedA;
+use crate::backend::{BackendStorage, Conv2dGeometry, Storage};
+use std::sync::{Arc, Mutex, Weak};
+
+/// At most this many prepared values are kept (1 GiB of f32); beyond it
+/// new weights are prepared for each call, as without the cache.
+const MAX_VALUES: usize = 1 << 28;
+
+/// What was made from the weights.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum Use {
+    /// [`super::conv::pack_weights`]: one packed operand per group.
+    ConvGemm,
+    /// [`super::winograd::transform_weights`]: 36 transformed operands.
+    Winograd,
+}
+
+/// The weights' identity and how they were prepared.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+struct Key {
+    storage: usize,
+    what: Use,
+    /// `[c_out, c_in, kh, kw, groups]` of the convolution.
+    shape: [usize; 5],
+}
+
+struct Entry {
+    key: Key,
+    weights: Weak<dyn BackendStorage>,
+    prepared: Arc<Vec<PackedA>>,
+    values: usize,
+}
+
+static CACHE: Mutex<Vec<Entry>> = Mutex::new(Vec::new());
+
+/// The weights `w` of the convolution `g` prepared for `what`: from the
+/// cache, or by `make` (then kept while `w` lives, room permitting).
+pub fn prepared(
+    w: &Storage,
+    g: &Conv2dGeometry,
+    what: Use,
+    make: impl FnOnce() -> Vec<PackedA>,
+) -> Arc<Vec<PackedA>> {
+    let key = Key {
+        storage: Arc::as_ptr(w).cast::<()>() as usize,
+        what,
+        shape: [g.c_out, g.c_in, g.kh, g.kw, g.p.groups],
+    };
+    {
+        let mut cache = CACHE.lock().unwrap_or_else(|e| e.into_inner());
+        cache.retain(|e| e.weights.strong_count() > 0);
+        if let Some(e) = cache.iter().find(|e| e.key == key) {
+            return Arc::clone(&e.prepared);
+        }
+    }
+    // Made outside the lock: another thread may make the same; the first
+    // kept wins, and both results are the same values.
+    let prepared = Arc::new(make());
+    let values = prepared.iter().map(PackedA::len).sum();
+    let mut cache = CACHE.lock().unwrap_or_else(|e| e.into_inner());
+    if let Some(e) = cache.iter().find(|e| e.key == key) {
+        return Arc::clone(&e.prepared);
+    }
+    let held: usize = cache.iter().map(|e| e.values).sum();
+    if held + values <= MAX_VALUES {
+        cache.push(Entry {
+            key,
+            weights: Arc::downgrade(w),
+            prepared: Arc::clone(&prepared),
+            values,
+        });
+    }
+    prepared
+}
+
+/// How many prepared values are kept for the live weights `w`, for tests.
+#[cfg(test)]
+pub fn kept_for(w: &Storage) -> usize {
+    kept_at(Arc::as_ptr(w).cast::<()>() as usize)
+}
+
+/// How many prepared values are kept for weights whose storage lies at
+/// `storage` (live or not), for tests.
+#[cfg(test)]
+pub fn kept_at(storage: usize) -> usize {
+    let cache = CACHE.lock().unwrap_or_else(|e| e.into_inner());
+    cache.iter().filter(|e| e.key.storage == storage).count()
+}
