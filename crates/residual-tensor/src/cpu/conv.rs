@@ -463,7 +463,15 @@ pub fn forward_fused<T: GemmElem + Spare>(
                     };
                     T::gemm_uninit_fused((d.opg, d.k, cols), ws, b, out, &part);
                 }
-                Weights::Packed(p) => T::gemm_packed_fused(&p[grp], b, cols, out, &part),
+                Weights::Packed(p) => {
+                    // A packed operand of another shape would leave part
+                    // of `y` unwritten: refuse it.
+                    assert!(
+                        p.len() == g.p.groups && T::packed_shape(&p[grp]) == (d.opg, d.k),
+                        "conv::forward_fused: packed weights of another shape"
+                    );
+                    T::gemm_packed_fused(&p[grp], b, cols, out, &part)
+                }
             }
             if nb > 1 {
                 scatter_out(&s.block, g, d, (n0, nb, grp), epi, &mut y);

@@ -6,7 +6,9 @@
 //! Per element, in this order: `v + bias[row]`, `+ residual`, then ReLU as
 //! the ReLU op computes it (`v < 0 ? 0 : v`, so NaN passes). Each step
 //! rounds once, as [`super::elementwise::conv_epilogue`] does, so a fused
-//! store gives that pass's bits.
+//! store gives that pass's bits. An epilogue with nothing to do changes
+//! nothing (that pass's `v + 0.0` turned -0 into +0): the output is then the
+//! plain convolution's.
 
 use std::mem::MaybeUninit;
 
@@ -39,8 +41,8 @@ impl<'a> Epilogue<'a> {
         }
     }
 
-    /// One element: `v` of row `row`, with `residual` the residual's
-    /// element at the same place.
+    /// One element: `v` with its row's `bias`, and `residual` the
+    /// residual's element at the same place.
     #[inline(always)]
     fn one(&self, v: f32, bias: f32, residual: Option<f32>) -> f32 {
         let mut v = v + bias;
@@ -57,6 +59,12 @@ impl<'a> Epilogue<'a> {
     /// Writes `dst[j] = epi(src[j])` for row `row` of the output, whose
     /// residual row starts at element `at`.
     pub fn row_into(&self, src: &[f32], dst: &mut [MaybeUninit<f32>], row: usize, at: usize) {
+        if self.is_identity() {
+            for (d, &v) in dst.iter_mut().zip(src) {
+                d.write(v);
+            }
+            return;
+        }
         let b = self.bias.map_or(0.0, |b| b[row]);
         match self.residual {
             Some(r) => {

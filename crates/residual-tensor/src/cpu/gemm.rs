@@ -114,6 +114,9 @@ pub trait GemmElem: sealed::Sealed + Copy + Default + Send + Sync {
     /// bf16, whose type has no values).
     type Packed: Send + Sync;
 
+    /// The shape `(m, k)` of a packed operand.
+    fn packed_shape(a: &Self::Packed) -> (usize, usize);
+
     /// `c[m, n] = epi(a[m, k] @ op(b)[k, n])` into memory not yet written,
     /// with A packed ahead.
     fn gemm_packed_fused(
@@ -189,6 +192,10 @@ pub(crate) mod sealed {
 
 impl GemmElem for f32 {
     type Packed = super::gemm_avx512::PackedA;
+
+    fn packed_shape(a: &Self::Packed) -> (usize, usize) {
+        a.shape()
+    }
 
     fn gemm_packed_fused(
         a: &Self::Packed,

@@ -4,7 +4,7 @@
 //! Blocking as in GotoBLAS, like the bf16 GEMM ([`super::gemm_bf16`]): C is
 //! split into one block per rayon thread (`gemm_parts::for_each_block`); within a
 //! block, `NC` columns by `KC` of k of B are packed (L2), then `MC` rows by
-//! `KC` of A, and a `MR x NR` micro-kernel keeps its tile of C in 24 of the
+//! `KC` of A (unless A was packed once, [`PackedA`]), and a `MR x NR` micro-kernel keeps its tile of C in 24 of the
 //! 32 vector registers: per k, two 16-lane loads of B and `MR` broadcasts of
 //! A feed 24 FMAs, so the two FMA ports, not the loads, set the pace. Packed
 //! layouts, k-major so that the micro-kernel reads both panels in order:
@@ -127,6 +127,11 @@ pub fn gemm_fused(
 /// As [`gemm_fused`].
 pub fn gemm_packed_fused(a: &PackedA, b: MatRef<f32>, n: usize, c: &mut [f32], epi: &Epilogue<'_>) {
     let (m, k) = (a.m, a.k);
+    assert_eq!(
+        c.len(),
+        m * n,
+        "gemm_packed_fused: c must hold m * n elements"
+    );
     assert!(
         epi.bias.is_none_or(|v| v.len() >= m) && epi.residual.is_none_or(|v| v.len() >= m * n),
         "gemm_avx512: epilogue shorter than C"
@@ -188,7 +193,8 @@ fn blocked(
 ///
 /// # Safety
 /// `c` points to the `m x n` result; no other thread writes this block;
-/// [`available`] holds; the epilogue's bias holds `m` values and its
+/// [`available`] holds; a stored B holds `k * n` values (it is read in
+/// place, unchecked); the epilogue's bias holds `m` values and its
 /// residual `m * n`.
 #[allow(clippy::too_many_arguments)]
 unsafe fn block(
@@ -251,7 +257,7 @@ unsafe fn block(
                         AOperand::Packed(p) => {
                             // Blocks split rows at multiples of MR (`blocked`),
                             // and MC is one: row ic starts a panel.
-                            debug_assert!(ic.is_multiple_of(MR));
+                            assert!(ic.is_multiple_of(MR), "packed A: block off a panel");
                             let m_pad = m.next_multiple_of(MR);
                             &p.data[pc * m_pad + ic / MR * kc * MR..]
                         }
@@ -264,12 +270,14 @@ unsafe fn block(
                                 // the driver: b holds k x n).
                                 at: unsafe { b.data.as_ptr().add(pc * n + jc + jr) },
                                 ld: n,
+                                in_place: true,
                             }
                         } else {
                             let p = &bpack[(jr - whole) / NR * kc * NR..][..kc * NR];
                             BPanel {
                                 at: p.as_ptr(),
                                 ld: NR,
+                                in_place: false,
                             }
                         };
                         for ir in (0..mc).step_by(MR) {
@@ -388,6 +396,7 @@ pub fn gemm_panel(a: &PackedA, b: &[f32], c: &mut [f32], ldc: usize) {
             let bp = BPanel {
                 at: bp.as_ptr(),
                 ld: NR,
+                in_place: false,
             };
             // SAFETY: the panels hold kc values of MR / NR lines; the tile's
             // rows and NR columns lie in c; AVX512F holds (PackedA::new).
@@ -532,6 +541,8 @@ unsafe fn transpose_16(_: &[&[f32]; 16], _: usize, _: &mut [f32], _: usize, _: u
 struct BPanel {
     at: *const f32,
     ld: usize,
+    /// Read where B lies (not packed): the kernel prefetches the next panel.
+    in_place: bool,
 }
 
 /// Where a micro-kernel writes: `rows x cols` elements of C from `at`, at a
@@ -547,7 +558,8 @@ struct Tile {
 /// `kc` values of k (`beta == 0`: the tile is only written).
 ///
 /// # Safety
-/// AVX512F is available; the panels hold `kc` values of `MR` / `NR` lines;
+/// AVX512F is available; the A panel holds `kc` values of `MR` rows; the B
+/// panel's `kc` rows of `NR` values (from `b.at + p * b.ld`) are readable;
 /// the tile's elements lie in C.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f")]
@@ -559,9 +571,11 @@ unsafe fn kernel(kc: usize, a: &[f32], b: BPanel, tile: Tile, alpha: f32, beta: 
     unsafe {
         let mut acc = [[_mm512_setzero_ps(); 2]; MR];
         let (pa, pb, ldb) = (a.as_ptr(), b.at, b.ld);
+        // B read where it lies (not a packed panel): fetch ahead.
+        let prefetch = b.in_place;
         for p in 0..kc {
             let row = pb.add(p * ldb);
-            if ldb != NR {
+            if prefetch {
                 // B read where it lies: fetch the next panel's part of
                 // this row while this one is multiplied. A prefetch
                 // never faults, so past B's end it is harmless.
@@ -692,6 +706,55 @@ mod tests {
                     }
                 }
             }
+        }
+    }
+
+    /// A B stored `[k, n]` and read where it lies (blocks of at most
+    /// `DIRECT_B_MAX_ROWS` rows) gives the bits of the same B packed (given
+    /// transposed, which is always packed): whole and partial panels,
+    /// several k blocks, one row and a full MC block, with and without the
+    /// fused epilogue.
+    #[test]
+    fn b_read_in_place_gives_the_bits_of_b_packed() {
+        if !crate::test_skip::run_or_skip("AVX512F", available(), available()) {
+            return;
+        }
+        for &(m, k, n) in &[(100, 300, 70), (12, 40, 64), (128, 257, 33), (1, 5, 100)] {
+            assert!(m <= DIRECT_B_MAX_ROWS);
+            let (a, b) = (values(m * k, 4), values(k * n, 5));
+            let bt: Vec<f32> = (0..n * k).map(|i| b[(i % k) * n + i / k]).collect();
+            let a = MatRef {
+                data: &a[..],
+                trans: false,
+            };
+            let in_place = MatRef {
+                data: &b[..],
+                trans: false,
+            };
+            let packed = MatRef {
+                data: &bt[..],
+                trans: true,
+            };
+            let bias = values(m, 6);
+            let epi = Epilogue {
+                bias: Some(&bias),
+                residual: None,
+                relu: true,
+            };
+            let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+            let (mut c1, mut c2) = (vec![0.0; m * n], vec![0.0; m * n]);
+            gemm(m, k, n, 1.0, a, in_place, 0.0, &mut c1);
+            gemm(m, k, n, 1.0, a, packed, 0.0, &mut c2);
+            assert!(
+                bits(&c1) == bits(&c2),
+                "m{m} k{k} n{n}: in place and packed differ"
+            );
+            gemm_fused((m, k, n), a, in_place, &mut c1, &epi);
+            gemm_fused((m, k, n), a, packed, &mut c2, &epi);
+            assert!(
+                bits(&c1) == bits(&c2),
+                "m{m} k{k} n{n}: fused, in place and packed differ"
+            );
         }
     }
 }

@@ -47,6 +47,10 @@ impl GemmElem for bf16 {
     /// bf16 weights are not packed ahead (none can be).
     type Packed = std::convert::Infallible;
 
+    fn packed_shape(a: &Self::Packed) -> (usize, usize) {
+        match *a {}
+    }
+
     fn gemm_packed_fused(
         a: &Self::Packed,
         _: MatRef<bf16>,

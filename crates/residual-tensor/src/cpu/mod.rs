@@ -82,6 +82,14 @@ pub fn set_winograd(on: bool) {
     WINOGRAD.store(if on { 1 } else { 2 }, std::sync::atomic::Ordering::Relaxed);
 }
 
+/// Drops the weights that inference convolutions keep prepared (packed for
+/// the GEMM, or Winograd-transformed): they go with their weights anyway,
+/// at the next inference convolution; this frees them now. Later calls
+/// prepare them again.
+pub fn clear_prepared_weights() {
+    prepared::clear();
+}
+
 /// Whether the f32 convolutions may use [`winograd`]: as [`set_winograd`]
 /// said, else on unless [`WINOGRAD_ENV`] is `0` (read once).
 fn winograd_enabled() -> bool {
@@ -424,7 +432,7 @@ impl Backend for CpuBackend {
             let keep = !crate::is_grad_enabled() && gemm_avx512::available();
             if winograd_enabled() && winograd::applies(g) {
                 if keep {
-                    let u = prepared::prepared(w, g, prepared::Use::Winograd, || {
+                    let u = prepared::get_or_make(w, g, prepared::Preparation::Winograd, || {
                         winograd::transform_weights(ws, g)
                     });
                     return Ok(store(winograd::forward_transformed(xs, &u, g, epi)));
@@ -432,8 +440,9 @@ impl Backend for CpuBackend {
                 return Ok(store(winograd::forward(xs, ws, g, epi)));
             }
             if keep {
-                let p =
-                    prepared::prepared(w, g, prepared::Use::ConvGemm, || conv::pack_weights(ws, g));
+                let p = prepared::get_or_make(w, g, prepared::Preparation::ConvGemm, || {
+                    conv::pack_weights(ws, g)
+                });
                 let packed = conv::Weights::Packed(&p[..]);
                 return Ok(store(conv::forward_fused(xs, packed, g, &epi)));
             }
@@ -850,7 +859,7 @@ mod tests {
             // Any later lookup drops the entries of weights gone (our weak
             // keeps the address from being reused meanwhile).
             let other = store(vec![0.0; 1]);
-            prepared::prepared(&other, &g, prepared::Use::ConvGemm, Vec::new);
+            prepared::get_or_make(&other, &g, prepared::Preparation::ConvGemm, Vec::new);
             let at = weak.as_ptr().cast::<()>() as usize;
             assert_eq!(
                 prepared::kept_at(at),

@@ -7,9 +7,10 @@
 //! entry holds a `Weak` to it, so it neither keeps the weights alive nor
 //! can mistake another storage for them (a live `Weak` keeps the address
 //! from being reused). Entries of dropped weights are removed at the next
-//! lookup. Only for weights no optimizer updates: a `Weak` makes
-//! `Arc::get_mut` fail, so in-place updates of such weights would copy
-//! instead (the backend prepares weights only outside gradient recording).
+//! lookup, or all at once by [`clear`]. Only for weights that convolve many
+//! inputs unchanged: the backend prepares weights only outside gradient
+//! recording, since training makes new weights every step, whose entries
+//! would only come and go.
 
 use super::gemm_avx512::PackedA;
 use crate::backend::{BackendStorage, Conv2dGeometry, Storage};
@@ -21,7 +22,7 @@ const MAX_VALUES: usize = 1 << 28;
 
 /// What was made from the weights.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
-pub enum Use {
+pub enum Preparation {
     /// [`super::conv::pack_weights`]: one packed operand per group.
     ConvGemm,
     /// [`super::winograd::transform_weights`]: 36 transformed operands.
@@ -32,7 +33,7 @@ pub enum Use {
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 struct Key {
     storage: usize,
-    what: Use,
+    what: Preparation,
     /// `[c_out, c_in, kh, kw, groups]` of the convolution.
     shape: [usize; 5],
 }
@@ -46,12 +47,12 @@ struct Entry {
 
 static CACHE: Mutex<Vec<Entry>> = Mutex::new(Vec::new());
 
-/// The weights `w` of the convolution `g` prepared for `what`: from the
+/// The weights `w` of the convolution `g` prepared as `what`: from the
 /// cache, or by `make` (then kept while `w` lives, room permitting).
-pub fn prepared(
+pub fn get_or_make(
     w: &Storage,
     g: &Conv2dGeometry,
-    what: Use,
+    what: Preparation,
     make: impl FnOnce() -> Vec<PackedA>,
 ) -> Arc<Vec<PackedA>> {
     let key = Key {
@@ -59,13 +60,21 @@ pub fn prepared(
         what,
         shape: [g.c_out, g.c_in, g.kh, g.kw, g.p.groups],
     };
+    let gone: Vec<Entry>;
     {
         let mut cache = CACHE.lock().unwrap_or_else(|e| e.into_inner());
-        cache.retain(|e| e.weights.strong_count() > 0);
+        // The entries of dropped weights leave the cache here, and their
+        // values are freed below, outside the lock.
+        let (live, dead) = std::mem::take(&mut *cache)
+            .into_iter()
+            .partition(|e| e.weights.strong_count() > 0);
+        *cache = live;
+        gone = dead;
         if let Some(e) = cache.iter().find(|e| e.key == key) {
             return Arc::clone(&e.prepared);
         }
     }
+    drop(gone);
     // Made outside the lock: another thread may make the same; the first
     // kept wins, and both results are the same values.
     let prepared = Arc::new(make());
@@ -86,14 +95,21 @@ pub fn prepared(
     prepared
 }
 
-/// How many prepared values are kept for the live weights `w`, for tests.
+/// Drops every kept value (they are made again when next needed).
+pub fn clear() {
+    let all = std::mem::take(&mut *CACHE.lock().unwrap_or_else(|e| e.into_inner()));
+    drop(all);
+}
+
+/// How many entries are kept for the live weights `w` (one per
+/// preparation and shape), for tests.
 #[cfg(test)]
 pub fn kept_for(w: &Storage) -> usize {
     kept_at(Arc::as_ptr(w).cast::<()>() as usize)
 }
 
-/// How many prepared values are kept for weights whose storage lies at
-/// `storage` (live or not), for tests.
+/// How many entries are kept for weights whose storage lies at `storage`
+/// (live or not), for tests.
 #[cfg(test)]
 pub fn kept_at(storage: usize) -> usize {
     let cache = CACHE.lock().unwrap_or_else(|e| e.into_inner());

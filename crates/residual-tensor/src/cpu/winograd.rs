@@ -7,7 +7,8 @@
 //! per sample and `T = n * th * tw` in all, each computed from a 6x6 patch of
 //! the (zero-padded) input:
 //! - `U[ξ] = (G g Gᵀ)[ξ]: [36][o, c]`, the weights' transform, computed and
-//!   packed as the GEMM's A operand once per call;
+//!   packed as the GEMM's A operand once per call ([`forward`]), or once per
+//!   weight and passed in ([`transform_weights`], [`forward_transformed`]);
 //! - per chunk of [`TB`] tiles (one rayon task): `V[ξ] = (Bᵀ d B)[ξ]: [36][c,
 //!   TB]`, written straight in the GEMM's B panel layout, then `M[ξ] = U[ξ]
 //!   V[ξ]: [36][o, TB]`, then each tile's `Aᵀ M A: [4, 4]` stored into `y`.
