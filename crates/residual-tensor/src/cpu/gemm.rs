@@ -158,7 +158,7 @@ pub trait GemmElem: sealed::Sealed + Copy + Default + Send + Sync {
         // store their tiles without
         // reading C (`add_scaled` / the micro-kernel's `beta == 0` arm), and
         // `degenerate` writes zeros. `MaybeUninit<f32>` has f32's layout.
-        let c = unsafe { std::slice::from_raw_parts_mut(c.as_mut_ptr().cast::<f32>(), c.len()) };
+        let c = unsafe { to_be_written(c) };
         Self::gemm(m, k, n, a, b, 0.0, c);
     }
 
@@ -176,9 +176,20 @@ pub trait GemmElem: sealed::Sealed + Copy + Default + Send + Sync {
         Self::gemm_uninit(m, k, n, a, b, c);
         // SAFETY: gemm_uninit wrote every element of c; MaybeUninit<f32>
         // has f32's layout.
-        let c = unsafe { std::slice::from_raw_parts_mut(c.as_mut_ptr().cast::<f32>(), c.len()) };
+        let c = unsafe { to_be_written(c) };
         epi.apply(c, n);
     }
+}
+
+/// C not yet written, as the f32 slice a product with `beta == 0` writes.
+///
+/// # Safety
+/// Every element must be written before it is read (the GEMMs with beta 0
+/// do: they store their tiles without reading C). `MaybeUninit<f32>` has
+/// f32's layout.
+unsafe fn to_be_written(c: &mut [MaybeUninit<f32>]) -> &mut [f32] {
+    // SAFETY: same layout; the caller writes before reading.
+    unsafe { std::slice::from_raw_parts_mut(c.as_mut_ptr().cast::<f32>(), c.len()) }
 }
 
 /// The seal of [`GemmElem`]: implemented for f32 here and for bf16 in
@@ -206,7 +217,7 @@ impl GemmElem for f32 {
     ) {
         // SAFETY: MaybeUninit<f32> has f32's layout; the product writes
         // every element of C before reading it (beta == 0).
-        let c = unsafe { std::slice::from_raw_parts_mut(c.as_mut_ptr().cast::<f32>(), c.len()) };
+        let c = unsafe { to_be_written(c) };
         super::gemm_avx512::gemm_packed_fused(a, b, n, c, epi);
     }
 
@@ -236,7 +247,7 @@ impl GemmElem for f32 {
         );
         // SAFETY: MaybeUninit<f32> has f32's layout; both paths write every
         // element of C before reading it (beta == 0, as in `gemm_uninit`).
-        let c = unsafe { std::slice::from_raw_parts_mut(c.as_mut_ptr().cast::<f32>(), c.len()) };
+        let c = unsafe { to_be_written(c) };
         if super::gemm_avx512::available() {
             super::gemm_avx512::gemm_fused((m, k, n), a, b, c, epi);
         } else {

@@ -106,17 +106,7 @@ pub fn gemm_fused(
     c: &mut [f32],
     epi: &Epilogue<'_>,
 ) {
-    assert!(
-        epi.bias.is_none_or(|v| v.len() >= m) && epi.residual.is_none_or(|v| v.len() >= m * n),
-        "gemm_avx512: epilogue shorter than C"
-    );
-    if k == 0 {
-        // No tile is stored: C is zeros, then the epilogue.
-        c[..m * n].fill(0.0);
-        epi.apply(&mut c[..m * n], n);
-        return;
-    }
-    blocked((m, k, n), 1.0, AOperand::Stored(a), b, 0.0, c, epi);
+    fused((m, k, n), AOperand::Stored(a), b, c, epi);
 }
 
 /// `c[m, n] = epi(a[m, k] @ op(b)[k, n])` with A packed once
@@ -132,6 +122,19 @@ pub fn gemm_packed_fused(a: &PackedA, b: MatRef<f32>, n: usize, c: &mut [f32], e
         m * n,
         "gemm_packed_fused: c must hold m * n elements"
     );
+    fused((m, k, n), AOperand::Packed(a), b, c, epi);
+}
+
+/// [`gemm_fused`] or [`gemm_packed_fused`]: the epilogue's lengths checked,
+/// a product with no k (no tile is stored: C is zeros, then the epilogue),
+/// else the blocked product with the epilogue in its stores.
+fn fused(
+    (m, k, n): (usize, usize, usize),
+    a: AOperand<'_>,
+    b: MatRef<f32>,
+    c: &mut [f32],
+    epi: &Epilogue<'_>,
+) {
     assert!(
         epi.bias.is_none_or(|v| v.len() >= m) && epi.residual.is_none_or(|v| v.len() >= m * n),
         "gemm_avx512: epilogue shorter than C"
@@ -141,7 +144,7 @@ pub fn gemm_packed_fused(a: &PackedA, b: MatRef<f32>, n: usize, c: &mut [f32], e
         epi.apply(&mut c[..m * n], n);
         return;
     }
-    blocked((m, k, n), 1.0, AOperand::Packed(a), b, 0.0, c, epi);
+    blocked((m, k, n), 1.0, a, b, 0.0, c, epi);
 }
 
 /// The A operand of a blocked product.
