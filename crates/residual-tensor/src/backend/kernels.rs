@@ -72,6 +72,15 @@ pub trait Backend: Send + Sync + Debug {
     /// Batched matrix product, see [`MatmulSpec`]. Result `[batch, m, n]`.
     fn matmul(&self, a: &Storage, b: &Storage, spec: MatmulSpec) -> Result<Storage>;
 
+    /// A fully connected layer's product `y[m, n] = x[m, k] @ w[n, k]^T`
+    /// (`spec`: one product, B read transposed), where `w` is the layer's
+    /// weight: a backend may keep a prepared form of it between calls
+    /// outside gradient recording (the CPU's packed B). The default is
+    /// [`Backend::matmul`].
+    fn linear(&self, x: &Storage, w: &Storage, spec: MatmulSpec) -> Result<Storage> {
+        self.matmul(x, w, spec)
+    }
+
     /// Scaled dot-product attention `o = softmax(scale * q k^T) v` (see
     /// [`AttentionSpec`] for the shapes; f32 operands). Returns `o` and what
     /// [`Backend::attention_backward`] of the same backend reads (the

@@ -69,7 +69,7 @@ pub fn sgemm(
     for_each_block_of_c(
         "sgemm",
         dims,
-        16,
+        (16, 16),
         a.data,
         b.data,
         beta,
@@ -255,6 +255,26 @@ impl GemmElem for f32 {
             epi.apply(c, n);
         }
     }
+}
+
+/// A linear layer's product `y[m, n] = x[m, k] @ b[k, n]` with its weights
+/// packed once as B ([`super::gemm_avx512::PackedB`], AVX-512 only).
+///
+/// # Panics
+/// When `x` holds fewer than `m * k` values.
+pub fn linear_packed(x: &[f32], b: &super::gemm_avx512::PackedB, m: usize) -> Vec<f32> {
+    let (k, n) = b.shape();
+    let mut y = uninit_vec::<f32>(m * n);
+    let a = MatRef {
+        data: &x[..m * k],
+        trans: false,
+    };
+    // SAFETY: the product (beta 0) writes every element of y before any is
+    // read; MaybeUninit<f32> has f32's layout.
+    let c = unsafe { to_be_written(&mut y) };
+    super::gemm_avx512::gemm_packed_b_fused(m, a, b, c, &Epilogue::default());
+    // SAFETY: every element was written.
+    unsafe { assume_init_vec(y) }
 }
 
 /// Batched product for the `matmul` kernel: `[batch, m, n]`.

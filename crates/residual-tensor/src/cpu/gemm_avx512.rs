@@ -83,7 +83,7 @@ pub fn gemm(
         (m, k, n),
         alpha,
         AOperand::Stored(a),
-        b,
+        BOperand::Stored(b),
         beta,
         c,
         &Epilogue::default(),
@@ -106,7 +106,7 @@ pub fn gemm_fused(
     c: &mut [f32],
     epi: &Epilogue<'_>,
 ) {
-    fused((m, k, n), AOperand::Stored(a), b, c, epi);
+    fused((m, k, n), AOperand::Stored(a), BOperand::Stored(b), c, epi);
 }
 
 /// `c[m, n] = epi(a[m, k] @ op(b)[k, n])` with A packed once
@@ -122,7 +122,29 @@ pub fn gemm_packed_fused(a: &PackedA, b: MatRef<f32>, n: usize, c: &mut [f32], e
         m * n,
         "gemm_packed_fused: c must hold m * n elements"
     );
-    fused((m, k, n), AOperand::Packed(a), b, c, epi);
+    fused((m, k, n), AOperand::Packed(a), BOperand::Stored(b), c, epi);
+}
+
+/// `c[m, n] = epi(op(a)[m, k] @ b[k, n])` with B packed once
+/// ([`PackedB`]): [`gemm_fused`] without packing B, for a layer's weights
+/// that multiply many inputs. `c` is only written.
+///
+/// # Panics
+/// As [`gemm_fused`].
+pub fn gemm_packed_b_fused(
+    m: usize,
+    a: MatRef<f32>,
+    b: &PackedB,
+    c: &mut [f32],
+    epi: &Epilogue<'_>,
+) {
+    let (k, n) = (b.k, b.n);
+    assert_eq!(
+        c.len(),
+        m * n,
+        "gemm_packed_b_fused: c must hold m * n elements"
+    );
+    fused((m, k, n), AOperand::Stored(a), BOperand::Packed(b), c, epi);
 }
 
 /// [`gemm_fused`] or [`gemm_packed_fused`]: the epilogue's lengths checked,
@@ -131,7 +153,7 @@ pub fn gemm_packed_fused(a: &PackedA, b: MatRef<f32>, n: usize, c: &mut [f32], e
 fn fused(
     (m, k, n): (usize, usize, usize),
     a: AOperand<'_>,
-    b: MatRef<f32>,
+    b: BOperand<'_>,
     c: &mut [f32],
     epi: &Epilogue<'_>,
 ) {
@@ -156,15 +178,27 @@ enum AOperand<'a> {
     Packed(&'a PackedA),
 }
 
-/// [`gemm`], [`gemm_fused`] or [`gemm_packed_fused`]: the product split into
-/// blocks of C, one per thread (rows split at multiples of `MR`, where a
-/// packed A's panels start).
+/// The B operand of a blocked product.
+#[derive(Clone, Copy)]
+enum BOperand<'a> {
+    /// As stored: packed block by block as the product goes, or read in
+    /// place ([`DIRECT_B_MAX_ROWS`]).
+    Stored(MatRef<'a, f32>),
+    /// Packed once, whole.
+    Packed(&'a PackedB),
+}
+
+/// [`gemm`], [`gemm_fused`], [`gemm_packed_fused`] or
+/// [`gemm_packed_b_fused`]: the product split into blocks of C, one per
+/// thread (rows split at multiples of `MR`, where a packed A's panels
+/// start; columns at multiples of `NR` where B was packed once, where its
+/// panels start).
 #[allow(clippy::too_many_arguments)]
 fn blocked(
     dims: (usize, usize, usize),
     alpha: f32,
     a: AOperand<'_>,
-    b: MatRef<f32>,
+    b: BOperand<'_>,
     beta: f32,
     c: &mut [f32],
     epi: &Epilogue<'_>,
@@ -174,12 +208,22 @@ fn blocked(
         AOperand::Stored(a) => a.data,
         AOperand::Packed(p) => &p.data[..],
     };
+    let b_data = match b {
+        BOperand::Stored(b) => b.data,
+        BOperand::Packed(p) => &p.data[..],
+    };
+    // A packed B is split at its panels; else at 16 columns, which
+    // balances the threads better.
+    let col_step = match b {
+        BOperand::Packed(_) => NR,
+        BOperand::Stored(_) => 16,
+    };
     for_each_block_of_c(
         "gemm_avx512",
         dims,
-        MR,
+        (MR, col_step),
         a_data,
-        b.data,
+        b_data,
         beta,
         c,
         |c, rows, cols| {
@@ -197,14 +241,14 @@ fn blocked(
 /// # Safety
 /// `c` points to the `m x n` result; no other thread writes this block;
 /// [`available`] holds; a stored B holds `k * n` values (it is read in
-/// place, unchecked); the epilogue's bias holds `m` values and its
-/// residual `m * n`.
+/// place, unchecked); a packed B's panels start at `c0`; the epilogue's
+/// bias holds `m` values and its residual `m * n`.
 #[allow(clippy::too_many_arguments)]
 unsafe fn block(
     (m, k, n): (usize, usize, usize),
     alpha: f32,
     a: AOperand<'_>,
-    b: MatRef<f32>,
+    b: BOperand<'_>,
     beta: f32,
     c: *mut f32,
     (r0, rows): (usize, usize),
@@ -214,11 +258,11 @@ unsafe fn block(
     // This thread's spare buffers; packing overwrites what the micro-kernel reads.
     // Sized to this block: a small product packs (and touches) little.
     let kc_max = KC.min(k);
-    let direct_b = !b.trans && rows <= DIRECT_B_MAX_ROWS;
-    let b_lines = if direct_b {
-        NR
-    } else {
-        NC.min(cols.next_multiple_of(NR))
+    let direct_b = matches!(b, BOperand::Stored(b) if !b.trans && rows <= DIRECT_B_MAX_ROWS);
+    let b_lines = match b {
+        BOperand::Packed(_) => 0,
+        BOperand::Stored(_) if direct_b => NR,
+        BOperand::Stored(_) => NC.min(cols.next_multiple_of(NR)),
     };
     let a_lines = match a {
         AOperand::Stored(_) => MC.min(rows.next_multiple_of(MR)),
@@ -231,12 +275,17 @@ unsafe fn block(
             let nc = NC.min(c0 + cols - jc);
             for pc in (0..k).step_by(KC) {
                 let kc = KC.min(k - pc);
-                let ldb = if b.trans { k } else { n };
-                // B stored `[k, n]`: whole panels are read where they lie
-                // (rows of NR values, ldb apart), and only a partial last
-                // panel is packed (zero-padded), at the start of bpack.
-                let whole = if direct_b { nc / NR * NR } else { 0 };
-                if whole < nc {
+                // Columns before `whole` are read from B's panels where they
+                // lie: a packed B's, or whole panels of a B stored `[k, n]`
+                // (rows of NR values, n apart). The rest is packed
+                // (zero-padded) at the start of bpack.
+                let whole = match b {
+                    BOperand::Packed(_) => nc,
+                    BOperand::Stored(_) if direct_b => nc / NR * NR,
+                    BOperand::Stored(_) => 0,
+                };
+                if let (BOperand::Stored(b), true) = (b, whole < nc) {
+                    let ldb = if b.trans { k } else { n };
                     pack::<NR>(
                         b.data,
                         !b.trans,
@@ -266,21 +315,38 @@ unsafe fn block(
                         }
                     };
                     for jr in (0..nc).step_by(NR) {
-                        let bp = if jr < whole {
-                            BPanel {
+                        let bp = match b {
+                            BOperand::Packed(p) => {
+                                // Blocks split columns at multiples of NR
+                                // (`blocked`), and NC is one: column jc + jr
+                                // starts a panel.
+                                assert!(
+                                    (jc + jr).is_multiple_of(NR),
+                                    "packed B: block off a panel"
+                                );
+                                let n_pad = n.next_multiple_of(NR);
+                                let p = &p.data[pc * n_pad + (jc + jr) / NR * kc * NR..][..kc * NR];
+                                BPanel {
+                                    at: p.as_ptr(),
+                                    ld: NR,
+                                    ahead: kc * NR,
+                                }
+                            }
+                            BOperand::Stored(b) if jr < whole => BPanel {
                                 // SAFETY: row pc, column jc + jr of B, whose
                                 // kc rows of NR values lie in b (checked by
                                 // the driver: b holds k x n).
                                 at: unsafe { b.data.as_ptr().add(pc * n + jc + jr) },
                                 ld: n,
-                                in_place: true,
-                            }
-                        } else {
-                            let p = &bpack[(jr - whole) / NR * kc * NR..][..kc * NR];
-                            BPanel {
-                                at: p.as_ptr(),
-                                ld: NR,
-                                in_place: false,
+                                ahead: NR,
+                            },
+                            BOperand::Stored(_) => {
+                                let p = &bpack[(jr - whole) / NR * kc * NR..][..kc * NR];
+                                BPanel {
+                                    at: p.as_ptr(),
+                                    ld: NR,
+                                    ahead: 0,
+                                }
                             }
                         };
                         for ir in (0..mc).step_by(MR) {
@@ -335,26 +401,8 @@ impl PackedA {
     /// # Panics
     /// When the CPU lacks AVX512F or `a` holds fewer than `m * k` values.
     pub fn new(m: usize, k: usize, a: &[f32]) -> Self {
-        assert!(available(), "gemm_avx512: this CPU lacks AVX512F");
         assert!(a.len() >= m * k, "PackedA: operand too small");
-        let m_pad = m.next_multiple_of(MR);
-        let mut data = uninit_vec::<f32>(m_pad * k);
-        // SAFETY: only written before it is read: `pack` writes every
-        // value of each k block's `m_pad / MR` panels (zeros past row m).
-        let out = unsafe { &mut *(&mut data[..] as *mut [MaybeUninit<f32>] as *mut [f32]) };
-        for pc in (0..k).step_by(KC) {
-            let kc = KC.min(k - pc);
-            pack::<MR>(
-                a,
-                false,
-                k,
-                (0, m),
-                (pc, kc),
-                &mut out[pc * m_pad..][..m_pad * kc],
-            );
-        }
-        // SAFETY: the k blocks cover all of data, each written in full.
-        let data = unsafe { assume_init_vec(data) };
+        let data = pack_whole::<MR>(m, k, a);
         PackedA { m, k, data }
     }
 
@@ -369,16 +417,78 @@ impl PackedA {
     }
 }
 
-/// `c[m, NR] = a @ b` on this thread, for one B panel already in the packed
-/// layout: `b` holds, for each of `a`'s `k` columns, [`PANEL_COLUMNS`]
-/// values. `c` is row-major with row stride `ldc` and is only written.
+/// A B operand `[k, n]` packed once into the micro-kernel's panels, from
+/// its transpose `w: [n, k]` as stored (a linear layer's weight, `y = x @
+/// w^T`), for products that multiply it many times ([`gemm_packed_b_fused`]):
+/// for each k block of `KC`, `n` rounded up to `NR` columns as panels of `NR`
+/// columns.
+pub struct PackedB {
+    k: usize,
+    n: usize,
+    data: Vec<f32>,
+}
+
+impl PackedB {
+    /// Packs `b = w^T` from the row-major `w: [n, k]`.
+    ///
+    /// # Panics
+    /// When the CPU lacks AVX512F or `w` holds fewer than `n * k` values.
+    pub fn from_transposed(n: usize, k: usize, w: &[f32]) -> Self {
+        assert!(w.len() >= n * k, "PackedB: operand too small");
+        let data = pack_whole::<NR>(n, k, w);
+        PackedB { k, n, data }
+    }
+
+    /// Its shape `(k, n)`.
+    pub fn shape(&self) -> (usize, usize) {
+        (self.k, self.n)
+    }
+
+    /// The values it holds (columns padded to `NR`), for accounting.
+    pub fn len(&self) -> usize {
+        self.data.len()
+    }
+}
+
+/// The row-major `x: [lines, k]` packed whole into `W`-line panels (a packed
+/// A's rows or a packed B's columns): for each k block of `KC`, `lines`
+/// rounded up to `W` as panels of `W` lines (zeros past the last line).
+fn pack_whole<const W: usize>(lines: usize, k: usize, x: &[f32]) -> Vec<f32> {
+    assert!(available(), "gemm_avx512: this CPU lacks AVX512F");
+    let padded = lines.next_multiple_of(W);
+    let mut data = uninit_vec::<f32>(padded * k);
+    // SAFETY: only written before it is read: `pack` writes every value of
+    // each k block's `padded / W` panels (zeros past the last line).
+    let out = unsafe { &mut *(&mut data[..] as *mut [MaybeUninit<f32>] as *mut [f32]) };
+    for pc in (0..k).step_by(KC) {
+        let kc = KC.min(k - pc);
+        pack::<W>(
+            x,
+            false,
+            k,
+            (0, lines),
+            (pc, kc),
+            &mut out[pc * padded..][..padded * kc],
+        );
+    }
+    // SAFETY: the k blocks cover all of data, each written in full.
+    unsafe { assume_init_vec(data) }
+}
+
+/// `c[m, cols] = a @ b[.., ..cols]` on this thread, for one B panel
+/// already in the packed layout: `b` holds, for each of `a`'s `k` columns,
+/// [`PANEL_COLUMNS`] values, of which the first `cols` are multiplied (at
+/// most 16 of them: half the work of a whole panel). `c` is row-major with
+/// row stride `ldc`; its first `cols` columns are only written, the others
+/// left as they are.
 ///
 /// # Panics
-/// When `b` or `c` is shorter than that.
-pub fn gemm_panel(a: &PackedA, b: &[f32], c: &mut [f32], ldc: usize) {
+/// When `cols` exceeds [`PANEL_COLUMNS`], or `b` or `c` is shorter than
+/// that.
+pub fn gemm_panel(a: &PackedA, b: &[f32], c: &mut [f32], ldc: usize, cols: usize) {
     let (m, k) = (a.m, a.k);
     assert!(
-        b.len() >= k * NR && ldc >= NR && (m == 0 || c.len() >= (m - 1) * ldc + NR),
+        cols <= NR && b.len() >= k * NR && ldc >= NR && (m == 0 || c.len() >= (m - 1) * ldc + NR),
         "gemm_panel: operand too small"
     );
     let m_pad = m.next_multiple_of(MR);
@@ -393,16 +503,17 @@ pub fn gemm_panel(a: &PackedA, b: &[f32], c: &mut [f32], ldc: usize) {
                 at: unsafe { at.add(i * MR * ldc) },
                 ldc,
                 rows: MR.min(m - i * MR),
-                cols: NR,
+                cols,
             };
             let beta = if pc == 0 { 0.0 } else { 1.0 };
             let bp = BPanel {
                 at: bp.as_ptr(),
                 ld: NR,
-                in_place: false,
+                ahead: 0,
             };
             // SAFETY: the panels hold kc values of MR / NR lines; the tile's
-            // rows and NR columns lie in c; AVX512F holds (PackedA::new).
+            // rows and its columns (at most NR) lie in c; AVX512F holds
+            // (PackedA::new).
             unsafe { kernel(kc, ap, bp, tile, 1.0, beta) };
         }
     }
@@ -544,8 +655,10 @@ unsafe fn transpose_16(_: &[&[f32]; 16], _: usize, _: &mut [f32], _: usize, _: u
 struct BPanel {
     at: *const f32,
     ld: usize,
-    /// Read where B lies (not packed): the kernel prefetches the next panel.
-    in_place: bool,
+    /// How far ahead (in values) the next panel's part of each row lies,
+    /// for the kernel to fetch while this one is multiplied; 0: no fetch
+    /// (a panel packed for this block is already in the caches).
+    ahead: usize,
 }
 
 /// Where a micro-kernel writes: `rows x cols` elements of C from `at`, at a
@@ -557,40 +670,68 @@ struct Tile {
     cols: usize,
 }
 
+/// The micro-kernel for a tile of any width (at most `NR`): a tile of at
+/// most 16 columns multiplies only the first 16-lane vector of each B row
+/// ([`kernel_of`] with one vector), half the work of a full one; the sums
+/// of the columns it stores are the same.
+///
+/// # Safety
+/// As [`kernel_of`].
+unsafe fn kernel(kc: usize, a: &[f32], b: BPanel, tile: Tile, alpha: f32, beta: f32) {
+    // SAFETY: the caller's contract.
+    unsafe {
+        if tile.cols <= 16 {
+            kernel_of::<1>(kc, a, b, tile, alpha, beta);
+        } else {
+            kernel_of::<2>(kc, a, b, tile, alpha, beta);
+        }
+    }
+}
+
 /// The micro-kernel: `tile = alpha * a_panel @ b_panel + beta * tile` over
-/// `kc` values of k (`beta == 0`: the tile is only written).
+/// `kc` values of k (`beta == 0`: the tile is only written), on the first
+/// `V` 16-lane vectors of each row of the B panel (tiles of at most `16 *
+/// V` columns).
 ///
 /// # Safety
 /// AVX512F is available; the A panel holds `kc` values of `MR` rows; the B
-/// panel's `kc` rows of `NR` values (from `b.at + p * b.ld`) are readable;
-/// the tile's elements lie in C.
+/// panel's `kc` rows of `16 * V` values (from `b.at + p * b.ld`) are
+/// readable; the tile's elements lie in C, and it has at most `16 * V`
+/// columns.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f")]
-unsafe fn kernel(kc: usize, a: &[f32], b: BPanel, tile: Tile, alpha: f32, beta: f32) {
+unsafe fn kernel_of<const V: usize>(
+    kc: usize,
+    a: &[f32],
+    b: BPanel,
+    tile: Tile,
+    alpha: f32,
+    beta: f32,
+) {
     use std::arch::x86_64::*;
-    assert!(a.len() >= kc * MR);
+    assert!(a.len() >= kc * MR && tile.cols <= 16 * V && V <= NR / 16);
     // SAFETY: the loads stay inside the asserted A panel and the B panel
     // (the caller's contract); the stores inside the tile (likewise).
     unsafe {
-        let mut acc = [[_mm512_setzero_ps(); 2]; MR];
-        let (pa, pb, ldb) = (a.as_ptr(), b.at, b.ld);
-        // B read where it lies (not a packed panel): fetch ahead.
-        let prefetch = b.in_place;
+        let mut acc = [[_mm512_setzero_ps(); V]; MR];
+        let (pa, pb, ldb, ahead) = (a.as_ptr(), b.at, b.ld, b.ahead);
         for p in 0..kc {
             let row = pb.add(p * ldb);
-            if prefetch {
-                // B read where it lies: fetch the next panel's part of
-                // this row while this one is multiplied. A prefetch
-                // never faults, so past B's end it is harmless.
-                _mm_prefetch::<_MM_HINT_T0>(row.wrapping_add(NR).cast());
-                _mm_prefetch::<_MM_HINT_T0>(row.wrapping_add(NR + 16).cast());
+            if ahead != 0 {
+                // B read where it lies, or packed once and not yet in
+                // the caches: fetch the next panel's part of this row
+                // while this one is multiplied. A prefetch never faults,
+                // so past B's end it is harmless.
+                for h in 0..V {
+                    _mm_prefetch::<_MM_HINT_T0>(row.wrapping_add(ahead + 16 * h).cast());
+                }
             }
-            let b0 = _mm512_loadu_ps(row);
-            let b1 = _mm512_loadu_ps(row.add(16));
+            let bv: [__m512; V] = std::array::from_fn(|h| _mm512_loadu_ps(row.add(16 * h)));
             for (r, acc_r) in acc.iter_mut().enumerate() {
                 let av = _mm512_set1_ps(*pa.add(p * MR + r));
-                acc_r[0] = _mm512_fmadd_ps(av, b0, acc_r[0]);
-                acc_r[1] = _mm512_fmadd_ps(av, b1, acc_r[1]);
+                for (acc, b) in acc_r.iter_mut().zip(bv) {
+                    *acc = _mm512_fmadd_ps(av, b, *acc);
+                }
             }
         }
         let (va, vb) = (_mm512_set1_ps(alpha), _mm512_set1_ps(beta));
@@ -600,7 +741,7 @@ unsafe fn kernel(kc: usize, a: &[f32], b: BPanel, tile: Tile, alpha: f32, beta: 
             rows,
             cols,
         } = tile;
-        if rows == MR && cols == NR {
+        if rows == MR && cols == 16 * V {
             for (r, acc_r) in acc.iter().enumerate() {
                 for (h, v) in acc_r.iter().enumerate() {
                     let dst = at.add(r * ldc + h * 16);
@@ -637,7 +778,7 @@ unsafe fn kernel(kc: usize, a: &[f32], b: BPanel, tile: Tile, alpha: f32, beta: 
 }
 
 #[cfg(not(target_arch = "x86_64"))]
-unsafe fn kernel(_: usize, _: &[f32], _: BPanel, _: Tile, _: f32, _: f32) {
+unsafe fn kernel_of<const V: usize>(_: usize, _: &[f32], _: BPanel, _: Tile, _: f32, _: f32) {
     unreachable!("gemm_avx512 runs only where available() holds")
 }
 
@@ -758,6 +899,55 @@ mod tests {
                 bits(&c1) == bits(&c2),
                 "m{m} k{k} n{n}: fused, in place and packed differ"
             );
+        }
+    }
+
+    /// A B packed once whole ([`PackedB`]) gives the bits of the same B
+    /// packed block by block as the product goes: partial panels, several k
+    /// and column blocks, blocks of C split over the threads along either
+    /// side, with and without the fused epilogue.
+    #[test]
+    fn b_packed_once_gives_the_bits_of_b_packed_per_call() {
+        if !crate::test_skip::run_or_skip("AVX512F", available(), available()) {
+            return;
+        }
+        let shapes = [
+            (50, 384, 1152),
+            (400, 300, 70),
+            (1, 5, 100),
+            (130, 600, 1100),
+            (3, 2, 33),
+        ];
+        for &(m, k, n) in &shapes {
+            let (a, w) = (values(m * k, 7), values(n * k, 8));
+            let a = MatRef {
+                data: &a[..],
+                trans: false,
+            };
+            let stored = MatRef {
+                data: &w[..],
+                trans: true,
+            };
+            let packed = PackedB::from_transposed(n, k, &w);
+            assert_eq!(packed.shape(), (k, n));
+            let bias = values(m, 9);
+            let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+            for epi in [
+                Epilogue::default(),
+                Epilogue {
+                    bias: Some(&bias),
+                    residual: None,
+                    relu: true,
+                },
+            ] {
+                let (mut c1, mut c2) = (vec![0.0; m * n], vec![1.0; m * n]);
+                gemm_fused((m, k, n), a, stored, &mut c1, &epi);
+                gemm_packed_b_fused(m, a, &packed, &mut c2, &epi);
+                assert!(
+                    bits(&c1) == bits(&c2),
+                    "m{m} k{k} n{n}: B packed once and per call differ"
+                );
+            }
         }
     }
 }

@@ -181,7 +181,7 @@ pub(crate) fn gemm_on(
     for_each_block_of_c(
         "gemm_bf16",
         (m, k, n),
-        16,
+        (16, 16),
         a.data,
         b.data,
         beta,

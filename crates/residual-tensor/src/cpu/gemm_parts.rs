@@ -36,10 +36,10 @@ fn degenerate(m: usize, k: usize, n: usize, beta: f32, c: &mut [f32]) -> bool {
 /// Calls `block(r0, rows, c0, cols)` for blocks of an `m x n` product with
 /// inner size `k` that together cover C: one per rayon thread, along the
 /// longer side of C, or the whole of C when the product is small. Blocks
-/// start at multiples of 16 columns, or of `row_step` rows.
+/// start at multiples of `col_step` columns, or of `row_step` rows.
 fn for_each_block(
     (m, k, n): (usize, usize, usize),
-    row_step: usize,
+    (row_step, col_step): (usize, usize),
     block: impl Fn(usize, usize, usize, usize) + Sync,
 ) {
     let threads = rayon::current_num_threads();
@@ -48,7 +48,7 @@ fn for_each_block(
         return;
     }
     let long = m.max(n);
-    let align = if n >= m { 16 } else { row_step };
+    let align = if n >= m { col_step } else { row_step };
     let step = long.div_ceil(threads).next_multiple_of(align).min(long);
     let parts = long.div_ceil(step);
     (0..parts).into_par_iter().for_each(|j| {
@@ -66,14 +66,15 @@ fn for_each_block(
 /// product with nothing to multiply ([`degenerate`]), and otherwise calls
 /// `block(c, (r0, rows), (c0, cols))` for the blocks of [`for_each_block`],
 /// on rayon's threads, `c` pointing at C's first element; a block split
-/// along the rows starts at a multiple of `row_step` rows. Each call may
+/// along the rows starts at a multiple of `row_step` rows, one split along
+/// the columns at a multiple of `col_step` columns. Each call may
 /// write rows `r0 .. r0 + rows` and columns `c0 .. c0 + cols` of C: blocks
 /// of concurrent calls are disjoint.
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn for_each_block_of_c<A, B>(
     what: &str,
     (m, k, n): (usize, usize, usize),
-    row_step: usize,
+    steps: (usize, usize),
     a: &[A],
     b: &[B],
     beta: f32,
@@ -89,7 +90,7 @@ pub(crate) fn for_each_block_of_c<A, B>(
     }
     // The address as an integer so that tasks can share it.
     let pc = c.as_mut_ptr() as usize;
-    for_each_block((m, k, n), row_step, |r0, rows, c0, cols| {
+    for_each_block((m, k, n), steps, |r0, rows, c0, cols| {
         block(pc as *mut f32, (r0, rows), (c0, cols))
     });
 }

@@ -1,7 +1,8 @@
 //! Inference weights prepared once: the packed GEMM operands of a
-//! convolution's weights, or their Winograd transform, kept for as long as
-//! the weights live, so that a model run many times (an inference model's
-//! folded weights) packs each weight once instead of on every call.
+//! convolution's weights, their Winograd transform, or a linear layer's
+//! weights packed as the GEMM's B, kept for as long as the weights live, so
+//! that a model run many times (an inference model's folded weights) packs
+//! each weight once instead of on every call.
 //!
 //! Keyed by the weight's storage (the `Arc` itself, not its values): an
 //! entry holds a `Weak` to it, so it neither keeps the weights alive nor
@@ -12,8 +13,9 @@
 //! recording, since training makes new weights every step, whose entries
 //! would only come and go.
 
-use super::gemm_avx512::PackedA;
+use super::gemm_avx512::{PackedA, PackedB};
 use crate::backend::{BackendStorage, Conv2dGeometry, Storage};
+use std::any::Any;
 use std::sync::{Arc, Mutex, Weak};
 
 /// At most this many prepared values are kept (1 GiB of f32); beyond it
@@ -27,6 +29,32 @@ pub enum Preparation {
     ConvGemm,
     /// [`super::winograd::transform_weights`]: 36 transformed operands.
     Winograd,
+    /// [`PackedB::from_transposed`]: a linear layer's `[out, in]` weights
+    /// as the B of `x @ w^T`.
+    LinearB,
+}
+
+/// What the cache keeps: a preparation's values.
+pub trait Prepared: Any + Send + Sync {
+    /// How many f32 values it holds (for the cache's bound).
+    fn values(&self) -> usize;
+}
+
+impl Prepared for Vec<PackedA> {
+    fn values(&self) -> usize {
+        self.iter().map(PackedA::len).sum()
+    }
+}
+
+impl Prepared for PackedB {
+    fn values(&self) -> usize {
+        self.len()
+    }
+}
+
+/// The key shape of the convolution `g`'s weights.
+pub fn conv_shape(g: &Conv2dGeometry) -> [usize; 5] {
+    [g.c_out, g.c_in, g.kh, g.kw, g.p.groups]
 }
 
 /// The weights' identity and how they were prepared.
@@ -34,31 +62,39 @@ pub enum Preparation {
 struct Key {
     storage: usize,
     what: Preparation,
-    /// `[c_out, c_in, kh, kw, groups]` of the convolution.
+    /// `[c_out, c_in, kh, kw, groups]` of a convolution ([`conv_shape`]),
+    /// `[out, in, 1, 1, 1]` of a linear layer.
     shape: [usize; 5],
 }
 
 struct Entry {
     key: Key,
     weights: Weak<dyn BackendStorage>,
-    prepared: Arc<Vec<PackedA>>,
+    prepared: Arc<dyn Any + Send + Sync>,
     values: usize,
 }
 
 static CACHE: Mutex<Vec<Entry>> = Mutex::new(Vec::new());
 
-/// The weights `w` of the convolution `g` prepared as `what`: from the
-/// cache, or by `make` (then kept while `w` lives, room permitting).
-pub fn get_or_make(
+/// The weights `w` of shape `shape` prepared as `what`: from the cache,
+/// or by `make` (then kept while `w` lives, room permitting). One `what`
+/// makes one type `T`.
+pub fn get_or_make<T: Prepared>(
     w: &Storage,
-    g: &Conv2dGeometry,
+    shape: [usize; 5],
     what: Preparation,
-    make: impl FnOnce() -> Vec<PackedA>,
-) -> Arc<Vec<PackedA>> {
+    make: impl FnOnce() -> T,
+) -> Arc<T> {
     let key = Key {
         storage: Arc::as_ptr(w).cast::<()>() as usize,
         what,
-        shape: [g.c_out, g.c_in, g.kh, g.kw, g.p.groups],
+        shape,
+    };
+    let found = |e: &Entry| {
+        if e.key != key {
+            return None;
+        }
+        Arc::clone(&e.prepared).downcast::<T>().ok()
     };
     let gone: Vec<Entry>;
     {
@@ -70,25 +106,25 @@ pub fn get_or_make(
             .partition(|e| e.weights.strong_count() > 0);
         *cache = live;
         gone = dead;
-        if let Some(e) = cache.iter().find(|e| e.key == key) {
-            return Arc::clone(&e.prepared);
+        if let Some(p) = cache.iter().find_map(found) {
+            return p;
         }
     }
     drop(gone);
     // Made outside the lock: another thread may make the same; the first
     // kept wins, and both results are the same values.
     let prepared = Arc::new(make());
-    let values = prepared.iter().map(PackedA::len).sum();
+    let values = prepared.values();
     let mut cache = CACHE.lock().unwrap_or_else(|e| e.into_inner());
-    if let Some(e) = cache.iter().find(|e| e.key == key) {
-        return Arc::clone(&e.prepared);
+    if let Some(p) = cache.iter().find_map(found) {
+        return p;
     }
     let held: usize = cache.iter().map(|e| e.values).sum();
     if held + values <= MAX_VALUES {
         cache.push(Entry {
             key,
             weights: Arc::downgrade(w),
-            prepared: Arc::clone(&prepared),
+            prepared: Arc::clone(&prepared) as Arc<dyn Any + Send + Sync>,
             values,
         });
     }

@@ -125,13 +125,16 @@ pub fn forward_transformed(
     let run_chunk = |chunk: usize| {
         let (mut v, mut m) = (f32::take(XI * c * TB), f32::take(XI * o * TB));
         let t0 = chunk * TB;
+        // The chunk's tiles: a last chunk of at most 16 (a sample of 13x13
+        // to 16x16 outputs at batch 1) multiplies half a panel.
+        let cols = TB.min(tiles.total - t0);
         // SAFETY: AVX512F holds (supports); x, y and the epilogue's
         // operands hold the geometry's elements (asserted, allocated above);
         // the chunks' tiles are disjoint, so are the output elements their
         // tasks store.
         unsafe { input_transform(x, &tiles, t0, &mut v) };
         let product = |(xi, m): (usize, &mut [f32])| {
-            gemm_avx512::gemm_panel(&u[xi], &v[xi * c * TB..][..c * TB], m, TB)
+            gemm_avx512::gemm_panel(&u[xi], &v[xi * c * TB..][..c * TB], m, TB, cols)
         };
         if products_in_parallel {
             m.par_chunks_mut(o * TB).enumerate().for_each(product);
@@ -391,7 +394,8 @@ unsafe fn input_transform(x: &[f32], tiles: &Tiles, t0: usize, v: &mut [f32]) {
     let c = tiles.c;
     assert!(v.len() >= XI * c * TB);
     let plane = (tiles.h * tiles.w) as i32;
-    for lane0 in (0..TB).step_by(LANES) {
+    // Lanes past the last tile are neither multiplied nor read back.
+    for lane0 in (0..TB).step_by(LANES).take_while(|l| t0 + l < tiles.total) {
         let lt = lane_tiles::<6>(tiles, t0 + lane0);
         // SAFETY: offset is 16 i32 values.
         let base = unsafe { _mm512_loadu_si512(lt.offset.as_ptr().cast()) };
@@ -592,7 +596,7 @@ mod tests {
     }
 
     /// Every element of odd shapes (planes that are no multiple of 4, a
-    /// partial last chunk, output channels that are no multiple of the
+    /// partial last chunk of more or at most 16 tiles, output channels that are no multiple of the
     /// GEMM's 12 rows, asymmetric and no padding) matches the float64
     /// convolution.
     #[test]
@@ -609,6 +613,8 @@ mod tests {
             geometry(1, 24, 13, (10, 9), [0; 4]),
             geometry(3, 5, 7, (6, 17), [0, 2, 1, 0]),
             geometry(2, 40, 33, (3, 3), [2; 4]),
+            // A last chunk of exactly 16 tiles (half a panel).
+            geometry(3, 16, 12, (13, 13), [1; 4]),
         ]
         .iter()
         .enumerate()

@@ -215,7 +215,7 @@ impl Tensor {
         let s = self
             .device()
             .backend()
-            .matmul(x2.storage(), weight.storage(), spec)?;
+            .linear(x2.storage(), weight.storage(), spec)?;
         let (x, w) = (x2.clone(), weight.clone());
         let y = Tensor::from_op(
             s,
