@@ -356,6 +356,22 @@ unsafe fn block(
                             // this block of C.
                             let at = unsafe { c.add(row * n + col) };
                             let (t_rows, t_cols) = (MR.min(mc - ir), NR.min(nc - jr));
+                            // The tile's lines of C (first stored by this k
+                            // block) and of the residual (read after the
+                            // last) are fetched while the kernel multiplies:
+                            // rows n apart defeat the hardware's prefetch,
+                            // and with a short k each miss would stall.
+                            if pc == 0 {
+                                prefetch_rows(at, n, t_rows, t_cols);
+                            }
+                            if let (true, Some(r)) = (last_k, epi.residual) {
+                                prefetch_rows(
+                                    r.as_ptr().wrapping_add(row * n + col),
+                                    n,
+                                    t_rows,
+                                    t_cols,
+                                );
+                            }
                             let tile = Tile {
                                 at,
                                 ldc: n,
@@ -659,6 +675,29 @@ struct BPanel {
     /// for the kernel to fetch while this one is multiplied; 0: no fetch
     /// (a panel packed for this block is already in the caches).
     ahead: usize,
+}
+
+/// Fetches into L1 the cache lines of `rows x cols` elements from `at` at a
+/// row stride of `ld` (at most 32 columns). A prefetch never faults: any
+/// address is harmless.
+fn prefetch_rows(at: *const f32, ld: usize, rows: usize, cols: usize) {
+    #[cfg(target_arch = "x86_64")]
+    {
+        use std::arch::x86_64::{_mm_prefetch, _MM_HINT_T0};
+        for r in 0..rows {
+            let line = at.wrapping_add(r * ld);
+            // SAFETY: SSE is part of x86-64; prefetches do not fault.
+            unsafe {
+                _mm_prefetch::<_MM_HINT_T0>(line.cast());
+                _mm_prefetch::<_MM_HINT_T0>(line.wrapping_add(cols - 1).cast());
+                if cols > 16 {
+                    _mm_prefetch::<_MM_HINT_T0>(line.wrapping_add(16).cast());
+                }
+            }
+        }
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = (at, ld, rows, cols);
 }
 
 /// Where a micro-kernel writes: `rows x cols` elements of C from `at`, at a
