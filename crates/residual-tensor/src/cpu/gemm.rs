@@ -261,7 +261,7 @@ impl GemmElem for f32 {
 /// packed once as B ([`super::gemm_avx512::PackedB`], AVX-512 only).
 ///
 /// # Panics
-/// When `x` holds fewer than `m * k` values.
+/// When `x` holds fewer than `m * k` values or the CPU lacks AVX512F.
 pub fn linear_packed(x: &[f32], b: &super::gemm_avx512::PackedB, m: usize) -> Vec<f32> {
     let (k, n) = b.shape();
     let mut y = uninit_vec::<f32>(m * n);

@@ -4,9 +4,12 @@
 //! Blocking as in GotoBLAS, like the bf16 GEMM ([`super::gemm_bf16`]): C is
 //! split into one block per rayon thread (`gemm_parts::for_each_block`); within a
 //! block, `NC` columns by `KC` of k of B are packed (L2), then `MC` rows by
-//! `KC` of A (unless A was packed once, [`PackedA`]), and a `MR x NR` micro-kernel keeps its tile of C in 24 of the
+//! `KC` of A (unless A was packed once, [`PackedA`]; B likewise, [`PackedB`]),
+//! and a `MR x NR` micro-kernel keeps its tile of C in 24 of the
 //! 32 vector registers: per k, two 16-lane loads of B and `MR` broadcasts of
-//! A feed 24 FMAs, so the two FMA ports, not the loads, set the pace. Packed
+//! A feed 24 FMAs, so the two FMA ports, not the loads, set the pace (a tile
+//! of at most 16 columns: one load, 12 FMAs). The packing itself is
+//! `gemm_pack`'s. Packed
 //! layouts, k-major so that the micro-kernel reads both panels in order:
 //! - an A panel: `MR` rows; for each k, `MR` values, row by row;
 //! - a B panel: `NR` columns; for each k, `NR` values, column by column.
@@ -24,6 +27,7 @@
 
 use super::epilogue::Epilogue;
 use super::fill::{assume_init_vec, uninit_vec};
+use super::gemm_pack::pack;
 use super::gemm_parts::{for_each_block_of_c, MatRef};
 use super::spare::Spare;
 use std::mem::MaybeUninit;
@@ -127,7 +131,9 @@ pub fn gemm_packed_fused(a: &PackedA, b: MatRef<f32>, n: usize, c: &mut [f32], e
 
 /// `c[m, n] = epi(op(a)[m, k] @ b[k, n])` with B packed once
 /// ([`PackedB`]): [`gemm_fused`] without packing B, for a layer's weights
-/// that multiply many inputs. `c` is only written.
+/// that multiply many inputs. `c` is only written. As everywhere here, the
+/// epilogue's bias is per row of C (not per column: a linear layer's bias
+/// is added after).
 ///
 /// # Panics
 /// As [`gemm_fused`].
@@ -147,7 +153,8 @@ pub fn gemm_packed_b_fused(
     fused((m, k, n), AOperand::Stored(a), BOperand::Packed(b), c, epi);
 }
 
-/// [`gemm_fused`] or [`gemm_packed_fused`]: the epilogue's lengths checked,
+/// [`gemm_fused`], [`gemm_packed_fused`] or [`gemm_packed_b_fused`]: the
+/// epilogue's lengths checked,
 /// a product with no k (no tile is stored: C is zeros, then the epilogue),
 /// else the blocked product with the epilogue in its stores.
 fn fused(
@@ -494,7 +501,7 @@ fn pack_whole<const W: usize>(lines: usize, k: usize, x: &[f32]) -> Vec<f32> {
 /// `c[m, cols] = a @ b[.., ..cols]` on this thread, for one B panel
 /// already in the packed layout: `b` holds, for each of `a`'s `k` columns,
 /// [`PANEL_COLUMNS`] values, of which the first `cols` are multiplied (at
-/// most 16 of them: half the work of a whole panel). `c` is row-major with
+/// most 16 of them take half the work of a whole panel). `c` is row-major with
 /// row stride `ldc`; its first `cols` columns are only written, the others
 /// left as they are.
 ///
@@ -535,138 +542,9 @@ pub fn gemm_panel(a: &PackedA, b: &[f32], c: &mut [f32], ldc: usize, cols: usize
     }
 }
 
-/// Packs lines `i0 .. i0 + len` (rows of A, or columns of B) over k `k0 ..
-/// k0 + kc` into `W`-line panels: for each k, `W` values, line by line;
-/// lines past `len` are zero.
-///
-/// `k_major`: the operand is stored `[k, ld]`, so a panel's lines are
-/// adjacent in each row of memory (one copy per k). Otherwise it is stored
-/// `[lines, ld]` with k contiguous: each line is read in order and written
-/// down the panel at a stride of `W`.
-fn pack<const W: usize>(
-    data: &[f32],
-    k_major: bool,
-    ld: usize,
-    (i0, len): (usize, usize),
-    (k0, kc): (usize, usize),
-    out: &mut [f32],
-) {
-    for (pi, panel) in out.chunks_mut(kc * W).take(len.div_ceil(W)).enumerate() {
-        let ib = i0 + pi * W;
-        let lines = W.min(i0 + len - ib);
-        if k_major {
-            for (p, dst) in panel.chunks_exact_mut(W).enumerate() {
-                let src = &data[(k0 + p) * ld + ib..];
-                if lines == W {
-                    // A copy of constant length: vector moves, no call.
-                    dst.copy_from_slice(&src[..W]);
-                } else {
-                    dst[..lines].copy_from_slice(&src[..lines]);
-                    dst[lines..].fill(0.0);
-                }
-            }
-            continue;
-        }
-        // k contiguous per line: gather each k's values from the lines and
-        // write the panel in order (a scatter down the panel at a stride of
-        // W measured slower).
-        if lines == W {
-            // Whole panels (almost all of them): W rows of kc values each,
-            // checked once, then read without per-element checks; 16 rows
-            // by 16 k at a time through an in-register transpose.
-            let rows: [&[f32]; W] = std::array::from_fn(|j| &data[(ib + j) * ld + k0..][..kc]);
-            let k16 = kc / 16 * 16;
-            for group in (0..W).step_by(16) {
-                let n = 16.min(W - group);
-                // Rows past the panel's repeat its first; they are not stored.
-                let src: [&[f32]; 16] =
-                    std::array::from_fn(|i| rows[group + if i < n { i } else { 0 }]);
-                for p0 in (0..k16).step_by(16) {
-                    // SAFETY: AVX512F holds (the GEMM asserted it); each
-                    // source row holds kc >= p0 + 16 values; the stores
-                    // write n lanes at rows p0..p0 + 16 of the panel.
-                    unsafe { transpose_16(&src, p0, &mut panel[p0 * W + group..], W, n) };
-                }
-            }
-            for p in k16..kc {
-                let dst = &mut panel[p * W..][..W];
-                for (d, row) in dst.iter_mut().zip(&rows) {
-                    // SAFETY: p < kc, the length of every row.
-                    *d = unsafe { *row.get_unchecked(p) };
-                }
-            }
-            continue;
-        }
-        for (p, dst) in panel.chunks_exact_mut(W).enumerate() {
-            for (j, d) in dst.iter_mut().enumerate() {
-                *d = if j < lines {
-                    data[(ib + j) * ld + k0 + p]
-                } else {
-                    0.0
-                };
-            }
-        }
-    }
-}
-
-/// Sixteen rows `src[i][p0 .. p0 + 16]` transposed into a panel: for each
-/// `t` in 0..16, `out[t * stride ..][..n]` = `src[0..n][p0 + t]` (rows `n..`
-/// are read but not stored). Four rounds of in-register shuffles.
-///
-/// # Safety
-/// AVX512F is available.
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx512f")]
-unsafe fn transpose_16(src: &[&[f32]; 16], p0: usize, out: &mut [f32], stride: usize, n: usize) {
-    use std::arch::x86_64::*;
-    assert!(
-        n <= 16 && src.iter().all(|r| r.len() >= p0 + 16) && out.len() >= 15 * stride + n,
-        "transpose_16: rows or panel too short"
-    );
-    let (ps, pd) = (_mm512_castpd_ps, _mm512_castps_pd);
-    // SAFETY: the loads read 16 values of each row from p0, the stores n
-    // lanes of 16 rows of `out` (both asserted).
-    unsafe {
-        let r: [__m512; 16] = std::array::from_fn(|i| _mm512_loadu_ps(src[i].as_ptr().add(p0)));
-        // 32-bit pairs, then 64-bit pairs, then 128-bit lanes twice.
-        let mut t = [_mm512_setzero_ps(); 16];
-        for i in 0..8 {
-            t[2 * i] = _mm512_unpacklo_ps(r[2 * i], r[2 * i + 1]);
-            t[2 * i + 1] = _mm512_unpackhi_ps(r[2 * i], r[2 * i + 1]);
-        }
-        let mut u = [_mm512_setzero_ps(); 16];
-        for i in 0..4 {
-            let (a, b, c, d) = (t[4 * i], t[4 * i + 1], t[4 * i + 2], t[4 * i + 3]);
-            u[4 * i] = ps(_mm512_unpacklo_pd(pd(a), pd(c)));
-            u[4 * i + 1] = ps(_mm512_unpackhi_pd(pd(a), pd(c)));
-            u[4 * i + 2] = ps(_mm512_unpacklo_pd(pd(b), pd(d)));
-            u[4 * i + 3] = ps(_mm512_unpackhi_pd(pd(b), pd(d)));
-        }
-        let mut v = [_mm512_setzero_ps(); 16];
-        for i in 0..2 {
-            for j in 0..4 {
-                v[8 * i + j] = _mm512_shuffle_f32x4::<0x88>(u[8 * i + j], u[8 * i + 4 + j]);
-                v[8 * i + 4 + j] = _mm512_shuffle_f32x4::<0xdd>(u[8 * i + j], u[8 * i + 4 + j]);
-            }
-        }
-        let mask = ((1u32 << n) - 1) as __mmask16;
-        for j in 0..8 {
-            let lo = _mm512_shuffle_f32x4::<0x88>(v[j], v[8 + j]);
-            let hi = _mm512_shuffle_f32x4::<0xdd>(v[j], v[8 + j]);
-            _mm512_mask_storeu_ps(out.as_mut_ptr().add(j * stride), mask, lo);
-            _mm512_mask_storeu_ps(out.as_mut_ptr().add((8 + j) * stride), mask, hi);
-        }
-    }
-}
-
-#[cfg(not(target_arch = "x86_64"))]
-unsafe fn transpose_16(_: &[&[f32]; 16], _: usize, _: &mut [f32], _: usize, _: usize) {
-    unreachable!("gemm_avx512 runs only where available() holds")
-}
-
 /// Where a micro-kernel reads its B panel: for each of its `kc` values of
-/// k, `NR` values from `at + p * ld` (a packed panel: `ld == NR`; B as
-/// stored `[k, n]`: `ld == n`).
+/// k, up to `NR` values from `at + p * ld` (the kernel reads `16 * V` of
+/// them; a packed panel: `ld == NR`; B as stored `[k, n]`: `ld == n`).
 #[derive(Clone, Copy)]
 struct BPanel {
     at: *const f32,
@@ -854,6 +732,9 @@ mod tests {
             (33, 1100, 65),
             (1, 257, 200),
             (200, 257, 1),
+            // Tails of exactly 16 and of 28 columns on one thread.
+            (13, 40, 48),
+            (25, 30, 60),
         ] {
             for (ta, tb) in [(false, false), (true, false), (false, true), (true, true)] {
                 let (a, b) = (values(m * k, 1), values(k * n, 2));

@@ -12,6 +12,7 @@ pub mod gemm;
 mod gemm_amx;
 mod gemm_avx512;
 pub mod gemm_bf16;
+mod gemm_pack;
 mod gemm_parts;
 mod layout;
 mod norm;
@@ -182,8 +183,6 @@ fn conv_backward_input_bf16(dy: &[bf16], w: &[bf16], g: &Conv2dGeometry) -> Vec<
     }
 }
 
-/// An f32 convolution's forward: Winograd where it applies and pays, else
-/// im2col + GEMM.
 /// The f32 convolution `y = epi(conv(x, w))` of the weights' storage `w`:
 /// outside gradient recording (inference), on AVX-512, the weights are
 /// prepared once (packed, or Winograd-transformed) and kept while they live
@@ -196,6 +195,9 @@ fn conv_f32(
 ) -> Result<Vec<f32>> {
     let ws = f32s(w)?;
     let keep = !crate::is_grad_enabled() && gemm_avx512::available();
+    if !keep {
+        prepared::prune();
+    }
     let shape = prepared::conv_shape(g);
     if winograd_enabled() && winograd::applies(g) {
         if keep {
@@ -220,6 +222,8 @@ fn conv_f32(
     Ok(conv::forward_fused(xs, conv::Weights::Stored(ws), g, &epi))
 }
 
+/// An f32 convolution's forward: Winograd where it applies and pays, else
+/// im2col + GEMM.
 fn conv_forward_f32(x: &[f32], w: &[f32], g: &Conv2dGeometry) -> Vec<f32> {
     if winograd_enabled() && winograd::applies(g) {
         return winograd::forward(x, w, g, winograd::Epilogue::default());
@@ -420,6 +424,7 @@ impl Backend for CpuBackend {
                 return Ok(store(gemm::linear_packed(xs, &b, spec.m)));
             }
         }
+        prepared::prune();
         self.matmul(x, w, spec)
     }
 

@@ -16,6 +16,7 @@
 use super::gemm_avx512::{PackedA, PackedB};
 use crate::backend::{BackendStorage, Conv2dGeometry, Storage};
 use std::any::Any;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 
 /// At most this many prepared values are kept (1 GiB of f32); beyond it
@@ -75,6 +76,31 @@ struct Entry {
 }
 
 static CACHE: Mutex<Vec<Entry>> = Mutex::new(Vec::new());
+/// Whether the cache may hold entries: [`prune`] skips the lock when not.
+static HOLDS: AtomicBool = AtomicBool::new(false);
+
+/// Takes the entries of dropped weights out of the cache (their values
+/// are to be freed outside the lock).
+fn take_dead(cache: &mut Vec<Entry>) -> Vec<Entry> {
+    let (live, dead): (Vec<Entry>, Vec<Entry>) = std::mem::take(cache)
+        .into_iter()
+        .partition(|e| e.weights.strong_count() > 0);
+    *cache = live;
+    HOLDS.store(!cache.is_empty(), Ordering::Relaxed);
+    dead
+}
+
+/// Frees the entries of dropped weights. Called where weights are not
+/// kept (under gradient recording), so that what an evaluation pass in a
+/// training loop prepared goes as soon as the optimizer has replaced those
+/// weights, not at the next evaluation.
+pub fn prune() {
+    if !HOLDS.load(Ordering::Relaxed) {
+        return;
+    }
+    let dead = take_dead(&mut CACHE.lock().unwrap_or_else(|e| e.into_inner()));
+    drop(dead);
+}
 
 /// The weights `w` of shape `shape` prepared as `what`: from the cache,
 /// or by `make` (then kept while `w` lives, room permitting). One `what`
@@ -94,18 +120,16 @@ pub fn get_or_make<T: Prepared>(
         if e.key != key {
             return None;
         }
-        Arc::clone(&e.prepared).downcast::<T>().ok()
+        let p = Arc::clone(&e.prepared).downcast::<T>();
+        debug_assert!(p.is_ok(), "prepared: {what:?} kept as another type");
+        p.ok()
     };
     let gone: Vec<Entry>;
     {
         let mut cache = CACHE.lock().unwrap_or_else(|e| e.into_inner());
         // The entries of dropped weights leave the cache here, and their
         // values are freed below, outside the lock.
-        let (live, dead) = std::mem::take(&mut *cache)
-            .into_iter()
-            .partition(|e| e.weights.strong_count() > 0);
-        *cache = live;
-        gone = dead;
+        gone = take_dead(&mut cache);
         if let Some(p) = cache.iter().find_map(found) {
             return p;
         }
@@ -127,13 +151,18 @@ pub fn get_or_make<T: Prepared>(
             prepared: Arc::clone(&prepared) as Arc<dyn Any + Send + Sync>,
             values,
         });
+        HOLDS.store(true, Ordering::Relaxed);
     }
     prepared
 }
 
 /// Drops every kept value (they are made again when next needed).
 pub fn clear() {
-    let all = std::mem::take(&mut *CACHE.lock().unwrap_or_else(|e| e.into_inner()));
+    let all = {
+        let mut cache = CACHE.lock().unwrap_or_else(|e| e.into_inner());
+        HOLDS.store(false, Ordering::Relaxed);
+        std::mem::take(&mut *cache)
+    };
     drop(all);
 }
 

@@ -125,9 +125,10 @@ pub fn forward_transformed(
     let run_chunk = |chunk: usize| {
         let (mut v, mut m) = (f32::take(XI * c * TB), f32::take(XI * o * TB));
         let t0 = chunk * TB;
-        // The chunk's tiles: a last chunk of at most 16 (a sample of 13x13
-        // to 16x16 outputs at batch 1) multiplies half a panel.
-        let cols = TB.min(tiles.total - t0);
+        // A last chunk of at most 16 tiles (a sample of 13x13 to 16x16
+        // outputs at batch 1) multiplies half a panel; any other, the whole
+        // panel, so that every lane the output transform reads is written.
+        let cols = if tiles.total - t0 <= LANES { LANES } else { TB };
         // SAFETY: AVX512F holds (supports); x, y and the epilogue's
         // operands hold the geometry's elements (asserted, allocated above);
         // the chunks' tiles are disjoint, so are the output elements their
@@ -394,7 +395,8 @@ unsafe fn input_transform(x: &[f32], tiles: &Tiles, t0: usize, v: &mut [f32]) {
     let c = tiles.c;
     assert!(v.len() >= XI * c * TB);
     let plane = (tiles.h * tiles.w) as i32;
-    // Lanes past the last tile are neither multiplied nor read back.
+    // A lane group past the last tile is neither multiplied (the chunk's
+    // products then take the first 16 lanes) nor read back.
     for lane0 in (0..TB).step_by(LANES).take_while(|l| t0 + l < tiles.total) {
         let lt = lane_tiles::<6>(tiles, t0 + lane0);
         // SAFETY: offset is 16 i32 values.
