@@ -194,41 +194,42 @@ fn conv_f32(
     epi: epilogue::Epilogue<'_>,
 ) -> Result<Vec<f32>> {
     let ws = f32s(w)?;
-    let keep = !crate::is_grad_enabled() && gemm_avx512::available();
-    if !keep {
+    if crate::is_grad_enabled() || !gemm_avx512::available() {
         prepared::prune();
+        return Ok(conv_fused_f32(xs, ws, g, epi));
     }
     let shape = prepared::conv_shape(g);
     if winograd_enabled() && winograd::applies(g) {
-        if keep {
-            let u = prepared::get_or_make(w, shape, prepared::Preparation::Winograd, || {
-                winograd::transform_weights(ws, g)
-            });
-            return Ok(winograd::forward_transformed(xs, &u, g, epi));
-        }
-        return Ok(winograd::forward(xs, ws, g, epi));
-    }
-    if keep {
-        let p = prepared::get_or_make(w, shape, prepared::Preparation::ConvGemm, || {
-            conv::pack_weights(ws, g)
+        let u = prepared::get_or_make(w, shape, prepared::Preparation::Winograd, || {
+            winograd::transform_weights(ws, g)
         });
-        return Ok(conv::forward_fused(
-            xs,
-            conv::Weights::Packed(&p[..]),
-            g,
-            &epi,
-        ));
+        return Ok(winograd::forward_transformed(xs, &u, g, epi));
     }
-    Ok(conv::forward_fused(xs, conv::Weights::Stored(ws), g, &epi))
+    let p = prepared::get_or_make(w, shape, prepared::Preparation::ConvGemm, || {
+        conv::pack_weights(ws, g)
+    });
+    let packed = conv::Weights::Packed(&p[..]);
+    Ok(conv::forward_fused(xs, packed, g, &epi))
 }
 
 /// An f32 convolution's forward: Winograd where it applies and pays, else
 /// im2col + GEMM.
 fn conv_forward_f32(x: &[f32], w: &[f32], g: &Conv2dGeometry) -> Vec<f32> {
+    conv_fused_f32(x, w, g, epilogue::Epilogue::default())
+}
+
+/// [`conv_forward_f32`] with an epilogue, the weights prepared for this
+/// call.
+fn conv_fused_f32(
+    x: &[f32],
+    w: &[f32],
+    g: &Conv2dGeometry,
+    epi: epilogue::Epilogue<'_>,
+) -> Vec<f32> {
     if winograd_enabled() && winograd::applies(g) {
-        return winograd::forward(x, w, g, winograd::Epilogue::default());
+        return winograd::forward(x, w, g, epi);
     }
-    conv::forward(x, w, g)
+    conv::forward_fused(x, conv::Weights::Stored(w), g, &epi)
 }
 
 /// The bf16 slices of GEMM operands when every one is bf16 and this CPU has
@@ -894,39 +895,55 @@ mod tests {
                 residual: Some(&residual),
                 act: Some(UnaryOp::Relu),
             };
-            let run = || {
-                let y = CpuBackend.conv2d_fused(&x, &w, &g, &epi).unwrap();
-                f32s(&y)
-                    .unwrap()
-                    .iter()
-                    .map(|v| v.to_bits())
-                    .collect::<Vec<_>>()
-            };
-            let per_call = run();
-            assert_eq!(prepared::kept_for(&w), 0, "shape {i}: kept under recording");
-            let first = crate::no_grad(run);
-            assert_eq!(prepared::kept_for(&w), 1, "shape {i}: not kept");
-            let second = crate::no_grad(run);
-            assert!(first == per_call, "shape {i}: kept weights change the bits");
-            assert!(second == first, "shape {i}: the second call differs");
-            let weak = Arc::downgrade(&w);
-            drop(w);
-            // Any later lookup drops the entries of weights gone (our weak
-            // keeps the address from being reused meanwhile).
-            let other = store(vec![0.0; 1]);
-            prepared::get_or_make(
-                &other,
-                prepared::conv_shape(&g),
-                prepared::Preparation::ConvGemm,
-                Vec::new,
-            );
-            let at = weak.as_ptr().cast::<()>() as usize;
-            assert_eq!(
-                prepared::kept_at(at),
-                0,
-                "shape {i}: kept after the weights' drop"
-            );
+            assert_kept_with_the_same_bits(i, &w, 1, || {
+                bits(&CpuBackend.conv2d_fused(&x, &w, &g, &epi).unwrap())
+            });
+            assert_freed_with_the_weights(i, w);
         }
+    }
+
+    /// The bits of an f32 result.
+    fn bits(y: &Storage) -> Vec<u32> {
+        f32s(y).unwrap().iter().map(|v| v.to_bits()).collect()
+    }
+
+    /// Runs `run` under gradient recording (nothing kept for `w`), then
+    /// twice outside it (`kept` entries for `w`): the three give the same
+    /// bits.
+    fn assert_kept_with_the_same_bits(
+        i: usize,
+        w: &Storage,
+        kept: usize,
+        run: impl Fn() -> Vec<u32>,
+    ) {
+        let per_call = run();
+        assert_eq!(prepared::kept_for(w), 0, "shape {i}: kept under recording");
+        let first = crate::no_grad(&run);
+        assert_eq!(prepared::kept_for(w), kept, "shape {i}: kept or not");
+        let second = crate::no_grad(&run);
+        assert!(first == per_call, "shape {i}: kept weights change the bits");
+        assert!(second == first, "shape {i}: the second call differs");
+    }
+
+    /// Drops the weights `w`: any later lookup frees what was kept for
+    /// them (the weak kept here stops the address from being reused
+    /// meanwhile).
+    fn assert_freed_with_the_weights(i: usize, w: Storage) {
+        let weak = Arc::downgrade(&w);
+        drop(w);
+        let other = store(vec![0.0; 1]);
+        prepared::get_or_make(
+            &other,
+            [1, 1, 1, 1, 1],
+            prepared::Preparation::ConvGemm,
+            Vec::new,
+        );
+        let at = weak.as_ptr().cast::<()>() as usize;
+        assert_eq!(
+            prepared::kept_at(at),
+            0,
+            "shape {i}: kept after the weights' drop"
+        );
     }
 
     /// The plain convolution (no epilogue: a StdConv's standardised
@@ -957,19 +974,9 @@ mod tests {
                 0.0,
                 0.3,
             ));
-            let run = || {
-                let y = CpuBackend.conv2d(&x, &w, &g).unwrap();
-                f32s(&y)
-                    .unwrap()
-                    .iter()
-                    .map(|v| v.to_bits())
-                    .collect::<Vec<_>>()
-            };
-            let per_call = run();
-            assert_eq!(prepared::kept_for(&w), 0, "shape {i}: kept under recording");
-            let first = crate::no_grad(run);
-            assert_eq!(prepared::kept_for(&w), 1, "shape {i}: not kept");
-            assert!(first == per_call, "shape {i}: kept weights change the bits");
+            assert_kept_with_the_same_bits(i, &w, 1, || {
+                bits(&CpuBackend.conv2d(&x, &w, &g).unwrap())
+            });
         }
     }
 
@@ -1006,36 +1013,10 @@ mod tests {
                 a_shared: false,
                 b_shared: false,
             };
-            let run = || {
-                let y = CpuBackend.linear(&x, &w, spec).unwrap();
-                f32s(&y)
-                    .unwrap()
-                    .iter()
-                    .map(|v| v.to_bits())
-                    .collect::<Vec<_>>()
-            };
-            let per_call = run();
-            assert_eq!(prepared::kept_for(&w), 0, "shape {i}: kept under recording");
-            let first = crate::no_grad(run);
-            assert_eq!(prepared::kept_for(&w), kept, "shape {i}: kept or not");
-            let second = crate::no_grad(run);
-            assert!(first == per_call, "shape {i}: kept weights change the bits");
-            assert!(second == first, "shape {i}: the second call differs");
-            let weak = Arc::downgrade(&w);
-            drop(w);
-            let other = store(vec![0.0; 1]);
-            prepared::get_or_make(
-                &other,
-                [1, 1, 1, 1, 1],
-                prepared::Preparation::LinearB,
-                || gemm_avx512::PackedB::from_transposed(1, 1, &[0.0]),
-            );
-            let at = weak.as_ptr().cast::<()>() as usize;
-            assert_eq!(
-                prepared::kept_at(at),
-                0,
-                "shape {i}: kept after the weights' drop"
-            );
+            assert_kept_with_the_same_bits(i, &w, kept, || {
+                bits(&CpuBackend.linear(&x, &w, spec).unwrap())
+            });
+            assert_freed_with_the_weights(i, w);
         }
     }
 }
