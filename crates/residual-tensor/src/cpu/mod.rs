@@ -55,7 +55,7 @@ pub fn kernel_paths() -> Vec<(&'static str, &'static str)> {
         (
             "f32 conv 3x3 stride 1",
             if winograd_enabled() && gemm_avx512::available() {
-                "winograd F(4x4,3x3) on avx512f where it pays, else im2col + f32 gemm"
+                "winograd F(4x4,3x3) or F(2x2,3x3) on avx512f where it pays, else im2col + f32 gemm"
             } else {
                 "im2col + f32 gemm"
             },
@@ -163,10 +163,10 @@ fn turned_kernels<T: Copy + Default>(w: &[T], g: &Conv2dGeometry) -> Vec<T> {
 /// on Winograd where that applies and pays; else the transposed GEMM +
 /// col2im.
 fn conv_backward_input_f32(dy: &[f32], w: &[f32], g: &Conv2dGeometry) -> Vec<f32> {
-    if winograd_enabled() {
-        if let Some(t) = turned_geometry(g).filter(winograd::applies) {
+    if let Some(t) = turned_geometry(g) {
+        if let Some(tile) = winograd_tile(&t) {
             let turned = turned_kernels(w, g);
-            return winograd::forward(dy, &turned, &t, winograd::Epilogue::default());
+            return winograd::forward(dy, &turned, &t, tile, winograd::Epilogue::default());
         }
     }
     conv::backward_input(dy, w, g)
@@ -199,17 +199,23 @@ fn conv_f32(
         return Ok(conv_fused_f32(xs, ws, g, epi));
     }
     let shape = prepared::conv_shape(g);
-    if winograd_enabled() && winograd::applies(g) {
-        let u = prepared::get_or_make(w, shape, prepared::Preparation::Winograd, || {
-            winograd::transform_weights(ws, g)
+    if let Some(tile) = winograd_tile(g) {
+        let u = prepared::get_or_make(w, shape, prepared::Preparation::Winograd(tile), || {
+            winograd::transform_weights(ws, g, tile)
         });
-        return Ok(winograd::forward_transformed(xs, &u, g, epi));
+        return Ok(winograd::forward_transformed(xs, &u, g, tile, epi));
     }
     let p = prepared::get_or_make(w, shape, prepared::Preparation::ConvGemm, || {
         conv::pack_weights(ws, g)
     });
     let packed = conv::Weights::Packed(&p[..]);
     Ok(conv::forward_fused(xs, packed, g, &epi))
+}
+
+/// The Winograd algorithm of the f32 convolution `g`, where Winograd is on
+/// and one applies and pays ([`winograd::choose`]).
+fn winograd_tile(g: &Conv2dGeometry) -> Option<winograd::Tile> {
+    winograd_enabled().then(|| winograd::choose(g)).flatten()
 }
 
 /// An f32 convolution's forward: Winograd where it applies and pays, else
@@ -226,8 +232,8 @@ fn conv_fused_f32(
     g: &Conv2dGeometry,
     epi: epilogue::Epilogue<'_>,
 ) -> Vec<f32> {
-    if winograd_enabled() && winograd::applies(g) {
-        return winograd::forward(x, w, g, epi);
+    if let Some(tile) = winograd_tile(g) {
+        return winograd::forward(x, w, g, tile, epi);
     }
     conv::forward_fused(x, conv::Weights::Stored(w), g, &epi)
 }

@@ -28,8 +28,9 @@ const MAX_VALUES: usize = 1 << 28;
 pub enum Preparation {
     /// [`super::conv::pack_weights`]: one packed operand per group.
     ConvGemm,
-    /// [`super::winograd::transform_weights`]: 36 transformed operands.
-    Winograd,
+    /// [`super::winograd::transform_weights`] for this algorithm: 36 or 16
+    /// transformed operands.
+    Winograd(super::winograd::Tile),
     /// [`PackedB::from_transposed`]: a linear layer's `[out, in]` weights
     /// as the B of `x @ w^T`.
     LinearB,

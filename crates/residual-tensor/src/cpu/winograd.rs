@@ -1,24 +1,31 @@
-//! Winograd F(4x4, 3x3) (Lavin & Gray, 2016): the forward of 3x3, stride-1,
-//! undilated, ungrouped f32 convolutions on AVX-512F, with 36 multiplies per
-//! 4x4 output tile and channel pair where im2col + GEMM takes 144.
+//! Winograd F(m x m, 3x3) (Lavin & Gray, 2016): the forward of 3x3, stride-1,
+//! undilated, ungrouped f32 convolutions on AVX-512F, in two sizes:
+//! - F(4x4, 3x3) ([`Tile::F4`]): 36 multiplies per 4x4 output tile and
+//!   channel pair where im2col + GEMM takes 144;
+//! - F(2x2, 3x3) ([`Tile::F2`]): 16 multiplies per 2x2 tile where im2col +
+//!   GEMM takes 36, for planes too small to give 4x4 tiles enough to fill a
+//!   GEMM panel (the 7x7 last stage of a ResNet at 224, the 8x8 one of a
+//!   CIFAR ResNet).
 //!
-//! Shapes: `x: [n, c, h, w]`, `w: [o, c, 3, 3]`, `y: [n, o, oh, ow]`. The
-//! output is cut into 4x4 tiles, `th = ceil(oh / 4)` by `tw = ceil(ow / 4)`
-//! per sample and `T = n * th * tw` in all, each computed from a 6x6 patch of
+//! Shapes, with `m` the tile's side and `α = m + 2` its input patch's:
+//! `x: [n, c, h, w]`, `w: [o, c, 3, 3]`, `y: [n, o, oh, ow]`. The output is
+//! cut into m x m tiles, `th = ceil(oh / m)` by `tw = ceil(ow / m)` per
+//! sample and `T = n * th * tw` in all, each computed from an α x α patch of
 //! the (zero-padded) input:
-//! - `U[ξ] = (G g Gᵀ)[ξ]: [36][o, c]`, the weights' transform, computed and
+//! - `U[ξ] = (G g Gᵀ)[ξ]: [α²][o, c]`, the weights' transform, computed and
 //!   packed as the GEMM's A operand once per call ([`forward`]), or once per
 //!   weight and passed in ([`transform_weights`], [`forward_transformed`]);
-//! - per chunk of [`TB`] tiles (one rayon task): `V[ξ] = (Bᵀ d B)[ξ]: [36][c,
+//! - per chunk of [`TB`] tiles (one rayon task): `V[ξ] = (Bᵀ d B)[ξ]: [α²][c,
 //!   TB]`, written straight in the GEMM's B panel layout, then `M[ξ] = U[ξ]
-//!   V[ξ]: [36][o, TB]`, then each tile's `Aᵀ M A: [4, 4]` stored into `y`.
+//!   V[ξ]: [α²][o, TB]`, then each tile's `Aᵀ M A: [m, m]` stored into `y`.
 //!
 //! Tiles reaching past the output (and, in the last chunk, past the batch)
-//! are computed on zeros and not stored. The transforms' constants (4, 5,
-//! 1/6, 1/24, 8) cost accuracy against a direct product: the tests measure
-//! the error against a float64 convolution on the ResNets' layer shapes.
+//! are computed on zeros and not stored. F(4x4)'s transforms' constants (4,
+//! 5, 1/6, 1/24, 8) cost accuracy against a direct product, F(2x2)'s (1,
+//! 1/2) little: the tests measure the error against a float64 convolution on
+//! the ResNets' layer shapes.
 //!
-//! Use [`applies`] first: [`forward`] requires AVX512F.
+//! Use [`choose`] first: [`forward`] requires AVX512F.
 
 pub use super::epilogue::Epilogue;
 use super::fill::{assume_init_vec, uninit_vec};
@@ -31,22 +38,51 @@ use rayon::prelude::*;
 const TB: usize = PANEL_COLUMNS;
 /// Tiles per vector: one lane each.
 const LANES: usize = 16;
-/// Points of a transformed 6x6 patch.
-const XI: usize = 36;
 
 const _: () = assert!(TB.is_multiple_of(LANES));
 
-/// Whether [`forward`] computes this convolution, and pays: [`supports`]
-/// holds, with at least 16 input and output channels (below that the
-/// transforms cost more than the products they save) and at least 16 output
-/// tiles (4x4) per sample: planes of 13x13 outputs or so (on smaller ones
-/// most of a chunk of 32 tiles would be padding).
+/// Which Winograd algorithm: the side of its output tiles.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum Tile {
+    /// F(2x2, 3x3): 4x4 input patches, 16 products.
+    F2,
+    /// F(4x4, 3x3): 6x6 input patches, 36 products.
+    F4,
+}
+
+impl Tile {
+    /// The side of an output tile.
+    fn side(self) -> usize {
+        match self {
+            Tile::F2 => 2,
+            Tile::F4 => 4,
+        }
+    }
+
+    /// Points of a transformed patch: the number of products.
+    fn points(self) -> usize {
+        (self.side() + 2).pow(2)
+    }
+}
+
+/// The algorithm [`forward`] computes this convolution with, where one
+/// applies and pays: [`supports`] holds, with at least 16 input and output
+/// channels (below that the transforms cost more than the products they
+/// save), and at least 16 output tiles per sample (on fewer, most of a chunk
+/// of 32 tiles would be padding). F(4x4) where it gives 16 tiles (planes of
+/// 13x13 outputs or so), else F(2x2) where it does (7x7 to 12x12).
 ///
 /// It depends on one sample's shape only, not on the batch size: a batch
 /// split across data-parallel ranks computes each sample as one process
 /// does, with the same rounding.
-pub fn applies(g: &Conv2dGeometry) -> bool {
-    supports(g) && g.c_in >= 16 && g.c_out >= 16 && g.oh.div_ceil(4) * g.ow.div_ceil(4) >= TB / 2
+pub fn choose(g: &Conv2dGeometry) -> Option<Tile> {
+    if !(supports(g) && g.c_in >= 16 && g.c_out >= 16) {
+        return None;
+    }
+    let tiles = |t: Tile| g.oh.div_ceil(t.side()) * g.ow.div_ceil(t.side());
+    [Tile::F4, Tile::F2]
+        .into_iter()
+        .find(|&t| tiles(t) >= TB / 2)
 }
 
 /// Whether [`forward`] can compute this convolution: 3x3, stride 1,
@@ -64,22 +100,28 @@ fn supports(g: &Conv2dGeometry) -> bool {
         && gemm_avx512::available()
 }
 
-/// The forward convolution `y = epi(conv(x, w))`.
+/// The forward convolution `y = epi(conv(x, w))` on tiles of `tile`.
 ///
 /// # Panics
-/// Where [`supports`] does not hold ([`applies`] implies it), or an operand
+/// Where [`supports`] does not hold ([`choose`] implies it), or an operand
 /// is shorter than its shape.
-pub fn forward(x: &[f32], w: &[f32], g: &Conv2dGeometry, epi: Epilogue<'_>) -> Vec<f32> {
-    forward_transformed(x, &transform_weights(w, g), g, epi)
+pub fn forward(
+    x: &[f32],
+    w: &[f32],
+    g: &Conv2dGeometry,
+    tile: Tile,
+    epi: Epilogue<'_>,
+) -> Vec<f32> {
+    forward_transformed(x, &transform_weights(w, g, tile), g, tile, epi)
 }
 
-/// The weights of a convolution [`forward`] computes, transformed and
-/// packed for its 36 products: what [`forward_transformed`] takes, made
-/// once for weights that convolve many inputs.
+/// The weights of a convolution [`forward`] computes on tiles of `tile`,
+/// transformed and packed for its products: what [`forward_transformed`]
+/// takes, made once for weights that convolve many inputs.
 ///
 /// # Panics
 /// Where [`supports`] does not hold, or `w` is shorter than its shape.
-pub fn transform_weights(w: &[f32], g: &Conv2dGeometry) -> Vec<PackedA> {
+pub fn transform_weights(w: &[f32], g: &Conv2dGeometry, tile: Tile) -> Vec<PackedA> {
     assert!(
         supports(g),
         "winograd::transform_weights: convolution not supported"
@@ -89,18 +131,23 @@ pub fn transform_weights(w: &[f32], g: &Conv2dGeometry) -> Vec<PackedA> {
         w.len() >= o * c * 9,
         "winograd::transform_weights: weights too small"
     );
-    weight_transform(w, o, c)
+    match tile {
+        Tile::F2 => weight_transform::<4, 2, F2>(w, o, c),
+        Tile::F4 => weight_transform::<6, 4, F4>(w, o, c),
+    }
 }
 
 /// [`forward`] with the weights already transformed ([`transform_weights`]
-/// of this geometry's weights).
+/// of this geometry's weights and the same `tile`).
 ///
 /// # Panics
-/// As [`forward`], or when `u` is not 36 operands of `c_out x c_in`.
+/// As [`forward`], or when `u` is not `tile`'s number of operands of `c_out
+/// x c_in`.
 pub fn forward_transformed(
     x: &[f32],
     u: &[PackedA],
     g: &Conv2dGeometry,
+    tile: Tile,
     epi: Epilogue<'_>,
 ) -> Vec<f32> {
     assert!(supports(g), "winograd::forward: convolution not supported");
@@ -108,32 +155,47 @@ pub fn forward_transformed(
     let y_len = g.n * o * g.oh * g.ow;
     assert!(
         x.len() >= g.n * c * g.h * g.w
-            && u.len() == XI
+            && u.len() == tile.points()
             && u.iter().all(|u| u.shape() == (o, c))
             && epi.bias.is_none_or(|b| b.len() >= o)
             && epi.residual.is_none_or(|r| r.len() >= y_len),
         "winograd::forward: operand too small"
     );
-    let tiles = Tiles::new(g);
-    let mut y = uninit_vec::<f32>(y_len);
+    match tile {
+        Tile::F2 => run::<4, 2, F2>(x, u, g, epi),
+        Tile::F4 => run::<6, 4, F4>(x, u, g, epi),
+    }
+}
+
+/// [`forward_transformed`] of the algorithm `K`: `A x A` patches, `M x M`
+/// tiles, its operands checked.
+fn run<const A: usize, const M: usize, K: Transforms<A, M>>(
+    x: &[f32],
+    u: &[PackedA],
+    g: &Conv2dGeometry,
+    epi: Epilogue<'_>,
+) -> Vec<f32> {
+    let (c, o, points) = (g.c_in, g.c_out, A * A);
+    let tiles = Tiles::new(g, M);
+    let mut y = uninit_vec::<f32>(g.n * o * g.oh * g.ow);
     // The address as an integer so that tasks can share it.
     let py = y.as_mut_ptr() as usize;
     let chunks = tiles.total.div_ceil(TB);
-    // Fewer chunks than threads (a small batch of small planes): the 36
+    // Fewer chunks than threads (a small batch of small planes): the
     // products of each chunk run in parallel instead.
     let products_in_parallel = chunks < rayon::current_num_threads();
     let run_chunk = |chunk: usize| {
-        let (mut v, mut m) = (f32::take(XI * c * TB), f32::take(XI * o * TB));
+        let (mut v, mut m) = (f32::take(points * c * TB), f32::take(points * o * TB));
         let t0 = chunk * TB;
         // A last chunk of at most 16 tiles (a sample of 13x13 to 16x16
         // outputs at batch 1) multiplies half a panel; any other, the whole
         // panel, so that every lane the output transform reads is written.
         let cols = if tiles.total - t0 <= LANES { LANES } else { TB };
         // SAFETY: AVX512F holds (supports); x, y and the epilogue's
-        // operands hold the geometry's elements (asserted, allocated above);
-        // the chunks' tiles are disjoint, so are the output elements their
-        // tasks store.
-        unsafe { input_transform(x, &tiles, t0, &mut v) };
+        // operands hold the geometry's elements (asserted by the caller,
+        // allocated above); the chunks' tiles are disjoint, so are the
+        // output elements their tasks store.
+        unsafe { input_transform::<A, M, K>(x, &tiles, t0, &mut v) };
         let product = |(xi, m): (usize, &mut [f32])| {
             gemm_avx512::gemm_panel(&u[xi], &v[xi * c * TB..][..c * TB], m, TB, cols)
         };
@@ -142,7 +204,7 @@ pub fn forward_transformed(
         } else {
             m.chunks_mut(o * TB).enumerate().for_each(product);
         }
-        unsafe { output_transform(&m, &tiles, t0, epi, py as *mut f32) };
+        unsafe { output_transform::<A, M, K>(&m, &tiles, t0, epi, py as *mut f32) };
         f32::give(v);
         f32::give(m);
     };
@@ -164,6 +226,8 @@ struct Tiles {
     w: usize,
     oh: usize,
     ow: usize,
+    /// The side of a tile.
+    m: usize,
     th: usize,
     tw: usize,
     pad_top: usize,
@@ -172,8 +236,8 @@ struct Tiles {
 }
 
 impl Tiles {
-    fn new(g: &Conv2dGeometry) -> Self {
-        let (th, tw) = (g.oh.div_ceil(4), g.ow.div_ceil(4));
+    fn new(g: &Conv2dGeometry, m: usize) -> Self {
+        let (th, tw) = (g.oh.div_ceil(m), g.ow.div_ceil(m));
         Tiles {
             c: g.c_in,
             o: g.c_out,
@@ -181,6 +245,7 @@ impl Tiles {
             w: g.w,
             oh: g.oh,
             ow: g.ow,
+            m,
             th,
             tw,
             pad_top: g.p.padding[0],
@@ -193,26 +258,30 @@ impl Tiles {
     fn place(&self, t: usize) -> (usize, usize, usize) {
         let per_sample = self.th * self.tw;
         let r = t % per_sample;
-        (t / per_sample, r / self.tw * 4, r % self.tw * 4)
+        (t / per_sample, r / self.tw * self.m, r % self.tw * self.m)
     }
 }
 
 /// `U[ξ] = (G g Gᵀ)[ξ]` for every output and input channel pair, packed as
-/// 36 GEMM operands `[o, c]`.
-fn weight_transform(w: &[f32], o: usize, c: usize) -> Vec<PackedA> {
-    // u: [36][o, c], written in full below, one output channel per task.
+/// `A²` GEMM operands `[o, c]`.
+fn weight_transform<const A: usize, const M: usize, K: Transforms<A, M>>(
+    w: &[f32],
+    o: usize,
+    c: usize,
+) -> Vec<PackedA> {
+    // u: [A²][o, c], written in full below, one output channel per task.
     let plane = o * c;
-    let mut u = uninit_vec::<f32>(XI * plane);
+    let mut u = uninit_vec::<f32>(A * A * plane);
     let pu = u.as_mut_ptr() as usize;
     (0..o).into_par_iter().for_each(|oc| {
         // SAFETY: AVX512F holds (supports); w holds o * c * 9 values
-        // (asserted by forward); this task writes output channel oc of each
-        // of u's 36 planes, and no other task does.
-        unsafe { weight_transform_row(w, oc, c, plane, pu as *mut f32) }
+        // (asserted by the caller); this task writes output channel oc of
+        // each of u's planes, and no other task does.
+        unsafe { weight_transform_row::<A, M, K>(w, oc, c, plane, pu as *mut f32) }
     });
     // SAFETY: the tasks wrote (ξ, oc, ic) for every ξ, oc and ic.
     let u = unsafe { assume_init_vec(u) };
-    (0..XI)
+    (0..A * A)
         .into_par_iter()
         .map(|xi| PackedA::new(o, c, &u[xi * plane..][..plane]))
         .collect()
@@ -221,34 +290,154 @@ fn weight_transform(w: &[f32], o: usize, c: usize) -> Vec<PackedA> {
 #[cfg(target_arch = "x86_64")]
 use std::arch::x86_64::*;
 
-/// `G`'s rows applied to `(g0, g1, g2)`: six points of one line of the
-/// weights' transform, for 16 channel pairs at once.
+/// One algorithm's transforms, on one line of 16 lanes at a time (kernels
+/// or tiles): `A` points per patch line, `M` per tile line.
 #[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx512f")]
-#[inline]
-fn g6(g0: __m512, g1: __m512, g2: __m512) -> [__m512; 6] {
-    let s = _mm512_set1_ps;
-    let even = _mm512_add_ps(g0, g2);
-    let g2_6 = _mm512_mul_ps(g2, s(1.0 / 6.0));
-    [
-        _mm512_mul_ps(g0, s(0.25)),
-        _mm512_mul_ps(_mm512_add_ps(even, g1), s(-1.0 / 6.0)),
-        _mm512_mul_ps(_mm512_sub_ps(even, g1), s(-1.0 / 6.0)),
-        _mm512_fmadd_ps(g0, s(1.0 / 24.0), _mm512_fmadd_ps(g1, s(1.0 / 12.0), g2_6)),
-        _mm512_fmadd_ps(g0, s(1.0 / 24.0), _mm512_fnmadd_ps(g1, s(1.0 / 12.0), g2_6)),
-        g2,
-    ]
+trait Transforms<const A: usize, const M: usize> {
+    /// `G`'s rows applied to one line `(g0, g1, g2)` of the kernels.
+    ///
+    /// # Safety
+    /// AVX512F is available.
+    unsafe fn g(g0: __m512, g1: __m512, g2: __m512) -> [__m512; A];
+    /// `Bᵀ d` for one line `d` of the input patches.
+    ///
+    /// # Safety
+    /// AVX512F is available.
+    unsafe fn bt(d: [__m512; A]) -> [__m512; A];
+    /// `Aᵀ m` for one line `m` of the products: the tile line's points.
+    ///
+    /// # Safety
+    /// AVX512F is available.
+    unsafe fn at(m: [__m512; A]) -> [__m512; M];
 }
 
-/// Output channel `oc`'s row of the 36 planes `u: [36][o, c]` (`plane = o *
-/// c` apart), 16 input channels at a time.
+#[cfg(not(target_arch = "x86_64"))]
+trait Transforms<const A: usize, const M: usize> {}
+
+/// F(2x2, 3x3)'s transforms.
+struct F2;
+/// F(4x4, 3x3)'s transforms.
+struct F4;
+
+#[cfg(not(target_arch = "x86_64"))]
+impl Transforms<4, 2> for F2 {}
+#[cfg(not(target_arch = "x86_64"))]
+impl Transforms<6, 4> for F4 {}
+
+#[cfg(target_arch = "x86_64")]
+impl Transforms<4, 2> for F2 {
+    #[target_feature(enable = "avx512f")]
+    #[inline]
+    unsafe fn g(g0: __m512, g1: __m512, g2: __m512) -> [__m512; 4] {
+        let half = _mm512_set1_ps(0.5);
+        let even = _mm512_add_ps(g0, g2);
+        [
+            g0,
+            _mm512_mul_ps(_mm512_add_ps(even, g1), half),
+            _mm512_mul_ps(_mm512_sub_ps(even, g1), half),
+            g2,
+        ]
+    }
+
+    #[target_feature(enable = "avx512f")]
+    #[inline]
+    unsafe fn bt(d: [__m512; 4]) -> [__m512; 4] {
+        [
+            _mm512_sub_ps(d[0], d[2]),
+            _mm512_add_ps(d[1], d[2]),
+            _mm512_sub_ps(d[2], d[1]),
+            _mm512_sub_ps(d[1], d[3]),
+        ]
+    }
+
+    #[target_feature(enable = "avx512f")]
+    #[inline]
+    unsafe fn at(m: [__m512; 4]) -> [__m512; 2] {
+        [
+            _mm512_add_ps(_mm512_add_ps(m[0], m[1]), m[2]),
+            _mm512_sub_ps(_mm512_sub_ps(m[1], m[2]), m[3]),
+        ]
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+impl Transforms<6, 4> for F4 {
+    #[target_feature(enable = "avx512f")]
+    #[inline]
+    unsafe fn g(g0: __m512, g1: __m512, g2: __m512) -> [__m512; 6] {
+        let s = _mm512_set1_ps;
+        let even = _mm512_add_ps(g0, g2);
+        let g2_6 = _mm512_mul_ps(g2, s(1.0 / 6.0));
+        [
+            _mm512_mul_ps(g0, s(0.25)),
+            _mm512_mul_ps(_mm512_add_ps(even, g1), s(-1.0 / 6.0)),
+            _mm512_mul_ps(_mm512_sub_ps(even, g1), s(-1.0 / 6.0)),
+            _mm512_fmadd_ps(g0, s(1.0 / 24.0), _mm512_fmadd_ps(g1, s(1.0 / 12.0), g2_6)),
+            _mm512_fmadd_ps(g0, s(1.0 / 24.0), _mm512_fnmadd_ps(g1, s(1.0 / 12.0), g2_6)),
+            g2,
+        ]
+    }
+
+    #[target_feature(enable = "avx512f")]
+    #[inline]
+    unsafe fn bt(d: [__m512; 6]) -> [__m512; 6] {
+        let (two, four, five) = (
+            _mm512_set1_ps(2.0),
+            _mm512_set1_ps(4.0),
+            _mm512_set1_ps(5.0),
+        );
+        let d12 = _mm512_add_ps(d[1], d[2]);
+        let d34 = _mm512_add_ps(d[3], d[4]);
+        let e12 = _mm512_sub_ps(d[1], d[2]);
+        let e43 = _mm512_sub_ps(d[4], d[3]);
+        let d42 = _mm512_sub_ps(d[4], d[2]);
+        let d31 = _mm512_sub_ps(d[3], d[1]);
+        [
+            _mm512_fmadd_ps(four, d[0], _mm512_fnmadd_ps(five, d[2], d[4])),
+            _mm512_fnmadd_ps(four, d12, d34),
+            _mm512_fmadd_ps(four, e12, e43),
+            _mm512_fmadd_ps(two, d31, d42),
+            _mm512_fnmadd_ps(two, d31, d42),
+            _mm512_fmadd_ps(four, d[1], _mm512_fnmadd_ps(five, d[3], d[5])),
+        ]
+    }
+
+    #[target_feature(enable = "avx512f")]
+    #[inline]
+    unsafe fn at(m: [__m512; 6]) -> [__m512; 4] {
+        let (two, four, eight) = (
+            _mm512_set1_ps(2.0),
+            _mm512_set1_ps(4.0),
+            _mm512_set1_ps(8.0),
+        );
+        let a = _mm512_add_ps(m[1], m[2]);
+        let b = _mm512_sub_ps(m[1], m[2]);
+        let c = _mm512_add_ps(m[3], m[4]);
+        let d = _mm512_sub_ps(m[3], m[4]);
+        [
+            _mm512_add_ps(_mm512_add_ps(m[0], a), c),
+            _mm512_fmadd_ps(two, d, b),
+            _mm512_fmadd_ps(four, c, a),
+            _mm512_add_ps(_mm512_fmadd_ps(eight, d, b), m[5]),
+        ]
+    }
+}
+
+/// Output channel `oc`'s row of the planes `u: [A²][o, c]` (`plane = o * c`
+/// apart), 16 input channels at a time.
 ///
 /// # Safety
-/// AVX512F is available; `w` holds `[o, c, 3, 3]`; `u` points to `36 *
+/// AVX512F is available; `w` holds `[o, c, 3, 3]`; `u` points to `A² *
 /// plane` values.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f")]
-unsafe fn weight_transform_row(w: &[f32], oc: usize, c: usize, plane: usize, u: *mut f32) {
+unsafe fn weight_transform_row<const A: usize, const M: usize, K: Transforms<A, M>>(
+    w: &[f32],
+    oc: usize,
+    c: usize,
+    plane: usize,
+    u: *mut f32,
+) {
     let row = &w[oc * c * 9..][..c * 9];
     let nine = _mm512_mullo_epi32(
         _mm512_set_epi32(15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1, 0),
@@ -265,29 +454,37 @@ unsafe fn weight_transform_row(w: &[f32], oc: usize, c: usize, plane: usize, u: 
                 _mm512_mask_i32gather_ps::<4>(_mm512_setzero_ps(), mask, idx, row.as_ptr().cast())
             }
         });
-        // G g: one column of g at a time, then G along each of its 6 rows.
-        let cols: [[__m512; 6]; 3] = std::array::from_fn(|j| g6(taps[j], taps[3 + j], taps[6 + j]));
+        // G g: one column of g at a time, then G along each of its A rows.
+        // SAFETY (every K call here): AVX512F holds.
+        let cols: [[__m512; A]; 3] =
+            std::array::from_fn(|j| unsafe { K::g(taps[j], taps[3 + j], taps[6 + j]) });
         #[allow(clippy::needless_range_loop)] // point i of every column
-        for i in 0..6 {
-            for (j, v) in g6(cols[0][i], cols[1][i], cols[2][i])
+        for i in 0..A {
+            for (j, v) in unsafe { K::g(cols[0][i], cols[1][i], cols[2][i]) }
                 .into_iter()
                 .enumerate()
             {
-                // SAFETY: (i*6+j, oc, c0 .. c0 + lanes) lies in u.
-                unsafe { _mm512_mask_storeu_ps(u.add((i * 6 + j) * plane + oc * c + c0), mask, v) };
+                // SAFETY: (i*A+j, oc, c0 .. c0 + lanes) lies in u.
+                unsafe { _mm512_mask_storeu_ps(u.add((i * A + j) * plane + oc * c + c0), mask, v) };
             }
         }
     }
 }
 
 #[cfg(not(target_arch = "x86_64"))]
-unsafe fn weight_transform_row(_: &[f32], _: usize, _: usize, _: usize, _: *mut f32) {
-    unreachable!("winograd runs only where applies() holds")
+unsafe fn weight_transform_row<const A: usize, const M: usize, K: Transforms<A, M>>(
+    _: &[f32],
+    _: usize,
+    _: usize,
+    _: usize,
+    _: *mut f32,
+) {
+    unreachable!("winograd runs only where choose() gives an algorithm")
 }
 
 /// Per lane of 16 tiles: the offset of the patch's (or output tile's) first
-/// element in its sample, and for each of its rows and columns which lanes
-/// lie inside the image (bit per lane; none for tiles past the batch).
+/// element in its sample, and for each of its `R` rows and columns which
+/// lanes lie inside the image (bit per lane; none for tiles past the batch).
 #[cfg(target_arch = "x86_64")]
 struct LaneTiles<const R: usize> {
     offset: [i32; LANES],
@@ -295,11 +492,11 @@ struct LaneTiles<const R: usize> {
     cols: [u16; R],
 }
 
-/// Lanes `t0 .. t0 + 16` of the tiles: their input patches' (`R = 6`, from
-/// `-pad`) or output tiles' (`R = 4`) rows and columns.
+/// Lanes `t0 .. t0 + 16` of the tiles: their input patches' (`input`, `R`
+/// the patch's side, from `-pad`) or output tiles' (`R` the tile's side)
+/// rows and columns.
 #[cfg(target_arch = "x86_64")]
-fn lane_tiles<const R: usize>(tiles: &Tiles, t0: usize) -> LaneTiles<R> {
-    let input = R == 6;
+fn lane_tiles<const R: usize>(tiles: &Tiles, t0: usize, input: bool) -> LaneTiles<R> {
     let (h, w) = if input {
         (tiles.h, tiles.w)
     } else {
@@ -325,7 +522,7 @@ fn lane_tiles<const R: usize>(tiles: &Tiles, t0: usize) -> LaneTiles<R> {
         } else {
             (r0 as isize, c0 as isize)
         };
-        // Within i32: applies() bounds the tensors' lengths.
+        // Within i32: supports() bounds the tensors' lengths.
         lt.offset[l] = (n * sample) as i32 + (r0 * w as isize + c0) as i32;
         for i in 0..R {
             let (r, c) = (r0 + i as isize, c0 + i as isize);
@@ -336,78 +533,35 @@ fn lane_tiles<const R: usize>(tiles: &Tiles, t0: usize) -> LaneTiles<R> {
     lt
 }
 
-/// `Bᵀ d` for six vectors `d`, one point of six patches' lines each.
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx512f")]
-#[inline]
-fn bt6(d: [__m512; 6]) -> [__m512; 6] {
-    let (two, four, five) = (
-        _mm512_set1_ps(2.0),
-        _mm512_set1_ps(4.0),
-        _mm512_set1_ps(5.0),
-    );
-    let d12 = _mm512_add_ps(d[1], d[2]);
-    let d34 = _mm512_add_ps(d[3], d[4]);
-    let e12 = _mm512_sub_ps(d[1], d[2]);
-    let e43 = _mm512_sub_ps(d[4], d[3]);
-    let d42 = _mm512_sub_ps(d[4], d[2]);
-    let d31 = _mm512_sub_ps(d[3], d[1]);
-    [
-        _mm512_fmadd_ps(four, d[0], _mm512_fnmadd_ps(five, d[2], d[4])),
-        _mm512_fnmadd_ps(four, d12, d34),
-        _mm512_fmadd_ps(four, e12, e43),
-        _mm512_fmadd_ps(two, d31, d42),
-        _mm512_fnmadd_ps(two, d31, d42),
-        _mm512_fmadd_ps(four, d[1], _mm512_fnmadd_ps(five, d[3], d[5])),
-    ]
-}
-
-/// `Aᵀ m` for six vectors `m`: four output points.
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx512f")]
-#[inline]
-fn at6(m: [__m512; 6]) -> [__m512; 4] {
-    let (two, four, eight) = (
-        _mm512_set1_ps(2.0),
-        _mm512_set1_ps(4.0),
-        _mm512_set1_ps(8.0),
-    );
-    let a = _mm512_add_ps(m[1], m[2]);
-    let b = _mm512_sub_ps(m[1], m[2]);
-    let c = _mm512_add_ps(m[3], m[4]);
-    let d = _mm512_sub_ps(m[3], m[4]);
-    [
-        _mm512_add_ps(_mm512_add_ps(m[0], a), c),
-        _mm512_fmadd_ps(two, d, b),
-        _mm512_fmadd_ps(four, c, a),
-        _mm512_add_ps(_mm512_fmadd_ps(eight, d, b), m[5]),
-    ]
-}
-
 /// `V[ξ] = (Bᵀ d B)[ξ]` of tiles `t0 .. t0 + TB`, for every input channel:
-/// `v: [36][c][TB]`, each `[c][TB]` one B panel of the GEMM.
+/// `v: [A²][c][TB]`, each `[c][TB]` one B panel of the GEMM.
 ///
 /// # Safety
 /// AVX512F is available; `x` holds the geometry's `[n, c, h, w]`.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f")]
-unsafe fn input_transform(x: &[f32], tiles: &Tiles, t0: usize, v: &mut [f32]) {
+unsafe fn input_transform<const A: usize, const M: usize, K: Transforms<A, M>>(
+    x: &[f32],
+    tiles: &Tiles,
+    t0: usize,
+    v: &mut [f32],
+) {
     let c = tiles.c;
-    assert!(v.len() >= XI * c * TB);
+    assert!(v.len() >= A * A * c * TB);
     let plane = (tiles.h * tiles.w) as i32;
     // A lane group past the last tile is neither multiplied (the chunk's
     // products then take the first 16 lanes) nor read back.
     for lane0 in (0..TB).step_by(LANES).take_while(|l| t0 + l < tiles.total) {
-        let lt = lane_tiles::<6>(tiles, t0 + lane0);
+        let lt = lane_tiles::<A>(tiles, t0 + lane0, true);
         // SAFETY: offset is 16 i32 values.
         let base = unsafe { _mm512_loadu_si512(lt.offset.as_ptr().cast()) };
-        let masks: [[__mmask16; 6]; 6] =
+        let masks: [[__mmask16; A]; A] =
             std::array::from_fn(|a| std::array::from_fn(|b| lt.rows[a] & lt.cols[b]));
         let w = tiles.w as i32;
         for ic in 0..c {
             let at = _mm512_add_epi32(base, _mm512_set1_epi32(ic as i32 * plane));
             // d[a][b]: point (a, b) of the 16 patches, zero outside the image.
-            let d: [[__m512; 6]; 6] = std::array::from_fn(|a| {
+            let d: [[__m512; A]; A] = std::array::from_fn(|a| {
                 std::array::from_fn(|b| {
                     let idx = _mm512_add_epi32(at, _mm512_set1_epi32(a as i32 * w + b as i32));
                     // SAFETY: the masked lanes' offsets lie in x (they are
@@ -423,12 +577,13 @@ unsafe fn input_transform(x: &[f32], tiles: &Tiles, t0: usize, v: &mut [f32]) {
                 })
             });
             // Bᵀ d: down each column, then B along each row.
-            let cols: [[__m512; 6]; 6] =
-                std::array::from_fn(|b| bt6(std::array::from_fn(|a| d[a][b])));
-            for i in 0..6 {
-                let row = bt6(std::array::from_fn(|b| cols[b][i]));
+            // SAFETY (both K calls): AVX512F holds.
+            let cols: [[__m512; A]; A] =
+                std::array::from_fn(|b| unsafe { K::bt(std::array::from_fn(|a| d[a][b])) });
+            for i in 0..A {
+                let row = unsafe { K::bt(std::array::from_fn(|b| cols[b][i])) };
                 for (j, val) in row.into_iter().enumerate() {
-                    let dst = &mut v[((i * 6 + j) * c + ic) * TB + lane0..][..LANES];
+                    let dst = &mut v[((i * A + j) * c + ic) * TB + lane0..][..LANES];
                     // SAFETY: dst holds 16 values.
                     unsafe { _mm512_storeu_ps(dst.as_mut_ptr(), val) };
                 }
@@ -438,7 +593,7 @@ unsafe fn input_transform(x: &[f32], tiles: &Tiles, t0: usize, v: &mut [f32]) {
 }
 
 /// `y` tile = `epi(Aᵀ M A)` for tiles `t0 .. t0 + TB` and every output
-/// channel, `m: [36][o][TB]`; stores the tiles' elements inside the output.
+/// channel, `m: [A²][o][TB]`; stores the tiles' elements inside the output.
 ///
 /// # Safety
 /// AVX512F is available; `y` points to the geometry's `[n, o, oh, ow]`, and
@@ -446,13 +601,19 @@ unsafe fn input_transform(x: &[f32], tiles: &Tiles, t0: usize, v: &mut [f32]) {
 /// these tiles.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f")]
-unsafe fn output_transform(m: &[f32], tiles: &Tiles, t0: usize, epi: Epilogue<'_>, y: *mut f32) {
+unsafe fn output_transform<const A: usize, const M: usize, K: Transforms<A, M>>(
+    m: &[f32],
+    tiles: &Tiles,
+    t0: usize,
+    epi: Epilogue<'_>,
+    y: *mut f32,
+) {
     let o = tiles.o;
-    assert!(m.len() >= XI * o * TB);
+    assert!(m.len() >= A * A * o * TB);
     let plane = (tiles.oh * tiles.ow) as i32;
     let ow = tiles.ow as i32;
     for lane0 in (0..TB).step_by(LANES) {
-        let lt = lane_tiles::<4>(tiles, t0 + lane0);
+        let lt = lane_tiles::<M>(tiles, t0 + lane0, false);
         if lt.rows[0] == 0 {
             continue; // every lane past the batch
         }
@@ -460,19 +621,20 @@ unsafe fn output_transform(m: &[f32], tiles: &Tiles, t0: usize, epi: Epilogue<'_
         let base = unsafe { _mm512_loadu_si512(lt.offset.as_ptr().cast()) };
         for oc in 0..o {
             // SAFETY: each load reads 16 of m's values (asserted length).
-            let p: [[__m512; 6]; 6] = std::array::from_fn(|i| {
+            let p: [[__m512; A]; A] = std::array::from_fn(|i| {
                 std::array::from_fn(|j| unsafe {
-                    _mm512_loadu_ps(m.as_ptr().add(((i * 6 + j) * o + oc) * TB + lane0))
+                    _mm512_loadu_ps(m.as_ptr().add(((i * A + j) * o + oc) * TB + lane0))
                 })
             });
-            // Aᵀ M: down each column, then A along each of the 4 rows.
-            let cols: [[__m512; 4]; 6] =
-                std::array::from_fn(|j| at6(std::array::from_fn(|i| p[i][j])));
+            // Aᵀ M: down each column, then A along each of the M rows.
+            // SAFETY (both K calls): AVX512F holds.
+            let cols: [[__m512; M]; A] =
+                std::array::from_fn(|j| unsafe { K::at(std::array::from_fn(|i| p[i][j])) });
             let at = _mm512_add_epi32(base, _mm512_set1_epi32(oc as i32 * plane));
             let bias = _mm512_set1_ps(epi.bias.map_or(0.0, |b| b[oc]));
             #[allow(clippy::needless_range_loop)] // row r of every column
-            for r in 0..4 {
-                let row = at6(std::array::from_fn(|j| cols[j][r]));
+            for r in 0..M {
+                let row = unsafe { K::at(std::array::from_fn(|j| cols[j][r])) };
                 for (cc, val) in row.into_iter().enumerate() {
                     let idx = _mm512_add_epi32(at, _mm512_set1_epi32(r as i32 * ow + cc as i32));
                     let mask = lt.rows[r] & lt.cols[cc];
@@ -504,13 +666,24 @@ unsafe fn output_transform(m: &[f32], tiles: &Tiles, t0: usize, epi: Epilogue<'_
 }
 
 #[cfg(not(target_arch = "x86_64"))]
-unsafe fn input_transform(_: &[f32], _: &Tiles, _: usize, _: &mut [f32]) {
-    unreachable!("winograd runs only where applies() holds")
+unsafe fn input_transform<const A: usize, const M: usize, K: Transforms<A, M>>(
+    _: &[f32],
+    _: &Tiles,
+    _: usize,
+    _: &mut [f32],
+) {
+    unreachable!("winograd runs only where choose() gives an algorithm")
 }
 
 #[cfg(not(target_arch = "x86_64"))]
-unsafe fn output_transform(_: &[f32], _: &Tiles, _: usize, _: Epilogue<'_>, _: *mut f32) {
-    unreachable!("winograd runs only where applies() holds")
+unsafe fn output_transform<const A: usize, const M: usize, K: Transforms<A, M>>(
+    _: &[f32],
+    _: &Tiles,
+    _: usize,
+    _: Epilogue<'_>,
+    _: *mut f32,
+) {
+    unreachable!("winograd runs only where choose() gives an algorithm")
 }
 
 #[cfg(test)]
@@ -597,10 +770,10 @@ mod tests {
         err / scale
     }
 
-    /// Every element of odd shapes (planes that are no multiple of 4, a
-    /// partial last chunk of more or at most 16 tiles, output channels that are no multiple of the
-    /// GEMM's 12 rows, asymmetric and no padding) matches the float64
-    /// convolution.
+    /// Every element of odd shapes (planes that are no multiple of the
+    /// tile, a partial last chunk of more or at most 16 tiles, output
+    /// channels that are no multiple of the GEMM's 12 rows, asymmetric and
+    /// no padding) matches the float64 convolution, on either tile.
     #[test]
     fn matches_a_float64_convolution_on_odd_shapes() {
         if !crate::test_skip::run_or_skip(
@@ -615,19 +788,23 @@ mod tests {
             geometry(1, 24, 13, (10, 9), [0; 4]),
             geometry(3, 5, 7, (6, 17), [0, 2, 1, 0]),
             geometry(2, 40, 33, (3, 3), [2; 4]),
-            // A last chunk of exactly 16 tiles (half a panel).
+            // A last chunk of exactly 16 tiles (half a panel) of 4x4.
             geometry(3, 16, 12, (13, 13), [1; 4]),
+            // 16 tiles of 2x2 per sample, 4x4 of 7x7 outputs.
+            geometry(3, 16, 12, (7, 7), [1; 4]),
         ]
         .iter()
         .enumerate()
         {
             let x = values(g.n * g.c_in * g.h * g.w, 1 + i as u32);
             let w = values(g.c_out * g.c_in * 9, 11 + i as u32);
-            let got = forward(&x, &w, g, Epilogue::default());
             let want = reference(&x, &w, g);
-            assert_eq!(got.len(), want.len());
-            let err = relative_error(&got, &want);
-            assert!(err < 1e-5, "shape {i}: relative error {err:e}");
+            for tile in [Tile::F2, Tile::F4] {
+                let got = forward(&x, &w, g, tile, Epilogue::default());
+                assert_eq!(got.len(), want.len());
+                let err = relative_error(&got, &want);
+                assert!(err < 1e-5, "shape {i}, {tile:?}: relative error {err:e}");
+            }
         }
     }
 
@@ -677,14 +854,16 @@ mod tests {
                     }
                 })
                 .collect();
-            let got = forward(&x, &w, &g, epi);
-            let err = relative_error(&got, &want);
-            assert!(
-                err < 1e-5,
-                "bias {b} residual {r} relu {relu}: relative error {err:e}"
-            );
-            if relu {
-                assert!(got.iter().all(|&v| v >= 0.0), "ReLU clamps");
+            for tile in [Tile::F2, Tile::F4] {
+                let got = forward(&x, &w, &g, tile, epi);
+                let err = relative_error(&got, &want);
+                assert!(
+                    err < 1e-5,
+                    "{tile:?}, bias {b} residual {r} relu {relu}: relative error {err:e}"
+                );
+                if relu {
+                    assert!(got.iter().all(|&v| v >= 0.0), "ReLU clamps");
+                }
             }
         }
     }
@@ -707,8 +886,13 @@ mod tests {
             relu: true,
             ..Epilogue::default()
         };
-        let y = forward(&x, &w, &g, epi);
-        assert!(y.iter().all(|v| v.is_nan()), "every output is NaN");
+        for tile in [Tile::F2, Tile::F4] {
+            let y = forward(&x, &w, &g, tile, epi);
+            assert!(
+                y.iter().all(|v| v.is_nan()),
+                "{tile:?}: every output is NaN"
+            );
+        }
     }
 
     /// The CPU backend's input gradient of a 3x3 stride-1 convolution (here
@@ -723,25 +907,65 @@ mod tests {
         ) {
             return;
         }
-        let g = geometry(4, 16, 24, (31, 32), [1, 0, 2, 1]);
-        let turned = geometry(4, 24, 16, (g.oh, g.ow), [1, 2, 0, 1]);
-        assert!(applies(&turned), "the test's shape runs on Winograd");
-        let dy = values(g.n * g.c_out * g.oh * g.ow, 31);
-        let w = values(g.c_out * g.c_in * 9, 32);
-        let got = super::super::conv_backward_input_f32(&dy, &w, &g);
-        let want: Vec<f64> = super::super::conv::backward_input(&dy, &w, &g)
-            .into_iter()
-            .map(f64::from)
-            .collect();
-        let err = relative_error(&got, &want);
-        assert!(err < 1e-5, "relative error {err:e}");
+        for (side, tile) in [((31, 32), Tile::F4), ((8, 9), Tile::F2)] {
+            let g = geometry(4, 16, 24, side, [1, 0, 2, 1]);
+            let turned = geometry(4, 24, 16, (g.oh, g.ow), [1, 2, 0, 1]);
+            assert_eq!(choose(&turned), Some(tile), "the test's shape's algorithm");
+            let dy = values(g.n * g.c_out * g.oh * g.ow, 31);
+            let w = values(g.c_out * g.c_in * 9, 32);
+            let got = super::super::conv_backward_input_f32(&dy, &w, &g);
+            let want: Vec<f64> = super::super::conv::backward_input(&dy, &w, &g)
+                .into_iter()
+                .map(f64::from)
+                .collect();
+            let err = relative_error(&got, &want);
+            assert!(err < 1e-5, "{tile:?}: relative error {err:e}");
+        }
+    }
+
+    /// F(4x4) takes planes of 16 4x4 tiles or more, F(2x2) the smaller ones
+    /// down to 16 2x2 tiles (7x7 outputs); below that, or on fewer than 16
+    /// channels, or on shapes Winograd does not compute, neither does.
+    #[test]
+    fn chooses_4x4_tiles_on_large_planes_and_2x2_on_small_ones() {
+        if !crate::test_skip::run_or_skip(
+            "AVX512F",
+            gemm_avx512::available(),
+            gemm_avx512::available(),
+        ) {
+            return;
+        }
+        let same = |c: usize, side: usize| geometry(1, c, c, (side, side), [1; 4]);
+        for (g, want) in [
+            (same(64, 56), Some(Tile::F4)),
+            (same(256, 14), Some(Tile::F4)),
+            (same(256, 13), Some(Tile::F4)),
+            (same(256, 12), Some(Tile::F2)),
+            (same(512, 7), Some(Tile::F2)),
+            (same(64, 8), Some(Tile::F2)),
+            (same(512, 6), None),
+            (same(8, 56), None),
+        ] {
+            assert_eq!(
+                choose(&g),
+                want,
+                "{}x{} with {} channels",
+                g.oh,
+                g.ow,
+                g.c_in
+            );
+        }
+        let mut strided = same(64, 56);
+        strided.p.stride = (2, 2);
+        assert_eq!(choose(&strided), None, "stride 2");
     }
 
     /// On the 3x3 layer shapes of the ResNets (64 to 512 channels, planes of
-    /// 56 down to 7), the error against float64 stays below 2e-5 of the
-    /// largest output: a fifth of the zoo's parity bound of 1e-4 for one
-    /// layer (measured 0.6-1.4e-5 here, 20-40x that of im2col + GEMM, which
-    /// the test prints; whole models stay near 1e-6, `full_size_parity`).
+    /// 56 down to 7), the error of the algorithm [`choose`] takes against
+    /// float64 stays below 2e-5 of the largest output: a fifth of the zoo's
+    /// parity bound of 1e-4 for one layer (measured 0.6-1.4e-5 here on
+    /// F(4x4), 20-40x that of im2col + GEMM, which the test prints with
+    /// F(2x2)'s; whole models stay near 1e-6, `full_size_parity`).
     #[test]
     fn error_on_resnet_layer_shapes_stays_below_2e_5() {
         if !crate::test_skip::run_or_skip(
@@ -761,12 +985,18 @@ mod tests {
                 .collect();
             let w: Vec<f32> = values(c * c * 9, 5).iter().map(|v| v * scale).collect();
             let want = reference(&x, &w, &g);
-            let wino = relative_error(&forward(&x, &w, &g, Epilogue::default()), &want);
+            let chosen = choose(&g).expect("Winograd takes every ResNet 3x3 shape");
+            let error =
+                |tile| relative_error(&forward(&x, &w, &g, tile, Epilogue::default()), &want);
+            let (f2, f4) = (error(Tile::F2), error(Tile::F4));
             let gemm = relative_error(&super::super::conv::forward(&x, &w, &g), &want);
-            println!("c{c} {side}x{side}: winograd {wino:.2e}, im2col + gemm {gemm:.2e}");
+            println!(
+                "c{c} {side}x{side}: F(2x2) {f2:.2e}, F(4x4) {f4:.2e}, im2col + gemm {gemm:.2e}"
+            );
+            let wino = if chosen == Tile::F2 { f2 } else { f4 };
             assert!(
                 wino < 2e-5,
-                "c{c} {side}x{side}: winograd {wino:e}, gemm {gemm:e}"
+                "c{c} {side}x{side}: {chosen:?} {wino:e}, gemm {gemm:e}"
             );
         }
     }
