@@ -509,20 +509,40 @@ fn pack_whole<const W: usize>(lines: usize, k: usize, x: &[f32]) -> Vec<f32> {
 /// When `cols` exceeds [`PANEL_COLUMNS`], or `b` or `c` is shorter than
 /// that.
 pub fn gemm_panel(a: &PackedA, b: &[f32], c: &mut [f32], ldc: usize, cols: usize) {
+    let m = a.m;
+    assert!(
+        ldc >= NR && (m == 0 || c.len() >= (m - 1) * ldc + NR),
+        "gemm_panel: operand too small"
+    );
+    // SAFETY: c holds the m rows of NR columns at stride ldc (asserted).
+    unsafe { gemm_panel_at(a, b, c.as_mut_ptr(), ldc, cols) }
+}
+
+/// [`gemm_panel`] into C at `at`, where tasks write disjoint tiles of one
+/// output that no slice may cover whole: writes only `a`'s `m` rows of the
+/// first `cols` columns from `at`, at row stride `ldc`.
+///
+/// # Safety
+/// Those `m x cols` elements lie in one allocation, which nothing else
+/// reads or writes meanwhile.
+///
+/// # Panics
+/// When `cols` exceeds [`PANEL_COLUMNS`], or `b` is shorter than `k` rows
+/// of it.
+pub unsafe fn gemm_panel_at(a: &PackedA, b: &[f32], at: *mut f32, ldc: usize, cols: usize) {
     let (m, k) = (a.m, a.k);
     assert!(
-        cols <= NR && b.len() >= k * NR && ldc >= NR && (m == 0 || c.len() >= (m - 1) * ldc + NR),
+        cols <= NR && b.len() >= k * NR,
         "gemm_panel: operand too small"
     );
     let m_pad = m.next_multiple_of(MR);
-    let at = c.as_mut_ptr();
     for pc in (0..k).step_by(KC) {
         let kc = KC.min(k - pc);
         let bp = &b[pc * NR..][..kc * NR];
         let block = &a.data[pc * m_pad..][..m_pad * kc];
         for (i, ap) in block.chunks_exact(kc * MR).enumerate() {
             let tile = Tile {
-                // SAFETY: row i * MR < m lies in c (checked above).
+                // SAFETY: row i * MR < m lies in C (the caller's contract).
                 at: unsafe { at.add(i * MR * ldc) },
                 ldc,
                 rows: MR.min(m - i * MR),
