@@ -1,7 +1,7 @@
 //! Convolutions computed output row by output row, their B panels built in
 //! L1 from the input: for those whose im2col matrix has at most one GEMM k
 //! block of rows (`k = c_in * kh * kw <= 256`: the ResNets' and hybrids'
-//! 7x7 stems on 3 channels, a CIFAR ResNet's stride-2 3x3s on 16), where
+//! 7x7 stems on 3 channels) and output rows of at least one panel, where
 //! im2col + GEMM writes a `k x oh * ow` matrix per sample to memory (7.4 MB
 //! for a stem at 224) only to read it back once.
 //!
@@ -34,14 +34,15 @@ const MAX_K: usize = 256;
 /// Whether [`forward`] computes this convolution, and pays: ungrouped,
 /// undilated, a spatial kernel (1x1 convolutions read their input as B
 /// where it lies, or as a strided copy of it), `k <= 256`, output rows of
-/// at least 16 columns (a narrower one would fill less than half a panel),
-/// on a CPU with AVX512F.
+/// at least 32 columns (one whole panel: on narrower rows, as a stem's at
+/// 32x32, the tasks are too small to beat im2col + GEMM over chunks of
+/// samples), on a CPU with AVX512F.
 pub fn applies(g: &Conv2dGeometry) -> bool {
     g.p.groups == 1
         && g.p.dilation == (1, 1)
         && g.kh * g.kw > 1
         && g.c_in * g.kh * g.kw <= MAX_K
-        && g.ow >= 16
+        && g.ow >= NR
         && gemm_avx512::available()
 }
 
@@ -166,17 +167,9 @@ mod tests {
     use crate::backend::Conv2dParams;
     use crate::cpu::conv;
 
-    /// Deterministic values in [-1, 1).
-    fn values(len: usize, seed: u32) -> Vec<f32> {
-        let mut s = seed.wrapping_mul(2654435761).wrapping_add(3);
-        (0..len)
-            .map(|_| {
-                s ^= s << 13;
-                s ^= s >> 17;
-                s ^= s << 5;
-                (s % 8192) as f32 / 4096.0 - 1.0
-            })
-            .collect()
+    /// Values of a fixed pseudo-random sequence.
+    fn values(len: usize, seed: u64) -> Vec<f32> {
+        crate::rng::normal(seed, len, 0.0, 1.0)
     }
 
     fn geometry(
@@ -205,9 +198,10 @@ mod tests {
 
     /// On a stem (7x7, stride 2, padding 3), a stride-1 3x3 on 3 channels,
     /// a stride-2 3x3 on 16 channels with odd sizes and asymmetric padding,
-    /// and rows of 16 to 40 columns (a half panel, a whole one and a
-    /// partial second), with and without an epilogue, the output has the
-    /// bits of im2col + GEMM with the same epilogue.
+    /// rows of 35 to 52 columns (a whole panel, then a partial one of 3 to
+    /// 20 columns: half a panel or a whole one), with and without an
+    /// epilogue, the output has the bits of im2col + GEMM with the same
+    /// epilogue.
     #[test]
     fn gives_the_bits_of_im2col_and_gemm() {
         if !crate::test_skip::run_or_skip(
@@ -218,15 +212,15 @@ mod tests {
             return;
         }
         for (i, g) in [
-            geometry((2, 3, 37, 46), (24, 7, 7), (2, 2), [3; 4]),
-            geometry((1, 3, 20, 40), (13, 3, 3), (1, 1), [1; 4]),
-            geometry((3, 16, 33, 35), (20, 3, 3), (2, 2), [0, 1, 1, 0]),
+            geometry((2, 3, 37, 90), (24, 7, 7), (2, 2), [3; 4]),
+            geometry((1, 3, 20, 52), (13, 3, 3), (1, 1), [1; 4]),
+            geometry((3, 16, 33, 70), (20, 3, 3), (2, 2), [0, 1, 1, 0]),
         ]
         .iter()
         .enumerate()
         {
             assert!(applies(g), "shape {i} runs by rows");
-            let seed = 10 * i as u32;
+            let seed = 10 * i as u64;
             let x = values(g.n * g.c_in * g.h * g.w, seed + 1);
             let w = values(g.c_out * g.c_in * g.kh * g.kw, seed + 2);
             let bias = values(g.c_out, seed + 3);
@@ -253,15 +247,15 @@ mod tests {
         }
     }
 
-    /// Narrow rows, 1x1 kernels, groups, dilation and a `k` past one block
-    /// go to im2col + GEMM.
+    /// Rows narrower than a panel (a stem at 32x32), 1x1 kernels, groups,
+    /// dilation and a `k` past one block go to im2col + GEMM.
     #[test]
     fn leaves_other_convolutions_to_im2col() {
         let stem = geometry((1, 3, 224, 224), (64, 7, 7), (2, 2), [3; 4]);
         if gemm_avx512::available() {
             assert!(applies(&stem));
         }
-        let narrow = geometry((1, 3, 20, 20), (8, 7, 7), (2, 2), [3; 4]);
+        let narrow = geometry((64, 3, 32, 32), (64, 7, 7), (2, 2), [3; 4]);
         let pointwise = geometry((1, 64, 56, 56), (64, 1, 1), (2, 2), [0; 4]);
         let deep = geometry((1, 64, 56, 56), (64, 3, 3), (2, 2), [1; 4]);
         let mut grouped = stem;

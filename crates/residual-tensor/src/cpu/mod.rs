@@ -67,7 +67,7 @@ pub fn kernel_paths() -> Vec<(&'static str, &'static str)> {
             },
         ),
         (
-            "f32 conv with k <= 256 (stems)",
+            "f32 conv with k <= 256 and rows of >= 32 (stems)",
             if gemm_avx512::available() {
                 "by output rows, B panels built from the input, on avx512f"
             } else {
