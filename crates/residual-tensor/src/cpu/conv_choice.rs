@@ -1,9 +1,10 @@
-//! Which algorithm an f32 or bf16 convolution runs on: Winograd
+//! Which algorithm an f32 convolution runs on: Winograd
 //! ([`super::winograd`]) for the 3x3 stride-1 ones where it pays, by output
 //! rows ([`super::conv_rows`]) for the stems, else im2col + GEMM
-//! ([`super::conv`]); the input gradient of a 3x3 stride-1 convolution as
-//! the forward convolution of `dy` with the turned kernels; and, outside
-//! gradient recording, the inference weights prepared once ([`prepared`]).
+//! ([`super::conv`]); the input gradient of a 3x3 stride-1 convolution (f32
+//! or bf16) as the forward convolution of `dy` with the turned kernels; and,
+//! outside gradient recording, the inference weights prepared once
+//! ([`prepared`]).
 
 use super::storage::f32s;
 use super::{conv, conv_rows, epilogue, gemm_avx512, prepared, winograd};

@@ -1,7 +1,8 @@
 //! Convolutions computed output row by output row, their B panels built in
 //! L1 from the input: for those whose im2col matrix has at most one GEMM k
 //! block of rows (`k = c_in * kh * kw <= 256`: the ResNets' and hybrids'
-//! 7x7 stems on 3 channels) and output rows of at least one panel, where
+//! 7x7 stems on 3 channels; also a 3x3 on at most 28 channels that Winograd
+//! does not take) and output rows of at least one panel, where
 //! im2col + GEMM writes a `k x oh * ow` matrix per sample to memory (7.4 MB
 //! for a stem at 224) only to read it back once.
 //!
@@ -31,14 +32,19 @@ const NR: usize = PANEL_COLUMNS;
 /// The most rows of B (values of k) a panel takes: one k block of the GEMM.
 const MAX_K: usize = 256;
 
-/// Whether [`forward`] computes this convolution, and pays: ungrouped,
+/// Whether [`forward`] computes this convolution, and pays: at least one
+/// input and output channel and input pixel, ungrouped,
 /// undilated, a spatial kernel (1x1 convolutions read their input as B
 /// where it lies, or as a strided copy of it), `k <= 256`, output rows of
 /// at least 32 columns (one whole panel: on narrower rows, as a stem's at
 /// 32x32, the tasks are too small to beat im2col + GEMM over chunks of
 /// samples), on a CPU with AVX512F.
 pub fn applies(g: &Conv2dGeometry) -> bool {
-    g.p.groups == 1
+    // Empty shapes (no channels, an empty plane) go where they are handled.
+    g.c_in > 0
+        && g.c_out > 0
+        && g.h * g.w > 0
+        && g.p.groups == 1
         && g.p.dilation == (1, 1)
         && g.kh * g.kw > 1
         && g.c_in * g.kh * g.kw <= MAX_K
@@ -248,7 +254,8 @@ mod tests {
     }
 
     /// Rows narrower than a panel (a stem at 32x32), 1x1 kernels, groups,
-    /// dilation and a `k` past one block go to im2col + GEMM.
+    /// dilation, a `k` past one block and empty shapes (no input or output
+    /// channels, an empty plane) go to im2col + GEMM.
     #[test]
     fn leaves_other_convolutions_to_im2col() {
         let stem = geometry((1, 3, 224, 224), (64, 7, 7), (2, 2), [3; 4]);
@@ -262,7 +269,22 @@ mod tests {
         grouped.p.groups = 3;
         let mut dilated = stem;
         dilated.p.dilation = (2, 2);
-        for g in [narrow, pointwise, deep, grouped, dilated] {
+        let mut no_input_channels = stem;
+        no_input_channels.c_in = 0;
+        let mut no_outputs = stem;
+        no_outputs.c_out = 0;
+        let mut empty_plane = stem;
+        empty_plane.h = 0;
+        for g in [
+            narrow,
+            pointwise,
+            deep,
+            grouped,
+            dilated,
+            no_input_channels,
+            no_outputs,
+            empty_plane,
+        ] {
             assert!(!applies(&g), "{g:?}");
         }
     }

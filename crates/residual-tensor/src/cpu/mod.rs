@@ -720,6 +720,9 @@ mod tests {
                 [300, 64, 1, 1],
                 Conv2dParams::new(1, 0, 1, 1),
             ),
+            // Winograd F(2x2) (7 x 7 output), a stem by output rows (40 x 40).
+            ([2, 16, 7, 7], [16, 16, 3, 3], Conv2dParams::new(1, 1, 1, 1)),
+            ([1, 3, 80, 80], [8, 3, 7, 7], Conv2dParams::new(2, 3, 1, 1)),
         ];
         for (i, (x_dims, w_dims, p)) in shapes.into_iter().enumerate() {
             let g = Conv2dGeometry::new(&Shape::new(x_dims), &Shape::new(w_dims), &p).unwrap();
@@ -748,6 +751,36 @@ mod tests {
             });
             assert_freed_with_the_weights(i, w);
         }
+    }
+
+    /// One weight convolving inputs of two sizes keeps both of its Winograd
+    /// transforms, F(4x4) for the 16 x 16 output and F(2x2) for the 7 x 7,
+    /// each giving the bits of the weights transformed per call.
+    #[test]
+    fn one_weight_at_two_sizes_keeps_both_winograd_transforms() {
+        let avx512 = gemm_avx512::available();
+        if !crate::test_skip::run_or_skip("AVX512F", avx512, avx512) {
+            return;
+        }
+        let w = store(crate::rng::normal(1, 16 * 16 * 9, 0.0, 0.3));
+        let p = Conv2dParams::new(1, 1, 1, 1);
+        let inputs = [[2, 16, 16, 16], [2, 16, 7, 7]].map(|dims| {
+            let g = Conv2dGeometry::new(&Shape::new(dims), &Shape::new([16, 16, 3, 3]), &p);
+            let x = store(crate::rng::normal(2, dims.iter().product(), 0.0, 1.0));
+            (g.unwrap(), x)
+        });
+        let tiles = [0, 1].map(|i| winograd::choose(&inputs[i].0));
+        assert_eq!(tiles, [Some(winograd::Tile::F4), Some(winograd::Tile::F2)]);
+        let run = |(g, x): &(Conv2dGeometry, Storage)| bits(&CpuBackend.conv2d(x, &w, g).unwrap());
+        let per_call: Vec<_> = inputs.iter().map(run).collect();
+        let kept: Vec<_> = crate::no_grad(|| inputs.iter().map(run).collect());
+        assert_eq!(prepared::kept_for(&w), 2, "one transform per size");
+        let again: Vec<_> = crate::no_grad(|| inputs.iter().map(run).collect());
+        assert!(
+            per_call == kept && kept == again,
+            "kept transforms change the bits"
+        );
+        assert_freed_with_the_weights(0, w);
     }
 
     /// The bits of an f32 result.

@@ -187,9 +187,10 @@ fn run<const A: usize, const M: usize, K: Transforms<A, M>>(
     let run_chunk = |chunk: usize| {
         let (mut v, mut m) = (f32::take(points * c * TB), f32::take(points * o * TB));
         let t0 = chunk * TB;
-        // A last chunk of at most 16 tiles (a sample of 13x13 to 16x16
-        // outputs at batch 1) multiplies half a panel; any other, the whole
-        // panel, so that every lane the output transform reads is written.
+        // A last chunk of at most 16 tiles (at batch 1, a sample of 13x13
+        // to 16x16 outputs on F(4x4), of 7x7 or 8x8 on F(2x2)) multiplies
+        // half a panel; any other, the whole panel, so that every lane the
+        // output transform reads is written.
         let cols = if tiles.total - t0 <= LANES { LANES } else { TB };
         // SAFETY: AVX512F holds (supports); x, y and the epilogue's
         // operands hold the geometry's elements (asserted by the caller,
