@@ -190,8 +190,8 @@ fn conv_fused_f32(
         return winograd::forward(x, w, g, tile, epi);
     }
     if conv_rows::applies(g) {
-        let a = gemm_avx512::PackedA::new(g.c_out, g.c_in * g.kh * g.kw, w);
-        return conv_rows::forward(x, &a, g, epi);
+        // Ungrouped: the one packed operand is the whole [o, k] A.
+        return conv_rows::forward(x, &conv::pack_weights(w, g)[0], g, epi);
     }
     conv::forward_fused(x, conv::Weights::Stored(w), g, &epi)
 }

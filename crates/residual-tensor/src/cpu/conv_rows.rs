@@ -53,7 +53,7 @@ pub fn applies(g: &Conv2dGeometry) -> bool {
 }
 
 /// The forward convolution `y = epi(conv(x, w))`, `a` the weights packed as
-/// `[o, k]` (`PackedA::new(o, k, w)`: the stored weights' layout).
+/// `[o, k]` (`conv::pack_weights` of the ungrouped weights: the stored layout).
 ///
 /// # Panics
 /// Where [`applies`] does not hold, or an operand is not of its shape.

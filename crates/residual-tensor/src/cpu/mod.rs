@@ -771,15 +771,13 @@ mod tests {
         });
         let tiles = [0, 1].map(|i| winograd::choose(&inputs[i].0));
         assert_eq!(tiles, [Some(winograd::Tile::F4), Some(winograd::Tile::F2)]);
-        let run = |(g, x): &(Conv2dGeometry, Storage)| bits(&CpuBackend.conv2d(x, &w, g).unwrap());
-        let per_call: Vec<_> = inputs.iter().map(run).collect();
-        let kept: Vec<_> = crate::no_grad(|| inputs.iter().map(run).collect());
-        assert_eq!(prepared::kept_for(&w), 2, "one transform per size");
-        let again: Vec<_> = crate::no_grad(|| inputs.iter().map(run).collect());
-        assert!(
-            per_call == kept && kept == again,
-            "kept transforms change the bits"
-        );
+        // Both sizes in one run: the bits of both outputs, two entries kept.
+        assert_kept_with_the_same_bits(0, &w, 2, || {
+            inputs
+                .iter()
+                .flat_map(|(g, x)| bits(&CpuBackend.conv2d(x, &w, g).unwrap()))
+                .collect()
+        });
         assert_freed_with_the_weights(0, w);
     }
 
