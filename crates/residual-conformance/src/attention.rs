@@ -142,13 +142,14 @@ pub fn pad_forward_backward(dev: &Device) {
 /// The backend's attention kernels (fused on the CPU) against their
 /// composition from the GEMM and softmax kernels
 /// (`Backend::attention_composed`): outputs and the three gradients, with
-/// more query rows than one fused block and `tq != tk`.
+/// more query rows than one fused block (the CPU's blocks hold 64 query
+/// rows when there are over 1024 keys) and `tq != tk`.
 pub fn attention_kernels_match_composition(dev: &Device) {
     use residual_tensor::backend::AttentionSpec;
     let s = AttentionSpec {
         batch: 3,
         tq: 70,
-        tk: 45,
+        tk: 1100,
         d: 8,
         dv: 5,
         scale: 0.4,

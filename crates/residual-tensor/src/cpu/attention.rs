@@ -10,25 +10,97 @@
 //! `o: [batch, tq, dv]`, `lse: [batch, tq]`.
 
 use super::gemm::{sgemm, MatRef};
+use super::vector_math;
+use super::wide::{width, Width};
 use crate::backend::AttentionSpec;
 use rayon::prelude::*;
 
-/// Query rows per block.
-const BLOCK: usize = 64;
+/// Scores a block of query rows may hold (256 KiB of f32, within L2).
+const BLOCK_SCORES: usize = 1 << 16;
+
+/// Query rows per block: as many as [`BLOCK_SCORES`] allows over `tk` keys,
+/// at least 64, at most `tq`. Each block packs K and V anew for its two
+/// GEMMs, so a sequence of a ViT (197 tokens) goes in one block, not four.
+fn block_rows(tq: usize, tk: usize) -> usize {
+    (BLOCK_SCORES / tk.max(1)).max(64).min(tq)
+}
 
 /// `p = exp(s - lse)` for one block: `s` is `[rows, tk]` scores, `lse` their
-/// rows' log-sum-exp; with `lse` absent it is computed (max-subtracted, the
-/// sum in f64 as the row softmax does) and written there.
+/// rows' log-sum-exp. With `lse` absent, each row's weights are `exp(s -
+/// max) / sum` and `max + ln(sum)` is written there.
 fn softmax_rows(s: &mut [f32], tk: usize, lse: &mut [f32], known: bool) {
     for (row, l) in s.chunks_mut(tk).zip(lse.iter_mut()) {
-        if !known {
-            let m = row.iter().copied().fold(f32::NEG_INFINITY, f32::max);
-            let sum: f64 = row.iter().map(|&x| ((x - m) as f64).exp()).sum();
-            *l = m + sum.ln() as f32;
-        }
-        let l = *l;
-        row.iter_mut().for_each(|x| *x = (*x - l).exp());
+        *l = softmax_row_wide(row, known.then_some(*l));
     }
+}
+
+/// [`softmax_row`] compiled for the widest vectors this CPU has (16 lanes
+/// on AVX-512). Not through [`super::wide::wide`]: a closure this large is
+/// not inlined into its wide function, and its loops would stay SSE2.
+fn softmax_row_wide(row: &mut [f32], lse: Option<f32>) -> f32 {
+    #[cfg(target_arch = "x86_64")]
+    {
+        #[target_feature(enable = "avx512f,avx512bw,avx512vl")]
+        unsafe fn avx512(row: &mut [f32], lse: Option<f32>) -> f32 {
+            softmax_row(row, lse)
+        }
+        #[target_feature(enable = "avx2")]
+        unsafe fn avx2(row: &mut [f32], lse: Option<f32>) -> f32 {
+            softmax_row(row, lse)
+        }
+        match width() {
+            // SAFETY: `width` detected the features each function enables.
+            Width::Avx512 => return unsafe { avx512(row, lse) },
+            // SAFETY: as above.
+            Width::Avx2 => return unsafe { avx2(row, lse) },
+            Width::Baseline => {}
+        }
+    }
+    softmax_row(row, lse)
+}
+
+/// One row of [`softmax_rows`]: `row = exp(row - lse)` with `lse` given,
+/// else `exp(row - max) / sum`; returns the row's log-sum-exp. Always
+/// inlined, so that its loops are compiled (and vectorised) inside
+/// [`softmax_row_wide`]'s functions, [`vector_math::exp`] included.
+#[inline(always)]
+fn softmax_row(row: &mut [f32], lse: Option<f32>) -> f32 {
+    if let Some(l) = lse {
+        for x in row.iter_mut() {
+            *x = vector_math::exp(*x - l);
+        }
+        return l;
+    }
+    let m = lane_fold(row, f32::NEG_INFINITY, |m, x| if x > m { x } else { m });
+    for x in row.iter_mut() {
+        *x = vector_math::exp(*x - m);
+    }
+    let sum = lane_fold(row, 0.0, |s, x| s + x);
+    let inv = 1.0 / sum;
+    for x in row.iter_mut() {
+        *x *= inv;
+    }
+    m + sum.ln()
+}
+
+/// `row` folded with `f` in 16 lanes (element `i` into lane `i % 16`), then
+/// the lanes in order: a loop the compiler vectorises, where one
+/// accumulator would chain every element through one register. `f`
+/// (a max that skips NaN, a sum) must not care about the order.
+#[inline(always)]
+fn lane_fold(row: &[f32], init: f32, f: impl Fn(f32, f32) -> f32) -> f32 {
+    let mut lanes = [init; 16];
+    let chunks = row.chunks_exact(16);
+    let rest = chunks.remainder();
+    for c in chunks {
+        for (l, &x) in lanes.iter_mut().zip(c) {
+            *l = f(*l, x);
+        }
+    }
+    for (l, &x) in lanes.iter_mut().zip(rest) {
+        *l = f(*l, x);
+    }
+    lanes.into_iter().fold(init, f)
 }
 
 /// The attention weights of a block of query rows, in `p` (`[rows, tk]`):
@@ -79,9 +151,10 @@ pub fn forward(q: &[f32], k: &[f32], v: &[f32], s: AttentionSpec) -> (Vec<f32>, 
                 &k[n * tk * d..(n + 1) * tk * d],
                 &v[n * tk * dv..(n + 1) * tk * dv],
             );
-            let mut scores = vec![0.0; BLOCK.min(tq) * tk];
-            for r0 in (0..tq).step_by(BLOCK) {
-                let rows = BLOCK.min(tq - r0);
+            let block = block_rows(tq, tk);
+            let mut scores = vec![0.0; block * tk];
+            for r0 in (0..tq).step_by(block) {
+                let rows = block.min(tq - r0);
                 let qb = &q[(n * tq + r0) * d..(n * tq + r0 + rows) * d];
                 let sb = &mut scores[..rows * tk];
                 weights_block(qb, kn, s, sb, &mut lse[r0..r0 + rows], false);
@@ -136,10 +209,11 @@ pub fn backward(
                 &k[n * tk * d..(n + 1) * tk * d],
                 &v[n * tk * dv..(n + 1) * tk * dv],
             );
-            let cap = BLOCK.min(tq) * tk;
+            let block = block_rows(tq, tk);
+            let cap = block * tk;
             let (mut p, mut ds) = (vec![0.0; cap], vec![0.0; cap]);
-            for r0 in (0..tq).step_by(BLOCK) {
-                let rows = BLOCK.min(tq - r0);
+            for r0 in (0..tq).step_by(block) {
+                let rows = block.min(tq - r0);
                 let at = n * tq + r0;
                 let qb = &q[at * d..(at + rows) * d];
                 let (ob, dob) = (

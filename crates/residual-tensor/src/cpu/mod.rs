@@ -26,6 +26,7 @@ mod softmax;
 mod spare;
 mod storage;
 mod threads;
+mod vector_math;
 mod wide;
 mod winograd;
 
