@@ -8,7 +8,7 @@
 
 use super::fill::{assume_init_vec, par_fill, uninit_vec, PAR_CHUNK};
 use super::storage::Float;
-use super::wide::wide;
+use super::wide::{wide, width, Width};
 use crate::backend::Storage;
 use crate::backend::{AxisView, RowAffine};
 use rayon::prelude::*;
@@ -38,6 +38,11 @@ fn lane_sums<const S: usize, A: Float, B: Float>(
 /// `z` (equal lengths; a layer norm's rows with their per-column parameters),
 /// each in f32 lanes that the compiler vectorises, carried into f64 every
 /// [`BLOCK`] elements.
+///
+/// The loop runs in named functions compiled with AVX-512 or AVX2, not
+/// through [`wide`]: the closure `wide` takes was too large to be inlined
+/// into its wide function, and the loop ran on SSE2's four lanes. The lanes
+/// are independent, so the sums are the same bits at every width.
 #[inline]
 fn lane_sums3<const S: usize, A: Float, B: Float, C: Float>(
     x: &[A],
@@ -45,7 +50,35 @@ fn lane_sums3<const S: usize, A: Float, B: Float, C: Float>(
     z: &[C],
     f: impl Fn(f32, f32, f32) -> [f32; S],
 ) -> [f64; S] {
-    wide(|| lane_sums3_loop(x, y, z, f))
+    #[cfg(target_arch = "x86_64")]
+    {
+        #[target_feature(enable = "avx512f,avx512bw,avx512vl")]
+        unsafe fn avx512<const S: usize, A: Float, B: Float, C: Float>(
+            x: &[A],
+            y: &[B],
+            z: &[C],
+            f: impl Fn(f32, f32, f32) -> [f32; S],
+        ) -> [f64; S] {
+            lane_sums3_loop(x, y, z, f)
+        }
+        #[target_feature(enable = "avx2")]
+        unsafe fn avx2<const S: usize, A: Float, B: Float, C: Float>(
+            x: &[A],
+            y: &[B],
+            z: &[C],
+            f: impl Fn(f32, f32, f32) -> [f32; S],
+        ) -> [f64; S] {
+            lane_sums3_loop(x, y, z, f)
+        }
+        match width() {
+            // SAFETY: `width` detected the features each function enables.
+            Width::Avx512 => return unsafe { avx512(x, y, z, f) },
+            // SAFETY: as above.
+            Width::Avx2 => return unsafe { avx2(x, y, z, f) },
+            Width::Baseline => {}
+        }
+    }
+    lane_sums3_loop(x, y, z, f)
 }
 
 /// The loop of [`lane_sums3`].
@@ -414,4 +447,24 @@ fn column_param_grads<X: Float, D: Float>(
         db.iter_mut().zip(pb).for_each(|(a, b)| *a += b as f64);
     }
     (dg, db)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The sums in AVX-512 (or AVX2) functions are the bits of the same loop
+    /// compiled for the baseline: lanes are independent, so the width does
+    /// not change the order of any addition. Over two f64 blocks and a tail.
+    #[test]
+    fn lane_sums_give_the_same_bits_at_every_width() {
+        let n = 2 * BLOCK + 37;
+        let x: Vec<f32> = crate::rng::normal(3, n, 0.5, 2.0);
+        let y: Vec<f32> = crate::rng::normal(4, n, 0.0, 1.0);
+        let z: Vec<f32> = crate::rng::normal(5, n, 1.0, 0.5);
+        let f = |a: f32, b: f32, c: f32| [a * b, a * b * (c - 0.3) * 1.7];
+        let wide = lane_sums3(&x, &y, &z, f);
+        let base = lane_sums3_loop(&x, &y, &z, f);
+        assert_eq!(wide.map(f64::to_bits), base.map(f64::to_bits));
+    }
 }
