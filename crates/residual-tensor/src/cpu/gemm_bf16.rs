@@ -23,6 +23,8 @@ use super::bf16_pairs::cpuinfo_lists;
 use super::bf16_pairs::{interleave_rows, pair, scatter_pairs};
 use super::epilogue::Epilogue;
 use super::gemm::{GemmElem, MatRef};
+#[cfg(target_arch = "x86_64")]
+use super::gemm_pack::transpose_16_at;
 use super::gemm_parts::for_each_block_of_c;
 use super::spare::Spare;
 use half::bf16;
@@ -315,8 +317,12 @@ fn pack<const W: usize>(
         let ib = i0 + pi * W;
         let lines = W.min(i0 + len - ib);
         if !k_major {
+            // Whole pairs 16 at a time through the in-register transpose,
+            // the rest (and an odd last value) one word at a time.
+            let done = transpose_pairs(data, ld, (ib, lines), (k0, kc / 2), panel, W);
             for j in 0..lines {
-                scatter_pairs(&data[(ib + j) * ld + k0..][..kc], panel, j, W);
+                let line = &data[(ib + j) * ld + k0 + 2 * done..][..kc - 2 * done];
+                scatter_pairs(line, &mut panel[done * W..], j, W);
             }
             if lines < W {
                 for p in 0..kp {
@@ -349,6 +355,58 @@ fn pack<const W: usize>(
                 dst[lines..].fill(0);
             }
         }
+    }
+}
+
+/// The first `pairs / 16 * 16` k pairs of lines `ib .. ib + lines` (k
+/// contiguous, `ld` apart, from `k0`) written down a panel of `w` words per
+/// pair, 16 lines by 16 pairs through [`transpose_16_at`]: two bf16 values
+/// side by side in memory are, read as one little-endian word, the word
+/// [`super::bf16_pairs::pair`] makes of them. Returns how many pairs it
+/// wrote (0 off x86-64).
+fn transpose_pairs(
+    data: &[bf16],
+    ld: usize,
+    (ib, lines): (usize, usize),
+    (k0, pairs): (usize, usize),
+    panel: &mut [u32],
+    w: usize,
+) -> usize {
+    let done = pairs / 16 * 16;
+    #[cfg(target_arch = "x86_64")]
+    {
+        if done == 0 {
+            return 0;
+        }
+        assert!(
+            panel.len() >= (done - 1) * w + lines,
+            "transpose_pairs: panel too short"
+        );
+        for group in (0..lines).step_by(16) {
+            let n = 16.min(lines - group);
+            // Each line's 2 * done values, checked once; lines past the
+            // group's repeat its first and are not stored.
+            let src: [&[bf16]; 16] = std::array::from_fn(|i| {
+                let line = group + if i < n { i } else { 0 };
+                &data[(ib + line) * ld + k0..][..2 * done]
+            });
+            for p in (0..done).step_by(16) {
+                let rows: [*const f32; 16] =
+                    std::array::from_fn(|i| src[i][2 * p..].as_ptr().cast::<f32>());
+                let out = panel[p * w + group..].as_mut_ptr().cast::<f32>();
+                // SAFETY: `available()` (AVX-512 BF16, so AVX512F) was
+                // asserted by `gemm`; each row holds 16 words from pair p
+                // (2 * done values from k0); the stores write n words of
+                // rows p .. p + 16 of the panel, inside it (asserted).
+                unsafe { transpose_16_at(&rows, out, w, n) };
+            }
+        }
+        done
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        let _ = (data, ld, ib, lines, k0, panel, w, done);
+        0
     }
 }
 

@@ -88,23 +88,46 @@ pub(super) fn pack<const W: usize>(
 
 /// Sixteen rows `src[i][p0 .. p0 + 16]` transposed into a panel: for each
 /// `t` in 0..16, `out[t * stride ..][..n]` = `src[0..n][p0 + t]` (rows `n..`
-/// are read but not stored). Four rounds of in-register shuffles.
+/// are read but not stored). Four rounds of in-register shuffles
+/// ([`transpose_16_at`]).
 ///
 /// # Safety
 /// AVX512F is available.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f")]
 unsafe fn transpose_16(src: &[&[f32]; 16], p0: usize, out: &mut [f32], stride: usize, n: usize) {
-    use std::arch::x86_64::*;
     assert!(
         n <= 16 && src.iter().all(|r| r.len() >= p0 + 16) && out.len() >= 15 * stride + n,
         "transpose_16: rows or panel too short"
     );
+    let rows: [*const f32; 16] = std::array::from_fn(|i| src[i][p0..].as_ptr());
+    // SAFETY: each row holds 16 values from p0, `out` 16 rows of `stride`
+    // (the last n long) (asserted); AVX512F holds (the caller's contract).
+    unsafe { transpose_16_at(&rows, out.as_mut_ptr(), stride, n) }
+}
+
+/// [`transpose_16`] on raw pointers, for any 32-bit values (the shuffles
+/// move bits; the bf16 GEMM packs words of bf16 pairs through it): for each
+/// `t` in 0..16, `out + t * stride` gets `n` values, `rows[0..n][t]`.
+///
+/// # Safety
+/// AVX512F is available; each of the 16 rows is readable for 16 values
+/// (unaligned); `out + t * stride` is writable for `n <= 16` values, `t` in
+/// 0..16.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+pub(super) unsafe fn transpose_16_at(
+    rows: &[*const f32; 16],
+    out: *mut f32,
+    stride: usize,
+    n: usize,
+) {
+    use std::arch::x86_64::*;
     let (ps, pd) = (_mm512_castpd_ps, _mm512_castps_pd);
-    // SAFETY: the loads read 16 values of each row from p0, the stores n
-    // lanes of 16 rows of `out` (both asserted).
+    // SAFETY: the loads read 16 values of each row, the stores n lanes of
+    // 16 rows of `out` (the caller's contract).
     unsafe {
-        let r: [__m512; 16] = std::array::from_fn(|i| _mm512_loadu_ps(src[i].as_ptr().add(p0)));
+        let r: [__m512; 16] = std::array::from_fn(|i| _mm512_loadu_ps(rows[i]));
         // 32-bit pairs, then 64-bit pairs, then 128-bit lanes twice.
         let mut t = [_mm512_setzero_ps(); 16];
         for i in 0..8 {
@@ -130,8 +153,8 @@ unsafe fn transpose_16(src: &[&[f32]; 16], p0: usize, out: &mut [f32], stride: u
         for j in 0..8 {
             let lo = _mm512_shuffle_f32x4::<0x88>(v[j], v[8 + j]);
             let hi = _mm512_shuffle_f32x4::<0xdd>(v[j], v[8 + j]);
-            _mm512_mask_storeu_ps(out.as_mut_ptr().add(j * stride), mask, lo);
-            _mm512_mask_storeu_ps(out.as_mut_ptr().add((8 + j) * stride), mask, hi);
+            _mm512_mask_storeu_ps(out.add(j * stride), mask, lo);
+            _mm512_mask_storeu_ps(out.add((8 + j) * stride), mask, hi);
         }
     }
 }
