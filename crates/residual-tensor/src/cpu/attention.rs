@@ -11,11 +11,12 @@
 
 use super::gemm::{sgemm, MatRef};
 use super::vector_math;
-use super::wide::{width, Width};
+use super::wide::wide;
 use crate::backend::AttentionSpec;
 use rayon::prelude::*;
 
-/// Scores a block of query rows may hold (256 KiB of f32, within L2).
+/// Scores a block of query rows may hold (256 KiB of f32, within L2),
+/// unless 64 rows hold more (over 1024 keys; see [`block_rows`]).
 const BLOCK_SCORES: usize = 1 << 16;
 
 /// Query rows per block: as many as [`BLOCK_SCORES`] allows over `tk` keys,
@@ -30,39 +31,17 @@ fn block_rows(tq: usize, tk: usize) -> usize {
 /// max) / sum` and `max + ln(sum)` is written there.
 fn softmax_rows(s: &mut [f32], tk: usize, lse: &mut [f32], known: bool) {
     for (row, l) in s.chunks_mut(tk).zip(lse.iter_mut()) {
-        *l = softmax_row_wide(row, known.then_some(*l));
+        *l = wide(
+            #[inline(always)]
+            || softmax_row(row, known.then_some(*l)),
+        );
     }
-}
-
-/// [`softmax_row`] compiled for the widest vectors this CPU has (16 lanes
-/// on AVX-512). Not through [`super::wide::wide`]: a closure this large is
-/// not inlined into its wide function, and its loops would stay SSE2.
-fn softmax_row_wide(row: &mut [f32], lse: Option<f32>) -> f32 {
-    #[cfg(target_arch = "x86_64")]
-    {
-        #[target_feature(enable = "avx512f,avx512bw,avx512vl")]
-        unsafe fn avx512(row: &mut [f32], lse: Option<f32>) -> f32 {
-            softmax_row(row, lse)
-        }
-        #[target_feature(enable = "avx2")]
-        unsafe fn avx2(row: &mut [f32], lse: Option<f32>) -> f32 {
-            softmax_row(row, lse)
-        }
-        match width() {
-            // SAFETY: `width` detected the features each function enables.
-            Width::Avx512 => return unsafe { avx512(row, lse) },
-            // SAFETY: as above.
-            Width::Avx2 => return unsafe { avx2(row, lse) },
-            Width::Baseline => {}
-        }
-    }
-    softmax_row(row, lse)
 }
 
 /// One row of [`softmax_rows`]: `row = exp(row - lse)` with `lse` given,
 /// else `exp(row - max) / sum`; returns the row's log-sum-exp. Always
 /// inlined, so that its loops are compiled (and vectorised) inside
-/// [`softmax_row_wide`]'s functions, [`vector_math::exp`] included.
+/// [`wide`]'s function, [`vector_math::exp`] included.
 #[inline(always)]
 fn softmax_row(row: &mut [f32], lse: Option<f32>) -> f32 {
     if let Some(l) = lse {
@@ -75,12 +54,20 @@ fn softmax_row(row: &mut [f32], lse: Option<f32>) -> f32 {
     for x in row.iter_mut() {
         *x = vector_math::exp(*x - m);
     }
-    let sum = lane_fold(row, 0.0, |s, x| s + x);
-    let inv = 1.0 / sum;
+    // The sum in f64 lanes, as the row softmax sums (long rows stay exact
+    // to f32's rounding of each term).
+    let mut lanes = [0.0f64; 16];
+    for c in row.chunks(16) {
+        for (l, &x) in lanes.iter_mut().zip(c) {
+            *l += x as f64;
+        }
+    }
+    let sum: f64 = lanes.iter().sum();
+    let inv = (1.0 / sum) as f32;
     for x in row.iter_mut() {
         *x *= inv;
     }
-    m + sum.ln()
+    m + sum.ln() as f32
 }
 
 /// `row` folded with `f` in 16 lanes (element `i` into lane `i % 16`), then

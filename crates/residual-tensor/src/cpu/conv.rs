@@ -147,7 +147,10 @@ fn im2col<T: GemmElem>(
                             // shuffles the strided loads).
                             let picks = src[start..].iter().step_by(p.stride.1);
                             let line = &mut line[x0..x1];
-                            wide(|| line.iter_mut().zip(picks).for_each(|(v, s)| *v = *s));
+                            wide(
+                                #[inline(always)]
+                                || line.iter_mut().zip(picks).for_each(|(v, s)| *v = *s),
+                            );
                         }
                     }
                 }
@@ -219,33 +222,37 @@ fn col2im(
         })
         .collect();
     planes.into_par_iter().for_each(|(i, plane)| {
-        wide(|| {
-            let (s, c) = (i / g.c_in - n0, i % g.c_in - grp * d.cpg);
-            for k in 0..kk {
-                let (ki, kj) = (k / g.kw, k % g.kw);
-                let (y0, y1) = valid_range(g.oh, ki, p.stride.0, p.dilation.0, p.padding[0], g.h);
-                let (x0, x1) = valid_range(ow, kj, p.stride.1, p.dilation.1, p.padding[2], g.w);
-                if x1 <= x0 {
-                    continue;
-                }
-                let ix0 = x0 * p.stride.1 + kj * p.dilation.1 - p.padding[2];
-                let col = &cols[(c * kk + k) * ld + s * d.p..][..d.p];
-                for oy in y0..y1 {
-                    let iy = oy * p.stride.0 + ki * p.dilation.0 - p.padding[0];
-                    let src = &col[oy * ow + x0..oy * ow + x1];
-                    let dst = &mut plane[iy * g.w..(iy + 1) * g.w];
-                    if p.stride.1 == 1 {
-                        for (d, &v) in dst[ix0..ix0 + src.len()].iter_mut().zip(src) {
-                            *d += v;
-                        }
-                    } else {
-                        for (j, &v) in src.iter().enumerate() {
-                            dst[ix0 + j * p.stride.1] += v;
+        wide(
+            #[inline(always)]
+            || {
+                let (s, c) = (i / g.c_in - n0, i % g.c_in - grp * d.cpg);
+                for k in 0..kk {
+                    let (ki, kj) = (k / g.kw, k % g.kw);
+                    let (y0, y1) =
+                        valid_range(g.oh, ki, p.stride.0, p.dilation.0, p.padding[0], g.h);
+                    let (x0, x1) = valid_range(ow, kj, p.stride.1, p.dilation.1, p.padding[2], g.w);
+                    if x1 <= x0 {
+                        continue;
+                    }
+                    let ix0 = x0 * p.stride.1 + kj * p.dilation.1 - p.padding[2];
+                    let col = &cols[(c * kk + k) * ld + s * d.p..][..d.p];
+                    for oy in y0..y1 {
+                        let iy = oy * p.stride.0 + ki * p.dilation.0 - p.padding[0];
+                        let src = &col[oy * ow + x0..oy * ow + x1];
+                        let dst = &mut plane[iy * g.w..(iy + 1) * g.w];
+                        if p.stride.1 == 1 {
+                            for (d, &v) in dst[ix0..ix0 + src.len()].iter_mut().zip(src) {
+                                *d += v;
+                            }
+                        } else {
+                            for (j, &v) in src.iter().enumerate() {
+                                dst[ix0 + j * p.stride.1] += v;
+                            }
                         }
                     }
                 }
-            }
-        })
+            },
+        )
     });
 }
 

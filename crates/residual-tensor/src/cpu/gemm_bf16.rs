@@ -303,7 +303,9 @@ fn pack_b(
 /// two rows of memory and a panel's lines are adjacent in each (interleaved,
 /// with AVX-512 for a full `NR`-wide panel). Otherwise it is stored
 /// `[lines, ld]` with k contiguous: each line's pairs are adjacent words,
-/// read in order and written down the (L1-sized) panel.
+/// moved into the (L1-sized) panel 16 lines by 16 pairs through an
+/// in-register transpose ([`transpose_pairs`]), the rest one word at a
+/// time.
 fn pack<const W: usize>(
     data: &[bf16],
     k_major: bool,
@@ -610,6 +612,7 @@ mod tests {
             (6, 32, 32),
             (13, 600, 70),
             (70, 300, 1100),
+            (7, 300, 50),
             (33, 1100, 65),
             (33, 1101, 65),
         ] {

@@ -118,11 +118,14 @@ fn convert_each<S: Float, D: Float>(src: &[S]) -> Vec<D> {
     unsafe {
         fill::par_fill(src.len(), PAR_CHUNK, |i, out| {
             let src = &src[i * PAR_CHUNK..i * PAR_CHUNK + out.len()];
-            wide::wide(|| {
-                for (o, &v) in out.iter_mut().zip(src) {
-                    o.write(D::from_f32(v.to_f32()));
-                }
-            })
+            wide::wide(
+                #[inline(always)]
+                || {
+                    for (o, &v) in out.iter_mut().zip(src) {
+                        o.write(D::from_f32(v.to_f32()));
+                    }
+                },
+            )
         })
     }
 }

@@ -8,7 +8,7 @@
 
 use super::fill::{assume_init_vec, par_fill, uninit_vec, PAR_CHUNK};
 use super::storage::Float;
-use super::wide::{wide, width, Width};
+use super::wide::wide;
 use crate::backend::Storage;
 use crate::backend::{AxisView, RowAffine};
 use rayon::prelude::*;
@@ -38,11 +38,7 @@ fn lane_sums<const S: usize, A: Float, B: Float>(
 /// `z` (equal lengths; a layer norm's rows with their per-column parameters),
 /// each in f32 lanes that the compiler vectorises, carried into f64 every
 /// [`BLOCK`] elements.
-///
-/// The loop runs in named functions compiled with AVX-512 or AVX2, not
-/// through [`wide`]: the closure `wide` takes was too large to be inlined
-/// into its wide function, and the loop ran on SSE2's four lanes. The lanes
-/// are independent, so the sums are the same bits at every width.
+/// The lanes are independent, so the sums are the same bits at every width.
 #[inline]
 fn lane_sums3<const S: usize, A: Float, B: Float, C: Float>(
     x: &[A],
@@ -50,35 +46,10 @@ fn lane_sums3<const S: usize, A: Float, B: Float, C: Float>(
     z: &[C],
     f: impl Fn(f32, f32, f32) -> [f32; S],
 ) -> [f64; S] {
-    #[cfg(target_arch = "x86_64")]
-    {
-        #[target_feature(enable = "avx512f,avx512bw,avx512vl")]
-        unsafe fn avx512<const S: usize, A: Float, B: Float, C: Float>(
-            x: &[A],
-            y: &[B],
-            z: &[C],
-            f: impl Fn(f32, f32, f32) -> [f32; S],
-        ) -> [f64; S] {
-            lane_sums3_loop(x, y, z, f)
-        }
-        #[target_feature(enable = "avx2")]
-        unsafe fn avx2<const S: usize, A: Float, B: Float, C: Float>(
-            x: &[A],
-            y: &[B],
-            z: &[C],
-            f: impl Fn(f32, f32, f32) -> [f32; S],
-        ) -> [f64; S] {
-            lane_sums3_loop(x, y, z, f)
-        }
-        match width() {
-            // SAFETY: `width` detected the features each function enables.
-            Width::Avx512 => return unsafe { avx512(x, y, z, f) },
-            // SAFETY: as above.
-            Width::Avx2 => return unsafe { avx2(x, y, z, f) },
-            Width::Baseline => {}
-        }
-    }
-    lane_sums3_loop(x, y, z, f)
+    wide(
+        #[inline(always)]
+        || lane_sums3_loop(x, y, z, f),
+    )
 }
 
 /// The loop of [`lane_sums3`].
@@ -161,11 +132,14 @@ pub fn batch_forward<X: Float>(
                 let (mean, rstd) = stats[c];
                 let (s, b) = (gamma[c] * rstd, beta[c] - mean * gamma[c] * rstd);
                 let src = &x[plane * v.inner..(plane + 1) * v.inner];
-                wide(|| {
-                    for (o, &xv) in out.iter_mut().zip(src) {
-                        o.write(X::from_f32(xv.to_f32() * s + b));
-                    }
-                })
+                wide(
+                    #[inline(always)]
+                    || {
+                        for (o, &xv) in out.iter_mut().zip(src) {
+                            o.write(X::from_f32(xv.to_f32() * s + b));
+                        }
+                    },
+                )
             }
         })
     };
@@ -209,12 +183,15 @@ pub fn batch_backward<X: Float, D: Float>(
                 let (sdy, sdyx) = (sums[c].0 as f32, sums[c].1 as f32);
                 let xs = &x[plane * v.inner..(plane + 1) * v.inner];
                 let ds = &dy[plane * v.inner..(plane + 1) * v.inner];
-                wide(|| {
-                    for ((o, &xv), &d) in out.iter_mut().zip(xs).zip(ds) {
-                        let xhat = (xv.to_f32() - mu) * r;
-                        o.write(X::from_f32(k * (m as f32 * d.to_f32() - sdy - xhat * sdyx)));
-                    }
-                })
+                wide(
+                    #[inline(always)]
+                    || {
+                        for ((o, &xv), &d) in out.iter_mut().zip(xs).zip(ds) {
+                            let xhat = (xv.to_f32() - mu) * r;
+                            o.write(X::from_f32(k * (m as f32 * d.to_f32() - sdy - xhat * sdyx)));
+                        }
+                    },
+                )
             }
         })
     };
@@ -279,18 +256,24 @@ pub fn row_forward<X: Float>(
                 let (o, v) = (&mut out[run.clone()], &src[run.clone()]);
                 if per_column {
                     let (g, b) = (&gamma[p..p + run.len()], &beta[p..p + run.len()]);
-                    wide(|| {
-                        for (((o, &v), &g), &b) in o.iter_mut().zip(v).zip(g).zip(b) {
-                            o.write(X::from_f32((v.to_f32() - m) * inv * g + b));
-                        }
-                    });
+                    wide(
+                        #[inline(always)]
+                        || {
+                            for (((o, &v), &g), &b) in o.iter_mut().zip(v).zip(g).zip(b) {
+                                o.write(X::from_f32((v.to_f32() - m) * inv * g + b));
+                            }
+                        },
+                    );
                 } else {
                     let (g, b) = (gamma[p], beta[p]);
-                    wide(|| {
-                        for (o, &v) in o.iter_mut().zip(v) {
-                            o.write(X::from_f32((v.to_f32() - m) * inv * g + b));
-                        }
-                    });
+                    wide(
+                        #[inline(always)]
+                        || {
+                            for (o, &v) in o.iter_mut().zip(v) {
+                                o.write(X::from_f32((v.to_f32() - m) * inv * g + b));
+                            }
+                        },
+                    );
                 }
             });
             *mu = m;
@@ -361,20 +344,26 @@ pub fn row_backward<X: Float, D: Float>(
                 let (o, xv, dv) = (&mut out[run.clone()], &xs[run.clone()], &ds[run.clone()]);
                 if per_column {
                     let g = &gamma[p..p + run.len()];
-                    wide(|| {
-                        for (((o, &x), &d), &g) in o.iter_mut().zip(xv).zip(dv).zip(g) {
-                            let xhat = (x.to_f32() - mu) * rs;
-                            o.write(X::from_f32(rs * (d.to_f32() * g - mg - xhat * mgx)));
-                        }
-                    });
+                    wide(
+                        #[inline(always)]
+                        || {
+                            for (((o, &x), &d), &g) in o.iter_mut().zip(xv).zip(dv).zip(g) {
+                                let xhat = (x.to_f32() - mu) * rs;
+                                o.write(X::from_f32(rs * (d.to_f32() * g - mg - xhat * mgx)));
+                            }
+                        },
+                    );
                 } else {
                     let g = gamma[p];
-                    wide(|| {
-                        for ((o, &x), &d) in o.iter_mut().zip(xv).zip(dv) {
-                            let xhat = (x.to_f32() - mu) * rs;
-                            o.write(X::from_f32(rs * (d.to_f32() * g - mg - xhat * mgx)));
-                        }
-                    });
+                    wide(
+                        #[inline(always)]
+                        || {
+                            for ((o, &x), &d) in o.iter_mut().zip(xv).zip(dv) {
+                                let xhat = (x.to_f32() - mu) * rs;
+                                o.write(X::from_f32(rs * (d.to_f32() * g - mg - xhat * mgx)));
+                            }
+                        },
+                    );
                 }
             });
         });
@@ -429,13 +418,16 @@ fn column_param_grads<X: Float, D: Float>(
                 affine_runs(&a, r, cols, |run, p, _| {
                     let (g, b) = (&mut dg[p..p + run.len()], &mut db[p..p + run.len()]);
                     let (xv, dv) = (&xs[run.clone()], &ds[run]);
-                    wide(|| {
-                        for (((g, b), &x), &d) in g.iter_mut().zip(b).zip(xv).zip(dv) {
-                            let d = d.to_f32();
-                            *g += d * (x.to_f32() - mu) * rs;
-                            *b += d;
-                        }
-                    });
+                    wide(
+                        #[inline(always)]
+                        || {
+                            for (((g, b), &x), &d) in g.iter_mut().zip(b).zip(xv).zip(dv) {
+                                let d = d.to_f32();
+                                *g += d * (x.to_f32() - mu) * rs;
+                                *b += d;
+                            }
+                        },
+                    );
                 });
             }
             (dg, db)

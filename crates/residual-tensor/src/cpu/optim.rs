@@ -108,14 +108,17 @@ pub fn adamw(
         .for_each(|(((np, (nm, nv)), (p, g)), (m, v))| {
             let outs = np.iter_mut().zip(nm).zip(nv);
             let ins = p.iter().zip(g).zip(m).zip(v);
-            wide(|| {
-                for (((np, nm), nv), (((&p, &g), &m), &v)) in outs.zip(ins) {
-                    let (p, m, v) = step.update(p, g, m, v);
-                    np.write(p);
-                    nm.write(m);
-                    nv.write(v);
-                }
-            })
+            wide(
+                #[inline(always)]
+                || {
+                    for (((np, nm), nv), (((&p, &g), &m), &v)) in outs.zip(ins) {
+                        let (p, m, v) = step.update(p, g, m, v);
+                        np.write(p);
+                        nm.write(m);
+                        nv.write(v);
+                    }
+                },
+            )
         });
     // SAFETY: the chunks of the outputs and of `p` match one to one and every
     // element was written.
@@ -144,14 +147,17 @@ pub fn adamw_in_place(
         .zip(p.par_chunks(CHUNK).zip(g.par_chunks(CHUNK)))
         .for_each(|((np, (m, v)), (p, g))| {
             let outs = np.iter_mut().zip(m).zip(v);
-            wide(|| {
-                for (((np, m), v), (&p, &g)) in outs.zip(p.iter().zip(g)) {
-                    let (p, nm, nv) = step.update(p, g, *m, *v);
-                    np.write(p);
-                    *m = nm;
-                    *v = nv;
-                }
-            })
+            wide(
+                #[inline(always)]
+                || {
+                    for (((np, m), v), (&p, &g)) in outs.zip(p.iter().zip(g)) {
+                        let (p, nm, nv) = step.update(p, g, *m, *v);
+                        np.write(p);
+                        *m = nm;
+                        *v = nv;
+                    }
+                },
+            )
         });
     // SAFETY: the chunks of `np` and of `p` match one to one and every
     // element was written.

@@ -8,6 +8,13 @@
 //! instruction for instruction, lane for lane (Rust never contracts a
 //! multiply and an add into an FMA on its own), so the results are bit for
 //! bit those of the baseline build; only the speed changes.
+//!
+//! The closure must be marked `#[inline(always)]` (`wide(#[inline(always)]
+//! || ...)`), and so must any closure its loop calls that is not small.
+//! Without it, a closure larger than the inliner's threshold (it is called
+//! from three functions, one per width) stays out of line, compiled for the
+//! baseline, and its loop runs four lanes wide on every CPU, silently: the
+//! norm statistics, GELU's derivative and the broadcast rows did.
 
 use std::sync::OnceLock;
 
@@ -43,7 +50,8 @@ pub(crate) fn width() -> Width {
 }
 
 /// Runs `f` compiled for the widest vectors this CPU has (see the module
-/// doc). `f` should be a loop over slices with no calls it cannot inline.
+/// doc). `f` should be an `#[inline(always)]` closure, a loop over slices
+/// with no calls it cannot inline.
 #[inline(always)]
 pub(crate) fn wide<R>(f: impl FnOnce() -> R) -> R {
     #[cfg(target_arch = "x86_64")]
@@ -91,10 +99,16 @@ mod tests {
         ]);
         // The loops are written out inside the closures, so that they are
         // compiled (and vectorised) within the wide function.
-        let round_wide: Vec<u16> = wide(|| x.iter().map(|&a| bf16_bits(a)).collect());
+        let round_wide: Vec<u16> = wide(
+            #[inline(always)]
+            || x.iter().map(|&a| bf16_bits(a)).collect(),
+        );
         let round_base: Vec<u16> = x.iter().map(|&a| bf16_bits(a)).collect();
         assert_eq!(round_wide, round_base);
-        let scaled_wide: Vec<u32> = wide(|| x.iter().map(|&a| (a * 1.7 + 0.3).to_bits()).collect());
+        let scaled_wide: Vec<u32> = wide(
+            #[inline(always)]
+            || x.iter().map(|&a| (a * 1.7 + 0.3).to_bits()).collect(),
+        );
         let scaled_base: Vec<u32> = x.iter().map(|&a| (a * 1.7 + 0.3).to_bits()).collect();
         assert_eq!(scaled_wide, scaled_base);
         let want: Vec<u16> = x
